@@ -1,0 +1,419 @@
+"""Loss pieces for Task-Relative REINFORCE++ with a clipped surrogate (spec §5).
+
+Everything here is a pure, jit-friendly JAX function; the learner wires them
+together (coefficients, micro-batching, optimiser). Conventions:
+
+* Shapes: `B` sequences, `T` token positions, `D` hidden size, `V` vocabulary.
+* Masks are built from lengths (`masks_from_lengths`), never from `token == pad`.
+* Per-token terms return masked *sums* plus a token count, so micro-batches
+  aggregate by tokens: the learner adds sums and counts over micro-batches and
+  divides once at the end (token-mean over the whole batch).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+AdvantageMode = Literal["task_relative", "global"]
+KLEstimator = Literal["k1", "k3"]
+
+# Bound on |log π_θ − log π_old| before `exp`. exp(20) ≈ 4.9e8: finite with
+# headroom in float32 and bfloat16 (both reach ~3e38) even after multiplying by
+# an advantage, yet far outside any ratio PPO cares about (the trust region is
+# |log ρ| ≲ 0.2), so it never changes a healthy update; it only stops one stale
+# or corrupted token from producing inf/NaN. Beyond the bound the gradient is 0.
+DEFAULT_LOG_RATIO_CLIP = 20.0
+
+
+# ----------------------------------------------------------------------------
+# Advantages
+# ----------------------------------------------------------------------------
+
+
+def _is_concrete(*arrays) -> bool:
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def group_reward_stats(
+    rewards: jax.Array,  # [N] float
+    group_ids: jax.Array,  # [N] int in [0, num_groups)
+    num_groups: int,
+    valid: jax.Array,  # [N] bool
+    weights: jax.Array | None = None,  # [N] float >= 0, e.g. response lengths
+    unbiased: bool = True,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per-group reward mean, standard deviation and member count.
+
+    Rows with `valid=False` are ignored. `weights` (optional) weights each row,
+    e.g. by its number of response tokens to reproduce the reference's
+    token-level whitening. With `unbiased=True` the variance carries Bessel's
+    correction `W / (W − 1)`, where `W` is the summed weight (the row count when
+    `weights` is None), as the reference's `masked_var` does.
+
+    Returns `(mean [G], std [G], count [G])`; `count` is the number of valid
+    rows. A group with `W <= 1` (incl. empty groups) gets std 0.
+    """
+    rewards = jnp.asarray(rewards, jnp.float32)  # [N]
+    group_ids = jnp.asarray(group_ids, jnp.int32)  # [N]
+    valid = jnp.asarray(valid, bool)  # [N]
+    if rewards.ndim != 1 or group_ids.shape != rewards.shape or valid.shape != rewards.shape:
+        raise ValueError(
+            "rewards, group_ids and valid must all have shape [N]; got "
+            f"{rewards.shape}, {group_ids.shape}, {valid.shape}"
+        )
+    if num_groups < 1:
+        raise ValueError(f"num_groups must be >= 1, got {num_groups}")
+    if _is_concrete(group_ids, valid):
+        ids = np.asarray(group_ids)[np.asarray(valid)]
+        if ids.size and (ids.min() < 0 or ids.max() >= num_groups):
+            raise ValueError(
+                f"group_ids of valid rows must lie in [0, {num_groups}); "
+                f"got range [{ids.min()}, {ids.max()}]"
+            )
+    row_weight = valid.astype(jnp.float32)  # [N]
+    if weights is not None:
+        weights = jnp.asarray(weights, jnp.float32)
+        if weights.shape != rewards.shape:
+            raise ValueError(f"weights must have shape {rewards.shape}, got {weights.shape}")
+        row_weight = row_weight * weights
+    # Invalid rows are sent to group 0 with weight 0, so they never contribute.
+    safe_ids = jnp.where(valid, group_ids, 0)  # [N]
+    seg_sum = lambda x: jax.ops.segment_sum(x, safe_ids, num_segments=num_groups)  # noqa: E731
+    count = seg_sum(valid.astype(jnp.int32))  # [G]
+    total_weight = seg_sum(row_weight)  # [G]
+    safe_rewards = jnp.where(valid, rewards, 0.0)  # [N]
+    mean = seg_sum(row_weight * safe_rewards) / jnp.maximum(total_weight, 1e-30)  # [G]
+    centred = safe_rewards - mean[safe_ids]  # [N]
+    sq_sum = seg_sum(row_weight * centred * centred)  # [G]
+    denom = total_weight - 1.0 if unbiased else total_weight  # [G]
+    var = jnp.where(denom > 0, sq_sum / jnp.where(denom > 0, denom, 1.0), 0.0)  # [G]
+    return mean, jnp.sqrt(var), count
+
+
+def task_relative_advantages(
+    rewards: jax.Array,  # [N] float
+    group_ids: jax.Array,  # [N] int: (task type, role) group of each row
+    num_groups: int,
+    valid: jax.Array,  # [N] bool: False for padding rows
+    eps: float = 1e-6,
+    mode: AdvantageMode = "task_relative",
+    weights: jax.Array | None = None,  # [N] optional row weights
+    unbiased: bool = True,
+) -> jax.Array:  # [N] float32
+    """Sequence advantages `A = (r − μ_g) / (σ_g + eps)` (spec §5).
+
+    `mode="task_relative"`: μ, σ per (task, role) group given by `group_ids`.
+    `mode="global"`: one baseline over every valid row (ablation; `group_ids`
+    is ignored).
+
+    Std convention: Bessel-corrected (`unbiased=True`, sample std), matching
+    the reference trainer, which whitens each problem type's batch with verl's
+    `masked_whiten` (unbiased `masked_var`). The reference whitens over tokens
+    (each row weighted by its response length, then `rsqrt(var + 1e-8)`);
+    by default we weight rows equally as the spec's formula does; pass
+    `weights=response_lengths` for the reference's token weighting.
+
+    Rows with `valid=False` are ignored in the statistics and get 0. A row
+    alone in its group gets 0: it has no peers to form a baseline (its own
+    mean is itself, so the centred reward is 0 and the sample std is 0/0);
+    0 is that limit and keeps a lone sample from pushing the policy at all.
+    Likewise a group whose rewards are all equal (σ = 0) gets 0, also with
+    `eps=0`.
+    """
+    if mode not in ("task_relative", "global"):
+        raise ValueError(f"mode must be 'task_relative' or 'global', got {mode!r}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    valid = jnp.asarray(valid, bool)  # [N]
+    if mode == "global":
+        group_ids = jnp.zeros(jnp.shape(rewards), jnp.int32)  # [N]
+        num_groups = 1
+    group_ids = jnp.asarray(group_ids, jnp.int32)
+    mean, std, count = group_reward_stats(
+        rewards, group_ids, num_groups, valid, weights=weights, unbiased=unbiased
+    )  # [G] each
+    safe_ids = jnp.where(valid, group_ids, 0)  # [N]
+    rewards = jnp.asarray(rewards, jnp.float32)
+    row_std = std[safe_ids]  # [N]
+    keep = valid & (count[safe_ids] > 1) & (row_std > 0)  # [N]
+    denom = jnp.where(keep, row_std + eps, 1.0)  # [N]; never 0/0, even with eps=0
+    return jnp.where(keep, (rewards - mean[safe_ids]) / denom, 0.0)
+
+
+# ----------------------------------------------------------------------------
+# Per-token log-probabilities in token chunks
+# ----------------------------------------------------------------------------
+
+
+def _tempered_logits(
+    hidden: jax.Array,  # [C, D]
+    unembedding: jax.Array,  # [V, D]
+    temperature: jax.Array,  # [C] float32
+    logit_softcap: float | None,
+) -> jax.Array:  # [C, V] float32
+    """`softcap(h @ Eᵀ) / temperature` in float32, the sampler's distribution."""
+    logits = jnp.einsum(
+        "nd,vd->nv", hidden, unembedding, preferred_element_type=jnp.float32
+    )  # [C, V]
+    if logit_softcap is not None:
+        logits = logit_softcap * jnp.tanh(logits / logit_softcap)
+    return logits / temperature[:, None]
+
+
+def chunked_token_logprobs(
+    hidden: jax.Array,  # [B, T, D]
+    unembedding: jax.Array,  # [V, D]
+    targets: jax.Array,  # [B, T] int in [0, V)
+    temperature: float | jax.Array = 1.0,  # scalar or [B]
+    chunk_size: int = 512,
+    logit_softcap: float | None = None,
+    return_entropy: bool = False,
+) -> tuple[jax.Array, jax.Array | None]:  # ([B, T] float32, [B, T] float32 | None)
+    """`log_softmax(softcap(h @ Eᵀ) / temperature)[target]` without `[B, T, V]`.
+
+    The `B*T` token rows are processed `chunk_size` rows at a time with
+    `lax.scan`; each step materialises only `[chunk_size, V]` float32 logits and
+    takes an exact log-softmax over them. Chunking over rows rather than over
+    the vocabulary needs no online logsumexp, keeps one large, well-shaped
+    matmul per step (`'nd,vd->nv'`, the faster layout measured on CPU), and
+    costs only a re-read of the `[V, D]` table per chunk, which is small next
+    to the matmul itself for chunks of a few hundred rows. The chunk body is
+    under `jax.checkpoint`, so the backward pass recomputes a chunk's logits
+    instead of storing them: memory scales with `chunk_size * V`, not `B*T*V`.
+
+    Temperature is applied exactly as the sampler does (logits / temperature,
+    then log-softmax), after the optional softcap `c * tanh(logits / c)`.
+    `targets` must be valid ids everywhere (use any id, e.g. 0, at masked
+    positions). Returns `(logprobs, entropy)`; `entropy` (of the same tempered
+    distribution) is None unless `return_entropy`.
+    """
+    if hidden.ndim != 3:
+        raise ValueError(f"hidden must be [B, T, D], got shape {hidden.shape}")
+    batch, seq, dim = hidden.shape
+    if unembedding.ndim != 2 or unembedding.shape[1] != dim:
+        raise ValueError(
+            f"unembedding must be [V, {dim}] to match hidden, got {unembedding.shape}"
+        )
+    if targets.shape != (batch, seq):
+        raise ValueError(f"targets must have shape {(batch, seq)}, got {targets.shape}")
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if logit_softcap is not None and not logit_softcap > 0:
+        raise ValueError(f"logit_softcap must be positive or None, got {logit_softcap}")
+    temperature = jnp.asarray(temperature, jnp.float32)
+    if temperature.ndim == 0:
+        temperature = jnp.broadcast_to(temperature, (batch, seq))  # [B, T]
+    elif temperature.shape == (batch,):
+        temperature = jnp.broadcast_to(temperature[:, None], (batch, seq))  # [B, T]
+    else:
+        raise ValueError(f"temperature must be a scalar or [B]={batch}, got {temperature.shape}")
+
+    rows = batch * seq
+    chunk = int(min(chunk_size, max(rows, 1)))
+    num_chunks = -(-rows // chunk)
+    pad = num_chunks * chunk - rows
+    flat_hidden = hidden.reshape(rows, dim)  # [N, D]
+    flat_targets = targets.reshape(rows).astype(jnp.int32)  # [N]
+    flat_temp = temperature.reshape(rows)  # [N]
+    if pad:
+        flat_hidden = jnp.pad(flat_hidden, ((0, pad), (0, 0)))
+        flat_targets = jnp.pad(flat_targets, (0, pad))
+        flat_temp = jnp.pad(flat_temp, (0, pad), constant_values=1.0)
+    xs = (
+        flat_hidden.reshape(num_chunks, chunk, dim),  # [K, C, D]
+        flat_targets.reshape(num_chunks, chunk),  # [K, C]
+        flat_temp.reshape(num_chunks, chunk),  # [K, C]
+    )
+
+    @functools.partial(jax.checkpoint, prevent_cse=False)  # inside scan: CSE is safe
+    def chunk_stats(h, tgt, temp):
+        logits = _tempered_logits(h, unembedding, temp, logit_softcap)  # [C, V]
+        lse = jax.nn.logsumexp(logits, axis=-1)  # [C]
+        target_logit = jnp.take_along_axis(logits, tgt[:, None], axis=-1)[:, 0]  # [C]
+        logp = target_logit - lse  # [C]
+        if not return_entropy:
+            return logp, None
+        probs = jnp.exp(logits - lse[:, None])  # [C, V]
+        entropy = lse - jnp.sum(probs * logits, axis=-1)  # [C]
+        return logp, entropy
+
+    def body(carry, x):
+        return carry, chunk_stats(*x)
+
+    _, (logp, entropy) = jax.lax.scan(body, None, xs)  # [K, C] each
+    logp = logp.reshape(-1)[:rows].reshape(batch, seq)  # [B, T]
+    if entropy is not None:
+        entropy = entropy.reshape(-1)[:rows].reshape(batch, seq)  # [B, T]
+    return logp, entropy
+
+
+# ----------------------------------------------------------------------------
+# Policy loss and optional regularisers
+# ----------------------------------------------------------------------------
+
+
+def clipped_surrogate_loss(
+    logprobs: jax.Array,  # [B, T] log π_θ at the sampled tokens
+    old_logprobs: jax.Array,  # [B, T] log π_old (rollout policy)
+    advantages: jax.Array,  # [B] sequence advantages (or [B, T] per token)
+    mask: jax.Array,  # [B, T] bool/0-1: response tokens
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    log_ratio_clip: float = DEFAULT_LOG_RATIO_CLIP,
+) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
+    """PPO clipped surrogate, summed over response tokens.
+
+    `ρ = exp(clip(logp − old_logp, −c, c))`; per-token loss
+    `−min(ρ·A, clip(ρ, 1 − clip_low, 1 + clip_high)·A)`.
+
+    Returns `(loss_sum, token_count, metric_sums)`: the learner sums these over
+    micro-batches and divides by the total token count (token-mean). Metric
+    sums (divide by `token_count`, see `metric_means`):
+    `clipped_tokens` (tokens whose gradient the clip removed),
+    `clipped_low_tokens` / `clipped_high_tokens` (ρ below / above the range with
+    A < 0 / A > 0), `approx_kl_sum` (k3 estimate of KL(π_old‖π_θ)),
+    `ratio_sum` (Σρ).
+    """
+    if logprobs.shape != old_logprobs.shape or logprobs.shape != mask.shape:
+        raise ValueError(
+            "logprobs, old_logprobs and mask must share a [B, T] shape; got "
+            f"{logprobs.shape}, {old_logprobs.shape}, {mask.shape}"
+        )
+    if advantages.ndim == 1:
+        if advantages.shape[0] != logprobs.shape[0]:
+            raise ValueError(f"advantages [B] must have B={logprobs.shape[0]}, got {advantages.shape}")
+        advantages = advantages[:, None]  # [B, 1]
+    elif advantages.shape != logprobs.shape:
+        raise ValueError(f"advantages must be [B] or {logprobs.shape}, got {advantages.shape}")
+    if clip_low < 0 or clip_high < 0 or clip_low >= 1:
+        raise ValueError(f"need 0 <= clip_low < 1 and clip_high >= 0; got {clip_low}, {clip_high}")
+    if log_ratio_clip <= 0:
+        raise ValueError(f"log_ratio_clip must be positive, got {log_ratio_clip}")
+
+    mask = jnp.asarray(mask).astype(bool)  # [B, T]
+    advantages = jnp.asarray(advantages, jnp.float32)
+    # Sanitise masked positions first so padding can never produce inf/NaN
+    # (neither in the value nor in the gradient).
+    log_ratio = jnp.where(mask, logprobs.astype(jnp.float32) - old_logprobs.astype(jnp.float32), 0.0)
+    log_ratio = jnp.clip(log_ratio, -log_ratio_clip, log_ratio_clip)  # [B, T]
+    ratio = jnp.exp(log_ratio)  # [B, T]
+    clipped_ratio = jnp.clip(ratio, 1.0 - clip_low, 1.0 + clip_high)  # [B, T]
+    per_token = -jnp.minimum(ratio * advantages, clipped_ratio * advantages)  # [B, T]
+    maskf = mask.astype(jnp.float32)
+    loss_sum = jnp.sum(per_token * maskf)
+    token_count = jnp.sum(maskf)
+
+    ratio_sg = jax.lax.stop_gradient(ratio)
+    log_ratio_sg = jax.lax.stop_gradient(log_ratio)
+    low = (ratio_sg < 1.0 - clip_low) & (advantages < 0) & mask  # [B, T]
+    high = (ratio_sg > 1.0 + clip_high) & (advantages > 0) & mask  # [B, T]
+    metrics = {
+        "clipped_tokens": jnp.sum((low | high).astype(jnp.float32)),
+        "clipped_low_tokens": jnp.sum(low.astype(jnp.float32)),
+        "clipped_high_tokens": jnp.sum(high.astype(jnp.float32)),
+        "approx_kl_sum": jnp.sum(((ratio_sg - 1.0) - log_ratio_sg) * maskf),
+        "ratio_sum": jnp.sum(ratio_sg * maskf),
+    }
+    return loss_sum, token_count, metrics
+
+
+def metric_means(metric_sums: dict[str, jax.Array], token_count: jax.Array) -> dict[str, jax.Array]:
+    """Turn `clipped_surrogate_loss` metric sums into per-token means."""
+    denom = jnp.maximum(token_count, 1.0)
+    return {
+        "clip_fraction": metric_sums["clipped_tokens"] / denom,
+        "clip_fraction_low": metric_sums["clipped_low_tokens"] / denom,
+        "clip_fraction_high": metric_sums["clipped_high_tokens"] / denom,
+        "approx_kl": metric_sums["approx_kl_sum"] / denom,
+        "ratio_mean": metric_sums["ratio_sum"] / denom,
+    }
+
+
+def kl_per_token(
+    logprobs: jax.Array,  # [B, T] log π_θ
+    ref_logprobs: jax.Array,  # [B, T] log π_ref
+    estimator: KLEstimator = "k1",
+    log_ratio_clip: float = DEFAULT_LOG_RATIO_CLIP,
+) -> jax.Array:  # [B, T]
+    """Per-token estimate of KL(π_θ‖π_ref) from tokens sampled by the policy.
+
+    `k1 = logp − ref` (unbiased, high variance, can be negative);
+    `k3 = exp(ref − logp) − (ref − logp) − 1` (Schulman's low-variance,
+    non-negative estimator; its log-difference is clipped before `exp`).
+    """
+    diff = logprobs.astype(jnp.float32) - ref_logprobs.astype(jnp.float32)  # [B, T]
+    if estimator == "k1":
+        return diff
+    if estimator == "k3":
+        neg = jnp.clip(-diff, -log_ratio_clip, log_ratio_clip)
+        return jnp.exp(neg) - neg - 1.0
+    raise ValueError(f"estimator must be 'k1' or 'k3', got {estimator!r}")
+
+
+def kl_penalty(
+    logprobs: jax.Array,  # [B, T]
+    ref_logprobs: jax.Array,  # [B, T]
+    mask: jax.Array,  # [B, T]
+    estimator: KLEstimator = "k1",
+) -> jax.Array:  # scalar: masked token sum
+    """Masked token-sum of `kl_per_token`; divide by the token count like the loss.
+
+    Off by default: the learner multiplies it by `kl_coef` (0 in the spec).
+    """
+    if logprobs.shape != ref_logprobs.shape or logprobs.shape != mask.shape:
+        raise ValueError(
+            f"shapes differ: {logprobs.shape}, {ref_logprobs.shape}, {mask.shape}"
+        )
+    mask = jnp.asarray(mask).astype(bool)
+    safe_ref = jnp.where(mask, ref_logprobs, logprobs)  # padding contributes exactly 0
+    kl = kl_per_token(logprobs, safe_ref, estimator)
+    return jnp.sum(jnp.where(mask, kl, 0.0))
+
+
+def entropy_bonus(
+    entropy: jax.Array,  # [B, T] per-token entropy (chunked_token_logprobs)
+    mask: jax.Array,  # [B, T]
+) -> jax.Array:  # scalar: masked token sum
+    """Masked token-sum of entropy; the learner subtracts `coef * sum / tokens`."""
+    if entropy.shape != mask.shape:
+        raise ValueError(f"entropy {entropy.shape} and mask {mask.shape} differ")
+    return jnp.sum(jnp.where(jnp.asarray(mask).astype(bool), entropy, 0.0))
+
+
+# ----------------------------------------------------------------------------
+# Masks
+# ----------------------------------------------------------------------------
+
+
+def masks_from_lengths(
+    prompt_lengths: jax.Array,  # [B] int: tokens of prompt
+    total_lengths: jax.Array,  # [B] int: prompt + response tokens
+    seq_len: int,
+) -> jax.Array:  # [B, T=seq_len] bool
+    """Response mask over token positions: `prompt_len <= t < total_len`.
+
+    Derived from lengths, never from `token == pad` (pad may equal EOS, and the
+    EOS that ends a response must be trained on). Position `t` indexes the
+    token sequence; when log-probs are aligned to predicted tokens
+    (`logprobs[:, t]` scores token `t + 1`), use `mask[:, 1:]`.
+    """
+    prompt_lengths = jnp.asarray(prompt_lengths, jnp.int32)
+    total_lengths = jnp.asarray(total_lengths, jnp.int32)
+    if prompt_lengths.ndim != 1 or total_lengths.shape != prompt_lengths.shape:
+        raise ValueError(
+            f"prompt_lengths and total_lengths must be [B]; got {prompt_lengths.shape}, {total_lengths.shape}"
+        )
+    if _is_concrete(prompt_lengths, total_lengths):
+        p, t = np.asarray(prompt_lengths), np.asarray(total_lengths)
+        if (p < 0).any() or (t < p).any() or (t > seq_len).any():
+            raise ValueError(
+                f"need 0 <= prompt_length <= total_length <= seq_len={seq_len}; "
+                f"got prompt_lengths={p.tolist()}, total_lengths={t.tolist()}"
+            )
+    positions = jnp.arange(seq_len, dtype=jnp.int32)[None, :]  # [1, T]
+    return (positions >= prompt_lengths[:, None]) & (positions < total_lengths[:, None])
