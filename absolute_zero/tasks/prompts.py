@@ -271,7 +271,7 @@ def induction_solver_prompt(task: InductionTask, config: PromptConfig = PromptCo
         f"{_fenced('message', task.message.strip())}\n\n"
         f"{_show_pairs(task.shown)}\n\n"
         "Write a function `f` that gives the same output for these inputs and for other inputs of the same "
-        "kind; it will be tested on inputs you have not seen. "
+        "kind; it will be tested on inputs you have not seen.\n\n"
         f"{_program_rules(config)}\n"
         "Reason about the pattern first. Then give the program in a ```python block between <answer> and "
         "</answer>, like this:\n"
