@@ -71,3 +71,84 @@ def test_solve_rates_grouping():
     assert solve_rates(outcomes, 8) == [0.25]
     with pytest.raises(ValueError, match="groups of n=3"):
         solve_rates(outcomes, 3)
+
+
+# --------------------------------------------------------------------------- batching
+# A recording stand-in for the sandbox's azr module: checks that each batch makes one
+# sandbox call, that identical (task, answer) pairs are sent once, and that results are
+# routed back to the right answers. Real execution is tested in test_validators_sandbox.py.
+
+from absolute_zero.tasks import grading, validators  # noqa: E402
+from absolute_zero.tasks.parsers import FailureKind, ParsedLiteral, ParsedProgram, ParsedTripletProposal, ParseFailure  # noqa: E402
+from absolute_zero.tasks.types import InductionTask, TaskType, Triplet  # noqa: E402
+
+
+class RecordingAzr:
+    def __init__(self):
+        self.calls = []
+
+    def validate_proposals(self, pool, jobs):
+        self.calls.append(("validate", list(jobs)))
+        # rule for the stand-in: input literal '0' fails, others "output" their own text
+        return [V(False, "error", None, "ZeroDivisionError") if i == "0" else V(True, "ok", f"<{i}>", "")
+                for _, i in jobs]
+
+    def grade_abduction(self, pool, jobs):
+        self.calls.append(("abduction", list(jobs)))
+        return [answer == "right" for _, answer, _ in jobs]
+
+    def grade_induction(self, pool, jobs):
+        self.calls.append(("induction", [(p, list(pairs)) for p, pairs in jobs]))
+        return ["good" in p for p, _ in jobs]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    azr = RecordingAzr()
+    monkeypatch.setattr(validators, "_azr", lambda: azr)
+    monkeypatch.setattr(grading, "_azr", lambda: azr)
+    return azr
+
+
+def test_triplet_validation_is_one_batch_in_order(fake):
+    broken = ParseFailure(FailureKind.MISSING_INPUT_BLOCK, "x")
+    content = ParseFailure(FailureKind.SYNTAX_ERROR, "x")
+    parsed = [ParsedTripletProposal("p1", "1"), broken, ParsedTripletProposal("p2", "0"), content,
+              ParsedTripletProposal("p3", "3")]
+    results = validators.validate_triplet_proposals(None, parsed)
+    assert fake.calls == [("validate", [("p1", "1"), ("p2", "0"), ("p3", "3")])]
+    assert [r.triplet for r in results] == [Triplet("p1", "1", "<1>"), None, None, None, Triplet("p3", "3", "<3>")]
+    assert [r.well_formed for r in results] == [True, False, True, True, True]
+    assert [r.status for r in results] == ["ok", "missing_input_block", "error", "syntax_error", "ok"]
+
+
+def test_induction_validation_is_one_batch(fake):
+    items = [("prog_a", ParsedInductionProposal(("1", "0", "2"), "a")),
+             ("prog_b", ParseFailure(FailureKind.TOO_FEW_INPUTS, "x")),
+             ("prog_c", ParsedInductionProposal(("5", "6"), "c"))]
+    results = validators.validate_induction_proposals(None, items)
+    assert fake.calls == [("validate", [("prog_a", "1"), ("prog_a", "0"), ("prog_a", "2"),
+                                        ("prog_c", "5"), ("prog_c", "6")])]
+    assert results[0].task.shown == (IOPair("1", "<1>"),) and results[0].task.held_out == (IOPair("2", "<2>"),)
+    assert not results[1].valid and not results[1].well_formed
+    assert results[2].task.program == "prog_c" and results[2].task.message == "c"
+
+
+def test_grading_dedups_identical_answers(fake):
+    t1, t2 = Triplet("p", "1", "o1"), Triplet("q", "1", "o2")
+    answers = [ParsedLiteral("right"), ParsedLiteral("right"), ParsedLiteral("wrong"),
+               ParseFailure(FailureKind.EMPTY_ANSWER, "x"), ParsedLiteral("right")]
+    out = grading.grade_answers(None, TaskType.ABDUCTION, answers, [t1, t1, t1, t1, t2])
+    assert fake.calls == [("abduction", [("p", "right", "o1"), ("p", "wrong", "o1"), ("q", "right", "o2")])]
+    assert [o.correct for o in out] == [True, True, False, False, True]
+    assert [o.status for o in out] == ["correct", "correct", "wrong", "empty_answer", "correct"]
+
+
+def test_induction_grading_uses_held_out_pairs_only(fake):
+    task = InductionTask("hidden", (IOPair("1", "2"),), (IOPair("3", "6"), IOPair("4", "8")), "m")
+    answers = [ParsedProgram("good"), ParsedProgram("bad"), ParsedProgram("good")]
+    out = grading.grade_answers(None, TaskType.INDUCTION, answers, [task] * 3)
+    assert fake.calls == [("induction", [("good", [("3", "6"), ("4", "8")]), ("bad", [("3", "6"), ("4", "8")])])]
+    assert [o.score for o in out] == [1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="2 answers for 1 tasks"):
+        grading.grade_answers(None, TaskType.INDUCTION, answers[:2], [task])
