@@ -1,0 +1,174 @@
+"""Load GGUF files (llama.cpp's format) with the `gguf` package, dequantised to float.
+
+Tensors are renamed to the HF layout and handed to `params_from_hf_tensors`, so the
+checks and errors are shared with the safetensors importer. Traps handled here (see
+`models.md`): Llama-architecture Q/K rows are permuted for llama.cpp's interleaved RoPE
+and are un-permuted; Gemma norm weights are stored as (1 + w) and get the 1 removed;
+Gemma 3's local RoPE base, layer pattern and query scale are not in the file and come
+from the family definition.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from absolute_zero.models.config import ModelConfig, RopeScaling
+from absolute_zero.models.hf_layout import CheckpointError, params_from_hf_tensors
+
+_ARCH_FAMILY = {"gemma3": "gemma3", "qwen2": "qwen2", "llama": "llama"}
+
+# GGUF tensor name -> HF name; {i} is the layer index.
+_COMMON = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+    "blk.{i}.attn_q.weight": "model.layers.{i}.self_attn.q_proj.weight",
+    "blk.{i}.attn_k.weight": "model.layers.{i}.self_attn.k_proj.weight",
+    "blk.{i}.attn_v.weight": "model.layers.{i}.self_attn.v_proj.weight",
+    "blk.{i}.attn_q.bias": "model.layers.{i}.self_attn.q_proj.bias",
+    "blk.{i}.attn_k.bias": "model.layers.{i}.self_attn.k_proj.bias",
+    "blk.{i}.attn_v.bias": "model.layers.{i}.self_attn.v_proj.bias",
+    "blk.{i}.attn_output.weight": "model.layers.{i}.self_attn.o_proj.weight",
+    "blk.{i}.ffn_gate.weight": "model.layers.{i}.mlp.gate_proj.weight",
+    "blk.{i}.ffn_up.weight": "model.layers.{i}.mlp.up_proj.weight",
+    "blk.{i}.ffn_down.weight": "model.layers.{i}.mlp.down_proj.weight",
+    "blk.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
+    "blk.{i}.attn_q_norm.weight": "model.layers.{i}.self_attn.q_norm.weight",
+    "blk.{i}.attn_k_norm.weight": "model.layers.{i}.self_attn.k_norm.weight",
+}
+_GEMMA = {
+    "blk.{i}.post_attention_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+    "blk.{i}.ffn_norm.weight": "model.layers.{i}.pre_feedforward_layernorm.weight",
+    "blk.{i}.post_ffw_norm.weight": "model.layers.{i}.post_feedforward_layernorm.weight",
+}
+_LLAMA = {"blk.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight"}
+
+
+def _name_map(family: str) -> list[tuple[re.Pattern, str]]:
+  table = {**_COMMON, **(_GEMMA if family == "gemma3" else _LLAMA)}
+  return [(re.compile(re.escape(k).replace(r"\{i\}", r"(\d+)") + "$"), v)
+          for k, v in table.items()]
+
+
+def open_gguf(path: str | os.PathLike):
+  """A `gguf.GGUFReader`, with a clear error for a missing, truncated or corrupt file."""
+  import gguf
+
+  path = Path(path)
+  if not path.exists():
+    raise FileNotFoundError(f"GGUF file not found: {path}")
+  try:
+    return gguf.GGUFReader(str(path))
+  except Exception as e:  # truncated files fail inside numpy memmap / struct parsing
+    raise CheckpointError(
+        f"{path}: cannot read GGUF file ({type(e).__name__}: {e}); the file is "
+        "truncated or not a GGUF file") from e
+
+
+def _field(reader, key, default=None):
+  field = reader.fields.get(key)
+  if field is None:
+    return default
+  return field.contents()
+
+
+def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
+  """ModelConfig from GGUF metadata plus the family facts the file does not hold."""
+  arch = _field(reader, "general.architecture")
+  family = _ARCH_FAMILY.get(arch)
+  if family is None:
+    raise CheckpointError(f"GGUF architecture {arch!r} is not supported "
+                          f"(supported: {', '.join(sorted(_ARCH_FAMILY))})")
+  f = lambda key, default=None: _field(reader, f"{arch}.{key}", default)
+  tensors = {t.name: t for t in reader.tensors}
+  if "token_embd.weight" not in tensors:
+    raise CheckpointError(f"GGUF file has no token_embd.weight tensor")
+  d = int(f("embedding_length"))
+  heads = int(f("attention.head_count"))
+  head_dim = int(f("attention.key_length", d // heads))
+  vocab = int(tensors["token_embd.weight"].shape[-1])
+  common = dict(
+      name=name, family=family, vocab_size=vocab, embed_dim=d,
+      num_layers=int(f("block_count")), num_heads=heads,
+      num_kv_heads=int(f("attention.head_count_kv", heads)), head_dim=head_dim,
+      mlp_dim=int(f("feed_forward_length")),
+      rms_norm_eps=float(np.float32(f("attention.layer_norm_rms_epsilon", 1e-6))),
+      tie_embeddings="output.weight" not in tensors,
+      max_position=int(f("context_length", 8192)))
+  base = float(f("rope.freq_base", 10_000.0))
+  if family == "gemma3":
+    # Not in the file: local base 1e4, 5 local : 1 global, query scale (HF defaults).
+    scaling = None
+    factor = f("rope.scaling.factor")
+    if factor and float(factor) != 1.0:
+      scaling = RopeScaling(kind="linear", factor=float(factor))
+    return ModelConfig(
+        **common, activation="gelu_tanh", qk_norm=True, post_norms=True,
+        norm_offset=1.0, embed_scale=True, rope_base=base, rope_base_local=10_000.0,
+        rope_scaling=scaling, sliding_window=int(f("attention.sliding_window", 512)),
+        global_every=6,
+        query_pre_attn_scalar=float(d // heads if d == 5376 else head_dim))
+  scaling = None
+  if f("rope.scaling.type") == "llama3" or "rope_freqs.weight" in tensors:
+    raise CheckpointError(
+        "GGUF files with Llama 3.1 RoPE scaling are not supported yet; load the HF "
+        "safetensors checkpoint instead")
+  return ModelConfig(**common, activation="silu", qkv_bias=family == "qwen2",
+                     rope_base=base, rope_scaling=scaling)
+
+
+def _unpermute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+  """Undo llama.cpp's Q/K row permutation (interleaved -> rotate-half RoPE)."""
+  rows = w.shape[0]
+  return (w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:])
+          .swapaxes(1, 2).reshape(w.shape))
+
+
+def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
+  """Dequantised float32 tensors under HF names (fixes permutation and Gemma norms)."""
+  from gguf import quants
+
+  names = _name_map(config.family)
+  out = {}
+  for t in reader.tensors:
+    for regex, hf in names:
+      m = regex.match(t.name)
+      if m:
+        hf_name = hf.replace("{i}", m.group(1)) if m.groups() else hf
+        break
+    else:
+      raise CheckpointError(f"GGUF tensor {t.name!r} is unexpected for a "
+                            f"{config.family} model")
+    try:
+      array = quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+    except Exception as e:
+      raise CheckpointError(f"GGUF tensor {t.name!r} ({t.tensor_type.name}) cannot be "
+                            f"dequantised: {e}") from e
+    array = array.reshape(tuple(int(s) for s in reversed(t.shape)))
+    if config.family == "llama" and t.name.endswith(("attn_q.weight", "attn_k.weight")):
+      n = config.num_heads if "attn_q" in t.name else config.num_kv_heads
+      array = _unpermute_rows(array, n)
+    if config.norm_offset and "norm" in t.name:
+      array = array - np.float32(config.norm_offset)
+    out[hf_name] = array
+  return out
+
+
+def load_gguf(path: str | os.PathLike, config: ModelConfig | None = None,
+              param_dtype: str | None = None) -> tuple[ModelConfig, dict]:
+  """(config, params) from a GGUF file. A given `config` must match the file's shapes."""
+  from absolute_zero.models.hf_import import check_config_matches
+
+  reader = open_gguf(path)
+  file_config = config_from_gguf(reader, name=Path(path).stem)
+  if config is not None:
+    check_config_matches(config, file_config, str(path))
+    file_config = config
+  if param_dtype:
+    file_config = file_config.replace(param_dtype=param_dtype)
+  tensors = hf_tensors_from_gguf(reader, file_config)
+  return file_config, params_from_hf_tensors(tensors, file_config, source=str(path))

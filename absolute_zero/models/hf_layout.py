@@ -1,0 +1,189 @@
+"""Map checkpoint tensors in the Hugging Face layout onto our parameter pytree.
+
+Both importers (HF safetensors and GGUF) first produce a flat `{hf_name: np.ndarray}`
+dict in the HF layout (torch `[out, in]` weights, raw Gemma norm weights), then call
+`params_from_hf_tensors`, so the shape checks and error messages live in one place.
+
+A table of regular expressions says, per family, which of our parameters each HF tensor
+feeds and how it is reshaped (`transpose` then `reshape`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable
+
+import ml_dtypes
+
+import numpy as np
+
+from absolute_zero.models.config import ModelConfig
+
+
+class CheckpointError(ValueError):
+  """A checkpoint does not fit the model: names the offending tensor key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+  pattern: str  # regex over the HF name; group 1 is the layer index for layer tensors
+  target: tuple[str, ...]  # path in our params pytree
+  convert: Callable[[np.ndarray, ModelConfig], np.ndarray]
+  hf_shape: Callable[[ModelConfig], tuple[int, ...]]
+
+
+def _t(x, c):  # [out, in] -> [in, out]
+  return x.T
+
+
+def _rules(config: ModelConfig) -> list[_Rule]:
+  c = config
+  d, h, k, hd, f = c.embed_dim, c.num_heads, c.num_kv_heads, c.head_dim, c.mlp_dim
+  layer = r"model\.layers\.(\d+)\."
+  rules = [
+      _Rule(r"model\.embed_tokens\.weight", ("embedding",), lambda x, c: x,
+            lambda c: (c.vocab_size, d)),
+      _Rule(r"model\.norm\.weight", ("final_norm", "scale"), lambda x, c: x,
+            lambda c: (d,)),
+      _Rule(layer + r"self_attn\.q_proj\.weight", ("layers", "attn", "q_proj"),
+            lambda x, c: x.T.reshape(d, h, hd), lambda c: (h * hd, d)),
+      _Rule(layer + r"self_attn\.k_proj\.weight", ("layers", "attn", "k_proj"),
+            lambda x, c: x.T.reshape(d, k, hd), lambda c: (k * hd, d)),
+      _Rule(layer + r"self_attn\.v_proj\.weight", ("layers", "attn", "v_proj"),
+            lambda x, c: x.T.reshape(d, k, hd), lambda c: (k * hd, d)),
+      _Rule(layer + r"self_attn\.o_proj\.weight", ("layers", "attn", "o_proj"),
+            lambda x, c: x.T.reshape(h, hd, d), lambda c: (d, h * hd)),
+      _Rule(layer + r"mlp\.gate_proj\.weight", ("layers", "mlp", "gate_proj"), _t,
+            lambda c: (f, d)),
+      _Rule(layer + r"mlp\.up_proj\.weight", ("layers", "mlp", "up_proj"), _t,
+            lambda c: (f, d)),
+      _Rule(layer + r"mlp\.down_proj\.weight", ("layers", "mlp", "down_proj"), _t,
+            lambda c: (d, f)),
+      _Rule(layer + r"input_layernorm\.weight", ("layers", "pre_attn_norm", "scale"),
+            lambda x, c: x, lambda c: (d,)),
+  ]
+  if not c.tie_embeddings:
+    rules.append(_Rule(r"lm_head\.weight", ("lm_head",), lambda x, c: x,
+                       lambda c: (c.vocab_size, d)))
+  if c.qkv_bias:
+    rules += [
+        _Rule(layer + r"self_attn\.q_proj\.bias", ("layers", "attn", "q_bias"),
+              lambda x, c: x.reshape(h, hd), lambda c: (h * hd,)),
+        _Rule(layer + r"self_attn\.k_proj\.bias", ("layers", "attn", "k_bias"),
+              lambda x, c: x.reshape(k, hd), lambda c: (k * hd,)),
+        _Rule(layer + r"self_attn\.v_proj\.bias", ("layers", "attn", "v_bias"),
+              lambda x, c: x.reshape(k, hd), lambda c: (k * hd,)),
+    ]
+  if c.qk_norm:
+    rules += [
+        _Rule(layer + r"self_attn\.q_norm\.weight", ("layers", "attn", "q_norm", "scale"),
+              lambda x, c: x, lambda c: (hd,)),
+        _Rule(layer + r"self_attn\.k_norm\.weight", ("layers", "attn", "k_norm", "scale"),
+              lambda x, c: x, lambda c: (hd,)),
+    ]
+  if c.post_norms:  # Gemma: post_attention_layernorm is the norm *after* attention
+    rules += [
+        _Rule(layer + r"post_attention_layernorm\.weight",
+              ("layers", "post_attn_norm", "scale"), lambda x, c: x, lambda c: (d,)),
+        _Rule(layer + r"pre_feedforward_layernorm\.weight",
+              ("layers", "pre_mlp_norm", "scale"), lambda x, c: x, lambda c: (d,)),
+        _Rule(layer + r"post_feedforward_layernorm\.weight",
+              ("layers", "post_mlp_norm", "scale"), lambda x, c: x, lambda c: (d,)),
+    ]
+  else:  # Llama/Qwen: post_attention_layernorm is the pre-MLP norm
+    rules.append(_Rule(layer + r"post_attention_layernorm\.weight",
+                       ("layers", "pre_mlp_norm", "scale"), lambda x, c: x,
+                       lambda c: (d,)))
+  return rules
+
+
+_IGNORED = (r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq",)
+
+
+def normalise_hf_name(name: str) -> str:
+  """Strips wrappers some checkpoints add (multimodal Gemma 3, `language_model.`)."""
+  for prefix in ("language_model.model.", "model.language_model."):
+    if name.startswith(prefix):
+      return "model." + name[len(prefix):]
+  if name.startswith("language_model.lm_head."):
+    return name[len("language_model."):]
+  return name
+
+
+def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
+                           source: str = "checkpoint") -> dict:
+  """Builds our params pytree from HF-layout tensors, checking names and shapes.
+
+  Raises CheckpointError naming the key for a missing, unexpected or wrong-shaped
+  tensor. A tied model ignores a stored `lm_head.weight` (some exports keep it).
+  Vision-tower tensors of multimodal checkpoints are skipped.
+  """
+  rules = [(re.compile(r.pattern + r"$"), r) for r in _rules(config)]
+  layer_slots: dict[tuple[str, ...], list] = {}
+  flat: dict[tuple[str, ...], np.ndarray] = {}
+  unexpected = []
+  for raw_name, array in tensors.items():
+    name = normalise_hf_name(raw_name)
+    if any(re.fullmatch(p, name) for p in _IGNORED):
+      continue
+    if name.startswith(("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
+                        "model.multi_modal_projector.")):
+      continue
+    if name == "lm_head.weight" and config.tie_embeddings:
+      continue
+    for regex, rule in rules:
+      m = regex.match(name)
+      if not m:
+        continue
+      expected = rule.hf_shape(config)
+      if tuple(array.shape) != expected:
+        raise CheckpointError(
+            f"{source}: tensor {raw_name!r} has shape {tuple(array.shape)} but model "
+            f"{config.name!r} expects {expected}")
+      value = rule.convert(np.asarray(array), config)
+      if m.groups():
+        idx = int(m.group(1))
+        if idx >= config.num_layers:
+          raise CheckpointError(
+              f"{source}: tensor {raw_name!r} is for layer {idx} but model "
+              f"{config.name!r} has {config.num_layers} layers")
+        layer_slots.setdefault(rule.target, [None] * config.num_layers)[idx] = value
+      else:
+        flat[rule.target] = value
+      break
+    else:
+      unexpected.append(raw_name)
+  if unexpected:
+    raise CheckpointError(
+        f"{source}: unexpected tensor(s) for model {config.name!r}: "
+        f"{', '.join(sorted(unexpected)[:10])}"
+        + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else ""))
+  missing = []
+  for _, rule in rules:
+    if "layers" in rule.target:
+      slots = layer_slots.get(rule.target, [None] * config.num_layers)
+      missing += [rule.pattern.replace(r"(\d+)", str(i)).replace("\\", "")
+                  for i, s in enumerate(slots) if s is None]
+    elif rule.target not in flat:
+      missing.append(rule.pattern.replace("\\", ""))
+  if missing:
+    raise CheckpointError(
+        f"{source}: missing tensor(s) for model {config.name!r}: "
+        f"{', '.join(missing[:10])}" + (f" (+{len(missing) - 10} more)"
+                                        if len(missing) > 10 else ""))
+  for target, slots in layer_slots.items():
+    flat[target] = np.stack(slots)
+  params: dict = {}
+  for path, value in flat.items():
+    node = params
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = _cast(value, config.param_dtype)
+  return params
+
+
+def _cast(x: np.ndarray, dtype: str) -> np.ndarray:
+  if dtype == "bfloat16":
+    return x.astype(ml_dtypes.bfloat16)
+  return x.astype(np.dtype(dtype))

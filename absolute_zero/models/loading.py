@@ -1,0 +1,74 @@
+"""One entry point to get a model from whatever a researcher points at.
+
+`load_model(source)` accepts an embedded model name (`gemma3-270m`, `smollm2-135m`), a
+GGUF file, or a Hugging Face directory (`config.json` + safetensors). A preset name that
+has no embedded weights (e.g. `qwen2.5-7b`) gets random weights only when asked for with
+`random_init=True` (benchmarks, shape tests) — never silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from absolute_zero.models.config import ModelConfig
+from absolute_zero.models.embedded import EMBEDDED_MODELS, embedded_gguf_path
+from absolute_zero.models.gguf_import import load_gguf
+from absolute_zero.models.hf_import import load_hf_checkpoint
+from absolute_zero.models.presets import PRESETS, get_config
+from absolute_zero.models.transformer import init_params
+
+DEFAULT_MODEL = "gemma3-270m"
+
+
+def resolve_model_source(source: str) -> tuple[str, str]:
+  """('embedded'|'gguf'|'hf'|'preset', resolved path or name); clear error otherwise."""
+  if source in EMBEDDED_MODELS:
+    return "embedded", source
+  path = Path(os.path.expanduser(source))
+  if path.suffix == ".gguf":
+    if not path.exists():
+      raise FileNotFoundError(f"GGUF file not found: {path}")
+    return "gguf", str(path)
+  if path.is_dir():
+    return "hf", str(path)
+  if source in PRESETS:
+    return "preset", source
+  raise ValueError(
+      f"cannot interpret model source {source!r}: expected an embedded model "
+      f"({', '.join(EMBEDDED_MODELS)}), a .gguf file, a Hugging Face checkpoint "
+      f"directory, or a preset name ({', '.join(sorted(PRESETS))})")
+
+
+def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
+               dtype: str | None = None, random_init: bool = False,
+               seed: int = 0) -> tuple[ModelConfig, dict]:
+  """(config, params as numpy/jax arrays on the host) for `source`."""
+  kind, where = resolve_model_source(source)
+  if kind == "embedded":
+    config, params = load_gguf(embedded_gguf_path(where), config=get_config(where),
+                               param_dtype=param_dtype)
+  elif kind == "gguf":
+    config, params = load_gguf(where, param_dtype=param_dtype)
+  elif kind == "hf":
+    config, params = load_hf_checkpoint(where, param_dtype=param_dtype)
+  else:
+    if not random_init:
+      raise ValueError(
+          f"preset {where!r} has no embedded weights: pass a GGUF file or an HF "
+          "checkpoint directory, or ask for random weights explicitly (random_init)")
+    config = get_config(where)
+    if param_dtype:
+      config = config.replace(param_dtype=param_dtype)
+    params = init_params(config, jax.random.key(seed))
+  if dtype:
+    config = config.replace(dtype=dtype)
+  return config, params
+
+
+def params_nbytes(params) -> int:
+  return sum(np.asarray(x).nbytes if not hasattr(x, "nbytes") else x.nbytes
+             for x in jax.tree.leaves(params))

@@ -1,0 +1,368 @@
+"""Decoder-only transformer for Gemma 3, Qwen2/2.5 and Llama 3.x, in Flax Linen.
+
+Parameters live outside the module as a plain pytree (`init_params` / `Transformer.apply`).
+The layers are stacked along a leading `layers` axis and run with `nn.scan`; Gemma 3's
+heterogeneous local/global layers are handled with a per-layer boolean that selects the
+mask and RoPE table, so every layer has the same structure.
+
+The forward returns final-normed hidden states; logits are computed apart
+(`compute_logits`, or chunked in the loss/sampler) so the `[batch, seq, vocab]` array is
+never built unless asked for.
+
+One call signature covers the three uses:
+  * full forward (training, parity tests): no cache; `valid` marks real tokens;
+  * prefill: a cache and `cache_index=0`: the prompt's keys/values are written to slots
+    `[0, T)`;
+  * decode: a cache and `cache_index=i`: T new tokens (usually 1) go to slots `[i, i+T)`.
+Causality and the sliding window are expressed in token *positions* (so left-padded rows
+work), validity in an explicit per-slot mask (never `token == pad`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from absolute_zero.models.config import ModelConfig, RopeScaling
+
+Array = jax.Array
+_MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # finite: all-masked rows stay NaN-free
+
+
+class KVCache(NamedTuple):
+  """Keys/values of every layer plus the position and validity of each slot."""
+
+  k: Array  # [layers, batch, slots, kv_heads, head_dim]
+  v: Array  # [layers, batch, slots, kv_heads, head_dim]
+  positions: Array  # [batch, slots] int32
+  valid: Array  # [batch, slots] bool
+
+
+def init_cache(config: ModelConfig, batch: int, slots: int, dtype=None) -> KVCache:
+  dtype = dtype or config.dtype
+  shape = (config.num_layers, batch, slots, config.num_kv_heads, config.head_dim)
+  return KVCache(
+      k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+      positions=jnp.zeros((batch, slots), jnp.int32),
+      valid=jnp.zeros((batch, slots), bool))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _constrain(x: Array, names: tuple, mesh, rules) -> Array:
+  """Logical sharding constraint; a no-op without a mesh (the 1-device path)."""
+  if mesh is None:
+    return x
+  return nn.with_logical_constraint(x, names, mesh=mesh, rules=rules)
+
+
+def rope_inv_freq(head_dim: int, base: float, scaling: RopeScaling | None) -> np.ndarray:
+  """Inverse frequencies [head_dim // 2] in float32, as the HF reference computes them."""
+  exponents = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / head_dim
+  inv_freq = (1.0 / (np.float32(base) ** exponents)).astype(np.float32)
+  if scaling is None:
+    return inv_freq
+  if scaling.kind == "linear":
+    return (inv_freq / np.float32(scaling.factor)).astype(np.float32)
+  if scaling.kind == "llama3":
+    old_len = scaling.original_max_position
+    low_wavelen = old_len / scaling.low_freq_factor
+    high_wavelen = old_len / scaling.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = np.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
+    smooth = (old_len / wavelen - scaling.low_freq_factor) / (
+        scaling.high_freq_factor - scaling.low_freq_factor)
+    smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return np.where(medium, smoothed, scaled).astype(np.float32)
+  raise ValueError(f"unknown RoPE scaling kind {scaling.kind!r}")
+
+
+def rope_tables(positions: Array, inv_freq: np.ndarray) -> tuple[Array, Array]:
+  """sin, cos tables [batch, seq, 1, head_dim // 2] for the given positions."""
+  angles = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)  # [b, t, hd/2]
+  return jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]
+
+
+def apply_rope(x: Array, sin: Array, cos: Array) -> Array:
+  """Rotate-half RoPE (the HF convention) on x [batch, seq, heads, head_dim]."""
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+def attention_masks(q_pos: Array, k_pos: Array, k_valid: Array,
+                    window: int | None) -> tuple[Array, Array]:
+  """(global, local) boolean masks [batch, q, k] from positions and key validity."""
+  diff = q_pos[:, :, None] - k_pos[:, None, :]  # [b, q, k]
+  causal = (diff >= 0) & k_valid[:, None, :]
+  if window is None:
+    return causal, causal
+  return causal, causal & (diff < window)
+
+
+def _remat_policy(name: str):
+  return {
+      "full": None,
+      "dots": jax.checkpoint_policies.checkpoint_dots,
+      "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+  }[name]
+
+
+# ---------------------------------------------------------------------------- modules
+
+
+class RMSNorm(nn.Module):
+  """RMSNorm in float32; multiplies by (offset + scale) (offset 1 for Gemma)."""
+
+  eps: float
+  offset: float = 0.0
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    init = nn.initializers.zeros if self.offset else nn.initializers.ones
+    scale = self.param("scale", nn.with_logical_partitioning(init, ("norm",)),
+                       (x.shape[-1],), self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return (y * (self.offset + scale.astype(jnp.float32))).astype(self.dtype)
+
+
+def _dense_init(fan_in: int, names: tuple[str, ...]):
+  return nn.with_logical_partitioning(
+      nn.initializers.normal(stddev=fan_in ** -0.5), names)
+
+
+class Attention(nn.Module):
+  """Grouped-query attention with optional QKV bias and QK-norm."""
+
+  config: ModelConfig
+  mesh: Any = None
+  rules: tuple = ()
+
+  @nn.compact
+  def __call__(self, x, sin, cos, mask, layer, cache, cache_index):
+    c = self.config
+    dtype, pdtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
+    d, h, k, hd = c.embed_dim, c.num_heads, c.num_kv_heads, c.head_dim
+    wq = self.param("q_proj", _dense_init(d, ("embed", "q_heads", "head_dim")),
+                    (d, h, hd), pdtype)
+    wk = self.param("k_proj", _dense_init(d, ("embed", "kv_heads", "head_dim")),
+                    (d, k, hd), pdtype)
+    wv = self.param("v_proj", _dense_init(d, ("embed", "kv_heads", "head_dim")),
+                    (d, k, hd), pdtype)
+    wo = self.param("o_proj", _dense_init(h * hd, ("q_heads", "head_dim", "embed")),
+                    (h, hd, d), pdtype)
+    q = jnp.einsum("btd,dnh->btnh", x, wq.astype(dtype))  # [b, t, heads, hd]
+    key = jnp.einsum("btd,dnh->btnh", x, wk.astype(dtype))  # [b, t, kv, hd]
+    val = jnp.einsum("btd,dnh->btnh", x, wv.astype(dtype))  # [b, t, kv, hd]
+    if c.qkv_bias:
+      zeros = nn.initializers.zeros
+      q = q + self.param("q_bias", nn.with_logical_partitioning(
+          zeros, ("q_heads", "head_dim")), (h, hd), pdtype).astype(dtype)
+      key = key + self.param("k_bias", nn.with_logical_partitioning(
+          zeros, ("kv_heads", "head_dim")), (k, hd), pdtype).astype(dtype)
+      val = val + self.param("v_bias", nn.with_logical_partitioning(
+          zeros, ("kv_heads", "head_dim")), (k, hd), pdtype).astype(dtype)
+    if c.qk_norm:
+      norm = dict(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=dtype, param_dtype=pdtype)
+      q = RMSNorm(name="q_norm", **norm)(q)
+      key = RMSNorm(name="k_norm", **norm)(key)
+    q = apply_rope(q, sin, cos)
+    key = apply_rope(key, sin, cos)
+    q = _constrain(q, ("activation_batch", "activation_length", "activation_heads",
+                       None), self.mesh, self.rules)
+
+    if cache is not None:
+      # Write this call's keys/values into the layer's slots [cache_index, +t).
+      start = (layer, 0, cache_index, 0, 0)
+      cache_k = jax.lax.dynamic_update_slice(cache.k, key[None].astype(cache.k.dtype), start)
+      cache_v = jax.lax.dynamic_update_slice(cache.v, val[None].astype(cache.v.dtype), start)
+      cache = cache._replace(k=cache_k, v=cache_v)
+      key = cache_k[layer].astype(dtype)  # [b, slots, kv, hd]
+      val = cache_v[layer].astype(dtype)
+
+    b, t = q.shape[:2]
+    groups = h // k
+    q = q.reshape(b, t, k, groups, hd)
+    logits = jnp.einsum("btkgh,bskh->bkgts", q, key,
+                        preferred_element_type=jnp.float32) * c.query_scale
+    logits = jnp.where(mask[:, None, None, :, :], logits, _MASK_VALUE)
+    probs = jax.nn.softmax(logits, axis=-1).astype(dtype)  # [b, kv, g, t, s]
+    out = jnp.einsum("bkgts,bskh->btkgh", probs, val).reshape(b, t, h, hd)
+    out = _constrain(out, ("activation_batch", "activation_length", "activation_heads",
+                           None), self.mesh, self.rules)
+    return jnp.einsum("btnh,nhd->btd", out, wo.astype(dtype)), cache
+
+
+class MLP(nn.Module):
+  """Gated MLP: act(x W_gate) * (x W_up) W_down."""
+
+  config: ModelConfig
+  mesh: Any = None
+  rules: tuple = ()
+
+  @nn.compact
+  def __call__(self, x):
+    c = self.config
+    dtype, pdtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
+    d, f = c.embed_dim, c.mlp_dim
+    gate = self.param("gate_proj", _dense_init(d, ("embed", "mlp")), (d, f), pdtype)
+    up = self.param("up_proj", _dense_init(d, ("embed", "mlp")), (d, f), pdtype)
+    down = self.param("down_proj", _dense_init(f, ("mlp", "embed")), (f, d), pdtype)
+    g = jnp.einsum("btd,df->btf", x, gate.astype(dtype))
+    u = jnp.einsum("btd,df->btf", x, up.astype(dtype))
+    act = (jax.nn.gelu(g, approximate=True) if c.activation == "gelu_tanh"
+           else jax.nn.silu(g))
+    hidden = _constrain(act * u, ("activation_batch", "activation_length",
+                                  "activation_mlp"), self.mesh, self.rules)
+    return jnp.einsum("btf,fd->btd", hidden, down.astype(dtype))
+
+
+class Block(nn.Module):
+  """One decoder layer; scanned over the `layers` axis."""
+
+  config: ModelConfig
+  mesh: Any = None
+  rules: tuple = ()
+
+  @nn.compact
+  def __call__(self, carry, is_local, rope_global, rope_local, masks, cache_index):
+    x, cache, layer = carry
+    c = self.config
+    norm = dict(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=jnp.dtype(c.dtype),
+                param_dtype=jnp.dtype(c.param_dtype))
+    sin = jnp.where(is_local, rope_local[0], rope_global[0])
+    cos = jnp.where(is_local, rope_local[1], rope_global[1])
+    mask = jnp.where(is_local, masks[1], masks[0])
+
+    h = RMSNorm(name="pre_attn_norm", **norm)(x)
+    h, cache = Attention(c, self.mesh, self.rules, name="attn")(
+        h, sin, cos, mask, layer, cache, cache_index)
+    if c.post_norms:
+      h = RMSNorm(name="post_attn_norm", **norm)(h)
+    x = x + h
+    h = RMSNorm(name="pre_mlp_norm", **norm)(x)
+    h = MLP(c, self.mesh, self.rules, name="mlp")(h)
+    if c.post_norms:
+      h = RMSNorm(name="post_mlp_norm", **norm)(h)
+    x = x + h
+    x = _constrain(x, ("activation_batch", "activation_length", "activation_embed"),
+                   self.mesh, self.rules)
+    return (x, cache, layer + 1), None
+
+
+class Transformer(nn.Module):
+  """The trunk: embed, scanned layers, final norm. Returns hidden states [b, t, d]."""
+
+  config: ModelConfig
+  mesh: Any = None  # a jax.sharding.Mesh for sharding constraints, or None
+  rules: tuple = ()  # logical-axis rules used with `mesh`
+
+  @nn.compact
+  def __call__(self, tokens: Array, positions: Array, valid: Array | None = None,
+               cache: KVCache | None = None, cache_index: Array | int = 0):
+    """tokens/positions [b, t] int; valid [b, t] bool (default all True).
+
+    Returns (hidden [b, t, d], cache); cache is None when none was given.
+    """
+    c = self.config
+    dtype = jnp.dtype(c.dtype)
+    if valid is None:
+      valid = jnp.ones(tokens.shape, bool)
+    embedding = self.param(
+        "embedding", nn.with_logical_partitioning(
+            nn.initializers.normal(stddev=1.0), ("vocab", "embed")),
+        (c.vocab_size, c.embed_dim), jnp.dtype(c.param_dtype))
+    x = jnp.take(embedding, tokens, axis=0).astype(dtype)  # [b, t, d]
+    if c.embed_scale:
+      x = x * jnp.asarray(math.sqrt(c.embed_dim), dtype)
+    x = _constrain(x, ("activation_batch", "activation_length", "activation_embed"),
+                   self.mesh, self.rules)
+
+    if cache is None:
+      k_pos, k_valid = positions, valid
+    else:
+      k_pos = jax.lax.dynamic_update_slice(cache.positions, positions.astype(jnp.int32),
+                                           (0, cache_index))
+      k_valid = jax.lax.dynamic_update_slice(cache.valid, valid, (0, cache_index))
+      cache = cache._replace(positions=k_pos, valid=k_valid)
+    masks = attention_masks(positions, k_pos, k_valid, c.sliding_window)
+    rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base,
+                                                       c.rope_scaling))
+    rope_local = rope_tables(positions, rope_inv_freq(
+        c.head_dim, c.rope_base_local or c.rope_base, None))
+
+    block = Block
+    if c.remat_policy != "none":
+      block = nn.remat(Block, policy=_remat_policy(c.remat_policy), prevent_cse=False)
+    layers = nn.scan(
+        block,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+        length=c.num_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )(c, self.mesh, self.rules, name="layers")
+    is_local = jnp.asarray(c.is_local_layer)
+    (x, cache, _), _ = layers((x, cache, jnp.int32(0)), is_local, rope_global,
+                              rope_local, masks, cache_index)
+    x = RMSNorm(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=dtype,
+                param_dtype=jnp.dtype(c.param_dtype), name="final_norm")(x)
+    if not c.tie_embeddings:
+      # Untied head stored like the embedding, [vocab, d], so logits code is shared.
+      self.param("lm_head", nn.with_logical_partitioning(
+          nn.initializers.normal(stddev=c.embed_dim ** -0.5), ("vocab", "embed")),
+                 (c.vocab_size, c.embed_dim), jnp.dtype(c.param_dtype))
+    return x, cache
+
+
+# ---------------------------------------------------------------------------- pure API
+
+
+def unembedding(params: dict, config: ModelConfig) -> Array:
+  """The [vocab, d] matrix that maps hidden states to logits."""
+  return params["embedding"] if config.tie_embeddings else params["lm_head"]
+
+
+def compute_logits(params: dict, hidden: Array, config: ModelConfig) -> Array:
+  """Logits [..., vocab] in float32 from hidden states [..., d]."""
+  w = unembedding(params, config)
+  logits = jnp.einsum("...d,vd->...v", hidden, w.astype(hidden.dtype),
+                      preferred_element_type=jnp.float32)
+  if config.final_logit_softcap:
+    cap = config.final_logit_softcap
+    logits = cap * jnp.tanh(logits / cap)
+  return logits
+
+
+def init_params(config: ModelConfig, rng: Array) -> dict:
+  """Random parameters (plain arrays, no partitioning boxes)."""
+  model = Transformer(config)
+  tokens = jnp.zeros((1, 1), jnp.int32)
+  variables = model.init(rng, tokens, tokens)
+  return nn.meta.unbox(variables["params"])
+
+
+def logical_axes(config: ModelConfig) -> dict:
+  """Pytree (like the params) of logical axis-name tuples, one per parameter."""
+  model = Transformer(config)
+  tokens = jnp.zeros((1, 1), jnp.int32)
+  abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, tokens))
+  return nn.get_partition_spec(abstract)["params"]
+
+
+def forward(params: dict, tokens: Array, positions: Array, valid: Array | None,
+            config: ModelConfig, mesh=None, rules: tuple = ()) -> Array:
+  """Full forward without cache: hidden states [b, t, d]."""
+  hidden, _ = Transformer(config, mesh, rules).apply(
+      {"params": params}, tokens, positions, valid)
+  return hidden
