@@ -1,0 +1,154 @@
+"""Device mesh and shardings: logical axis names -> mesh axes `('data', 'fsdp', 'tensor')`.
+
+Every parameter carries logical axis names (set where it is created in the model); two
+rule tables map them onto the mesh:
+  * TRAIN_RULES: FSDP + tensor parallelism: weights sharded over `fsdp` on their embed
+    dimension and over `tensor` on heads / MLP / vocab; the batch over `data` x `fsdp`.
+  * SAMPLE_RULES: weights replicated over `data`/`fsdp` (gathered once, not per decode
+    step), sharded over `tensor` only; the batch over `data` x `fsdp`.
+A mesh axis that does not divide a dimension is dropped for that dimension (e.g. Gemma 3
+270M has one KV head, which cannot be split over `tensor=2`) — replication is always
+correct, an uneven split is an error in JAX.
+The mesh is always passed explicitly; nothing here sets a global mesh.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+Rules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
+
+_ACTIVATION_RULES: Rules = (
+    ("activation_batch", ("data", "fsdp")),
+    ("activation_length", None),
+    ("activation_embed", None),
+    ("activation_heads", "tensor"),
+    ("activation_kv_heads", "tensor"),
+    ("activation_mlp", "tensor"),
+    ("activation_vocab", "tensor"),
+)
+
+TRAIN_RULES: Rules = _ACTIVATION_RULES + (
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("q_heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("layers", None),
+    ("norm", None),
+)
+
+SAMPLE_RULES: Rules = _ACTIVATION_RULES + (
+    ("vocab", "tensor"),
+    ("embed", None),
+    ("mlp", "tensor"),
+    ("q_heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("layers", None),
+    ("norm", None),
+)
+
+
+def parse_mesh_shape(spec: str | Sequence[int]) -> tuple[int, int, int]:
+  """'1,4,2' -> (1, 4, 2) for ('data', 'fsdp', 'tensor'); -1 takes the remaining devices."""
+  if isinstance(spec, str):
+    try:
+      dims = tuple(int(x) for x in spec.split(","))
+    except ValueError:
+      raise ValueError(f"--mesh must be three integers like '1,4,2' "
+                       f"(data,fsdp,tensor), got {spec!r}") from None
+  else:
+    dims = tuple(int(x) for x in spec)
+  if len(dims) != 3 or any(d == 0 or d < -1 for d in dims) or dims.count(-1) > 1:
+    raise ValueError(f"mesh shape must be three positive sizes (one may be -1) for "
+                     f"{MESH_AXES}, got {spec!r}")
+  return dims  # type: ignore[return-value]
+
+
+def make_mesh(shape: str | Sequence[int] = (1, 1, -1),
+              devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A ('data', 'fsdp', 'tensor') mesh; the product must equal the device count."""
+  devices = list(devices if devices is not None else jax.devices())
+  dims = list(parse_mesh_shape(shape))
+  if -1 in dims:
+    known = int(np.prod([d for d in dims if d != -1]))
+    if len(devices) % known:
+      raise ValueError(f"mesh {shape!r} does not fit {len(devices)} devices")
+    dims[dims.index(-1)] = len(devices) // known
+  if int(np.prod(dims)) != len(devices):
+    raise ValueError(
+        f"mesh {tuple(dims)} for axes {MESH_AXES} needs {int(np.prod(dims))} devices, "
+        f"but {len(devices)} are available ({jax.default_backend()}); pass a --mesh whose "
+        "product is the device count")
+  return Mesh(np.asarray(devices).reshape(dims), MESH_AXES)
+
+
+def logical_to_spec(names: Sequence[str | None], rules: Rules, mesh: Mesh,
+                    shape: Sequence[int] | None = None) -> PartitionSpec:
+  """PartitionSpec for logical `names`; drops mesh axes that do not divide `shape`."""
+  table = dict(rules)
+  used: set[str] = set()
+  out = []
+  for i, name in enumerate(names):
+    axes = table.get(name) if name is not None else None
+    if axes is None:
+      out.append(None)
+      continue
+    axes = (axes,) if isinstance(axes, str) else tuple(axes)
+    kept = []
+    size = 1
+    for axis in axes:
+      n = mesh.shape[axis]
+      if axis in used or n == 1:
+        continue
+      if shape is not None and shape[i] % (size * n):
+        continue
+      kept.append(axis)
+      size *= n
+    used.update(kept)
+    out.append(tuple(kept) if len(kept) > 1 else (kept[0] if kept else None))
+  return PartitionSpec(*out)
+
+
+def tree_shardings(logical_tree, shapes_tree, mesh: Mesh, rules: Rules):
+  """NamedSharding for every leaf, from a pytree of logical names and one of shapes."""
+  def one(names, shaped):
+    return NamedSharding(mesh, logical_to_spec(tuple(names), rules, mesh, shaped.shape))
+  return jax.tree.map(one, logical_tree, shapes_tree,
+                      is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def param_shardings(config, mesh: Mesh, rules: Rules = TRAIN_RULES):
+  """NamedShardings matching the params pytree of `config`."""
+  from absolute_zero.models.transformer import Transformer, logical_axes
+  import jax.numpy as jnp
+  import flax.linen as nn
+
+  tokens = jnp.zeros((1, 1), jnp.int32)
+  shapes = jax.eval_shape(
+      lambda: nn.meta.unbox(Transformer(config).init(jax.random.key(0), tokens, tokens))
+  )["params"]
+  return tree_shardings(logical_axes(config), shapes, mesh, rules)
+
+
+def shard_params(params, shardings):
+  """Places host or device params onto the mesh."""
+  return jax.tree.map(lambda x, s: jax.device_put(x, s), params, shardings)
+
+
+def batch_sharding(mesh: Mesh, rules: Rules = TRAIN_RULES, ndim: int = 2) -> NamedSharding:
+  """Sharding of a [batch, ...] array: batch over the batch axes, the rest replicated."""
+  names = ("activation_batch",) + (None,) * (ndim - 1)
+  return NamedSharding(mesh, logical_to_spec(names, rules, mesh))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
