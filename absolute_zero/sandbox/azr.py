@@ -1,0 +1,360 @@
+"""Absolute Zero operations on the sandbox pool (azr_spec.md sections 1-2).
+
+Every operation sends one `run_batch` for all its items. Verdicts are computed here, in the
+owner, on plain data: outputs are `repr` strings produced in the child and parsed as
+literals without executing code; expected values never enter the sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from typing import Iterable, Sequence
+
+from absolute_zero.sandbox.job_types import Job, JobResult
+from absolute_zero.sandbox.literals import LiteralError, canonical_call, literals_equal
+from absolute_zero.sandbox.pool import SandboxPool
+
+# The reference list (azr_spec.md section 2), matched on full dotted names: `import os` is
+# fine, but `from os import path`, `import os.path` and `os.path.join(...)` all hit `os.path`.
+BANNED_MODULES = ("logging", "random", "multiprocessing", "pebble", "subprocess", "threading",
+                  "datetime", "time", "hashlib", "hmac", "bcrypt", "calendar")
+BANNED_NAMES = ("os.sys", "os.path", "sys.exit", "os.environ")
+REFERENCE_BANNED = BANNED_MODULES + BANNED_NAMES
+
+# Beyond the reference: the ways to reach a banned module or run code that the static check
+# cannot see (`__import__('ran' + 'dom')`, `exec(...)`, `getattr(builtins, ...)`, frame and
+# subclass walking). A proposal using them is rejected as banned.
+DYNAMIC_ACCESS_NAMES = ("__import__", "exec", "eval", "compile", "globals", "locals", "vars",
+                        "breakpoint", "__builtins__", "__loader__", "__spec__",
+                        "importlib", "builtins", "ctypes", "gc", "inspect", "sys.modules",
+                        "sys._getframe", "os.system", "os.fork", "os.kill", "os.popen",
+                        "os.exec", "signal", "socket", "_thread", "concurrent", "asyncio")
+ESCAPE_ATTRIBUTES = frozenset({
+    "__subclasses__", "__globals__", "__builtins__", "__code__", "__closure__", "__bases__",
+    "__base__", "__mro__", "__import__", "__loader__", "__spec__", "__reduce__",
+    "__reduce_ex__", "__getattribute__", "f_globals", "f_locals", "f_back", "f_builtins",
+    "gi_frame", "ag_frame", "cr_frame", "tb_frame", "tb_next", "co_code",
+})
+_ATTRIBUTE_FUNCTIONS = ("getattr", "setattr", "delattr", "hasattr")
+
+MAX_PROGRAM_CHARS = 8096   # reference: content of 5,600-8,096 characters
+MAX_INPUT_CHARS = 8096
+MAX_OUTPUT_CHARS = 8096
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """Verdict on one proposed (program, input): valid triplets get `output`."""
+
+    valid: bool
+    status: str              # 'ok' or the JobResult status that rejected it ('banned', ...)
+    output: str | None       # repr of f(*inputs) when valid
+    reason: str              # empty when valid
+
+
+# ----------------------------------------------------------------------------- static check
+
+def _dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _prefixes(name: str) -> Iterable[str]:
+    parts = name.split(".")
+    return (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+
+
+def _hits(name: str, banned: frozenset[str]) -> str | None:
+    """The banned entry that `name` is or lies under (`os.path.join` -> `os.path`)."""
+    for prefix in _prefixes(name):
+        if prefix in banned:
+            return prefix
+    # `os.exec` bans the family `os.execv`, `os.execl`, ...
+    for entry in banned:
+        if entry.startswith("os.exec") and name.startswith("os.exec"):
+            return entry
+    return None
+
+
+def find_banned(tree: ast.AST, banned: Sequence[str]) -> str | None:
+    """First banned module or dotted name the program imports or refers to, else None."""
+    banned_set = frozenset(banned)
+    aliases: dict[str, str] = {}  # local name -> full dotted name it was imported as
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                hit = _hits(alias.name, banned_set)
+                if hit:
+                    return hit
+                local = alias.asname or alias.name.split(".")[0]
+                aliases[local] = alias.name if alias.asname else alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            hit = _hits(module, banned_set) if module else None
+            if hit:
+                return hit
+            for alias in node.names:
+                full = f"{module}.{alias.name}" if module else alias.name
+                hit = _hits(full, banned_set)
+                if hit:
+                    return hit
+                aliases[alias.asname or alias.name] = full
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Attribute):
+            name = _dotted(node)
+        elif isinstance(node, ast.Name):
+            name = node.id
+        if name is None:
+            continue
+        root, _, rest = name.partition(".")
+        full = aliases.get(root, root) + ("." + rest if rest else "")
+        hit = _hits(full, banned_set) or _hits(name, banned_set)
+        if hit:
+            return hit
+    return None
+
+
+def check_program(source: str, banned: Sequence[str] = REFERENCE_BANNED + DYNAMIC_ACCESS_NAMES,
+                  *, max_chars: int = MAX_PROGRAM_CHARS, block_escapes: bool = True,
+                  reject_multiple_functions: bool = True) -> str | None:
+    """Static validity of a proposed program: None if OK, else the reason.
+
+    Checks size, syntax (with the reference's text fallback for banned words when it does
+    not parse), banned modules and names on the AST, escape attributes, and that the program
+    defines exactly one top-level function, named `f`.
+    """
+    if not isinstance(source, str):
+        return f"program must be str, got {type(source).__name__}"
+    if len(source) > max_chars:
+        return f"program longer than {max_chars} characters"
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        for entry in banned:
+            if re.search(rf"\b{re.escape(entry)}\b", source):
+                return f"banned: {entry}"
+        return f"syntax error: {exc}"
+    try:
+        hit = find_banned(tree, banned)
+        if hit is None and block_escapes:
+            hit = _find_escape(tree)
+    except RecursionError:
+        return "program nested too deeply"
+    if hit:
+        return f"banned: {hit}"
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if not any(n.name == "f" and isinstance(n, ast.FunctionDef) for n in functions):
+        return "no top-level function f"
+    if reject_multiple_functions and len(functions) > 1:
+        return "more than one top-level function"
+    return None
+
+
+def _find_escape(tree: ast.AST) -> str | None:
+    """Attribute access that walks to frames, globals or other modules."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ESCAPE_ATTRIBUTES:
+            return node.attr
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in _ATTRIBUTE_FUNCTIONS and len(node.args) >= 2):
+            name = node.args[1]
+            if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+                return f"{node.func.id} with a computed attribute name"
+            if name.value in ESCAPE_ATTRIBUTES:
+                return name.value
+    return None
+
+
+def _is_banned_reason(reason: str) -> bool:
+    return reason.startswith("banned:")
+
+
+# ----------------------------------------------------------------------------- running
+
+def _input_error(message: str) -> JobResult:
+    return JobResult("error", None, "InputError", message, 0.0)
+
+
+# Names an input *expression* may not use (on top of the banned and dynamic-access lists):
+# whatever could build an object with a forged __repr__/__eq__ or reach outside the call.
+EXPRESSION_BANNED = ("type", "object", "super", "setattr", "delattr", "classmethod",
+                     "staticmethod", "property", "open", "input", "exit", "quit", "help",
+                     "memoryview", "sys", "os")
+
+
+def check_input_expression(text: str) -> str | None:
+    """None if `text` is an acceptable argument-list *expression* (e.g. CRUXEval's
+    `lambda x: x + 1`), else the reason. Literals never need this check."""
+    try:
+        tree = ast.parse(f"f({text.strip()}\n)", mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        return f"input does not parse: {exc}"
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
+        return "input is not an argument list"
+    try:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+                return f"banned: {type(node).__name__} in input"
+        hit = (find_banned(tree, REFERENCE_BANNED + DYNAMIC_ACCESS_NAMES + EXPRESSION_BANNED)
+               or _find_escape(tree))
+    except RecursionError:
+        return "input nested too deeply"
+    return f"banned: {hit}" if hit else None
+
+
+def _call_for(input_text: str, allow_expressions: bool) -> str:
+    """Source of the call `f(...)` on the input: rebuilt from parsed literals, or (when
+    allowed) the checked expression itself."""
+    if not isinstance(input_text, str):
+        raise LiteralError(f"input must be str, got {type(input_text).__name__}")
+    if len(input_text) > MAX_INPUT_CHARS:
+        raise LiteralError(f"input longer than {MAX_INPUT_CHARS} characters")
+    try:
+        return canonical_call("f", input_text)
+    except LiteralError as exc:
+        if not allow_expressions:
+            raise
+        reason = check_input_expression(input_text)
+        if reason is not None:
+            raise LiteralError(reason) from exc
+        return f"f({input_text.strip()}\n)"
+
+
+def _run(pool: SandboxPool, specs: Sequence[tuple[str, str]], variants: Sequence[int | None],
+         allow_expressions: bool = False) -> list[JobResult]:
+    """Runs f(*input) for every (program, input) once per variant, in one batch."""
+    results: list[JobResult | None] = [None] * (len(specs) * len(variants))
+    jobs, where = [], []
+    for i, (program, input_literal) in enumerate(specs):
+        try:
+            call = _call_for(input_literal, allow_expressions)
+        except LiteralError as exc:
+            for k in range(len(variants)):
+                results[i * len(variants) + k] = _input_error(f"bad input: {exc}")
+            continue
+        if not isinstance(program, str):
+            for k in range(len(variants)):
+                results[i * len(variants) + k] = _input_error("program must be str")
+            continue
+        for k, variant in enumerate(variants):
+            jobs.append(Job(program, call, variant))
+            where.append(i * len(variants) + k)
+    for index, result in zip(where, pool.run_batch(jobs)):
+        results[index] = result
+    return results  # type: ignore[return-value]
+
+
+def execute(pool: SandboxPool, programs_and_inputs: Sequence[tuple[str, str]], *,
+            allow_expressions: bool = True) -> list[JobResult]:
+    """`repr(f(*inputs))` for each (program source, input such as "[1, 2], 'ab'").
+
+    Inputs that are not literals (CRUXEval has a few lambdas) run as checked expressions
+    unless `allow_expressions` is False.
+    """
+    return _run(pool, list(programs_and_inputs), [None], allow_expressions)
+
+
+def validate_proposals(pool: SandboxPool, programs_and_inputs: Sequence[tuple[str, str]], *,
+                       banned: Sequence[str] = REFERENCE_BANNED + DYNAMIC_ACCESS_NAMES,
+                       max_output_chars: int = MAX_OUTPUT_CHARS,
+                       allow_expressions: bool = False) -> list[Validation]:
+    """Validity of proposed (program, input) pairs (azr_spec.md section 2).
+
+    Static check first; then the program runs twice, in two interpreters with different
+    string-hash seeds and address layouts, and must return identical reprs both times.
+    """
+    items = list(programs_and_inputs)
+    verdicts: list[Validation | None] = [None] * len(items)
+    to_run, run_index = [], []
+    for i, (program, input_literal) in enumerate(items):
+        reason = check_program(program, banned)
+        if reason is not None:
+            status = "banned" if _is_banned_reason(reason) else "error"
+            verdicts[i] = Validation(False, status, None, reason)
+        else:
+            to_run.append((program, input_literal))
+            run_index.append(i)
+    results = _run(pool, to_run, [0, 1], allow_expressions)
+    for j, i in enumerate(run_index):
+        first, second = results[2 * j], results[2 * j + 1]
+        verdicts[i] = _judge_two_runs(first, second, max_output_chars)
+    return verdicts  # type: ignore[return-value]
+
+
+def _judge_two_runs(first: JobResult, second: JobResult, max_output_chars: int) -> Validation:
+    for r in (first, second):
+        if r.status != "ok":
+            return Validation(False, r.status, None, f"{r.error_type}: {r.error_message}")
+    if first.output != second.output:
+        return Validation(False, "nondeterministic", None,
+                          "two runs with different hash seeds returned different values")
+    if first.output is None or len(first.output) > max_output_chars:
+        return Validation(False, "output_too_large", None,
+                          f"output longer than {max_output_chars} characters")
+    return Validation(True, "ok", first.output, "")
+
+
+# ----------------------------------------------------------------------------- grading
+
+def grade_deduction(expected_output: str, answer: str) -> bool:
+    """Deduction: the answered output literal equals the expected one as a value."""
+    return literals_equal(expected_output, answer)
+
+
+def grade_abduction(pool: SandboxPool, items: Sequence[tuple[str, str, str]], *,
+                    allow_expressions: bool = False) -> list[bool]:
+    """Abduction: for (program, answered input literal, expected output), f(*answer) == expected.
+
+    The answer is parsed as literals outside the sandbox (code in it is never run; with
+    `allow_expressions`, e.g. for CRUXEval-I, it may be an expression that passes
+    `check_input_expression`); the program's result is compared here with the expected
+    output, as plain values.
+    """
+    items = list(items)
+    results = _run(pool, [(p, a) for p, a, _ in items], [None], allow_expressions)
+    return [r.status == "ok" and r.output is not None and literals_equal(expected, r.output)
+            for (_, _, expected), r in zip(items, results)]
+
+
+def grade_induction(pool: SandboxPool, items: Sequence[tuple[str, Sequence[tuple[str, str]]]],
+                    *, allow_expressions: bool = True) -> list[bool]:
+    """Induction: the candidate program maps every held-out input to its output."""
+    items = [(program, list(pairs)) for program, pairs in items]
+    specs, owner = [], []
+    verdict = [bool(pairs) for _, pairs in items]
+    for i, (program, pairs) in enumerate(items):
+        if not isinstance(program, str) or _parses(program) is False:
+            verdict[i] = False
+            continue
+        for input_literal, _ in pairs:
+            specs.append((program, input_literal))
+            owner.append(i)
+    results = _run(pool, specs, [None], allow_expressions)
+    k = 0
+    for i, (program, pairs) in enumerate(items):
+        if not isinstance(program, str) or _parses(program) is False:
+            continue
+        for _, output in pairs:
+            r = results[k]
+            k += 1
+            if not (r.status == "ok" and r.output is not None and literals_equal(output, r.output)):
+                verdict[i] = False
+    return verdict
+
+
+def _parses(program: str) -> bool:
+    try:
+        ast.parse(program)
+        return True
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
