@@ -316,7 +316,8 @@ def render_llama3_chat(messages: Sequence[Message], add_generation_prompt: bool 
     return "".join(out)
 
 
-_CHATML_DEFAULT_SYSTEM = re.compile(r"<\|im_start\|>system(?:\n|\\n)(.*?)<\|im_end\|>", re.DOTALL)
+# A literal default system message inside the template (no quotes/braces: not jinja code).
+_CHATML_DEFAULT_SYSTEM = re.compile(r"<\|im_start\|>system(?:\n|\\n)([^'\"{}%]*?)<\|im_end\|>")
 
 
 def chat_renderer_from_template(template: str | None, vocab: Iterable[str]) -> Callable[..., str] | None:
@@ -326,6 +327,7 @@ def chat_renderer_from_template(template: str | None, vocab: Iterable[str]) -> C
     Llama 3 headers. Returns None when the model has no known chat format.
     """
     vocab = set(vocab)
+    template = template if isinstance(template, str) else None  # some configs hold a list
     if (template and "<|im_start|>" in template) or (not template and "<|im_start|>" in vocab):
         match = _CHATML_DEFAULT_SYSTEM.search(template or "")
         default_system = match.group(1).replace("\\n", "\n") if match else None
