@@ -130,7 +130,7 @@ def _program_rules(config: PromptConfig) -> str:
         "- It is deterministic: same input, same output, every run.\n"
         "- No randomness, clocks, files, network, printing or global state.\n"
         f"- It finishes within {config.time_limit_s:g} seconds.\n"
-        f"- Do not use these modules or names anywhere, not even in comments: {banned}.\n"
+        f"- Do not import or use these modules or names: {banned}.\n"
     )
 
 

@@ -114,12 +114,12 @@ def test_grading_all_three_types(pool):
         P.ParsedProgram("def f(a):\n    return a + a"),
         P.ParsedProgram("def f(a):\n    return a * 2 if a != 'ab' else 'x'"),
         P.ParsedProgram("def f(a):\n    raise ValueError(a)"),
-        P.ParsedProgram("import os\ndef f(a):\n    os.environ\n    return a * 2"),
+        P.ParsedProgram("def f(a):\n    return str(a * 2)"),  # '6' is not 6
     ]
     out = grade_answers(pool, TaskType.INDUCTION, candidates, [ind_task] * 4)
     assert [o.score for o in out] == [1.0, 0.0, 0.0, 0.0]
     acc = grade_answers(pool, TaskType.INDUCTION, candidates, [ind_task] * 4, RewardConfig(induction_reward="accuracy"))
-    assert [o.score for o in acc] == [1.0, 0.5, 0.0, 0.0]
+    assert [o.score for o in acc] == [1.0, 0.5, 0.0, 0.5]  # str('ab' * 2) is right, str(6) is not
 
 
 def test_end_to_end_text_to_rewards(pool):
@@ -148,3 +148,10 @@ def test_end_to_end_text_to_rewards(pool):
     assert [final_solver_reward(o.well_formed, o.score) for o in outcomes] == [1.0] * 3 + [-0.5] * 4 + [-1.0]
     rewards = [final_proposer_reward(r.well_formed, r.valid, rate if r.valid else None) for r in results]
     assert rewards == [pytest.approx(5 / 8), -1.0, -0.5]
+
+
+def test_prompt_banned_list_matches_sandbox():
+    from absolute_zero.sandbox import REFERENCE_BANNED
+    from absolute_zero.tasks.prompts import REFERENCE_BANNED_WORDS
+
+    assert set(REFERENCE_BANNED_WORDS) == set(REFERENCE_BANNED)
