@@ -21,7 +21,6 @@ from absolute_zero.tasks.prompts import (
     build_prompt,
     render_induction_proposal,
     render_literal_answer,
-    render_program_answer,
     render_triplet_proposal,
 )
 from absolute_zero.tasks.rewards import RewardConfig, final_proposer_reward, final_solver_reward
