@@ -244,6 +244,39 @@ def _run_untrusted(source, call, cfg, sink):
         return ["error", None, name, msg]
 
 
+def _encode_result(fields):
+    """Netstring-like encoding of str/None fields: cheap to write, strict to parse."""
+    out = []
+    for field in fields:
+        if field is None:
+            out.append(b"-")
+        else:
+            raw = field.encode("utf-8", "surrogatepass")
+            out.append(b"%d:%s" % (len(raw), raw))
+    return b",".join(out)
+
+
+def _decode_result(data):
+    """Inverse of `_encode_result`; raises ValueError on anything malformed."""
+    fields, pos, n = [], 0, len(data)
+    while True:
+        if data[pos:pos + 1] == b"-":
+            fields.append(None)
+            pos += 1
+        else:
+            colon = data.index(b":", pos, pos + 12)
+            size = int(data[pos:colon])
+            if size < 0 or colon + 1 + size > n:
+                raise ValueError("bad length")
+            fields.append(data[colon + 1:colon + 1 + size].decode("utf-8", "surrogatepass"))
+            pos = colon + 1 + size
+        if pos == n:
+            return fields
+        if data[pos:pos + 1] != b",":
+            raise ValueError("bad separator")
+        pos += 1
+
+
 def _child_main(source, call, cfg, result_fd, job_dir, uid):
     """In the forked child: confine, run, report, exit. Never returns."""
     try:
@@ -268,22 +301,17 @@ def _child_main(source, call, cfg, result_fd, job_dir, uid):
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        # NO_NEW_PRIVS, SIGINT ignored, HOME/TMPDIR = job_dir: inherited from the worker.
         os.chdir(job_dir)
-        os.environ["HOME"] = os.environ["TMPDIR"] = job_dir
-        if "tempfile" in sys.modules:
-            sys.modules["tempfile"].tempdir = job_dir
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         sink = _CappedText(cfg["max_output_chars"])
         sys.stdout = sys.stderr = sink
-        sys.stdin = io.StringIO("")
     except BaseException:  # noqa: BLE001
         os._exit(71)
-    write, dumps, exit_ = os.write, json.dumps, os._exit
+    write, encode, exit_ = os.write, _encode_result, os._exit
     result = _run_untrusted(source, call, cfg, sink)
     try:
         result.append(sink.text())
-        data = memoryview(dumps(result).encode("utf-8", "surrogatepass"))
+        data = memoryview(encode(result))
         while data:
             data = data[write(result_fd, data):]
     except BaseException:  # noqa: BLE001
@@ -305,8 +333,28 @@ class Worker:
         else:
             self.jobs_root = cfg["workdir"]
             _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
-        self.counter = 0
+        # One path, re-created empty for every job (jobs of a worker run one at a time).
+        self.job_dir = os.path.join(self.jobs_root, "job")
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+        os.environ["HOME"] = os.environ["TMPDIR"] = self.job_dir
+        if "tempfile" in sys.modules:
+            sys.modules["tempfile"].tempdir = self.job_dir
+        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # inherited by every job
+        self.oom_control = cfg.get("memory_cgroup") and os.path.join(cfg["memory_cgroup"],
+                                                                     "memory.oom_control")
+        self.oom_kills_seen = self._oom_kills()
         self.result_cap = 8 * (cfg["max_repr_chars"] + cfg["max_output_chars"]) + 65536
+
+    def _oom_kills(self):
+        """OOM kills so far in the worker's memory cgroup (0 without one)."""
+        try:
+            with open(self.oom_control) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, TypeError, ValueError):
+            pass
+        return 0
 
     # -- killing a job's leftovers
     def _kill_all(self, sig):
@@ -363,8 +411,7 @@ class Worker:
     # -- one job
     def run(self, source, call):
         cfg = self.cfg
-        self.counter += 1
-        job_dir = os.path.join(self.jobs_root, f"job{self.counter}")
+        job_dir = self.job_dir
         os.mkdir(job_dir, 0o700)
         if self.uid is not None:
             os.chown(job_dir, self.uid, self.uid)
@@ -404,7 +451,10 @@ class Worker:
         self._reap_leftovers()
         os.close(rfd)
         os.close(pidfd)
-        shutil.rmtree(job_dir, ignore_errors=True)
+        try:
+            os.rmdir(job_dir)
+        except OSError:
+            shutil.rmtree(job_dir, ignore_errors=True)
         if timed_out:
             return ["timeout", None, "Timeout", f"wall-clock limit of {cfg['timeout_s']} s exceeded",
                     seconds, ""]
@@ -435,14 +485,15 @@ class Worker:
             cpu = usage.ru_utime + usage.ru_stime
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= self.cfg["cpu_s"]):
                 return ["timeout", None, "Timeout", f"CPU limit of {self.cfg['cpu_s']} s exceeded"]
-            if sig == signal.SIGKILL:
-                return ["memory", None, "MemoryError", "killed (memory limit)"]
+            if sig == signal.SIGKILL and self._oom_kills() > self.oom_kills_seen:
+                self.oom_kills_seen = self._oom_kills()
+                return ["memory", None, "MemoryError", "killed by the out-of-memory killer"]
             name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
             return ["error", None, "Crash", f"killed by signal {name}"]
         code = os.WEXITSTATUS(status)
         try:
-            parsed = json.loads(data.decode("utf-8", "surrogatepass")) if data else None
-        except (ValueError, UnicodeDecodeError):
+            parsed = _decode_result(data) if data else None
+        except ValueError:  # includes UnicodeDecodeError
             parsed = None
         if (code != 0 or not isinstance(parsed, list) or len(parsed) != 5
                 or parsed[0] not in _CHILD_STATUSES

@@ -83,7 +83,8 @@ class _Worker:
             tmpfs_bytes=limits.tmpfs_bytes, uid=self.uid, isolate=isolate,
             preload=list(preload), hide=list(hide), workdir=self.workdir,
             owner_pid=os.getpid(),
-            cgroup_procs=self.cgroup.procs_files if self.cgroup else [])
+            cgroup_procs=self.cgroup.procs_files if self.cgroup else [],
+            memory_cgroup=self.cgroup.dirs[0] if self.cgroup else None)
         env = dict(_ENV_FOR_WORKERS, PYTHONHASHSEED=str(seed))
         self.proc = subprocess.Popen(
             [sys.executable, "-S", "-s", "-B", _WORKER_SCRIPT, json.dumps(cfg)],
