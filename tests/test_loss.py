@@ -165,12 +165,16 @@ def _lm_inputs(seed=0):
     return hidden, unembedding, targets
 
 
-@pytest.mark.parametrize("chunk_size", [1, 4, 7, 15, 1000])
+AXES = ["vocab", "tokens"]
+
+
+@pytest.mark.parametrize("axis", AXES)
+@pytest.mark.parametrize("chunk_size", [1, 7, 1000])  # V=37, B*T=15: 7 divides neither
 @pytest.mark.parametrize("temperature,softcap", [(1.0, None), (0.7, None), (1.3, 4.0)])
-def test_chunked_logprobs_match_numpy(chunk_size, temperature, softcap):
+def test_chunked_logprobs_match_numpy(axis, chunk_size, temperature, softcap):
     hidden, unembedding, targets = _lm_inputs()
     logp, entropy = loss.chunked_token_logprobs(
-        hidden, unembedding, targets, temperature, chunk_size, softcap, return_entropy=True
+        hidden, unembedding, targets, temperature, chunk_size, softcap, return_entropy=True, chunk_axis=axis
     )
     want_logp, want_ent = np_log_softmax_stats(hidden, unembedding, targets, temperature, softcap)
     assert logp.shape == (B, T) and logp.dtype == jnp.float32
@@ -178,11 +182,13 @@ def test_chunked_logprobs_match_numpy(chunk_size, temperature, softcap):
     np.testing.assert_allclose(np.asarray(entropy), want_ent, atol=1e-5, rtol=1e-5)
 
 
-def test_chunked_logprobs_per_sequence_temperature_and_jit():
+@pytest.mark.parametrize("axis", AXES)
+def test_chunked_logprobs_per_sequence_temperature_and_jit(axis):
     hidden, unembedding, targets = _lm_inputs(1)
     temps = np.array([0.5, 1.0, 2.0], np.float32)
-    f = jax.jit(loss.chunked_token_logprobs, static_argnames=("chunk_size", "logit_softcap", "return_entropy"))
-    logp, entropy = f(hidden, unembedding, targets, temps, chunk_size=4)
+    static = ("chunk_size", "logit_softcap", "return_entropy", "chunk_axis")
+    f = jax.jit(loss.chunked_token_logprobs, static_argnames=static)
+    logp, entropy = f(hidden, unembedding, targets, temps, chunk_size=4, chunk_axis=axis)
     assert entropy is None
     want, _ = np_log_softmax_stats(hidden, unembedding, targets, temps, None)
     np.testing.assert_allclose(np.asarray(logp), want, atol=1e-5, rtol=1e-5)
@@ -198,8 +204,9 @@ def _unchunked(hidden, unembedding, targets, temperature, softcap):
     return logp, entropy
 
 
+@pytest.mark.parametrize("axis", AXES)
 @pytest.mark.parametrize("chunk_size,softcap", [(1, None), (4, 3.0), (6, None), (64, 3.0)])
-def test_chunked_logprobs_gradient_matches_unchunked(chunk_size, softcap):
+def test_chunked_logprobs_gradient_matches_unchunked(axis, chunk_size, softcap):
     hidden, unembedding, targets = _lm_inputs(2)
     rng = np.random.default_rng(3)
     w_logp = jnp.asarray(rng.normal(size=(B, T)), jnp.float32)
@@ -210,7 +217,7 @@ def test_chunked_logprobs_gradient_matches_unchunked(chunk_size, softcap):
         return jnp.sum(w_logp * logp) + 0.1 * jnp.sum(w_ent * ent)
 
     chunked = lambda h, e, t: loss.chunked_token_logprobs(  # noqa: E731
-        h, e, targets, t, chunk_size, softcap, return_entropy=True
+        h, e, targets, t, chunk_size, softcap, return_entropy=True, chunk_axis=axis
     )
     dense = lambda h, e, t: _unchunked(h, e, targets, t, softcap)  # noqa: E731
     temp = jnp.float32(0.8)
@@ -220,7 +227,8 @@ def test_chunked_logprobs_gradient_matches_unchunked(chunk_size, softcap):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
 
 
-def test_chunked_logprobs_memory_scales_with_chunk():
+@pytest.mark.parametrize("axis,chunk", [("vocab", 256), ("tokens", 32)])
+def test_chunked_logprobs_memory_scales_with_chunk(axis, chunk):
     """Compiled forward+backward must not hold a [B*T, V] logits buffer."""
     batch, seq, dim, vocab = 4, 128, 16, 8192
     h = jnp.zeros((batch, seq, dim), jnp.float32)
@@ -228,15 +236,15 @@ def test_chunked_logprobs_memory_scales_with_chunk():
     tgt = jnp.zeros((batch, seq), jnp.int32)
     full_logits_bytes = batch * seq * vocab * 4
 
-    def temp_bytes(chunk):
-        f = lambda h, e: loss.chunked_token_logprobs(h, e, tgt, 1.0, chunk)[0].sum()  # noqa: E731
+    def temp_bytes(chunk, axis):
+        f = lambda h, e: loss.chunked_token_logprobs(h, e, tgt, 1.0, chunk, chunk_axis=axis)[0].sum()  # noqa: E731
         compiled = jax.jit(jax.grad(f, argnums=(0, 1))).lower(h, e).compile()
         analysis = compiled.memory_analysis()
         if analysis is None:
             pytest.skip("backend gives no memory analysis")
         return analysis.temp_size_in_bytes
 
-    chunked, whole = temp_bytes(32), temp_bytes(batch * seq)
+    chunked, whole = temp_bytes(chunk, axis), temp_bytes(vocab, "vocab")
     assert chunked < full_logits_bytes / 4, (chunked, full_logits_bytes)
     assert whole >= full_logits_bytes  # sanity: the analysis does see the big buffer
 
@@ -249,6 +257,8 @@ def test_chunked_logprobs_bad_input():
         loss.chunked_token_logprobs(hidden, unembedding, targets, 1.0, 0)
     with pytest.raises(ValueError, match="temperature"):
         loss.chunked_token_logprobs(hidden, unembedding, targets, np.ones(7), 4)
+    with pytest.raises(ValueError, match="chunk_axis"):
+        loss.chunked_token_logprobs(hidden, unembedding, targets, 1.0, 4, chunk_axis="time")
 
 
 # ----------------------------------------------------------------------------
