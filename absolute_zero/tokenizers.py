@@ -674,7 +674,7 @@ def from_tokenizer_json(path: str | os.PathLike, config_path: str | os.PathLike 
 # Factory and checks
 # --------------------------------------------------------------------------------------
 
-_EMBEDDED = {"gemma3-270m": "gemma3_270m_gguf_path", "smollm2-135m": "smollm2_135m_gguf_path"}
+_EMBEDDED_NAMES = ("gemma3-270m", "smollm2-135m")  # see absolute_zero.models.embedded
 
 
 def load_tokenizer(source: str | os.PathLike) -> Tokenizer:
@@ -684,10 +684,10 @@ def load_tokenizer(source: str | os.PathLike) -> Tokenizer:
     of those (tokenizer.json preferred), or an embedded model name (`gemma3-270m`,
     `smollm2-135m`).
     """
-    if isinstance(source, str) and source in _EMBEDDED:
-        from absolute_zero.models import embedded  # the lead's module: finds/assembles the GGUF
+    if isinstance(source, str) and source in _EMBEDDED_NAMES:
+        from absolute_zero.models.embedded import embedded_gguf_path  # finds / assembles the GGUF
 
-        return from_gguf(getattr(embedded, _EMBEDDED[source])())
+        return from_gguf(embedded_gguf_path(source))
     path = Path(source)
     if path.is_dir():
         for fname, builder in (("tokenizer.json", from_tokenizer_json), ("tokenizer.model", from_sentencepiece_model)):
@@ -701,7 +701,7 @@ def load_tokenizer(source: str | os.PathLike) -> Tokenizer:
             f"*.gguf file (found {len(ggufs)} .gguf files)")
     if not path.exists():
         raise FileNotFoundError(f"tokenizer source not found: {path} (give a .gguf, tokenizer.json, "
-                                f"tokenizer.model, a directory, or one of {sorted(_EMBEDDED)})")
+                                f"tokenizer.model, a directory, or one of {list(_EMBEDDED_NAMES)})")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == _GGUF_MAGIC:

