@@ -122,7 +122,7 @@ def to_source(value: Any) -> str:
     if t is list:
         return "[" + ", ".join(to_source(v) for v in value) + "]"
     if t is tuple:
-        return "(" + "".join(to_source(v) + ", " for v in value) + ")"
+        return "(" + ", ".join(to_source(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     if t is set:
         return "{" + ", ".join(to_source(v) for v in value) + "}" if value else "set()"
     if t is frozenset:
