@@ -351,6 +351,8 @@ class Tokenizer:
     tokens in it, and `decode_ids(ids, skip_special) -> str`.
     """
 
+    hf_tokenizer: Any = None  # the underlying `tokenizers.Tokenizer` for HF-backed ones
+
     def __init__(self, *, name: str, vocab_size: int, specials: Mapping[str, int],
                  encode_plain: Callable[[str], list[int]],
                  decode_ids: Callable[[Sequence[int], bool], str],
