@@ -72,3 +72,20 @@ def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
 def params_nbytes(params) -> int:
   return sum(np.asarray(x).nbytes if not hasattr(x, "nbytes") else x.nbytes
              for x in jax.tree.leaves(params))
+
+
+def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None, *,
+                param_dtype: str | None = None, dtype: str | None = None,
+                random_init: bool = False, seed: int = 0):
+  """(config, params, tokenizer), with the tokenizer checked against the embedding.
+
+  The tokenizer comes from `tokenizer_source` when given, else from the model source
+  (the GGUF file, or the checkpoint directory's tokenizer.json / tokenizer.model).
+  """
+  from absolute_zero.tokenizers import check_tokenizer_matches_model, load_tokenizer
+
+  config, params = load_model(source, param_dtype=param_dtype, dtype=dtype,
+                              random_init=random_init, seed=seed)
+  tokenizer = load_tokenizer(tokenizer_source or source)
+  check_tokenizer_matches_model(tokenizer, config.vocab_size)
+  return config, params, tokenizer

@@ -212,3 +212,24 @@ def test_wrong_preset_name_lists_the_known_ones():
     load_model("qwen-9000")
   with pytest.raises(ValueError, match="no embedded weights"):
     load_model("qwen2.5-7b")
+
+
+def test_tokenizer_that_does_not_fit_the_model_is_rejected(tiny_llama, tmp_path):
+  """A tokenizer.json of 600 tokens beside a 512-row model: one clear error."""
+  tokenizers = pytest.importorskip("tokenizers")
+  from absolute_zero.models.loading import load_policy
+
+  config, params = tiny_llama
+  ckpt = tmp_path / "ckpt"
+  ckpt.mkdir()
+  _save_sharded(ckpt, config, params)
+  vocab = {f"t{i}": i for i in range(600)}
+  tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="t0"))
+  tok.save(str(ckpt / "tokenizer.json"))
+  with pytest.raises(ValueError, match="600 tokens but the model's embedding has only 512"):
+    load_policy(str(ckpt))
+  vocab = {f"t{i}": i for i in range(500)}
+  tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="t0")).save(
+      str(ckpt / "tokenizer.json"))
+  loaded_config, _, tokenizer = load_policy(str(ckpt))
+  assert tokenizer.vocab_size == 500 and loaded_config.vocab_size == 512
