@@ -1,0 +1,343 @@
+"""Batched generation for the policy: `Sampler.generate(prompts, ...) -> list[Completion]`.
+
+Host side of the rollout engine. It tokenises, groups and left-pads prompts into shape
+buckets, runs the jitted prefill once per distinct prompt, replicates the cache to `n`
+samples, runs the `lax.while_loop` decode (`absolute_zero.sampling.decode`) over the
+donated cache, and turns the result into per-sample `Completion`s.
+
+Everything that varies between calls is either a bucketed shape (prompt length, batch rows,
+new-token budget) or a traced value (temperature, top-p, top-k, max new tokens, stop ids,
+PRNG key), so a training loop calling `generate` repeatedly compiles a handful of programs
+once (`trace_counts` counts them). `update_params` swaps in new weights without recompiling.
+
+Stop strings are matched on the host: with stop strings the decode runs in segments of
+`stop_check_interval` steps, and rows whose text contains a stop string are finished
+between segments, so generation still ends early.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+from typing import Any, Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from absolute_zero.models.config import ModelConfig
+from absolute_zero.sampling import decode as dec
+from absolute_zero.sampling.buckets import batch_bucket, left_pad, length_bucket
+from absolute_zero.sampling.token_sampling import SamplingKnobs
+
+FinishReason = Literal["eos", "stop", "length"]
+_FINISH_NAMES = {dec.FINISH_EOS: "eos", dec.FINISH_STOP: "stop", dec.FINISH_LENGTH: "length"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+  """Fixed (compile-time) choices of a sampler; per-call knobs go to `generate`."""
+
+  max_rows: int = 256  # decode rows per device program; more prompts run in groups
+  num_candidates: int = 256  # top-k/top-p candidate set; top_k must be <= this
+  block_size: int | None = None  # two-level sampler block; None: ~sqrt(vocab)
+  max_stop_ids: int = 8  # room for EOS ids and stop ids (each), padded with -1
+  min_length_bucket: int = 16
+  stop_check_interval: int = 16  # decode steps between host stop-string checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+  """One sample for one prompt.
+
+  token_ids/logprobs run through the token that ended the sample (the EOS or stop id, or
+  the token that completed a stop string); `text` is their decoding without that EOS/stop
+  token and cut just before a stop string. logprobs[i] = log_softmax(logits / T)[token_ids[i]]
+  (T = 1 for greedy), the quantity the learner recomputes.
+  """
+
+  prompt_index: int
+  sample_index: int
+  prompt_token_ids: tuple[int, ...]
+  token_ids: np.ndarray  # [n] int32
+  logprobs: np.ndarray  # [n] float32
+  text: str
+  finish_reason: FinishReason
+
+
+class Sampler:
+  """Jitted, bucketed, optionally sharded generation for one model.
+
+  Args:
+    config: the model config.
+    params: the model parameters (host or device arrays).
+    tokenizer: an `absolute_zero.tokenizers.Tokenizer` (needed for str prompts, text output
+      and default EOS ids); None is allowed for token-id prompts.
+    mesh: a ('data','fsdp','tensor') mesh; params are placed with `rules` and the batch is
+      split over data x fsdp. None: one device.
+    rules: logical-axis rules (default `SAMPLE_RULES`).
+    sampler_config: fixed choices (buckets, candidate count, ...).
+  """
+
+  def __init__(self, config: ModelConfig, params: Any, tokenizer=None, mesh=None,
+               rules=None, sampler_config: SamplerConfig | None = None):
+    from absolute_zero import sharding
+
+    self.config = config
+    self.tokenizer = tokenizer
+    self.mesh = mesh
+    self.rules = tuple(rules if rules is not None else sharding.SAMPLE_RULES) if mesh else ()
+    self.options = sampler_config or SamplerConfig()
+    self.trace_counts: collections.Counter[str] = collections.Counter()
+    if mesh is not None:
+      self._param_shardings = sharding.param_shardings(config, mesh, self.rules)
+      self._batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    else:
+      self._param_shardings = None
+      self._batch_shards = 1
+    self._params_treedef = None
+    self.params = None
+    self.update_params(params)
+    self._auto_key = jax.random.key(0)
+    self.last_stats: dict[str, int] = {}  # shapes and steps of the last group decoded
+
+    static = dict(config=config, mesh=mesh, rules=self.rules)
+    self._prefill = jax.jit(self._counted("prefill", functools.partial(dec.prefill, **static)))
+    self._start = jax.jit(
+        self._counted("start_decode", functools.partial(dec.start_decode, mesh=mesh,
+                                                        rules=self.rules)),
+        static_argnames=("new_slots",))
+    self._decode = jax.jit(
+        self._counted("decode", functools.partial(
+            dec.decode, num_candidates=self.options.num_candidates,
+            block_size=self.options.block_size, **static)),
+        donate_argnums=(1,))
+
+  # ------------------------------------------------------------------ params
+
+  def _counted(self, name: str, fn):
+    """Wraps fn so each trace (i.e. each compilation) is counted in `trace_counts`."""
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+      self.trace_counts[name] += 1
+      return fn(*args, **kwargs)
+    return traced
+
+  def update_params(self, params: Any) -> None:
+    """Uses new weights from now on (same structure and shapes: no recompilation)."""
+    treedef = jax.tree.structure(params)
+    shapes = [tuple(x.shape) for x in jax.tree.leaves(params)]
+    if self._params_treedef is not None:
+      if treedef != self._params_treedef or shapes != self._params_shapes:
+        raise ValueError("update_params: new params differ in structure or shapes from the "
+                         "sampler's (a different model needs a new Sampler)")
+    self._params_treedef, self._params_shapes = treedef, shapes
+    if self._param_shardings is not None:
+      self.params = jax.tree.map(jax.device_put, params, self._param_shardings)
+    else:
+      self.params = jax.device_put(params)
+
+  # ------------------------------------------------------------------ helpers
+
+  def _batch_sharded(self, x: np.ndarray):
+    if self.mesh is None:
+      return jnp.asarray(x)
+    from absolute_zero.sharding import batch_sharding
+    return jax.device_put(x, batch_sharding(self.mesh, self.rules, x.ndim))
+
+  def _encode(self, prompts) -> list[list[int]]:
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+      raise TypeError("prompts must be a list of str or a list of token-id lists")
+    out = []
+    for i, p in enumerate(prompts):
+      if isinstance(p, str):
+        if self.tokenizer is None:
+          raise ValueError("str prompts need a tokenizer; pass token ids or a tokenizer")
+        ids = self.tokenizer.encode(p)
+      else:
+        ids = [int(t) for t in p]
+      if not ids:
+        raise ValueError(f"prompt {i} is empty (a prompt needs at least one token, e.g. BOS)")
+      bad = [t for t in ids if not 0 <= t < self.config.vocab_size]
+      if bad:
+        raise ValueError(f"prompt {i} has token ids outside [0, {self.config.vocab_size}): "
+                         f"{bad[:5]}")
+      out.append(ids)
+    return out
+
+  def _id_array(self, ids: Sequence[int], what: str) -> jax.Array:
+    ids = sorted({int(i) for i in ids})
+    if len(ids) > self.options.max_stop_ids:
+      raise ValueError(f"{len(ids)} {what} given; the sampler has room for "
+                       f"{self.options.max_stop_ids} (SamplerConfig.max_stop_ids)")
+    arr = np.full((self.options.max_stop_ids,), -1, np.int32)
+    arr[:len(ids)] = ids
+    return jnp.asarray(arr)
+
+  def _decode_text(self, ids: Sequence[int]) -> str:
+    return self.tokenizer.decode(ids) if self.tokenizer is not None else ""
+
+  # ------------------------------------------------------------------ generate
+
+  def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], *,
+               max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
+               top_k: int = 0, n: int = 1, stop: Sequence[str] = (),
+               stop_token_ids: Sequence[int] = (), eos_token_ids: Sequence[int] | None = None,
+               seed: int | None = None, rng: jax.Array | None = None) -> list[Completion]:
+    """Samples `n` completions per prompt; returns them prompt-major (prompt 0's n first).
+
+    temperature 0 is greedy. top_k 0 and top_p 1 are off. `stop` are strings (matched on
+    the decoded text), `stop_token_ids` end a sample with reason "stop"; `eos_token_ids`
+    (default: the tokenizer's stop ids, e.g. EOS and end-of-turn) end it with "eos".
+    Randomness: `rng` (a JAX key), else `seed`, else an internal key advanced every call.
+    """
+    if max_new_tokens < 1:
+      raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if n < 1:
+      raise ValueError(f"n must be >= 1, got {n}")
+    if not 0.0 < top_p <= 1.0:
+      raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if not 0 <= top_k <= self.options.num_candidates:
+      raise ValueError(f"top_k must be in [0, {self.options.num_candidates}] "
+                       f"(SamplerConfig.num_candidates), got {top_k}")
+    if temperature < 0:
+      raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
+    if isinstance(stop, str):
+      stop = (stop,)
+    if stop and self.tokenizer is None:
+      raise ValueError("stop strings need a tokenizer to decode text")
+    if eos_token_ids is None:
+      eos_token_ids = self.tokenizer.stop_ids if self.tokenizer is not None else ()
+    encoded = self._encode(prompts)
+    longest = max(len(p) for p in encoded)
+    if longest + max_new_tokens > self.config.max_position:
+      raise ValueError(f"prompt ({longest}) + max_new_tokens ({max_new_tokens}) exceeds the "
+                       f"model's max_position {self.config.max_position}")
+    if rng is None:
+      if seed is not None:
+        rng = jax.random.key(seed)
+      else:
+        self._auto_key, rng = jax.random.split(self._auto_key)
+
+    settings = dec.DecodeSettings(
+        knobs=SamplingKnobs.make(temperature, top_p, top_k),
+        max_new_tokens=jnp.int32(max_new_tokens),
+        eos_ids=self._id_array(eos_token_ids, "EOS ids"),
+        stop_ids=self._id_array(stop_token_ids, "stop token ids"))
+
+    # Group prompts (sorted by length, so each group pads little) to <= max_rows rows.
+    per_group = max(1, self.options.max_rows // n)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    results: dict[tuple[int, int], Completion] = {}
+    for g, start in enumerate(range(0, len(order), per_group)):
+      members = order[start:start + per_group]
+      group_rng = jax.random.fold_in(rng, g)
+      for c in self._generate_group([encoded[i] for i in members], members, n,
+                                    max_new_tokens, settings, tuple(stop), group_rng):
+        results[(c.prompt_index, c.sample_index)] = c
+    return [results[(i, j)] for i in range(len(encoded)) for j in range(n)]
+
+  def _generate_group(self, prompts: list[list[int]], indices: list[int], n: int,
+                      max_new_tokens: int, settings: dec.DecodeSettings,
+                      stop: tuple[str, ...], rng: jax.Array) -> list[Completion]:
+    prompt_len = length_bucket(max(len(p) for p in prompts), self.options.min_length_bucket)
+    new_slots = length_bucket(max_new_tokens, self.options.min_length_bucket)
+    prompt_rows = batch_bucket(len(prompts), self._batch_shards)
+    decode_rows = batch_bucket(len(prompts) * n, self._batch_shards)
+    pad_id = 0
+    if self.tokenizer is not None and self.tokenizer.pad_id is not None:
+      pad_id = self.tokenizer.pad_id
+
+    tokens, positions, valid, lengths = left_pad(prompts, prompt_rows, prompt_len, pad_id)
+    last_hidden, cache = self._prefill(
+        self.params, self._batch_sharded(tokens), self._batch_sharded(positions),
+        self._batch_sharded(valid))
+
+    real = len(prompts) * n
+    row_prompt = np.zeros((decode_rows,), np.int32)
+    row_prompt[:real] = np.repeat(np.arange(len(prompts)), n)
+    row_is_real = np.arange(decode_rows) < real
+    state = self._start(cache, last_hidden, jnp.asarray(row_prompt),
+                        jnp.asarray(lengths[row_prompt]), jnp.asarray(row_is_real), rng,
+                        new_slots=new_slots)
+    del cache, last_hidden
+
+    stop_cut: dict[int, int] = {}  # row -> number of tokens through the stop string's end
+    if not stop:
+      state = self._decode(self.params, state, settings, jnp.int32(max_new_tokens))
+    else:
+      step = 0
+      while step < max_new_tokens:
+        step = min(step + self.options.stop_check_interval, max_new_tokens)
+        state = self._decode(self.params, state, settings, jnp.int32(step))
+        finish = np.asarray(state.finish)
+        newly = self._match_stop_strings(np.asarray(state.tokens),
+                                         np.asarray(state.num_generated), finish, stop,
+                                         stop_cut)
+        if newly:
+          finish = finish.copy()
+          finish[newly] = dec.FINISH_STOP
+          state = state._replace(finish=jax.device_put(finish, state.finish.sharding))
+        if not np.any(finish == dec.RUNNING):
+          break
+
+    self.last_stats = dict(prompt_bucket=prompt_len, prompt_rows=prompt_rows,
+                           decode_rows=decode_rows, new_token_bucket=new_slots,
+                           decode_steps=int(state.step))
+    out_tokens = np.asarray(state.tokens)
+    out_logprobs = np.asarray(state.logprobs)
+    generated = np.asarray(state.num_generated)
+    finish = np.asarray(state.finish)
+    eos_set = {int(i) for i in np.asarray(settings.eos_ids) if i >= 0}
+    stop_id_set = {int(i) for i in np.asarray(settings.stop_ids) if i >= 0}
+    completions = []
+    for r in range(real):
+      p = r // n
+      count = int(generated[r])
+      code = int(finish[r])
+      if code == dec.RUNNING:  # cannot happen after the loop; be explicit if it does
+        raise RuntimeError(f"decode row {r} did not finish")
+      ids = out_tokens[r, :count]
+      text_ids = ids
+      if r in stop_cut:
+        ids = ids[:stop_cut[r]]
+        text_ids = ids
+      elif code in (dec.FINISH_EOS, dec.FINISH_STOP) and count and (
+          int(ids[-1]) in eos_set or int(ids[-1]) in stop_id_set):
+        text_ids = ids[:-1]
+      text = self._decode_text(text_ids) if self.tokenizer is not None else ""
+      if r in stop_cut:
+        text = _cut_at_stop(text, stop)
+      completions.append(Completion(
+          prompt_index=indices[p], sample_index=r % n,
+          prompt_token_ids=tuple(prompts[p]), token_ids=ids.astype(np.int32).copy(),
+          logprobs=out_logprobs[r, :len(ids)].astype(np.float32).copy(), text=text,
+          finish_reason=_FINISH_NAMES[code]))
+    return completions
+
+  def _match_stop_strings(self, tokens: np.ndarray, generated: np.ndarray,
+                          finish: np.ndarray, stop: tuple[str, ...],
+                          stop_cut: dict[int, int]) -> list[int]:
+    """Rows still running whose text now contains a stop string; records where to cut."""
+    newly = []
+    for r in np.nonzero(finish == dec.RUNNING)[0]:
+      count = int(generated[r])
+      text = self._decode_text(tokens[r, :count])
+      if not any(s in text for s in stop):
+        continue
+      # The shortest token prefix whose text contains a stop string.
+      cut = count
+      for j in range(1, count + 1):
+        if any(s in self._decode_text(tokens[r, :j]) for s in stop):
+          cut = j
+          break
+      stop_cut[int(r)] = cut
+      newly.append(int(r))
+    return newly
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+  """text up to (not including) the earliest stop string."""
+  cuts = [text.find(s) for s in stop if s in text]
+  return text[:min(cuts)] if cuts else text

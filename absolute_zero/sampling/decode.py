@@ -1,0 +1,154 @@
+"""Device side of generation: prefill, cache replication, and the `lax.while_loop` decode.
+
+Pure functions of (params, arrays, traced settings); the static arguments are the model
+config, mesh/rules and the sampler's fixed choices (candidate count, block size). The host
+wrapper (`absolute_zero.sampler`) jits them and pads shapes into buckets.
+
+Cache layout: `[layers, batch, slots, kv_heads, head_dim]` with `slots = P + N` (P the
+prompt bucket, N the new-token bucket). Prefill fills a P-slot cache for the distinct
+prompts; `start_decode` gathers it to the `n` sample rows of each prompt and pads the slot
+axis to P + N (the prompt is computed once, however many samples are drawn); the decode
+loop then writes slot P + step in place (the state is donated).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from absolute_zero.models.config import ModelConfig
+from absolute_zero.models.transformer import KVCache, Transformer, compute_logits, init_cache
+from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
+
+Array = jax.Array
+
+RUNNING, FINISH_EOS, FINISH_STOP, FINISH_LENGTH, PADDING_ROW = 0, 1, 2, 3, 4
+
+
+class DecodeSettings(NamedTuple):
+  """Traced per-call settings: new values never recompile."""
+
+  knobs: SamplingKnobs
+  max_new_tokens: Array  # [] int32, <= the new-token bucket N
+  eos_ids: Array  # [E] int32, padded with -1: finish reason "eos"
+  stop_ids: Array  # [E] int32, padded with -1: finish reason "stop"
+
+
+class DecodeState(NamedTuple):
+  """Everything the decode loop carries; donated between calls."""
+
+  cache: KVCache  # k/v [layers, B, P + N, kv, hd]
+  hidden: Array  # [B, d] final hidden state of the last token fed (next one is drawn from it)
+  tokens: Array  # [B, N] int32 generated ids (0 after a row finished)
+  logprobs: Array  # [B, N] float32 tempered log-probs of `tokens`
+  finish: Array  # [B] int32: RUNNING or a FINISH_* code or PADDING_ROW
+  num_generated: Array  # [B] int32
+  next_position: Array  # [B] int32 position of the next token
+  step: Array  # [] int32 decode steps taken
+  key: Array  # PRNG key of this call
+
+
+def _shard(x: Array, names: tuple, mesh, rules) -> Array:
+  if mesh is None:
+    return x
+  from absolute_zero.sharding import logical_to_spec
+  spec = logical_to_spec(names, rules, mesh, x.shape)
+  return jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
+
+
+def _shard_cache(cache: KVCache, mesh, rules) -> KVCache:
+  kv_names = ("layers", "activation_batch", None, "activation_kv_heads", None)
+  return KVCache(
+      k=_shard(cache.k, kv_names, mesh, rules), v=_shard(cache.v, kv_names, mesh, rules),
+      positions=_shard(cache.positions, ("activation_batch", None), mesh, rules),
+      valid=_shard(cache.valid, ("activation_batch", None), mesh, rules))
+
+
+def prefill(params: dict, tokens: Array, positions: Array, valid: Array, *,
+            config: ModelConfig, mesh=None, rules: tuple = ()) -> tuple[Array, KVCache]:
+  """Runs the prompts once: (last-position hidden [Bp, d], cache with P slots).
+
+  tokens/positions/valid [Bp, P], left-padded so the last position is real in every row;
+  logits are not computed here (the decode loop takes them from the returned hidden).
+  """
+  batch, length = tokens.shape
+  cache = _shard_cache(init_cache(config, batch, length), mesh, rules)
+  hidden, cache = Transformer(config, mesh, rules).apply(
+      {"params": params}, tokens, positions, valid, cache=cache, cache_index=0)
+  return hidden[:, -1], _shard_cache(cache, mesh, rules)  # [Bp, d]
+
+
+def start_decode(cache: KVCache, last_hidden: Array, row_prompt: Array,
+                 prompt_lengths: Array, row_is_real: Array, key: Array, *,
+                 new_slots: int, mesh=None, rules: tuple = ()) -> DecodeState:
+  """Replicates each prompt's cache to its sample rows and pads slots for N new tokens.
+
+  cache: P-slot prefill cache of Bp prompts; last_hidden [Bp, d]; row_prompt [B] int32
+  (which prompt each decode row samples); prompt_lengths [B]; row_is_real [B] bool.
+  """
+  pad = ((0, 0), (0, 0), (0, new_slots), (0, 0), (0, 0))
+  k = jnp.pad(jnp.take(cache.k, row_prompt, axis=1), pad)  # [L, B, P + N, kv, hd]
+  v = jnp.pad(jnp.take(cache.v, row_prompt, axis=1), pad)
+  positions = jnp.pad(jnp.take(cache.positions, row_prompt, axis=0), ((0, 0), (0, new_slots)))
+  valid = jnp.pad(jnp.take(cache.valid, row_prompt, axis=0), ((0, 0), (0, new_slots)))
+  rows = row_prompt.shape[0]
+  hidden = jnp.take(last_hidden, row_prompt, axis=0)  # [B, d]
+  return DecodeState(
+      cache=_shard_cache(KVCache(k, v, positions, valid), mesh, rules),
+      hidden=_shard(hidden, ("activation_batch", None), mesh, rules),
+      tokens=jnp.zeros((rows, new_slots), jnp.int32),
+      logprobs=jnp.zeros((rows, new_slots), jnp.float32),
+      finish=jnp.where(row_is_real, RUNNING, PADDING_ROW).astype(jnp.int32),
+      num_generated=jnp.zeros((rows,), jnp.int32),
+      next_position=prompt_lengths.astype(jnp.int32),
+      step=jnp.int32(0),
+      key=key)
+
+
+def decode(params: dict, state: DecodeState, settings: DecodeSettings, step_limit: Array, *,
+           config: ModelConfig, mesh=None, rules: tuple = (), num_candidates: int = 256,
+           block_size: int | None = None) -> DecodeState:
+  """Draws tokens until step `step_limit` or until every row has finished.
+
+  Each step: logits from the carried hidden state (one `[B, d] x [V, d]` product, the only
+  logits ever built), sample, record, then feed the token through the trunk, writing its
+  keys/values to slot P + step.
+  """
+  model = Transformer(config, mesh, rules)
+  new_slots = state.tokens.shape[1]
+  prompt_slots = state.cache.k.shape[2] - new_slots
+
+  def cond(s: DecodeState):
+    return (s.step < step_limit) & jnp.any(s.finish == RUNNING)
+
+  def body(s: DecodeState) -> DecodeState:
+    logits = compute_logits(params, s.hidden, config)  # [B, V] float32
+    logits = _shard(logits, ("activation_batch", "activation_vocab"), mesh, rules)
+    token, logprob = sample_tokens(logits, settings.knobs,
+                                   jax.random.fold_in(s.key, s.step),
+                                   num_candidates=num_candidates, block_size=block_size)
+    running = s.finish == RUNNING
+    token = jnp.where(running, token, 0)  # [B]
+    logprob = jnp.where(running, logprob, 0.0)
+    tokens = jax.lax.dynamic_update_slice(s.tokens, token[:, None], (0, s.step))
+    logprobs = jax.lax.dynamic_update_slice(s.logprobs, logprob[:, None], (0, s.step))
+    generated = s.num_generated + running.astype(jnp.int32)
+    is_eos = jnp.any(token[:, None] == settings.eos_ids[None, :], axis=-1)
+    is_stop = jnp.any(token[:, None] == settings.stop_ids[None, :], axis=-1)
+    finish = jnp.where(
+        running & is_eos, FINISH_EOS, jnp.where(
+            running & is_stop, FINISH_STOP, jnp.where(
+                running & (generated >= settings.max_new_tokens), FINISH_LENGTH, s.finish)))
+    hidden, cache = model.apply(
+        {"params": params}, token[:, None], s.next_position[:, None],
+        jnp.ones_like(token[:, None], bool), cache=s.cache,
+        cache_index=prompt_slots + s.step)
+    return DecodeState(
+        cache=_shard_cache(cache, mesh, rules),
+        hidden=_shard(hidden[:, 0], ("activation_batch", None), mesh, rules),
+        tokens=tokens, logprobs=logprobs, finish=finish, num_generated=generated,
+        next_position=s.next_position + 1, step=s.step + 1, key=s.key)
+
+  return jax.lax.while_loop(cond, body, state)

@@ -1,0 +1,141 @@
+"""The token-level samplers against analytic distributions computed in NumPy.
+
+Chi-square goodness of fit over many draws (fixed seeds, so deterministic), for every
+regime: full-vocabulary two-level sampling (several blocks, a vocabulary that does not fill
+the last block), temperature, top-k, top-p from the candidates, top-p through the exact
+bisection fallback, and top-k + top-p together.
+"""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import jax
+import jax.numpy as jnp
+
+from absolute_zero.sampling.token_sampling import (
+    SamplingKnobs, default_block_size, nucleus_threshold, sample_tokens, tempered_logprobs)
+
+VOCAB = 1000  # not a multiple of the block size: the padded tail must never be drawn
+ROWS = 4000
+DRAWS = 5  # -> 20000 samples per case
+
+
+def _logits(seed=0):
+  rng = np.random.default_rng(seed)
+  # A skewed distribution with a long tail, like an LM's.
+  return (rng.standard_normal(VOCAB) * 2.0 + np.linspace(3, -3, VOCAB)).astype(np.float32)
+
+
+def reference_distribution(logits, temperature, top_k=0, top_p=1.0):
+  """The definition, by sorting: temperature, then top-k, renormalise, then top-p."""
+  x = logits.astype(np.float64) / temperature
+  p = np.exp(x - x.max())
+  p /= p.sum()
+  order = np.argsort(-p, kind="stable")
+  sorted_p = p[order]
+  keep = np.ones_like(sorted_p, bool)
+  if top_k > 0:
+    keep[top_k:] = False
+  renorm = np.where(keep, sorted_p, 0.0)
+  renorm /= renorm.sum()
+  before = np.cumsum(renorm) - renorm
+  keep &= before < top_p
+  out = np.zeros_like(p)
+  out[order] = np.where(keep, sorted_p, 0.0)
+  return out / out.sum()
+
+
+def _draw(logits, knobs, **kw):
+  batch = jnp.broadcast_to(jnp.asarray(logits), (ROWS, VOCAB))
+  fn = jax.jit(lambda b, k, key: sample_tokens(b, k, key, **kw))
+  tokens = [np.asarray(fn(batch, knobs, jax.random.key(i))[0]) for i in range(DRAWS)]
+  return np.concatenate(tokens)
+
+
+def chi_square_pvalue(samples, expected_probs):
+  """Pearson chi-square p-value; bins with expected count < 5 are pooled into one."""
+  counts = np.bincount(samples, minlength=expected_probs.size).astype(np.float64)
+  assert counts[expected_probs == 0].sum() == 0, "drew a token of probability zero"
+  expected = expected_probs * samples.size
+  big = expected >= 5
+  obs = np.append(counts[big], counts[~big].sum())
+  exp = np.append(expected[big], expected[~big].sum())
+  if exp[-1] == 0:
+    obs, exp = obs[:-1], exp[:-1]
+  return stats.chisquare(obs, exp).pvalue
+
+
+CASES = [
+    # (temperature, top_k, top_p, num_candidates)
+    (1.0, 0, 1.0, 64),  # two-level over the full vocabulary
+    (0.6, 0, 1.0, 64),
+    (1.3, 20, 1.0, 64),  # top-k
+    (1.0, 0, 0.7, 256),  # top-p inside the candidates
+    (1.0, 0, 0.9, 8),  # top-p needing the exact bisection fallback
+    (0.8, 40, 0.8, 64),  # both
+]
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p,num_candidates", CASES)
+def test_sampled_distribution_matches_definition(temperature, top_k, top_p, num_candidates):
+  logits = _logits()
+  expected = reference_distribution(logits, temperature, top_k, top_p)
+  samples = _draw(logits, SamplingKnobs.make(temperature, top_p, top_k),
+                  num_candidates=num_candidates, block_size=32)
+  assert chi_square_pvalue(samples, expected) > 1e-3
+  # The test can fail: the same samples against the untruncated / untempered law.
+  if (temperature, top_k, top_p) != (1.0, 0, 1.0):
+    assert chi_square_pvalue(samples, reference_distribution(logits, 1.0)) < 1e-6
+
+
+def test_fallback_really_runs_for_wide_nucleus():
+  """With 8 candidates the 0.9-nucleus of this distribution is not covered."""
+  x = jnp.asarray(_logits())[None]
+  probs = jax.nn.softmax(x)
+  assert float(jnp.sort(probs[0])[::-1][:8].sum()) < 0.9
+  # The threshold found by bisection is the sorted-prefix boundary.
+  lse = jax.nn.logsumexp(x, axis=-1)
+  key = int(nucleus_threshold(x, lse, jnp.float32(0.9))[0])
+  sorted_p = np.sort(np.asarray(probs[0], np.float64))[::-1]
+  size = int(np.searchsorted(np.cumsum(sorted_p) - sorted_p, 0.9, side="left"))
+  boundary = np.sort(np.asarray(x[0]))[::-1][size - 1]
+  assert key == _order_key(boundary)
+
+
+def _order_key(value: float) -> int:
+  """NumPy image of a float32 under the order-preserving float -> int32 map."""
+  i = int(np.float32(value).view(np.int32))
+  return i ^ 0x7FFFFFFF if i < 0 else i
+
+
+def test_bisection_threshold_with_mixed_sign_logits():
+  x = jnp.asarray([[-5.0, -1.0, 0.5, 2.0, 1e-3, -300.0]], jnp.float32)
+  lse = jax.nn.logsumexp(x, axis=-1)
+  # Sorted probabilities: 0.710 (2.0), 0.158 (0.5), 0.096 (1e-3), 0.035 (-1), ...
+  for top_p, smallest_kept in ((0.5, 2.0), (0.85, 0.5), (0.9, 1e-3), (0.97, -1.0),
+                               (0.999, -1.0),
+                               (0.9995, -5.0)):
+    key = int(nucleus_threshold(x, lse, jnp.float32(top_p))[0])
+    assert key == _order_key(smallest_kept), (top_p, smallest_kept)
+
+
+def test_greedy_is_argmax_and_logprobs_are_tempered_log_softmax():
+  rng = np.random.default_rng(3)
+  logits = jnp.asarray(rng.standard_normal((16, VOCAB)).astype(np.float32) * 3)
+  tokens, logprobs = sample_tokens(logits, SamplingKnobs.make(0.0), jax.random.key(0))
+  np.testing.assert_array_equal(np.asarray(tokens), np.asarray(logits).argmax(-1))
+  ref = jax.nn.log_softmax(logits)[jnp.arange(16), tokens]
+  np.testing.assert_allclose(np.asarray(logprobs), np.asarray(ref), atol=1e-5)
+  # Sampled tokens: log-probs under the tempered, untruncated distribution.
+  tokens, logprobs = sample_tokens(logits, SamplingKnobs.make(0.7, 0.9, 30), jax.random.key(1))
+  ref = jax.nn.log_softmax(logits / 0.7)[jnp.arange(16), tokens]
+  np.testing.assert_allclose(np.asarray(logprobs), np.asarray(ref), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(tempered_logprobs(logits, tokens, 0.7)),
+                             np.asarray(ref), atol=1e-5)
+
+
+def test_default_block_size():
+  assert default_block_size(262_144) == 512
+  assert default_block_size(512) == 32
+  assert default_block_size(151_936) == 512
