@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -106,6 +107,13 @@ def _load(data_dir: str, n: int):
     return [items[i % len(items)] for i in range(n)]
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of all its reaped descendants (workers, jobs)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _rate(fn, n: int, repeats: int) -> tuple[float, object]:
     best, out = 0.0, None
     for _ in range(repeats):
@@ -122,37 +130,58 @@ def main(argv):
     n = len(pairs)
     print(f"{n} jobs from CRUXEval, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at start (the machine may be shared)")
-    rates = {}
-    with SandboxPool(FLAGS.num_workers) as pool:
-        print(f"sandbox: {pool.num_workers} workers, namespaced={pool.namespaced}")
-        execute(pool, pairs[:50])  # warm-up
-        rate, results = _rate(lambda: execute(pool, pairs), n, FLAGS.repeats)
-        correct = sum(r.status == "ok" and grade_deduction(it["output"], r.output)
-                      for it, r in zip(items, results))
-        rates["plain"] = rate
-        print(f"sandbox plain:       {rate:8.1f} jobs/s   correct {correct}/{n}")
-        rate, verdicts = _rate(lambda: validate_proposals(pool, pairs, allow_expressions=True),
-                               n, FLAGS.repeats)
-        rates["validation"] = rate
-        print(f"sandbox validation:  {rate:8.1f} jobs/s   valid {sum(v.valid for v in verdicts)}/{n}")
+    rates, cpu_ms = {}, {}
+
+    def sandbox(mode):
+        cpu0 = _cpu_seconds()
+        with SandboxPool(FLAGS.num_workers) as pool:
+            execute(pool, pairs[:50])  # warm-up
+            if mode == "plain":
+                rate, results = _rate(lambda: execute(pool, pairs), n, FLAGS.repeats)
+                good = sum(r.status == "ok" and grade_deduction(it["output"], r.output)
+                           for it, r in zip(items, results))
+            else:
+                rate, verdicts = _rate(
+                    lambda: validate_proposals(pool, pairs, allow_expressions=True), n, FLAGS.repeats)
+                good = sum(v.valid for v in verdicts)
+            workers, namespaced = pool.num_workers, pool.namespaced
+        # closing reaps the workers, so their (and their jobs') CPU time is now counted
+        cpu_ms[mode] = (_cpu_seconds() - cpu0) * 1e3 / (n * FLAGS.repeats + 50)
+        rates[mode] = rate
+        print(f"sandbox {mode:11s} {rate:8.1f} jobs/s  {cpu_ms[mode]:5.2f} CPU ms/job  "
+              f"{'correct' if mode == 'plain' else 'valid'} {good}/{n}  "
+              f"({workers} workers, namespaced={namespaced})")
+
+    sandbox("plain")
+    sandbox("validation")
     if FLAGS.reference:
-        ref = ReferenceExecutor(FLAGS.timeout_s)
-        try:
-            ref.run(pairs[:50])
-            rate, results = _rate(lambda: ref.run(pairs), n, FLAGS.repeats)
-            correct = sum(status == "Done" and grade_deduction(it["output"], out)
-                          for it, (out, status) in zip(items, results))
-            rates["ref_plain"] = rate
-            print(f"reference plain:     {rate:8.1f} jobs/s   correct {correct}/{n}")
-            rate, results = _rate(lambda: ref.validate(pairs), n, FLAGS.repeats)
-            rates["ref_validation"] = rate
-            print(f"reference validation:{rate:8.1f} jobs/s   valid "
-                  f"{sum(status == 'Done' for _, status in results)}/{n}")
-        finally:
-            ref.close()
-        print(f"ratio plain (sandbox / reference):      {rates['plain'] / rates['ref_plain']:.2f}")
-        print(f"ratio validation (sandbox / reference): "
-              f"{rates['validation'] / rates['ref_validation']:.2f}")
+        for mode in ("plain", "validation"):
+            cpu0 = _cpu_seconds()
+            ref = ReferenceExecutor(FLAGS.timeout_s)
+            try:
+                run = ref.run if mode == "plain" else ref.validate
+                run(pairs[:50])
+                rate, results = _rate(lambda: run(pairs), n, FLAGS.repeats)
+                if mode == "plain":
+                    good = sum(status == "Done" and grade_deduction(it["output"], out)
+                               for it, (out, status) in zip(items, results))
+                else:
+                    good = sum(status == "Done" for _, status in results)
+            finally:
+                ref.close()
+            key = "ref_" + mode
+            cpu_ms[key] = (_cpu_seconds() - cpu0) * 1e3 / (n * FLAGS.repeats + 50)
+            rates[key] = rate
+            print(f"reference {mode:9s} {rate:8.1f} jobs/s  {cpu_ms[key]:5.2f} CPU ms/job  "
+                  f"{'correct' if mode == 'plain' else 'valid'} {good}/{n}")
+        for mode in ("plain", "validation"):
+            print(f"ratio {mode:10s} (sandbox / reference): rate "
+                  f"{rates[mode] / rates['ref_' + mode]:.2f}, CPU per job "
+                  f"{cpu_ms[mode] / cpu_ms['ref_' + mode]:.2f}x")
+    cores = len(os.sched_getaffinity(0))
+    for mode in ("plain", "validation"):
+        print(f"CPU-bound sandbox {mode} rate on {cores} idle cores: "
+              f"{cores * 1e3 / cpu_ms[mode]:.0f} jobs/s (total CPU per job / cores)")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

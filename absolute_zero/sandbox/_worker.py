@@ -150,7 +150,7 @@ def _setup_mounts(cfg):
             _mount(stage, path, None, _MS_MOVE)
     _make_tree_readonly("/")
     _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV,
-           f"size={int(cfg['tmpfs_bytes'])},mode=0711")
+           f"size={int(cfg['tmpfs_bytes'])},nr_inodes=16384,mode=0711")
     _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC | _MS_RDONLY)
 
 

@@ -243,7 +243,12 @@ class SandboxPool:
         return all(w is not None and w.info["namespaced"] for w in self._workers)
 
     def worker_pids(self) -> list[int]:
+        """Host pids of the workers' outer processes."""
         return [w.proc.pid for w in self._workers if w is not None]
+
+    def job_uids(self) -> set[int]:
+        """The uids the current workers run jobs under (for host-side leak checks)."""
+        return {w.uid for w in self._workers if w is not None}
 
     def close(self) -> None:
         for i, w in enumerate(self._workers):

@@ -32,7 +32,7 @@ def processes_of_uids(uids) -> list[int]:
 
 
 def job_uids(pool) -> set[int]:
-    return {w.uid for w in pool._workers if w is not None}
+    return pool.job_uids()
 
 
 @pytest.fixture(scope="session")

@@ -29,12 +29,12 @@ def test_ten_thousand_mixed_jobs():
             jobs.append(Job(f"def f(x):\n    return [x, x * x + {i % 7}]\n", f"f({i})"))
             expected.append(repr([i, i * i + i % 7]))
     with SandboxPool(2, limits) as pool:
-        uids = {w.uid for w in pool._workers}
+        uids = pool.job_uids()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.monotonic()
         results = pool.run_batch(jobs)
         elapsed = time.monotonic() - start
-        uids |= {w.uid for w in pool._workers}
+        uids |= pool.job_uids()
         assert len(results) == len(jobs)
         for i, (r, want) in enumerate(zip(results, expected)):
             if isinstance(want, str):

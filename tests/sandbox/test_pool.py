@@ -69,8 +69,8 @@ def test_workers_have_no_accelerator_and_cpu_jax_platform(pool):
     # through the owner-side handle.
     r = pool.run_batch([Job(src, "f()")])[0]
     assert "CUDA" not in r.output and "JAX" not in r.output
-    for w in pool._workers:
-        with open(f"/proc/{w.proc.pid}/environ", "rb") as fh:
+    for pid in pool.worker_pids():
+        with open(f"/proc/{pid}/environ", "rb") as fh:
             env = dict(kv.split(b"=", 1) for kv in fh.read().split(b"\0") if b"=" in kv)
         assert env[b"JAX_PLATFORMS"] == b"cpu"
         assert env[b"CUDA_VISIBLE_DEVICES"] == b""
