@@ -5,7 +5,9 @@ finds its coordinator, process count and process id either from the cluster (TPU
 metadata, SLURM variables) or from the explicit `JAX_COORDINATOR_ADDRESS`,
 `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID` variables. A single-process run (laptop, one GPU,
 CPU tests) must not call `jax.distributed.initialize()`, so we only call it when one of
-those environments is present.
+those environments is present, or when `AZR_DISTRIBUTED=1` asks for it (TPU VM slices
+describe their workers in GCE metadata, not in the environment; `launch/tpu_pod.sh` sets
+it).
 """
 
 from __future__ import annotations
@@ -22,15 +24,21 @@ _initialized = False
 
 
 def multi_process_env(environ: Mapping[str, str] | None = None) -> str | None:
-  """Which multi-process environment `environ` describes: 'explicit', 'slurm', 'tpu' or None.
+  """Which multi-process environment `environ` describes.
 
-  'slurm' needs more than one task (a single-task `srun` is a plain local run);
+  'explicit' (the three JAX_* variables), 'requested' (AZR_DISTRIBUTED=1: let JAX detect
+  the cluster), 'slurm', 'tpu' or None.
+
+  'slurm' needs an `srun` step with more than one task (`SLURM_STEP_NUM_TASKS`; a batch
+  script's own shell, or a one-task step, is a plain local run);
   'tpu' needs a TPU VM slice with more than one worker (`TPU_WORKER_HOSTNAMES` lists them).
   """
   env = os.environ if environ is None else environ
   if all(env.get(v) for v in _EXPLICIT_VARS):
     return "explicit"
-  if env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
+  if env.get("AZR_DISTRIBUTED", "").lower() in ("1", "true", "yes"):
+    return "requested"
+  if env.get("SLURM_JOB_ID") and int(env.get("SLURM_STEP_NUM_TASKS", "1") or 1) > 1:
     return "slurm"
   hosts = [h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()]
   if len(hosts) > 1:
@@ -62,7 +70,7 @@ def maybe_initialize_distributed(environ: Mapping[str, str] | None = None) -> bo
     jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
                                num_processes=num_processes, process_id=process_id)
   else:
-    # SLURM and TPU VM slices: JAX's cluster detection reads the rest.
+    # SLURM, TPU VM slices, AZR_DISTRIBUTED=1: JAX's cluster detection reads the rest.
     jax.distributed.initialize()
   _initialized = True
   return True

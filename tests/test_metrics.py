@@ -311,3 +311,34 @@ def test_plot_run_errors(tmp_path):
 
   with pytest.raises(FileNotFoundError, match="no metrics file"):
     plot_run(str(tmp_path))
+
+
+# ------------------------------------------------------------------ who writes: process env
+
+
+@pytest.mark.parametrize("env, kind", [
+    ({}, None),
+    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"},
+     "explicit"),
+    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2"}, None),
+    ({"AZR_DISTRIBUTED": "1"}, "requested"),
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, None),  # the batch shell, not an srun step
+    ({"SLURM_JOB_ID": "7", "SLURM_STEP_NUM_TASKS": "1"}, None),
+    ({"SLURM_JOB_ID": "7", "SLURM_STEP_NUM_TASKS": "2"}, "slurm"),
+    ({"TPU_WORKER_HOSTNAMES": "w0"}, None),
+    ({"TPU_WORKER_HOSTNAMES": "w0,w1,w2,w3"}, "tpu"),
+])
+def test_multi_process_env_detection(env, kind):
+  from absolute_zero import distributed
+
+  assert distributed.multi_process_env(env) == kind
+
+
+def test_single_process_run_does_not_initialize_and_is_primary():
+  from absolute_zero import distributed
+
+  assert distributed.maybe_initialize_distributed({}) is False
+  assert distributed.is_primary()
+  with pytest.raises(ValueError, match="JAX_PROCESS_ID=2 is outside \\[0, 2\\)"):
+    distributed.maybe_initialize_distributed(
+        {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"})
