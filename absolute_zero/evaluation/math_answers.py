@@ -118,7 +118,10 @@ def _strip_text_commands(s: str) -> str:
         before = s[:match.start()].strip()
         content = match.group(1)
         is_unit = bool(before) and bool(re.fullmatch(r"\s*~?\s*[a-zA-Z/ ]+\s*(?:\^\{?\d\}?)?\s*", content))
-        s = s[:match.start()] + ("" if is_unit else content) + s[match.end():]
+        rest = s[match.end():]
+        if is_unit:  # "\text{ cm}^2": the power belongs to the unit
+            rest = re.sub(r"^\s*\^\s*\{?\d\}?", "", rest)
+        s = s[:match.start()] + ("" if is_unit else content) + rest
 
 
 def _drop_thousands_commas(s: str) -> str:
@@ -151,6 +154,7 @@ def normalize_answer(answer: Optional[str]) -> str:
     s = s.strip()
     s = re.sub(r"^(?:the answer is|answer:)\s*", "", s, flags=re.IGNORECASE)
     s = re.sub(r"^\\?\(?\s*([A-E])\s*\\?\)?$", r"\1", s)  # "(C)" -> "C"
+    s = re.sub(r"^\(\s*(-?[\d.]+)\s*\)$", r"\1", s)  # "(073)" -> "073"
     s = s.rstrip(".").strip()
     # "x = 5" -> "5" when the left side is one name (not for equations like "y = 2x + 1"
     # answers, which then compare by their right sides: a convention most graders share).
