@@ -1,6 +1,6 @@
 """Sandbox worker process: runs untrusted jobs, each in a fresh forked child.
 
-Started by `SandboxPool` as a fresh interpreter (`python -S -s -B _worker.py CONFIG`),
+Started by `SandboxPool` as a fresh interpreter (`python -S -s -B -c BOOTSTRAP CONFIG`),
 never forked from the pool's owner. It is a standalone script (it imports nothing from the
 package) so that starting it cannot pull in JAX or any accelerator runtime.
 
@@ -340,6 +340,7 @@ class Worker:
         if "tempfile" in sys.modules:
             sys.modules["tempfile"].tempdir = self.job_dir
         _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # inherited by every job
+        self.child_cpu, self.child_faults = 0.0, 0  # totals over all jobs, for diagnostics
         self.oom_control = cfg.get("memory_cgroup") and os.path.join(cfg["memory_cgroup"],
                                                                      "memory.oom_control")
         self.oom_kills_seen = self._oom_kills()
@@ -416,6 +417,7 @@ class Worker:
         if self.uid is not None:
             os.chown(job_dir, self.uid, self.uid)
         rfd, wfd = os.pipe()
+        gc.freeze()  # the child's collections then never walk (and copy) the worker's objects
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
@@ -448,6 +450,8 @@ class Worker:
             if not select.select([pidfd], [], [], cfg["kill_grace_s"])[0]:
                 self._kill_all(signal.SIGKILL)
         _, status, usage = os.wait4(pid, 0)
+        self.child_cpu += usage.ru_utime + usage.ru_stime
+        self.child_faults += usage.ru_minflt
         self._reap_leftovers()
         os.close(rfd)
         os.close(pidfd)
@@ -511,7 +515,7 @@ def main():
     sys.path.extend(p for p in site.getsitepackages() if p not in sys.path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != cfg["owner_pid"]:
+    if cfg["owner_pid"] and os.getppid() != cfg["owner_pid"]:
         os._exit(0)  # the owner is already gone
     for path in cfg.get("cgroup_procs", ()):
         try:
@@ -541,6 +545,12 @@ def main():
         batch = _read_frame(0)
         if batch is None:
             break
+        if batch == "stats":  # diagnostics: CPU of this worker and of its job children
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            _write_frame(1, ("stats", {"worker_cpu_s": own.ru_utime + own.ru_stime,
+                                       "job_cpu_s": worker.child_cpu,
+                                       "job_minor_faults": worker.child_faults}))
+            continue
         for job_id, source, call in batch:
             try:
                 result = worker.run(source, call)
