@@ -1,0 +1,188 @@
+"""The two phases of a self-play step: proposing tasks and solving them (spec §2–4, §6).
+
+Host-side orchestration only: prompts from the task layer, generation by the sampler,
+parsing, validation and grading in the sandbox pool, rewards. Nothing here touches the
+learner; a phase returns `Rollout`s (prompt ids, sampled ids, their log-probs, reward),
+which the run turns into a training batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.tasks import grading, rewards, validators
+from absolute_zero.tasks.buffers import TaskBuffers
+from absolute_zero.tasks.parsers import ParseConfig, parse_response
+from absolute_zero.tasks.prompts import ANSWER_CLOSE, PromptConfig, build_prompt
+from absolute_zero.tasks.types import InductionTask, Role, TaskType, Triplet
+
+
+@dataclasses.dataclass
+class Rollout:
+  """One sampled response and what it earned."""
+
+  task_type: TaskType
+  role: Role
+  prompt_ids: tuple[int, ...]
+  completion_ids: np.ndarray  # [n] int32, including the token that ended it
+  logprobs: np.ndarray  # [n] float32, sampler log-probs at the run's temperature
+  text: str
+  finish_reason: str
+  well_formed: bool = False
+  status: str = ""  # 'ok' / 'correct' / 'wrong' / a parse-failure kind / sandbox status
+  valid: bool = False  # proposers: the sandbox accepted the proposal
+  solve_rate: float | None = None  # proposers: mean score of the n solver samples
+  reward: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseContext:
+  """Everything a phase uses besides the buffers and the randomness."""
+
+  sampler: Any  # absolute_zero.sampler.Sampler (or anything with the same generate())
+  tokenizer: Any
+  pool: Any  # absolute_zero.sandbox.SandboxPool
+  config: SelfPlayConfig
+  prompt_config: PromptConfig = PromptConfig()
+  parse_config: ParseConfig = ParseConfig()
+  validator_config: validators.ValidatorConfig = validators.ValidatorConfig()
+  reward_config: rewards.RewardConfig = rewards.RewardConfig()
+
+
+@dataclasses.dataclass
+class ProposeOutcome:
+  rollouts: list[Rollout]
+  tasks: list[Triplet | InductionTask | None]  # the accepted task per rollout, or None
+  accepted: dict[TaskType, list]  # new valid triplets / induction tasks per type
+
+
+def _generate(ctx: PhaseContext, prompts: Sequence[str], max_new_tokens: int, n: int,
+              key: jax.Array):
+  if not prompts:
+    return []
+  return ctx.sampler.generate(
+      list(prompts), max_new_tokens=max_new_tokens, temperature=ctx.config.temperature,
+      top_p=ctx.config.top_p, n=n, stop=(ANSWER_CLOSE,), rng=key)
+
+
+def _response_text(completion) -> str:
+  """The sampler cuts text before the stop string; the parser needs the closing tag."""
+  if completion.finish_reason == "stop":
+    return completion.text + ANSWER_CLOSE
+  return completion.text
+
+
+def _rollout(task_type: TaskType, role: Role, completion) -> Rollout:
+  return Rollout(task_type=task_type, role=role,
+                 prompt_ids=tuple(completion.prompt_token_ids),
+                 completion_ids=np.asarray(completion.token_ids, np.int32),
+                 logprobs=np.asarray(completion.logprobs, np.float32),
+                 text=_response_text(completion), finish_reason=completion.finish_reason)
+
+
+def _fits(ctx: PhaseContext, prompt: str) -> bool:
+  return len(ctx.tokenizer.encode(prompt)) <= ctx.config.max_prompt_tokens
+
+
+def proposer_prompt(ctx: PhaseContext, task_type: TaskType, buffers: TaskBuffers,
+                    rng: np.random.Generator) -> tuple[str, str | None]:
+  """(prompt, induction program or None). References shrink until the prompt fits."""
+  if task_type is TaskType.INDUCTION:
+    program = buffers.sample_induction_programs(1, rng)[0]
+    prompt = build_prompt(task_type, Role.PROPOSE, program=program, config=ctx.prompt_config)
+    if not _fits(ctx, prompt):
+      raise ValueError(f"induction proposer prompt exceeds max_prompt_tokens="
+                       f"{ctx.config.max_prompt_tokens}")
+    return prompt, program
+  k = ctx.config.num_references
+  while True:
+    refs = buffers[task_type].sample_references(k, rng)
+    prompt = build_prompt(task_type, Role.PROPOSE, references=refs, config=ctx.prompt_config)
+    if _fits(ctx, prompt) or k == 1:
+      if not _fits(ctx, prompt):
+        raise ValueError(f"{task_type.value} proposer prompt with one reference exceeds "
+                         f"max_prompt_tokens={ctx.config.max_prompt_tokens}")
+      return prompt, None
+    k -= 1
+
+
+def propose(ctx: PhaseContext, task_types: Sequence[TaskType], batch_size: int,
+            buffers: TaskBuffers, rng: np.random.Generator, key: jax.Array) -> ProposeOutcome:
+  """`batch_size` proposals per task type, validated in the sandbox (one batch per kind)."""
+  plan = []  # (task_type, prompt, induction program)
+  for task_type in task_types:
+    for _ in range(batch_size):
+      prompt, program = proposer_prompt(ctx, task_type, buffers, rng)
+      plan.append((task_type, prompt, program))
+  completions = _generate(ctx, [p for _, p, _ in plan], ctx.config.max_proposer_tokens, 1,
+                          key)
+  rollouts = [_rollout(t, Role.PROPOSE, c) for (t, _, _), c in zip(plan, completions)]
+  parsed = [parse_response(r.task_type, Role.PROPOSE, r.text, ctx.parse_config)
+            for r in rollouts]
+
+  tasks: list = [None] * len(rollouts)
+  triplet_idx = [i for i, r in enumerate(rollouts) if r.task_type is not TaskType.INDUCTION]
+  induction_idx = [i for i, r in enumerate(rollouts) if r.task_type is TaskType.INDUCTION]
+  results: dict[int, Any] = {}
+  if triplet_idx:
+    out = validators.validate_triplet_proposals(ctx.pool, [parsed[i] for i in triplet_idx])
+    results.update({i: res for i, res in zip(triplet_idx, out)})
+  if induction_idx:
+    out = validators.validate_induction_proposals(
+        ctx.pool, [(plan[i][2], parsed[i]) for i in induction_idx], ctx.validator_config)
+    results.update({i: res for i, res in zip(induction_idx, out)})
+  accepted: dict[TaskType, list] = {t: [] for t in task_types}
+  for i, rollout in enumerate(rollouts):
+    res = results[i]
+    rollout.well_formed, rollout.status, rollout.valid = res.well_formed, res.status, res.valid
+    if res.valid:
+      tasks[i] = res.triplet if rollout.task_type is not TaskType.INDUCTION else res.task
+      accepted[rollout.task_type].append(tasks[i])
+  return ProposeOutcome(rollouts=rollouts, tasks=tasks, accepted=accepted)
+
+
+def solve(ctx: PhaseContext, items: Sequence[tuple[TaskType, Triplet | InductionTask]],
+          n: int, key: jax.Array) -> list[Rollout]:
+  """`n` solver samples per (task type, task), graded in the sandbox; task-major order."""
+  if not items:
+    return []
+  prompts = [build_prompt(t, Role.SOLVE, task=task, config=ctx.prompt_config)
+             for t, task in items]
+  completions = _generate(ctx, prompts, ctx.config.max_solver_tokens, n, key)
+  owners = [items[j // n] for j in range(len(completions))]  # prompt-major: n per item
+  rollouts = [_rollout(t, Role.SOLVE, c) for (t, _), c in zip(owners, completions)]
+  parsed = [parse_response(r.task_type, Role.SOLVE, r.text, ctx.parse_config)
+            for r in rollouts]
+  for task_type in {t for t, _ in items}:
+    idx = [j for j, (t, _) in enumerate(owners) if t is task_type]
+    outcomes = grading.grade_answers(ctx.pool, task_type, [parsed[j] for j in idx],
+                                     [owners[j][1] for j in idx], ctx.reward_config)
+    for j, outcome in zip(idx, outcomes):
+      r = rollouts[j]
+      r.well_formed, r.status = outcome.well_formed, outcome.status
+      r.solve_rate = outcome.score
+      r.reward = rewards.final_solver_reward(outcome.well_formed, outcome.score,
+                                             ctx.reward_config)
+  return rollouts
+
+
+def score_proposals(ctx: PhaseContext, proposals: ProposeOutcome, n: int,
+                    key: jax.Array) -> list[Rollout]:
+  """Proposer rewards from `n` solver samples per valid proposal (learnability, §4).
+
+  Returns the estimation rollouts (not trained on, but logged)."""
+  valid = [(i, r.task_type, proposals.tasks[i]) for i, r in enumerate(proposals.rollouts)
+           if r.valid]
+  estimates = solve(ctx, [(t, task) for _, t, task in valid], n, key)
+  rates = {i: rewards.solve_rate([e.solve_rate for e in estimates[k * n:(k + 1) * n]])
+           for k, (i, _, _) in enumerate(valid)}
+  for i, rollout in enumerate(proposals.rollouts):
+    rollout.solve_rate = rates.get(i)
+    rollout.reward = rewards.final_proposer_reward(rollout.well_formed, rollout.valid,
+                                                   rollout.solve_rate, ctx.reward_config)
+  return estimates

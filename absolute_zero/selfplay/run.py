@@ -1,0 +1,238 @@
+"""One self-play run: seeding, then steps of propose -> solve -> reward -> update (spec §6).
+
+`SelfPlayRun` owns the sampler, the learner state, the task buffers and the step counter;
+the sandbox pool is passed in (the caller owns its lifetime). Randomness is derived from
+(seed, step) rather than carried, so a run resumed from a checkpoint at step s draws
+exactly what an uninterrupted run draws at step s + 1: exact resume needs only the train
+state, the buffers and the step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from absolute_zero import batching, learner, loss
+from absolute_zero.sampler import Sampler, SamplerConfig
+from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
+from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals,
+                                           solve)
+from absolute_zero.tasks.buffers import TaskBuffers, seed_target
+from absolute_zero.tasks.types import Role, TaskType
+
+ROLES = (Role.PROPOSE, Role.SOLVE)
+GROUPS = tuple((t, r) for t in ALL_TASK_TYPES for r in ROLES)
+_SEED_STREAM = 1_000_000  # key/rng stream offset for seeding rounds
+
+
+def group_id(task_type: TaskType, role: Role) -> int:
+  return GROUPS.index((task_type, role))
+
+
+def group_name(task_type: TaskType, role: Role) -> str:
+  return f"{task_type.value}/{role.value}"
+
+
+class _Timed:
+  """Proxy that adds the wall time of one method's calls to `self.seconds`."""
+
+  def __init__(self, target, method: str):
+    self._target, self._method, self.seconds = target, method, 0.0
+
+  def __getattr__(self, name):
+    attr = getattr(self._target, name)
+    if name != self._method:
+      return attr
+
+    def timed(*args, **kwargs):
+      start = time.perf_counter()
+      try:
+        return attr(*args, **kwargs)
+      finally:
+        self.seconds += time.perf_counter() - start
+    return timed
+
+
+class SelfPlayRun:
+  """The state of a run and the step function."""
+
+  def __init__(self, model_config, params, tokenizer, config: SelfPlayConfig,
+               learner_config: learner.LearnerConfig, *, pool, mesh=None,
+               sampler_config: SamplerConfig | None = None,
+               log: Callable[[str], None] = lambda msg: None):
+    if abs(learner_config.temperature - config.temperature) > 1e-9:
+      raise ValueError(f"learner temperature {learner_config.temperature} must equal the "
+                       f"sampling temperature {config.temperature}")
+    self.model_config, self.config, self.learner_config = model_config, config, learner_config
+    self.tokenizer, self.mesh, self.log = tokenizer, mesh, log
+    self.sampler = Sampler(model_config, params, tokenizer, mesh=mesh,
+                           sampler_config=sampler_config)
+    self._timed_sampler = _Timed(self.sampler, "generate")
+    self._timed_pool = _Timed(pool, "run_batch")
+    self.ctx = PhaseContext(sampler=self._timed_sampler, tokenizer=tokenizer,
+                            pool=self._timed_pool, config=config)
+    self.train_state = learner.init_train_state(params, learner_config, mesh, model_config)
+    self.train_step = learner.make_train_step(model_config, learner_config, mesh)
+    self.buffers = TaskBuffers.seeded()
+    self.step = 0  # updates applied so far
+    self.seeded = False
+    dp = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
+    micro = learner_config.micro_batch_size or self.rows_per_step
+    self.batch_shapes = batching.BatchShapes(row_multiple=micro * dp)
+    self.base_key = jax.random.key(config.seed)
+
+  @property
+  def rows_per_step(self) -> int:
+    roles = 2 if self.config.train_proposer else 1
+    return self.config.batch_size * len(self.config.task_types) * roles
+
+  def _randomness(self, stream: int) -> tuple[np.random.Generator, jax.Array]:
+    return (np.random.default_rng([self.config.seed, stream]),
+            jax.random.fold_in(self.base_key, stream))
+
+  def _reset_timers(self) -> None:
+    self._timed_sampler.seconds = self._timed_pool.seconds = 0.0
+
+  # ------------------------------------------------------------------ seeding
+
+  def seed_buffers(self) -> dict[str, Any]:
+    """Proposes from the zero triplet until the buffers hold batch x seed_batch_factor.
+
+    Induction programs come from the deduction/abduction pool, so with induction active
+    the deduction proposer also runs here (even when deduction itself is ablated).
+    """
+    cfg = self.config
+    target = seed_target(cfg.batch_size, cfg.seed_batch_factor)
+    types = list(cfg.task_types)
+    if TaskType.INDUCTION in types and not set(types) & {TaskType.DEDUCTION,
+                                                          TaskType.ABDUCTION}:
+      types.insert(0, TaskType.DEDUCTION)
+    rounds, proposals, accepted = 0, 0, 0
+    start = time.perf_counter()
+    while rounds < cfg.max_seed_rounds:
+      short = [t for t in types if len(self.buffers[t].entries) < target]
+      if not short:
+        break
+      rng, key = self._randomness(_SEED_STREAM + rounds)
+      outcome = propose(self.ctx, short, cfg.batch_size, self.buffers, rng, key)
+      for task_type, entries in outcome.accepted.items():
+        accepted += self.buffers[task_type].add(entries, step=0)
+      proposals += len(outcome.rollouts)
+      rounds += 1
+      self.log(f"seeding round {rounds}: buffers {self.buffers.sizes()} "
+               f"(target {target}), {accepted}/{proposals} proposals valid")
+    self.seeded = True
+    return {"seed/rounds": rounds, "seed/proposals": proposals, "seed/accepted": accepted,
+            "seed/seconds": time.perf_counter() - start,
+            **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()}}
+
+  # ------------------------------------------------------------------ one step
+
+  def run_step(self) -> dict[str, Any]:
+    """One self-play iteration and one policy update; returns flat metrics."""
+    cfg = self.config
+    step = self.step + 1
+    rng, key = self._randomness(step)
+    k_propose, k_solve, k_score = jax.random.split(key, 3)
+    self._reset_timers()
+    start = time.perf_counter()
+
+    proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng,
+                        k_propose)
+    for task_type, entries in proposals.accepted.items():
+      self.buffers[task_type].add(entries, step=step)
+    items = [(t, task) for t in cfg.task_types for task in self.buffers[t].sample_solver_tasks(
+        cfg.batch_size, rng, step, strategy=cfg.solver_task_strategy)]
+    solver_rollouts = solve(self.ctx, items, 1, k_solve)
+    estimates = (score_proposals(self.ctx, proposals, cfg.n_solver_samples, k_score)
+                 if cfg.train_proposer else [])
+    rollout_seconds = time.perf_counter() - start
+
+    train_rollouts = solver_rollouts + (proposals.rollouts if cfg.train_proposer else [])
+    update_start = time.perf_counter()
+    advantages, update_metrics = self._update(train_rollouts)
+    update_seconds = time.perf_counter() - update_start
+    self.step = step
+
+    generated = sum(len(r.completion_ids) for r in
+                    proposals.rollouts + solver_rollouts + estimates)
+    metrics: dict[str, Any] = {"step": step}
+    metrics.update(_group_metrics(proposals.rollouts, solver_rollouts, train_rollouts,
+                                  advantages, cfg.task_types))
+    metrics.update({f"buffer/{k}": v for k, v in self.buffers.sizes().items()})
+    metrics.update({f"learner/{k}": float(v) for k, v in update_metrics.items()})
+    gen_s, sandbox_s = self._timed_sampler.seconds, self._timed_pool.seconds
+    metrics.update({
+        "time/generation_s": gen_s, "time/sandbox_s": sandbox_s,
+        "time/other_host_s": max(rollout_seconds - gen_s - sandbox_s, 0.0),
+        "time/update_s": update_seconds,
+        "time/step_s": time.perf_counter() - start,
+        "throughput/generated_tokens": generated,
+        "throughput/generation_tokens_per_s": generated / max(gen_s, 1e-9),
+        "throughput/train_tokens": int(update_metrics.get("tokens", 0)),
+        "throughput/train_tokens_per_s": float(update_metrics.get("tokens", 0))
+                                         / max(update_seconds, 1e-9),
+        "solver/estimation_samples": len(estimates),
+    })
+    return metrics
+
+  def _update(self, rollouts: list[Rollout]) -> tuple[np.ndarray, dict]:
+    """Task-relative advantages, the fixed-shape batch, one train step, new sampler params."""
+    rewards = np.asarray([r.reward for r in rollouts], np.float32)  # [N]
+    groups = np.asarray([group_id(r.task_type, r.role) for r in rollouts], np.int32)
+    advantages = np.asarray(loss.task_relative_advantages(
+        rewards, groups, len(GROUPS), np.ones(len(rollouts), bool),
+        eps=self.learner_config.advantage_eps, mode=self.learner_config.advantage_mode))
+    batch = batching.build_train_batch(
+        [r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
+        advantages, [r.logprobs for r in rollouts], group_ids=groups,
+        shapes=self.batch_shapes, pad_id=self.tokenizer.pad_id or 0,
+        min_rows=self.rows_per_step)
+    batch = learner.shard_batch(batch, self.mesh)
+    self.train_state, metrics = self.train_step(self.train_state, batch)
+    # The sampler gets its own copy: the next train step donates (deletes) the state.
+    self.sampler.update_params(jax.tree.map(lambda x: x.copy(), self.train_state.params))
+    return advantages, jax.device_get(metrics)
+
+  # ------------------------------------------------------------------ resume
+
+  def restore(self, train_state, buffers_state: dict, step: int) -> None:
+    """Continues from a checkpoint: train state, buffers and step counter."""
+    self.train_state = train_state
+    self.buffers.load_state_dict(buffers_state)
+    self.step = int(step)
+    self.seeded = True
+    self.sampler.update_params(jax.tree.map(lambda x: x.copy(), train_state.params))
+
+
+def _group_metrics(proposer: list[Rollout], solver: list[Rollout], trained: list[Rollout],
+                   advantages: np.ndarray, task_types) -> dict[str, float]:
+  """Per (task, role): reward, format failures, validity / solve rate, lengths, advantages."""
+  out: dict[str, float] = {}
+  adv_by_rollout = {id(r): a for r, a in zip(trained, advantages)}
+  for task_type in task_types:
+    for role, rollouts in ((Role.PROPOSE, proposer), (Role.SOLVE, solver)):
+      group = [r for r in rollouts if r.task_type is task_type]
+      name = group_name(task_type, role)
+      out[f"{name}/count"] = len(group)
+      if not group:
+        continue
+      out[f"{name}/reward_mean"] = float(np.mean([r.reward for r in group]))
+      out[f"{name}/format_failure_rate"] = float(np.mean([not r.well_formed for r in group]))
+      out[f"{name}/response_tokens_mean"] = float(np.mean([len(r.completion_ids)
+                                                           for r in group]))
+      if role is Role.PROPOSE:
+        out[f"{name}/validity_rate"] = float(np.mean([r.valid for r in group]))
+        rates = [r.solve_rate for r in group if r.solve_rate is not None]
+        if rates:
+          out[f"{name}/solve_rate_of_valid"] = float(np.mean(rates))
+      else:
+        out[f"{name}/solve_rate"] = float(np.mean([r.solve_rate == 1.0 for r in group]))
+      adv = [adv_by_rollout[id(r)] for r in group if id(r) in adv_by_rollout]
+      if adv:
+        out[f"{name}/advantage_mean"] = float(np.mean(adv))
+        out[f"{name}/advantage_std"] = float(np.std(adv))
+  return out

@@ -1,0 +1,180 @@
+"""Self-play end to end with a tiny model and the real sandbox; exact resume.
+
+A tiny random model proposes nothing valid, which would make "the buffers grew only with
+validated triplets" vacuous. So the fixture first teaches a tiny Llama (with a BPE
+tokenizer trained here) to answer proposer prompts with one of three memorised proposals:
+two valid programs and one that imports a banned module. The run must then add the valid
+ones to the buffers and never the banned one, with every entry re-checked in the sandbox.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from absolute_zero import learner
+from absolute_zero.models import compute_logits, forward, get_config, init_params
+from absolute_zero.sandbox import SandboxPool
+from absolute_zero.sandbox.azr import execute
+from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.phases import PhaseContext, proposer_prompt
+from absolute_zero.selfplay.run import SelfPlayRun
+from absolute_zero.tasks.buffers import TaskBuffers
+from absolute_zero.tasks.prompts import render_triplet_proposal
+from absolute_zero.tasks.types import TaskType, ZERO_TRIPLET
+
+tokenizers = pytest.importorskip("tokenizers")
+
+VALID = [("def f(x):\n    return x * 3", "4"), ("def f(s):\n    return s[::-1]", "'abc'")]
+BANNED = ("import random\ndef f(x):\n    return random.random() + x", "1")
+EOS = "<|endoftext|>"
+
+
+def _train_tokenizer(texts, path):
+  from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+  tok = Tokenizer(models.BPE())
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=[EOS, "<s>"],
+                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+  tok.train_from_iterator(texts, trainer)
+  tok.save(str(path))
+
+
+@pytest.fixture(scope="module")
+def pool():
+  with SandboxPool(num_workers=2) as p:
+    yield p
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory, pool):
+  """(model config, params, tokenizer) of a tiny Llama that emits memorised proposals."""
+  from absolute_zero.tokenizers import from_tokenizer_json
+
+  config = SelfPlayConfig(num_references=1)
+  buffers = TaskBuffers.seeded()
+  rng = np.random.default_rng(0)
+  targets = [render_triplet_proposal(p, i) for p, i in VALID + [BANNED]]
+  prompts = []
+  for task_type in (TaskType.DEDUCTION, TaskType.ABDUCTION):
+    ctx_stub = PhaseContext(sampler=None, tokenizer=_CharCount(), pool=None, config=config)
+    prompts.append(proposer_prompt(ctx_stub, task_type, buffers, rng)[0])
+  path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+  _train_tokenizer(prompts + targets * 20, path)
+  tok = from_tokenizer_json(path)
+  model_config = get_config("tiny-llama").replace(
+      vocab_size=512, rope_scaling=None, num_layers=2, max_position=4096)
+  params = init_params(model_config, jax.random.key(0))
+
+  rows = [(tok.encode(p), tok.encode(t) + [tok.eos_id]) for p in prompts for t in targets]
+  length = max(len(p) + len(c) for p, c in rows)
+  tokens = np.zeros((len(rows), length), np.int32)
+  mask = np.zeros((len(rows), length), bool)  # predict completion tokens only
+  for r, (p, c) in enumerate(rows):
+    tokens[r, :len(p) + len(c)] = p + c
+    mask[r, len(p) - 1:len(p) + len(c) - 1] = True
+  positions = np.broadcast_to(np.arange(length), tokens.shape)
+  optimizer = optax.adam(3e-3)
+
+  @jax.jit
+  def sft_step(params, opt_state):
+    def nll(params):
+      hidden = forward(params, tokens, positions, None, model_config)
+      logp = jax.nn.log_softmax(compute_logits(params, hidden[:, :-1], model_config))
+      picked = jnp.take_along_axis(logp, tokens[:, 1:, None], -1)[..., 0]
+      return -(picked * mask[:, :-1]).sum() / mask.sum()
+    value, grads = jax.value_and_grad(nll)(params)
+    updates, opt_state = optimizer.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, value
+
+  opt_state = optimizer.init(params)
+  for _ in range(150):
+    params, opt_state, value = sft_step(params, opt_state)
+  # Three equally likely memorised answers: the floor of the loss is log(3) per choice.
+  assert float(value) < 0.2, float(value)
+  return model_config, params, tok
+
+
+class _CharCount:
+  """Stands in for a tokenizer where only prompt length matters (building prompts)."""
+
+  def encode(self, text):
+    return list(range(len(text) // 4))
+
+
+def _selfplay(taught, pool, steps, seed=0):
+  model_config, params, tok = taught
+  config = SelfPlayConfig(batch_size=2, n_solver_samples=2, num_references=1,
+                          max_seed_rounds=1, max_prompt_tokens=4000,
+                          max_proposer_tokens=64, max_solver_tokens=16, seed=seed)
+  run = SelfPlayRun(model_config, params, tok, config,
+                    learner.LearnerConfig(learning_rate=1e-5), pool=pool)
+  return run
+
+
+def _finite(metrics):
+  return all(math.isfinite(v) for v in metrics.values() if isinstance(v, (int, float)))
+
+
+def test_two_real_steps_grow_buffers_only_with_validated_triplets(taught, pool):
+  run = _selfplay(taught, pool, steps=2)
+  seed_metrics = run.seed_buffers()
+  assert _finite(seed_metrics)
+  all_metrics = [run.run_step() for _ in range(2)]
+  assert run.step == 2
+  for m in all_metrics:
+    assert _finite(m), m
+    for name in ("deduction/propose", "abduction/propose", "deduction/solve"):
+      assert m[f"{name}/count"] == 2
+  banned_program = BANNED[0]
+  valid_programs = {p for p, _ in VALID} | {ZERO_TRIPLET.program}
+  grown = 0
+  for task_type in (TaskType.DEDUCTION, TaskType.ABDUCTION):
+    entries = run.buffers[task_type].entries
+    grown += len(entries) - 1
+    programs = [e.program for e in entries]
+    assert banned_program not in programs
+    assert set(programs) <= valid_programs
+    # Every stored output is what the sandbox computes now.
+    results = execute(pool, [(e.program, e.input) for e in entries])
+    assert [r.output for r in results] == [e.output for e in entries]
+  assert grown > 0, "the taught model's valid proposals never reached the buffers"
+  # Proposals the sandbox rejected were counted as well-formed but invalid.
+  assert any(m["deduction/propose/validity_rate"] < 1 or
+             m["abduction/propose/validity_rate"] < 1 for m in all_metrics) or grown
+
+
+def test_exact_resume_equals_uninterrupted_run(taught, pool, tmp_path):
+  from absolute_zero.checkpointing import RunCheckpointer
+
+  straight = _selfplay(taught, pool, steps=4)
+  straight.seed_buffers()
+  straight_metrics = [straight.run_step() for _ in range(4)]
+
+  first = _selfplay(taught, pool, steps=2)
+  first.seed_buffers()
+  resumed_metrics = [first.run_step() for _ in range(2)]
+  with RunCheckpointer(tmp_path / "ckpt", async_save=False) as ckpt:
+    ckpt.save(first.step, first.train_state, first.base_key, first.buffers.state_dict(),
+              {"model": {}}, {})
+  second = _selfplay(taught, pool, steps=4)
+  with RunCheckpointer(tmp_path / "ckpt") as ckpt:
+    restored = ckpt.restore(None, second.train_state)
+  second.restore(restored.train_state, restored.buffers, ckpt_step := 2)
+  assert ckpt_step == second.step
+  resumed_metrics += [second.run_step() for _ in range(2)]
+
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
+                                                       atol=1e-6, rtol=0),
+               straight.train_state.params, second.train_state.params)
+  assert straight.buffers.state_dict() == second.buffers.state_dict()
+  for a, b in zip(straight_metrics, resumed_metrics):
+    keys = [k for k in a if not k.startswith(("time/", "throughput/generation_tokens_per_s",
+                                              "throughput/train_tokens_per_s"))]
+    assert {k: a[k] for k in keys} == pytest.approx({k: b[k] for k in keys}, abs=1e-6)
