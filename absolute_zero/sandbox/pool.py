@@ -132,8 +132,7 @@ class _Worker:
         """Reads available bytes; returns complete messages, or None at end of stream."""
         try:
             chunk = os.read(self.rfd, 1 << 20)
-        except BlockingIOError:
-            chunk = b"?"  # nothing yet; not EOF
+        except BlockingIOError:  # nothing yet; not the end of the stream
             return []
         if not chunk:
             return None
@@ -268,6 +267,8 @@ class SandboxPool:
 
     # ------------------------------------------------------------------ running
     def run_batch(self, jobs: Sequence[Job]) -> list[JobResult]:
+        """Runs every job once; one result per job, in input order. Not thread-safe:
+        call it from one thread at a time."""
         jobs = list(jobs)
         for i, job in enumerate(jobs):
             if not isinstance(job, Job):
@@ -293,12 +294,15 @@ class SandboxPool:
                     w = key.data
                     msgs = w.read_frames()
                     if msgs is None:
-                        remaining -= self._replace(w, sel, queues, results, "died")
+                        remaining -= self._replace(w, sel, queues, results, jobs, "died")
                         continue
                     for msg in msgs:
+                        if not (w.outstanding and msg[0] == w.outstanding[0]):
+                            # cannot happen with a healthy worker; never trust it further
+                            remaining -= self._replace(w, sel, queues, results, jobs, "misbehaved")
+                            break
                         index = w.outstanding.popleft()
-                        job_id, status, output, etype, emsg, seconds, stdout = msg
-                        assert job_id == index, (job_id, index)
+                        _, status, output, etype, emsg, seconds, stdout = msg
                         results[index] = JobResult(status, output, etype, emsg, seconds, stdout)
                         remaining -= 1
                         w.last_progress = time.monotonic()
@@ -306,7 +310,7 @@ class SandboxPool:
                 for w in list(self._workers):
                     w.flush()
                     if w.outstanding and now - w.last_progress > stall_s:
-                        remaining -= self._replace(w, sel, queues, results, "stalled")
+                        remaining -= self._replace(w, sel, queues, results, jobs, "stalled")
         finally:
             sel.close()
         return results  # type: ignore[return-value]
@@ -325,7 +329,8 @@ class SandboxPool:
             w.outstanding.extend(i for i, _, _ in batch)
             w.send(batch)
 
-    def _replace(self, w: _Worker, sel, queues: dict, results: list, why: str) -> int:
+    def _replace(self, w: _Worker, sel, queues: dict, results: list, jobs: list[Job],
+                 why: str) -> int:
         """Kills and replaces a worker; fails its current job, requeues the rest."""
         sel.unregister(w.rfd)
         w.kill()
@@ -338,7 +343,7 @@ class SandboxPool:
                                        time.monotonic() - w.last_progress)
             done = 1
             for index in reversed(w.outstanding):
-                queues[None].appendleft(index)
+                queues[jobs[index].variant].appendleft(index)
         new = self._spawn(w.slot)
         self._workers[w.slot] = new
         sel.register(new.rfd, selectors.EVENT_READ, new)
