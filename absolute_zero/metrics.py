@@ -268,11 +268,11 @@ class Progress:
 
   def __init__(self, name: str, total: int | None = None, *, unit: str = "items",
                every_s: float = 10.0, stream: TextIO | None = None,
-               clock: Callable[[], float] = time.monotonic, enabled: bool = True):
+               clock: Callable[[], float] = time.monotonic, enabled: bool | None = None):
     self.name, self.total, self.unit, self.every_s = name, total, unit, every_s
     self.stream = stream if stream is not None else sys.stderr
     self.clock = clock
-    self.enabled = enabled
+    self.enabled = _is_primary() if enabled is None else enabled  # default: process 0 only
     self.done = 0
     self.start = clock()
     self._last_print = self.start

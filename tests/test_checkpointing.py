@@ -161,10 +161,11 @@ def test_restore_onto_a_different_mesh(saved_run, model_config, learner_config, 
         jax.devices()[0]}
 
 
+@pytest.mark.parametrize("mesh_shape", [(2, 2, 2), (1, 1, 1)])
 def test_async_save_survives_deleting_the_source_arrays(tmp_path, model_config,
-                                                        learner_config):
+                                                        learner_config, mesh_shape):
   """The learner donates its state right after a save: the save must not need it."""
-  mesh = sharding_lib.make_mesh((2, 2, 2))
+  mesh = sharding_lib.make_mesh(mesh_shape, devices=jax.devices()[:int(np.prod(mesh_shape))])
   state = make_train_state(model_config, learner_config, mesh, seed=3, step=1)
   expected = host_copy(state)
   with ckpt_lib.RunCheckpointer(tmp_path / "c", async_save=True) as ckpt:
