@@ -24,7 +24,6 @@ from absolute_zero import checkpointing as ckpt_lib
 from absolute_zero import learner as learner_lib
 from absolute_zero import sharding as sharding_lib
 from absolute_zero.models.presets import get_config
-from absolute_zero.models.transformer import init_params
 from absolute_zero.tasks.buffers import TaskBuffers
 from absolute_zero.tasks.types import TaskType, Triplet
 
