@@ -69,15 +69,24 @@ flags.DEFINE_enum("remat", "none", ["none", "full", "dots", "dots_no_batch"],
 # Run control.
 flags.DEFINE_integer("steps", 3, "Self-play steps (policy updates) to reach.")
 flags.DEFINE_integer("seed", 0, "Run seed (sampling keys and buffer draws derive from it).")
-flags.DEFINE_string("checkpoint_dir", "runs/azr-default/checkpoints", "Orbax checkpoints.")
+flags.DEFINE_string("checkpoint_dir", None, "Orbax checkpoints (default: <log_dir>/checkpoints).")
 flags.DEFINE_integer("checkpoint_every", 1, "Save every N steps (and at the end).")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
 flags.DEFINE_bool("resume", True, "Resume from --checkpoint_dir's latest checkpoint if any.")
-flags.DEFINE_string("log_dir", "runs/azr-default", "metrics.jsonl, TensorBoard events, plot.")
 flags.DEFINE_integer("sandbox_workers", 0, "Sandbox worker processes (0: one per CPU core).")
 flags.DEFINE_float("sandbox_timeout", 5.0, "Wall-clock seconds per sandboxed job "
                    "(reference 10).")
 flags.DEFINE_bool("plot", True, "Write plot.png into --log_dir at the end.")
+
+
+DEFAULT_LOG_DIR = "runs/azr-default"
+# --log_dir is absl's own flag (absl.logging defines it); we use it as the run directory:
+# metrics.jsonl, TensorBoard events and plot.png go there (default: runs/azr-default).
+
+
+def run_dirs() -> tuple[str, str]:
+  log_dir = FLAGS.log_dir or DEFAULT_LOG_DIR
+  return log_dir, FLAGS.checkpoint_dir or os.path.join(log_dir, "checkpoints")
 
 
 def _log(msg: str) -> None:
@@ -129,8 +138,12 @@ def main(argv):
   try:  # every bad flag fails here, before anything slow happens
     selfplay_config, learner_config = build_configs()
     mesh = sharding.make_mesh(FLAGS.mesh)
-    checkpointer = checkpointing.RunCheckpointer(FLAGS.checkpoint_dir,
+    log_dir, checkpoint_dir = run_dirs()
+    checkpointer = checkpointing.RunCheckpointer(checkpoint_dir,
                                                  keep=FLAGS.keep_checkpoints)
+    if not FLAGS.resume and checkpointer.latest_step() is not None:
+      raise ValueError(f"--resume=false but {checkpoint_dir} already holds step "
+                       f"{checkpointer.latest_step()}; use a fresh --checkpoint_dir")
   except (ValueError, checkpointing.CheckpointError) as e:
     raise app.UsageError(str(e)) from None
   single_device = mesh.devices.size == 1
@@ -151,14 +164,14 @@ def main(argv):
     checkpointer.check_compatible(config_dict, latest)  # before the slow set-up
 
   workers = FLAGS.sandbox_workers or max(1, os.cpu_count() or 1)
-  metrics = MetricsWriter(FLAGS.log_dir, enabled=distributed.is_primary())
+  metrics = MetricsWriter(log_dir, enabled=distributed.is_primary())
   with SandboxPool(num_workers=workers,
                    limits=SandboxLimits(timeout_s=FLAGS.sandbox_timeout)) as pool:
     run = SelfPlayRun(model_config, params, tokenizer, selfplay_config, learner_config,
                       pool=pool, mesh=None if single_device else mesh, log=_log)
     del params
     if latest is not None:
-      _log(f"resuming from {FLAGS.checkpoint_dir} step {latest}")
+      _log(f"resuming from {checkpoint_dir} step {latest}")
       restored = checkpointer.restore(latest, run.train_state, config=config_dict)
       run.restore(restored.train_state, restored.buffers, latest)
       metrics.truncate_after(latest)
@@ -178,10 +191,10 @@ def main(argv):
   metrics.close()
   if FLAGS.plot and distributed.is_primary():
     from experiments.plot_run import plot_run
-    path = plot_run(FLAGS.log_dir, os.path.join(FLAGS.log_dir, "plot.png"))
-    _log(f"plot: {path}")
-  _log(f"done: {run.step} steps; logs in {FLAGS.log_dir}, checkpoints in "
-       f"{FLAGS.checkpoint_dir}")
+    paths = plot_run(log_dir, os.path.join(log_dir, "plot.png"))
+    _log(f"plot: {', '.join(map(str, paths))}")
+  _log(f"done: {run.step} steps; logs in {log_dir}, checkpoints in "
+       f"{checkpoint_dir}")
 
 
 def _summary(m: dict) -> str:

@@ -1,0 +1,1 @@
+"""absl entry points: self-play, evaluation, benchmarks."""
