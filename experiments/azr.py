@@ -23,6 +23,7 @@ import sys
 import time
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 FLAGS = flags.FLAGS
 
@@ -89,6 +90,12 @@ def run_dirs() -> tuple[str, str]:
   return log_dir, FLAGS.checkpoint_dir or os.path.join(log_dir, "checkpoints")
 
 
+def _fail(error) -> None:
+  """Bad input: one clear line on stderr, exit status 2, nothing written or lost."""
+  print(f"azr: error: {error}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
 def _log(msg: str) -> None:
   print(f"[azr {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -125,6 +132,8 @@ def run_config_dict(model_config, selfplay, learner) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not FLAGS["verbosity"].present:  # Orbax logs every save at INFO; keep the console readable
+    absl_logging.set_verbosity(absl_logging.WARNING)
   from absolute_zero import distributed
   distributed.maybe_initialize_distributed()
 
@@ -145,15 +154,18 @@ def main(argv):
       raise ValueError(f"--resume=false but {checkpoint_dir} already holds step "
                        f"{checkpointer.latest_step()}; use a fresh --checkpoint_dir")
   except (ValueError, checkpointing.CheckpointError) as e:
-    raise app.UsageError(str(e)) from None
+    _fail(e)
   single_device = mesh.devices.size == 1
   _log(f"devices: {mesh.devices.size} x {jax.default_backend()}, mesh {dict(mesh.shape)}")
 
   _log(f"loading model {FLAGS.model} ...")
   start = time.perf_counter()
-  model_config, params, tokenizer = load_policy(
-      FLAGS.model, FLAGS.tokenizer, param_dtype=FLAGS.param_dtype, dtype=FLAGS.dtype,
-      random_init=FLAGS.random_init, seed=FLAGS.seed)
+  try:
+    model_config, params, tokenizer = load_policy(
+        FLAGS.model, FLAGS.tokenizer, param_dtype=FLAGS.param_dtype, dtype=FLAGS.dtype,
+        random_init=FLAGS.random_init, seed=FLAGS.seed)
+  except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
+    _fail(e)
   model_config = model_config.replace(remat_policy=FLAGS.remat)
   _log(f"loaded {model_config.name} ({model_config.num_params() / 1e6:.0f}M params) in "
        f"{time.perf_counter() - start:.0f}s")
@@ -161,7 +173,10 @@ def main(argv):
 
   latest = checkpointer.latest_step() if FLAGS.resume else None
   if latest is not None:
-    checkpointer.check_compatible(config_dict, latest)  # before the slow set-up
+    try:
+      checkpointer.check_compatible(config_dict, latest)  # before the slow set-up
+    except checkpointing.CheckpointError as e:
+      _fail(e)
 
   workers = FLAGS.sandbox_workers or max(1, os.cpu_count() or 1)
   metrics = MetricsWriter(log_dir, enabled=distributed.is_primary())
