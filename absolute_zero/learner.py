@@ -1,0 +1,320 @@
+"""One policy update: clipped-surrogate loss on a `TrainBatch`, AdamW, jitted and sharded.
+
+`make_train_step(model_config, learner_config, mesh)` returns `train_step(state, batch)`:
+  1. split the batch into micro-batches (`lax.scan`, so only one micro-batch of
+     activations is alive at a time);
+  2. per micro-batch: trunk forward -> hidden `[b, T, D]` -> per-token log-probs of the
+     targets at the learner temperature (vocabulary logits in row chunks, never
+     `[b, T, V]`) -> clipped surrogate (+ optional KL / entropy) as a token *sum*;
+  3. gradients are accumulated as sums divided by the token count of the *whole* batch,
+     so the result is the token-mean over the batch however it is split (never the mean
+     of micro-batch means);
+  4. clip by global norm, AdamW (optax), step + 1.
+The state is donated: the caller must not reuse the `state` it passed in.
+
+Batch layout and alignment: see `absolute_zero.batching`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from absolute_zero import loss as loss_lib
+from absolute_zero import sharding as sharding_lib
+from absolute_zero.batching import TrainBatch
+from absolute_zero.models.config import ModelConfig
+from absolute_zero.models.transformer import (compute_logits, forward, init_params,
+                                              unembedding)
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+  """Optimiser and loss settings (defaults: spec §5)."""
+
+  learning_rate: float = 1e-6
+  b1: float = 0.9
+  b2: float = 0.999
+  adam_eps: float = 1e-8
+  weight_decay: float = 0.0
+  max_grad_norm: float | None = 1.0  # None: no clipping
+  clip_low: float = 0.2  # ratio floor 1 - clip_low (for A < 0)
+  clip_high: float = 0.2  # ratio ceiling 1 + clip_high (for A > 0)
+  log_ratio_clip: float = loss_lib.DEFAULT_LOG_RATIO_CLIP
+  micro_batch_size: int | None = None  # rows per micro-batch; None: the whole batch
+  temperature: float = 1.0  # must equal the sampler's temperature
+  logprob_chunk_size: int | None = 512  # rows of [rows, vocab] logits at a time; None: all
+  kl_coef: float = 0.0  # > 0 needs batch.ref_logprobs
+  kl_estimator: loss_lib.KLEstimator = "k3"
+  entropy_coef: float = 0.0  # > 0 adds -coef * token-mean entropy to the loss
+  advantage_mode: loss_lib.AdvantageMode = "task_relative"
+  advantage_eps: float = 1e-6
+
+  def __post_init__(self):
+    if not self.learning_rate > 0:
+      raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+    if not self.temperature > 0:
+      raise ValueError(f"temperature must be positive, got {self.temperature}")
+    if self.micro_batch_size is not None and self.micro_batch_size < 1:
+      raise ValueError(f"micro_batch_size must be >= 1 or None, got {self.micro_batch_size}")
+    if self.logprob_chunk_size is not None and self.logprob_chunk_size < 1:
+      raise ValueError(
+          f"logprob_chunk_size must be >= 1 or None, got {self.logprob_chunk_size}")
+    if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+      raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
+    if self.kl_estimator not in ("k1", "k3"):
+      raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+    if self.advantage_mode not in ("task_relative", "global"):
+      raise ValueError(
+          f"advantage_mode must be 'task_relative' or 'global', got {self.advantage_mode!r}")
+    if self.kl_coef < 0 or self.entropy_coef < 0:
+      raise ValueError("kl_coef and entropy_coef must be >= 0")
+
+
+class TrainState(NamedTuple):
+  """Everything one update changes (a pytree; checkpoint it whole)."""
+
+  params: Any
+  opt_state: Any
+  step: jax.Array  # int32 scalar: updates applied so far
+
+
+# ---------------------------------------------------------------------------- setup
+
+
+def make_optimizer(config: LearnerConfig) -> optax.GradientTransformation:
+  """clip_by_global_norm (optional) then AdamW at a constant learning rate."""
+  adamw = optax.adamw(config.learning_rate, b1=config.b1, b2=config.b2, eps=config.adam_eps,
+                      weight_decay=config.weight_decay)
+  if config.max_grad_norm is None:
+    return adamw
+  return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adamw)
+
+
+def train_state_shardings(model_config: ModelConfig, learner_config: LearnerConfig,
+                          mesh: Mesh, rules=sharding_lib.TRAIN_RULES) -> TrainState:
+  """NamedShardings for every leaf of the TrainState: optimizer moments like their params."""
+  param_sh = sharding_lib.param_shardings(model_config, mesh, rules)
+  optimizer = make_optimizer(learner_config)
+  abstract_params = jax.eval_shape(lambda: init_params(model_config, jax.random.key(0)))
+  abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
+  replicated = NamedSharding(mesh, PartitionSpec())
+  opt_sh = optax.tree_map_params(
+      optimizer, lambda _, sh: sh, abstract_opt, param_sh,
+      transform_non_params=lambda _: replicated)
+  return TrainState(params=param_sh, opt_state=opt_sh, step=replicated)
+
+
+def init_train_state(params, learner_config: LearnerConfig, mesh: Mesh | None = None,
+                     model_config: ModelConfig | None = None,
+                     rules=sharding_lib.TRAIN_RULES) -> TrainState:
+  """A fresh TrainState; with a mesh, params and moments placed by `rules` (needs config).
+
+  The state holds its own copy of `params` (train steps donate the state, so sharing
+  buffers with the caller would delete the caller's arrays).
+  """
+  optimizer = make_optimizer(learner_config)
+  if mesh is None:
+    params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
+    return TrainState(params=params, opt_state=optimizer.init(params),
+                      step=jnp.zeros((), jnp.int32))
+  if model_config is None:
+    raise ValueError("init_train_state with a mesh needs model_config (for the shardings)")
+  shardings = train_state_shardings(model_config, learner_config, mesh, rules)
+  # Copy on device first: a resharded array may share buffers with its source.
+  params = jax.tree.map(lambda x, sh: jax.device_put(jnp.array(x, copy=True), sh), params,
+                        shardings.params)
+  opt_state = jax.jit(optimizer.init, out_shardings=shardings.opt_state)(params)
+  step = jax.device_put(jnp.zeros((), jnp.int32), shardings.step)
+  return TrainState(params=params, opt_state=opt_state, step=step)
+
+
+def shard_batch(batch: TrainBatch, mesh: Mesh | None,
+                rules=sharding_lib.TRAIN_RULES) -> TrainBatch:
+  """Device arrays for `batch`: rows split over the batch axes of `mesh` (or one device)."""
+  if mesh is None:
+    return jax.tree.map(jnp.asarray, batch)
+  return jax.tree.map(
+      lambda x: jax.device_put(x, sharding_lib.batch_sharding(mesh, rules, np.ndim(x))), batch)
+
+
+def compute_advantages(rewards, group_ids, num_groups: int, valid,
+                       config: LearnerConfig) -> jax.Array:
+  """Sequence advantages with the config's mode (task-relative or one global baseline)."""
+  return loss_lib.task_relative_advantages(
+      rewards, group_ids, num_groups, valid, eps=config.advantage_eps,
+      mode=config.advantage_mode)
+
+
+# ---------------------------------------------------------------------------- the loss
+
+
+def token_logprobs(params, batch: TrainBatch, model_config: ModelConfig,
+                   learner_config: LearnerConfig, mesh: Mesh | None = None,
+                   rules=sharding_lib.TRAIN_RULES,
+                   return_entropy: bool = False) -> tuple[jax.Array, jax.Array | None]:
+  """Log-probs `[b, T]` of `batch.targets` under the policy at the learner temperature.
+
+  Entry t is log pi(tokens[t + 1] | tokens[<= t]); see `absolute_zero.batching`.
+  """
+  hidden = forward(params, batch.tokens, batch.positions, batch.valid, model_config,
+                   mesh, rules)  # [b, T, D]
+  chunk = learner_config.logprob_chunk_size
+  if chunk is not None:
+    return loss_lib.chunked_token_logprobs(
+        hidden, unembedding(params, model_config), batch.targets,
+        temperature=learner_config.temperature, chunk_size=chunk,
+        logit_softcap=model_config.final_logit_softcap, return_entropy=return_entropy)
+  # Unchunked: the whole [b, T, V] logits at once (baseline for small vocabularies).
+  logits = compute_logits(params, hidden, model_config) / learner_config.temperature
+  logp_all = jax.nn.log_softmax(logits, axis=-1)  # [b, T, V]
+  logp = jnp.take_along_axis(logp_all, batch.targets[..., None], axis=-1)[..., 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1) if return_entropy else None
+  return logp, entropy
+
+
+def _micro_batch_sums(params, mb: TrainBatch, model_config, learner_config, mesh, rules):
+  """Token sums for one micro-batch: (objective_sum, stats) with stats all sums."""
+  lc = learner_config
+  need_entropy = lc.entropy_coef > 0
+  logp, entropy = token_logprobs(params, mb, model_config, lc, mesh, rules,
+                                 return_entropy=need_entropy)  # [b, T]
+  pg_sum, tokens, metric_sums = loss_lib.clipped_surrogate_loss(
+      logp, mb.old_logprobs, mb.advantages, mb.loss_mask, clip_low=lc.clip_low,
+      clip_high=lc.clip_high, log_ratio_clip=lc.log_ratio_clip)
+  objective = pg_sum
+  stats = dict(metric_sums, pg_loss_sum=pg_sum, tokens=tokens)
+  if lc.kl_coef > 0:
+    kl_sum = loss_lib.kl_penalty(logp, mb.ref_logprobs, mb.loss_mask, lc.kl_estimator)
+    objective = objective + lc.kl_coef * kl_sum
+    stats["kl_sum"] = kl_sum
+  if need_entropy:
+    entropy_sum = loss_lib.entropy_bonus(entropy, mb.loss_mask)
+    objective = objective - lc.entropy_coef * entropy_sum
+    stats["entropy_sum"] = entropy_sum
+  stats["objective_sum"] = objective
+  return objective, stats
+
+
+def _split_micro_batches(batch: TrainBatch, micro_batch_size: int) -> TrainBatch:
+  """[B, ...] -> [M, mb, ...]: micro-batch m takes rows m, m + M, m + 2M, ...
+
+  The strided split keeps every micro-batch spread over all data-parallel shards (rows
+  are sharded in contiguous blocks), so the reshape needs no data movement.
+  """
+  rows = batch.tokens.shape[0]
+  num_micro = rows // micro_batch_size
+  return jax.tree.map(
+      lambda x: x.reshape((micro_batch_size, num_micro) + x.shape[1:]).swapaxes(0, 1),
+      batch)
+
+
+def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh | None, rules) -> int:
+  rows = batch.tokens.shape[0]
+  mbs = lc.micro_batch_size or rows
+  if rows % mbs:
+    raise ValueError(f"batch of {rows} rows is not a multiple of micro_batch_size={mbs}; "
+                     "build it with BatchShapes(row_multiple=micro_batch_size x data-parallel)")
+  if mesh is not None:
+    spec = sharding_lib.batch_sharding(mesh, rules).spec[0]
+    axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
+    dp = int(np.prod([mesh.shape[a] for a in axes]))
+    if mbs % dp:
+      raise ValueError(f"micro_batch_size={mbs} must be a multiple of the data-parallel "
+                       f"size {dp} of mesh {dict(mesh.shape)}")
+  if lc.kl_coef > 0 and batch.ref_logprobs is None:
+    raise ValueError("kl_coef > 0 needs ref_logprobs in the batch")
+  return mbs
+
+
+def compute_gradients(params, batch: TrainBatch, model_config: ModelConfig,
+                      learner_config: LearnerConfig, mesh: Mesh | None = None,
+                      rules=sharding_lib.TRAIN_RULES, grad_shardings=None):
+  """(grads, stats): gradient of the batch token-mean objective, micro-batch accumulated.
+
+  `stats` holds token sums over the whole batch (see `_micro_batch_sums`).
+  """
+  lc = learner_config
+  mbs = _check_batch(batch, lc, mesh, rules)
+  total_tokens = jnp.sum(batch.loss_mask.astype(jnp.float32))
+  inv_tokens = 1.0 / jnp.maximum(total_tokens, 1.0)
+  micro = _split_micro_batches(batch, mbs)
+
+  def scaled(p, mb):
+    objective, stats = _micro_batch_sums(p, mb, model_config, lc, mesh, rules)
+    return objective * inv_tokens, stats
+
+  grad_fn = jax.grad(scaled, has_aux=True)
+
+  def constrain(g):
+    if grad_shardings is None:
+      return g
+    return jax.lax.with_sharding_constraint(g, grad_shardings)
+
+  def body(carry, mb):
+    acc, stat_acc = carry
+    g, stats = grad_fn(params, mb)
+    acc = constrain(jax.tree.map(jnp.add, acc, g))
+    stat_acc = jax.tree.map(jnp.add, stat_acc, stats)
+    return (acc, stat_acc), None
+
+  zeros = constrain(jax.tree.map(jnp.zeros_like, params))
+  stat_zeros = jax.tree.map(
+      lambda s: jnp.zeros(s.shape, s.dtype),
+      jax.eval_shape(lambda p, mb: _micro_batch_sums(p, mb, model_config, lc, mesh,
+                                                     rules)[1],
+                     params, jax.tree.map(lambda x: x[0], micro)))
+  (grads, stats), _ = jax.lax.scan(body, (zeros, stat_zeros), micro)
+  return grads, stats
+
+
+def _metrics(stats, grad_norm, lc: LearnerConfig) -> dict[str, jax.Array]:
+  tokens = stats["tokens"]
+  denom = jnp.maximum(tokens, 1.0)
+  out = loss_lib.metric_means(stats, tokens)
+  out.update(loss=stats["objective_sum"] / denom, pg_loss=stats["pg_loss_sum"] / denom,
+             grad_norm=grad_norm, tokens=tokens)
+  if "kl_sum" in stats:
+    out["kl"] = stats["kl_sum"] / denom
+  if "entropy_sum" in stats:
+    out["entropy"] = stats["entropy_sum"] / denom
+  return out
+
+
+def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
+                    mesh: Mesh | None = None, rules=sharding_lib.TRAIN_RULES,
+                    ) -> Callable[[TrainState, TrainBatch], tuple[TrainState, dict]]:
+  """Jitted `train_step(state, batch) -> (state, metrics)`; `state` is donated.
+
+  Metrics (scalars): loss, pg_loss, grad_norm (before clipping), clip_fraction (+ low /
+  high), approx_kl (k3 of pi_old vs pi_theta), ratio_mean, tokens, and kl / entropy when
+  their coefficients are on. Shapes of `batch` are static: keep them to a few buckets.
+  """
+  lc = learner_config
+  optimizer = make_optimizer(lc)
+  state_sh = None if mesh is None else train_state_shardings(model_config, lc, mesh, rules)
+
+  def train_step(state: TrainState, batch: TrainBatch):
+    if mesh is not None:
+      batch = jax.tree.map(
+          lambda x: jax.lax.with_sharding_constraint(
+              x, sharding_lib.batch_sharding(mesh, rules, x.ndim)), batch)
+    grads, stats = compute_gradients(
+        state.params, batch, model_config, lc, mesh, rules,
+        grad_shardings=None if state_sh is None else state_sh.params)
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = TrainState(params=params, opt_state=opt_state, step=state.step + 1)
+    return new_state, _metrics(stats, grad_norm, lc)
+
+  if mesh is None:
+    return jax.jit(train_step, donate_argnums=0)
+  replicated = NamedSharding(mesh, PartitionSpec())
+  return jax.jit(train_step, donate_argnums=0, out_shardings=(state_sh, replicated))

@@ -1,0 +1,264 @@
+"""Tokens/s and peak memory of one learner train step, JAX vs a PyTorch forward+backward.
+
+Default: Gemma 3 270M, batch 8 x 512 tokens, float32, CPU. Configurations:
+  jax_chunked    our jitted train_step (micro-batch scan, chunked log-probs, AdamW update)
+  jax_unchunked  the same with the full [B, T, V] log-softmax (logprob_chunk_size=None)
+  torch_chunked  transformers Gemma3ForCausalLM (random init from config), forward +
+                 backward of the same clipped surrogate, log-probs in row chunks under
+                 torch.utils.checkpoint (no optimizer step: less work than the JAX step)
+  torch_unchunked the same with full logits (about 3 x 4 GiB of logits: usually skipped)
+Each configuration runs in its own subprocess so peak RSS (ru_maxrss) is its own.
+Runs whose estimated memory exceeds MemAvailable are skipped (the machine is shared).
+
+  python experiments/bench_learner.py
+  python experiments/bench_learner.py --configs=jax_chunked --seq_len=256
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # a checkout
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "gemma3-270m", "preset name")
+flags.DEFINE_bool("embedded_weights", False,
+                  "JAX: load the embedded GGUF weights (same cost as random init)")
+flags.DEFINE_integer("batch", 8, "rows")
+flags.DEFINE_integer("seq_len", 512, "tokens per row")
+flags.DEFINE_integer("prompt_len", 64, "prompt tokens per row (not in the loss)")
+flags.DEFINE_integer("chunk_size", 512, "log-prob rows per chunk (chunked configs)")
+flags.DEFINE_integer("micro_batch_size", 8, "JAX micro-batch rows")
+flags.DEFINE_enum("remat", "none", ["none", "full", "dots", "dots_no_batch"],
+                  "JAX remat policy of the scanned block")
+flags.DEFINE_integer("timed_steps", 1, "timed steps after the warm-up/compile")
+flags.DEFINE_list("configs", ["jax_chunked", "jax_unchunked", "torch_chunked"],
+                  "configurations to run")
+flags.DEFINE_bool("force", False, "run even when the memory estimate exceeds MemAvailable")
+flags.DEFINE_string("worker", None, "internal: run one configuration and print JSON")
+flags.DEFINE_string("json_out", None, "also write the results here")
+
+GIB = 1024 ** 3
+
+
+def _mem_available() -> int:
+  with open("/proc/meminfo") as f:
+    for line in f:
+      if line.startswith("MemAvailable:"):
+        return int(line.split()[1]) * 1024
+  return 0
+
+
+def _estimate_bytes(name: str, config) -> int:
+  """Rough peak: weights/grads/optimizer + logits (the part chunking changes)."""
+  params = config.num_params() * 4
+  state = params * (4 if name.startswith("jax") else 2)  # + grads (+ Adam moments)
+  rows = FLAGS.batch * FLAGS.seq_len
+  logit_rows = FLAGS.chunk_size if "_chunked" in name else rows
+  logits = 3 * logit_rows * config.vocab_size * 4  # logits, log-softmax, their gradient
+  activations = 40 * rows * config.embed_dim * 4 * config.num_layers
+  return state + logits + activations
+
+
+def _batch_arrays(vocab: int):
+  import numpy as np
+  rng = np.random.default_rng(0)
+  b, t, p = FLAGS.batch, FLAGS.seq_len, FLAGS.prompt_len
+  tokens = rng.integers(0, vocab, (b, t)).astype(np.int32)
+  old = (-rng.uniform(1.0, 12.0, (b, t))).astype(np.float32)
+  adv = rng.normal(size=b).astype(np.float32)
+  return tokens, old, adv, p
+
+
+def _peak_rss_bytes() -> int:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ---------------------------------------------------------------------------- JAX
+
+
+def _run_jax(chunked: bool) -> dict:
+  import jax
+  import numpy as np
+
+  from absolute_zero import learner
+  from absolute_zero.batching import BatchShapes, build_train_batch
+  from absolute_zero.models import get_config, init_params
+  from absolute_zero.models.loading import load_model
+
+  if FLAGS.embedded_weights:
+    config, params = load_model(FLAGS.model)
+  else:
+    config = get_config(FLAGS.model)
+    params = jax.jit(init_params, static_argnums=0)(config, jax.random.key(0))
+  config = config.replace(remat_policy=FLAGS.remat)
+  tokens, old, adv, p = _batch_arrays(config.vocab_size)
+  t = FLAGS.seq_len
+  batch = build_train_batch(
+      [list(r[:p]) for r in tokens], [list(r[p:]) for r in tokens], adv,
+      [list(r[p - 1:t - 1]) for r in old],
+      shapes=BatchShapes(length_buckets=(t,), row_multiple=FLAGS.micro_batch_size))
+  lc = learner.LearnerConfig(micro_batch_size=FLAGS.micro_batch_size,
+                             logprob_chunk_size=FLAGS.chunk_size if chunked else None)
+  state = learner.init_train_state(params, lc)
+  del params
+  batch = learner.shard_batch(batch, None)
+  step = learner.make_train_step(config, lc)
+  t0 = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  times = []
+  metrics = None
+  for _ in range(FLAGS.timed_steps):
+    t0 = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - t0)
+  step_s = min(times)
+  return dict(step_s=step_s, compile_s=compile_s, loss=float(metrics["loss"]),
+              grad_norm=float(metrics["grad_norm"]), tokens=int(metrics["tokens"]))
+
+
+# ---------------------------------------------------------------------------- PyTorch
+
+
+def _run_torch(chunked: bool) -> dict:
+  import numpy as np
+  import torch
+  import torch.utils.checkpoint
+  import transformers
+
+  from absolute_zero.models import get_config
+
+  c = get_config(FLAGS.model)
+  if c.family != "gemma3":
+    raise ValueError("the PyTorch reference here builds Gemma 3 only")
+  hf_config = transformers.Gemma3TextConfig(
+      vocab_size=c.vocab_size, hidden_size=c.embed_dim, intermediate_size=c.mlp_dim,
+      num_hidden_layers=c.num_layers, num_attention_heads=c.num_heads,
+      num_key_value_heads=c.num_kv_heads, head_dim=c.head_dim,
+      rms_norm_eps=c.rms_norm_eps, sliding_window=c.sliding_window,
+      query_pre_attn_scalar=int(c.query_pre_attn_scalar), tie_word_embeddings=True,
+      rope_parameters={
+          "sliding_attention": {"rope_type": "default", "rope_theta": c.rope_base_local},
+          "full_attention": {"rope_type": "default", "rope_theta": c.rope_base}})
+  torch.manual_seed(0)
+  model = transformers.Gemma3ForCausalLM(hf_config).to(torch.float32).train()
+  tokens, old, adv, p = _batch_arrays(c.vocab_size)
+  tokens_t = torch.from_numpy(tokens).long()
+  old_t = torch.from_numpy(old)
+  adv_t = torch.from_numpy(adv)[:, None]
+  mask = torch.zeros(tokens.shape, dtype=torch.float32)
+  mask[:, p - 1:FLAGS.seq_len - 1] = 1.0
+  targets = torch.zeros_like(tokens_t)
+  targets[:, :-1] = tokens_t[:, 1:]
+  weight = model.get_output_embeddings().weight  # [V, D]
+
+  def logprob_rows(h, tgt):  # [C, D], [C] -> [C]
+    logits = h @ weight.T
+    return torch.log_softmax(logits, dim=-1).gather(-1, tgt[:, None])[:, 0]
+
+  def one_step():
+    model.zero_grad(set_to_none=True)
+    hidden = model.model(input_ids=tokens_t).last_hidden_state  # [B, T, D]
+    flat_h = hidden.reshape(-1, hidden.shape[-1])
+    flat_t = targets.reshape(-1)
+    if chunked:
+      parts = [torch.utils.checkpoint.checkpoint(logprob_rows, flat_h[i:i + FLAGS.chunk_size],
+                                                 flat_t[i:i + FLAGS.chunk_size],
+                                                 use_reentrant=False)
+               for i in range(0, flat_h.shape[0], FLAGS.chunk_size)]
+      logp = torch.cat(parts).reshape(tokens.shape)
+    else:
+      logp = logprob_rows(flat_h, flat_t).reshape(tokens.shape)
+    log_ratio = torch.clamp((logp - old_t) * mask, -20.0, 20.0)
+    ratio = torch.exp(log_ratio)
+    per_token = -torch.minimum(ratio * adv_t, torch.clamp(ratio, 0.8, 1.2) * adv_t)
+    loss = (per_token * mask).sum() / mask.sum()
+    loss.backward()
+    return float(loss)
+
+  times = []
+  loss = None
+  for _ in range(FLAGS.timed_steps):
+    t0 = time.perf_counter()
+    loss = one_step()
+    times.append(time.perf_counter() - t0)
+  return dict(step_s=min(times), loss=loss, torch_threads=torch.get_num_threads())
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def _worker(name: str) -> None:
+  runners = {"jax_chunked": lambda: _run_jax(True), "jax_unchunked": lambda: _run_jax(False),
+             "torch_chunked": lambda: _run_torch(True),
+             "torch_unchunked": lambda: _run_torch(False)}
+  if name not in runners:
+    raise ValueError(f"unknown configuration {name!r}; known: {', '.join(runners)}")
+  result = runners[name]()
+  result["tokens_per_s"] = FLAGS.batch * FLAGS.seq_len / result["step_s"]
+  result["peak_rss_gib"] = _peak_rss_bytes() / GIB
+  print("RESULT " + json.dumps(result), flush=True)
+
+
+def _forwarded_flags() -> list[str]:
+  names = ["model", "embedded_weights", "batch", "seq_len", "prompt_len", "chunk_size",
+           "micro_batch_size", "remat", "timed_steps"]
+  return [f"--{n}={getattr(FLAGS, n)}" for n in names]
+
+
+def main(argv):
+  del argv
+  if FLAGS.worker:
+    _worker(FLAGS.worker)
+    return
+  from absolute_zero.models import get_config
+  config = get_config(FLAGS.model)
+  print(f"{FLAGS.model}: batch {FLAGS.batch} x {FLAGS.seq_len} tokens, float32, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+  results = {}
+  for name in FLAGS.configs:
+    need, avail = _estimate_bytes(name, config), _mem_available()
+    if need > avail and not FLAGS.force:
+      results[name] = dict(skipped=f"needs ~{need / GIB:.1f} GiB, {avail / GIB:.1f} GiB available")
+      print(f"{name:16s} skipped: {results[name]['skipped']}", flush=True)
+      continue
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--worker={name}"]
+                          + _forwarded_flags(), capture_output=True, text=True,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode or not lines:
+      tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+      results[name] = dict(failed=f"exit {proc.returncode}: {' | '.join(tail)}")
+      print(f"{name:16s} FAILED {results[name]['failed']}", flush=True)
+      continue
+    results[name] = json.loads(lines[-1][len("RESULT "):])
+    r = results[name]
+    extra = f", compile {r['compile_s']:.0f} s" if "compile_s" in r else ""
+    print(f"{name:16s} {r['tokens_per_s']:7.1f} tokens/s  step {r['step_s']:6.1f} s  "
+          f"peak RSS {r['peak_rss_gib']:5.2f} GiB{extra}  (wall {time.perf_counter() - t0:.0f} s)",
+          flush=True)
+  base = results.get("torch_chunked", {})
+  if "tokens_per_s" in base:
+    for name in ("jax_chunked", "jax_unchunked"):
+      r = results.get(name, {})
+      if "tokens_per_s" in r:
+        print(f"{name} / torch_chunked: {r['tokens_per_s'] / base['tokens_per_s']:.2f}x "
+              f"tokens/s, {r['peak_rss_gib'] / base['peak_rss_gib']:.2f}x peak memory")
+  if FLAGS.json_out:
+    with open(FLAGS.json_out, "w") as f:
+      json.dump(dict(flags={n: getattr(FLAGS, n) for n in ("model", "batch", "seq_len")},
+                     load_average=os.getloadavg(), results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
