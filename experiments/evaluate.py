@@ -6,7 +6,8 @@
       --n_samples=10 --temperature=0.8              # pass@1/5/10
   python experiments/evaluate.py --check_graders    # references ~100 %, shuffled ~0 %
 
---model: an embedded model name (gemma3-270m, smollm2-135m), a .gguf file, or a Hugging
+--model: an embedded model name (gemma3-270m, smollm2-135m), a .gguf file, a self-play
+run's checkpoint directory (experiments/azr.py --checkpoint_dir), or a Hugging
 Face checkpoint directory. The report layout is documented in
 absolute_zero/evaluation/report.py.
 """
@@ -27,7 +28,8 @@ from absolute_zero.evaluation import report as report_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "gemma3-270m",
-                    "Embedded model name, .gguf file, or Hugging Face checkpoint directory.")
+                    "Embedded model name, .gguf file, Hugging Face checkpoint directory, or a "
+                    "self-play run's checkpoint directory (latest step).")
 flags.DEFINE_string("tokenizer", None, "Tokenizer source if not the model's own.")
 flags.DEFINE_list("benchmarks", ["cruxeval_o", "cruxeval_i", "gsm8k"],
                   f"Any of: {', '.join(data_lib.BENCHMARKS)}; 'all' for every one.")
@@ -59,14 +61,6 @@ def _benchmarks() -> list[str]:
     if unknown:
         raise app.UsageError(f"unknown benchmarks {unknown}; choose from {', '.join(data_lib.BENCHMARKS)}")
     return names
-
-
-def _looks_like_run_checkpoint(path: str) -> bool:
-    """An Orbax run directory: step sub-directories holding train_state/, no config.json."""
-    if not os.path.isdir(path) or os.path.exists(os.path.join(path, "config.json")):
-        return False
-    return any(name.isdigit() and os.path.isdir(os.path.join(path, name, "train_state"))
-               for name in os.listdir(path))
 
 
 def _pool(benchmarks):
@@ -112,10 +106,6 @@ def main(argv):
     if FLAGS.check_graders:
         _check_graders(benchmarks, data_dir)
         return
-    if _looks_like_run_checkpoint(FLAGS.model):
-        raise app.UsageError(
-            f"{FLAGS.model} is a self-play run checkpoint; evaluate.py reads embedded models, "
-            ".gguf files and Hugging Face directories only (run checkpoints are not supported yet)")
 
     from absolute_zero.evaluation.runner import EvalConfig, run_evaluation
     from absolute_zero.models.loading import load_policy, resolve_model_source

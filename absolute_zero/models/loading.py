@@ -24,8 +24,16 @@ from absolute_zero.models.transformer import init_params
 DEFAULT_MODEL = "gemma3-270m"
 
 
+def is_run_checkpoint_dir(path: str | os.PathLike) -> bool:
+  """A self-play run's Orbax directory: numbered steps holding train_state/."""
+  path = Path(path)
+  if not path.is_dir() or (path / "config.json").exists():
+    return False
+  return any(p.name.isdigit() and (p / "train_state").is_dir() for p in path.iterdir())
+
+
 def resolve_model_source(source: str) -> tuple[str, str]:
-  """('embedded'|'gguf'|'hf'|'preset', resolved path or name); clear error otherwise."""
+  """('embedded'|'gguf'|'hf'|'run'|'preset', path or name); clear error otherwise."""
   if source in EMBEDDED_MODELS:
     return "embedded", source
   path = Path(os.path.expanduser(source))
@@ -33,6 +41,8 @@ def resolve_model_source(source: str) -> tuple[str, str]:
     if not path.exists():
       raise FileNotFoundError(f"GGUF file not found: {path}")
     return "gguf", str(path)
+  if is_run_checkpoint_dir(path):
+    return "run", str(path)
   if path.is_dir():
     return "hf", str(path)
   if source in PRESETS:
@@ -40,7 +50,8 @@ def resolve_model_source(source: str) -> tuple[str, str]:
   raise ValueError(
       f"cannot interpret model source {source!r}: expected an embedded model "
       f"({', '.join(EMBEDDED_MODELS)}), a .gguf file, a Hugging Face checkpoint "
-      f"directory, or a preset name ({', '.join(sorted(PRESETS))})")
+      f"directory, a self-play run's checkpoint directory, or a preset name "
+      f"({', '.join(sorted(PRESETS))})")
 
 
 def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
@@ -55,6 +66,8 @@ def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
     config, params = load_gguf(where, param_dtype=param_dtype)
   elif kind == "hf":
     config, params = load_hf_checkpoint(where, param_dtype=param_dtype)
+  elif kind == "run":
+    config, params, _ = load_run_checkpoint(where)
   else:
     if not random_init:
       raise ValueError(
@@ -86,6 +99,49 @@ def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None
 
   config, params = load_model(source, param_dtype=param_dtype, dtype=dtype,
                               random_init=random_init, seed=seed)
+  if tokenizer_source is None and resolve_model_source(source)[0] == "run":
+    tokenizer_source = load_run_checkpoint(source, params_too=False)[2]
   tokenizer = load_tokenizer(tokenizer_source or source)
   check_tokenizer_matches_model(tokenizer, config.vocab_size)
   return config, params, tokenizer
+
+
+def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *,
+                        params_too: bool = True) -> tuple[ModelConfig, dict | None, str]:
+  """(config, params, model source) from a self-play run's checkpoint (default: latest).
+
+  The run saved its resolved config (`experiments/azr.py`), so the model shapes, the
+  learner's optimizer layout (needed to read the train state) and the original model
+  source (for the tokenizer) all come from the checkpoint itself.
+  """
+  import dataclasses as dc
+
+  from absolute_zero import checkpointing, learner, sharding
+  from absolute_zero.models.config import RopeScaling
+
+  ckpt = checkpointing.RunCheckpointer(directory, async_save=False)
+  try:
+    step = ckpt.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"{directory}: no complete checkpoint")
+    saved = ckpt.saved_config(step)
+    if "model" not in saved or "learner" not in saved:
+      raise ValueError(f"{directory}/{step}: the saved config has no model/learner section "
+                       "(not written by experiments/azr.py?)")
+    fields = {f.name for f in dc.fields(ModelConfig)}
+    model = {k: v for k, v in saved["model"].items() if k in fields}
+    if model.get("rope_scaling"):
+      model["rope_scaling"] = RopeScaling(**model["rope_scaling"])
+    config = ModelConfig(**model)
+    source = saved.get("model_source", "")
+    if not params_too:
+      return config, None, source
+    learner_fields = {f.name for f in dc.fields(learner.LearnerConfig)}
+    learner_config = learner.LearnerConfig(
+        **{k: v for k, v in saved["learner"].items() if k in learner_fields})
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    abstract = checkpointing.abstract_train_state(config, learner_config, mesh)
+    restored = ckpt.restore(step, abstract)
+    return config, restored.train_state.params, source
+  finally:
+    ckpt.close()

@@ -63,14 +63,20 @@ def grade_deduction_answers(answers: Sequence[Answer], tasks: Sequence[Triplet])
     return out
 
 
-def grade_abduction_answers(pool: Any, answers: Sequence[Answer], tasks: Sequence[Triplet]) -> list[SolverOutcome]:
-    """Abduction: the task's program run on the answer must give the task's output."""
+def grade_abduction_answers(
+    pool: Any, answers: Sequence[Answer], tasks: Sequence[Triplet], *, allow_expressions: bool = False
+) -> list[SolverOutcome]:
+    """Abduction: the task's program run on the answer must give the task's output.
+
+    ``allow_expressions``: accept checked expression inputs (lambdas, ``dict(...)``) besides
+    literals; CRUXEval-I's published inputs include some. Self-play keeps literals only."""
     _check_lengths(answers, tasks)
     unique: dict[tuple[str, str, str], int] = {}
     for answer, task in zip(answers, tasks):
         if isinstance(answer, ParsedLiteral):
             unique.setdefault((task.program, answer.text, task.output), len(unique))
-    verdicts = _azr().grade_abduction(pool, list(unique)) if unique else []
+    verdicts = (_azr().grade_abduction(pool, list(unique), allow_expressions=allow_expressions)
+                if unique else [])
     out = []
     for answer, task in zip(answers, tasks):
         if isinstance(answer, ParseFailure):
@@ -125,15 +131,19 @@ def grade_answers(
     answers: Sequence[Answer],
     tasks: Sequence[Union[Triplet, InductionTask]],
     config: RewardConfig = RewardConfig(),
+    *,
+    allow_expressions: bool = False,
 ) -> list[SolverOutcome]:
-    """Dispatch on the task type; one sandbox batch (none for deduction)."""
+    """Dispatch on the task type; one sandbox batch (none for deduction).
+
+    ``allow_expressions`` applies to abduction answers (see ``grade_abduction_answers``)."""
     for answer in answers:
         if not isinstance(answer, (ParsedLiteral, ParsedProgram, ParseFailure)):
             raise TypeError(f"answers must be parsed solver answers or ParseFailure, got {type(answer).__name__}")
     if task_type is TaskType.DEDUCTION:
         return grade_deduction_answers(answers, tasks)
     if task_type is TaskType.ABDUCTION:
-        return grade_abduction_answers(pool, answers, tasks)
+        return grade_abduction_answers(pool, answers, tasks, allow_expressions=allow_expressions)
     return grade_induction_answers(pool, answers, tasks, config)
 
 

@@ -1,0 +1,29 @@
+"""A self-play run's Orbax checkpoint loads back as (config, params) for evaluation."""
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from absolute_zero import learner
+from absolute_zero.checkpointing import RunCheckpointer, to_jsonable
+from absolute_zero.models import get_config, init_params
+from absolute_zero.models.loading import (is_run_checkpoint_dir, load_run_checkpoint,
+                                          resolve_model_source)
+
+
+def test_run_checkpoint_round_trip(tmp_path):
+  config = get_config("tiny-llama")
+  lc = learner.LearnerConfig(learning_rate=1e-3)
+  params = init_params(config, jax.random.key(5))
+  state = learner.init_train_state(params, lc)
+  saved = to_jsonable({"model": dataclasses.asdict(config), "learner": dataclasses.asdict(lc),
+                       "model_source": "smollm2-135m"})
+  with RunCheckpointer(tmp_path / "run", async_save=False) as ckpt:
+    ckpt.save(3, state, jax.random.key(0), {}, saved, {})
+  assert is_run_checkpoint_dir(tmp_path / "run")
+  assert resolve_model_source(str(tmp_path / "run")) == ("run", str(tmp_path / "run"))
+  loaded_config, loaded, source = load_run_checkpoint(tmp_path / "run")
+  assert loaded_config == config and source == "smollm2-135m"
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+               loaded, params)
