@@ -34,9 +34,8 @@ _ACTIVATION_RULES: Rules = (
     ("activation_vocab", "tensor"),
 )
 
-TRAIN_RULES: Rules = _ACTIVATION_RULES + (
+_WEIGHT_RULES: Rules = (
     ("vocab", "tensor"),
-    ("embed", "fsdp"),
     ("mlp", "tensor"),
     ("q_heads", "tensor"),
     ("kv_heads", "tensor"),
@@ -45,16 +44,9 @@ TRAIN_RULES: Rules = _ACTIVATION_RULES + (
     ("norm", None),
 )
 
-SAMPLE_RULES: Rules = _ACTIVATION_RULES + (
-    ("vocab", "tensor"),
-    ("embed", None),
-    ("mlp", "tensor"),
-    ("q_heads", "tensor"),
-    ("kv_heads", "tensor"),
-    ("head_dim", None),
-    ("layers", None),
-    ("norm", None),
-)
+# The two tables differ only in where the weights' embed dimension goes.
+TRAIN_RULES: Rules = _ACTIVATION_RULES + _WEIGHT_RULES + (("embed", "fsdp"),)
+SAMPLE_RULES: Rules = _ACTIVATION_RULES + _WEIGHT_RULES + (("embed", None),)
 
 
 def parse_mesh_shape(spec: str | Sequence[int]) -> tuple[int, int, int]:

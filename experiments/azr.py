@@ -9,7 +9,8 @@ answers buffer tasks (and `n_solver_samples` answers per new proposal to price i
 become task-relative advantages, and one clipped-surrogate update is applied. Checkpoints
 (params, optimizer, step, RNG, buffers, config) go to --checkpoint_dir; a rerun with the
 same directory resumes from the last complete checkpoint. Metrics go to --log_dir as
-metrics.jsonl and TensorBoard event files (plot them with experiments/plot_run.py).
+metrics.jsonl and TensorBoard event files (plot them with experiments/plot_run.py), and
+every rollout's text, status and reward to samples.jsonl.
 
 Defaults are a small CPU configuration that shows the loop working in minutes; the
 reference values (spec §5–6) are given in each flag's help.
@@ -62,10 +63,11 @@ flags.DEFINE_float("top_p", 1.0, "Nucleus sampling threshold.")
 # Learner.
 flags.DEFINE_float("learning_rate", 1e-6, "AdamW learning rate (constant).")
 flags.DEFINE_float("max_grad_norm", 1.0, "Gradient clipping by global norm.")
-flags.DEFINE_integer("micro_batch_size", None, "Rows per micro-batch (None: whole batch).")
+flags.DEFINE_integer("micro_batch_size", 2, "Rows per micro-batch (gradients accumulate over "
+                     "micro-batches, weighted by tokens); bounds activation memory.")
 flags.DEFINE_enum("advantage_mode", "task_relative", ["task_relative", "global"],
                   "Per-(task, role) normalisation, or one global baseline (ablation).")
-flags.DEFINE_enum("remat", "none", ["none", "full", "dots", "dots_no_batch"],
+flags.DEFINE_enum("remat", "full", ["none", "full", "dots", "dots_no_batch"],
                   "Rematerialisation policy of the scanned layers.")
 # Run control.
 flags.DEFINE_integer("steps", 3, "Self-play steps (policy updates) to reach.")
@@ -198,6 +200,8 @@ def main(argv):
     while run.step < FLAGS.steps:
       step_metrics = run.run_step()
       metrics.write(run.step, step_metrics)
+      if distributed.is_primary():
+        _write_samples(os.path.join(log_dir, "samples.jsonl"), run)
       _log(_summary(step_metrics))
       if run.step % FLAGS.checkpoint_every == 0 or run.step == FLAGS.steps:
         checkpointer.save(run.step, run.train_state, run.base_key,
@@ -210,6 +214,16 @@ def main(argv):
     _log(f"plot: {', '.join(map(str, paths))}")
   _log(f"done: {run.step} steps; logs in {log_dir}, checkpoints in "
        f"{checkpoint_dir}")
+
+
+def _write_samples(path: str, run) -> None:
+  """Appends every rollout of the step (text, status, reward) for reading by eye."""
+  with open(path, "a", encoding="utf-8") as f:
+    for role, rollouts in run.last_rollouts.items():
+      for r in rollouts:
+        f.write(json.dumps({"step": run.step, "task": r.task_type.value, "role": role,
+                            "reward": r.reward, "status": r.status, "valid": r.valid,
+                            "finish": r.finish_reason, "text": r.text}) + "\n")
 
 
 def _summary(m: dict) -> str:

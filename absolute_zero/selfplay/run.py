@@ -78,6 +78,7 @@ class SelfPlayRun:
     self.train_step = learner.make_train_step(model_config, learner_config, mesh)
     self.buffers = TaskBuffers.seeded()
     self.step = 0  # updates applied so far
+    self.last_rollouts: dict[str, list[Rollout]] = {}  # of the last step, for logging
     self.seeded = False
     dp = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
     micro = learner_config.micro_batch_size or self.rows_per_step
@@ -159,6 +160,7 @@ class SelfPlayRun:
 
     generated = sum(len(r.completion_ids) for r in
                     proposals.rollouts + solver_rollouts + estimates)
+    self.last_rollouts = {"propose": proposals.rollouts, "solve": solver_rollouts}
     metrics: dict[str, Any] = {"step": step}
     metrics.update(_group_metrics(proposals.rollouts, solver_rollouts, train_rollouts,
                                   advantages, cfg.task_types))
