@@ -46,8 +46,8 @@ flags.DEFINE_list("task_types", ["deduction", "abduction", "induction"],
                   "induction.")
 flags.DEFINE_bool("train_proposer", True, "Train the proposer role too (False: solver only).")
 # Batch and rollout sizes.
-flags.DEFINE_integer("batch_size", 2, "Tasks per (task type, role) per step (reference 64).")
-flags.DEFINE_integer("n_solver_samples", 4, "Solver samples per new proposal to estimate "
+flags.DEFINE_integer("batch_size", 1, "Tasks per (task type, role) per step (reference 64).")
+flags.DEFINE_integer("n_solver_samples", 2, "Solver samples per new proposal to estimate "
                      "its solve rate (reference 8).")
 flags.DEFINE_integer("num_references", 2, "Reference triplets shown to deduction/abduction "
                      "proposers (reference 6).")
@@ -56,8 +56,8 @@ flags.DEFINE_integer("seed_batch_factor", 4, "Seeding fills buffers to batch_siz
 flags.DEFINE_integer("max_seed_rounds", 2, "Stop seeding after this many proposer rounds "
                      "(reference: until full).")
 flags.DEFINE_integer("max_prompt_tokens", 2048, "Prompt budget (reference 6144).")
-flags.DEFINE_integer("max_proposer_tokens", 160, "New tokens per proposal (reference 8096).")
-flags.DEFINE_integer("max_solver_tokens", 96, "New tokens per answer (reference 8096).")
+flags.DEFINE_integer("max_proposer_tokens", 128, "New tokens per proposal (reference 8096).")
+flags.DEFINE_integer("max_solver_tokens", 64, "New tokens per answer (reference 8096).")
 flags.DEFINE_float("temperature", 1.0, "Sampling temperature (the learner uses the same).")
 flags.DEFINE_float("top_p", 1.0, "Nucleus sampling threshold.")
 # Learner.
@@ -202,7 +202,7 @@ def main(argv):
       metrics.write(run.step, step_metrics)
       if distributed.is_primary():
         _write_samples(os.path.join(log_dir, "samples.jsonl"), run)
-      _log(_summary(step_metrics))
+      _log(_summary(run.step, step_metrics))
       if run.step % FLAGS.checkpoint_every == 0 or run.step == FLAGS.steps:
         checkpointer.save(run.step, run.train_state, run.base_key,
                           run.buffers.state_dict(), config_dict, {"step": run.step})
@@ -226,8 +226,8 @@ def _write_samples(path: str, run) -> None:
                             "finish": r.finish_reason, "text": r.text}) + "\n")
 
 
-def _summary(m: dict) -> str:
-  parts = [f"step {m['step']}"]
+def _summary(step: int, m: dict) -> str:
+  parts = [f"step {step}"]
   for key, short in (("deduction/solve/solve_rate", "ded solve"),
                      ("abduction/solve/solve_rate", "abd solve"),
                      ("induction/solve/solve_rate", "ind solve"),

@@ -26,6 +26,10 @@ from absolute_zero.tasks.types import Role, TaskType
 ROLES = (Role.PROPOSE, Role.SOLVE)
 GROUPS = tuple((t, r) for t in ALL_TASK_TYPES for r in ROLES)
 _SEED_STREAM = 1_000_000  # key/rng stream offset for seeding rounds
+# Training sequence lengths: steps of 1.5x-2x (less padding than powers of two, still few
+# compiled shapes).
+LENGTH_BUCKETS = (128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192,
+                  12288, 16384)
 
 
 def group_id(task_type: TaskType, role: Role) -> int:
@@ -82,7 +86,8 @@ class SelfPlayRun:
     self.seeded = False
     dp = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
     micro = learner_config.micro_batch_size or self.rows_per_step
-    self.batch_shapes = batching.BatchShapes(row_multiple=micro * dp)
+    self.batch_shapes = batching.BatchShapes(length_buckets=LENGTH_BUCKETS,
+                                             row_multiple=micro * dp)
     self.base_key = jax.random.key(config.seed)
 
   @property
@@ -161,7 +166,7 @@ class SelfPlayRun:
     generated = sum(len(r.completion_ids) for r in
                     proposals.rollouts + solver_rollouts + estimates)
     self.last_rollouts = {"propose": proposals.rollouts, "solve": solver_rollouts}
-    metrics: dict[str, Any] = {"step": step}
+    metrics: dict[str, Any] = {}
     metrics.update(_group_metrics(proposals.rollouts, solver_rollouts, train_rollouts,
                                   advantages, cfg.task_types))
     metrics.update({f"buffer/{k}": v for k, v in self.buffers.sizes().items()})
