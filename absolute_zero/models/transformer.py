@@ -197,7 +197,10 @@ class Attention(nn.Module):
                         preferred_element_type=jnp.float32) * c.query_scale
     logits = jnp.where(mask[:, None, None, :, :], logits, _MASK_VALUE)
     probs = jax.nn.softmax(logits, axis=-1).astype(dtype)  # [b, kv, g, t, s]
-    out = jnp.einsum("bkgts,bskh->btkgh", probs, val).reshape(b, t, h, hd)
+    # Contract into [b, kv, g, t, hd], then transpose: on XLA:CPU this output layout makes
+    # the decode-time (t = 1) product about 2x faster than writing [b, t, kv, g, hd] directly.
+    out = jnp.einsum("bkgts,bskh->bkgth", probs, val)
+    out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, hd)
     out = _constrain(out, ("activation_batch", "activation_length", "activation_heads",
                            None), self.mesh, self.rules)
     return jnp.einsum("btnh,nhd->btd", out, wo.astype(dtype)), cache
