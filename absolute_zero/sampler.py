@@ -8,7 +8,7 @@ donated cache, and turns the result into per-sample `Completion`s.
 Everything that varies between calls is either a bucketed shape (prompt length, batch rows,
 new-token budget) or a traced value (temperature, top-p, top-k, max new tokens, stop ids,
 PRNG key), so a training loop calling `generate` repeatedly compiles a handful of programs
-once (`trace_counts` counts them). `update_params` swaps in new weights without recompiling.
+once (`TRACE_COUNTS` counts them). `update_params` swaps in new weights without recompiling.
 
 Stop strings are matched on the host: with stop strings the decode runs in segments of
 `stop_check_interval` steps, and rows whose text contains a stop string are finished
@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import time
 from typing import Any, Literal, Sequence
 
 import jax
@@ -32,6 +33,28 @@ from absolute_zero.sampling.buckets import batch_bucket, left_pad, length_bucket
 from absolute_zero.sampling.token_sampling import SamplingKnobs
 
 FinishReason = Literal["eos", "stop", "length"]
+
+# How many times each device program was traced (= compiled), over all samplers. The
+# jitted functions are module-level with the config as a static argument, so samplers of
+# the same model (e.g. one rebuilt after training) share compiled programs.
+TRACE_COUNTS: collections.Counter[str] = collections.Counter()
+
+
+def _counted(name: str, fn):
+  """fn, counting each trace in TRACE_COUNTS (side effects run only while tracing)."""
+  @functools.wraps(fn)
+  def traced(*args, **kwargs):
+    TRACE_COUNTS[name] += 1
+    return fn(*args, **kwargs)
+  return traced
+
+
+_STATIC = ("config", "mesh", "rules")
+_prefill_jit = jax.jit(_counted("prefill", dec.prefill), static_argnames=_STATIC)
+_start_jit = jax.jit(_counted("start_decode", dec.start_decode),
+                     static_argnames=("new_slots", "mesh", "rules"))
+_decode_jit = jax.jit(_counted("decode", dec.decode), donate_argnums=(1,),
+                      static_argnames=_STATIC + ("num_candidates", "block_size"))
 _FINISH_NAMES = {dec.FINISH_EOS: "eos", dec.FINISH_STOP: "stop", dec.FINISH_LENGTH: "length"}
 
 
@@ -44,6 +67,9 @@ class SamplerConfig:
   block_size: int | None = None  # two-level sampler block; None: ~sqrt(vocab)
   max_stop_ids: int = 8  # room for EOS ids and stop ids (each), padded with -1
   min_length_bucket: int = 16
+  # Fixed new-token buckets (the smallest >= max_new_tokens is used); empty: automatic.
+  # A training loop can pin one value so every call shares one decode program.
+  new_token_buckets: tuple[int, ...] = ()
   stop_check_interval: int = 16  # decode steps between host stop-string checks
 
 
@@ -89,7 +115,6 @@ class Sampler:
     self.mesh = mesh
     self.rules = tuple(rules if rules is not None else sharding.SAMPLE_RULES) if mesh else ()
     self.options = sampler_config or SamplerConfig()
-    self.trace_counts: collections.Counter[str] = collections.Counter()
     if mesh is not None:
       self._param_shardings = sharding.param_shardings(config, mesh, self.rules)
       self._batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
@@ -100,29 +125,14 @@ class Sampler:
     self.params = None
     self.update_params(params)
     self._auto_key = jax.random.key(0)
-    self.last_stats: dict[str, int] = {}  # shapes and steps of the last group decoded
+    # Shapes, steps and seconds (compilation included on a first call) of the last group.
+    self.last_stats: dict[str, float] = {}
 
-    static = dict(config=config, mesh=mesh, rules=self.rules)
-    self._prefill = jax.jit(self._counted("prefill", functools.partial(dec.prefill, **static)))
-    self._start = jax.jit(
-        self._counted("start_decode", functools.partial(dec.start_decode, mesh=mesh,
-                                                        rules=self.rules)),
-        static_argnames=("new_slots",))
-    self._decode = jax.jit(
-        self._counted("decode", functools.partial(
-            dec.decode, num_candidates=self.options.num_candidates,
-            block_size=self.options.block_size, **static)),
-        donate_argnums=(1,))
+    self._static = dict(config=config, mesh=mesh, rules=self.rules)
+    self._decode_static = dict(num_candidates=self.options.num_candidates,
+                               block_size=self.options.block_size, **self._static)
 
   # ------------------------------------------------------------------ params
-
-  def _counted(self, name: str, fn):
-    """Wraps fn so each trace (i.e. each compilation) is counted in `trace_counts`."""
-    @functools.wraps(fn)
-    def traced(*args, **kwargs):
-      self.trace_counts[name] += 1
-      return fn(*args, **kwargs)
-    return traced
 
   def update_params(self, params: Any) -> None:
     """Uses new weights from now on (same structure and shapes: no recompilation)."""
@@ -175,6 +185,12 @@ class Sampler:
     arr[:len(ids)] = ids
     return jnp.asarray(arr)
 
+  def _new_token_bucket(self, max_new_tokens: int) -> int:
+    fixed = [b for b in sorted(self.options.new_token_buckets) if b >= max_new_tokens]
+    if fixed:
+      return fixed[0]
+    return length_bucket(max_new_tokens, self.options.min_length_bucket)
+
   def _decode_text(self, ids: Sequence[int]) -> str:
     return self.tokenizer.decode(ids) if self.tokenizer is not None else ""
 
@@ -205,6 +221,8 @@ class Sampler:
       raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
     if isinstance(stop, str):
       stop = (stop,)
+    if any(not isinstance(s, str) or not s for s in stop):
+      raise ValueError(f"stop strings must be non-empty str, got {stop!r}")
     if stop and self.tokenizer is None:
       raise ValueError("stop strings need a tokenizer to decode text")
     if eos_token_ids is None:
@@ -242,7 +260,7 @@ class Sampler:
                       max_new_tokens: int, settings: dec.DecodeSettings,
                       stop: tuple[str, ...], rng: jax.Array) -> list[Completion]:
     prompt_len = length_bucket(max(len(p) for p in prompts), self.options.min_length_bucket)
-    new_slots = length_bucket(max_new_tokens, self.options.min_length_bucket)
+    new_slots = self._new_token_bucket(max_new_tokens)
     prompt_rows = batch_bucket(len(prompts), self._batch_shards)
     decode_rows = batch_bucket(len(prompts) * n, self._batch_shards)
     pad_id = 0
@@ -250,41 +268,53 @@ class Sampler:
       pad_id = self.tokenizer.pad_id
 
     tokens, positions, valid, lengths = left_pad(prompts, prompt_rows, prompt_len, pad_id)
-    last_hidden, cache = self._prefill(
+    start_time = time.perf_counter()
+    last_hidden, cache = _prefill_jit(
         self.params, self._batch_sharded(tokens), self._batch_sharded(positions),
-        self._batch_sharded(valid))
+        self._batch_sharded(valid), **self._static)
+    last_hidden.block_until_ready()  # only for the timing: decode needs it anyway
+    prefill_time = time.perf_counter() - start_time
 
     real = len(prompts) * n
     row_prompt = np.zeros((decode_rows,), np.int32)
     row_prompt[:real] = np.repeat(np.arange(len(prompts)), n)
     row_is_real = np.arange(decode_rows) < real
-    state = self._start(cache, last_hidden, jnp.asarray(row_prompt),
-                        jnp.asarray(lengths[row_prompt]), jnp.asarray(row_is_real), rng,
-                        new_slots=new_slots)
+    state = _start_jit(cache, last_hidden, jnp.asarray(row_prompt),
+                       jnp.asarray(lengths[row_prompt]), jnp.asarray(row_is_real), rng,
+                       new_slots=new_slots, mesh=self.mesh, rules=self.rules)
     del cache, last_hidden
 
     stop_cut: dict[int, int] = {}  # row -> number of tokens through the stop string's end
     if not stop:
-      state = self._decode(self.params, state, settings, jnp.int32(max_new_tokens))
+      state = _decode_jit(self.params, state, settings, jnp.int32(max_new_tokens),
+                          **self._decode_static)
     else:
       step = 0
+      unchecked = np.asarray(state.finish) != dec.PADDING_ROW  # rows whose end is unknown
       while step < max_new_tokens:
         step = min(step + self.options.stop_check_interval, max_new_tokens)
-        state = self._decode(self.params, state, settings, jnp.int32(step))
+        state = _decode_jit(self.params, state, settings, jnp.int32(step),
+                            **self._decode_static)
         finish = np.asarray(state.finish)
+        # Rows still running, and rows that ended (EOS, stop id, length) in this segment:
+        # a stop string before their end wins.
         newly = self._match_stop_strings(np.asarray(state.tokens),
-                                         np.asarray(state.num_generated), finish, stop,
+                                         np.asarray(state.num_generated), unchecked, stop,
                                          stop_cut)
+        unchecked = finish == dec.RUNNING
         if newly:
           finish = finish.copy()
           finish[newly] = dec.FINISH_STOP
+          unchecked[newly] = False
           state = state._replace(finish=jax.device_put(finish, state.finish.sharding))
         if not np.any(finish == dec.RUNNING):
           break
 
+    decode_steps = int(state.step)  # waits for the decode
     self.last_stats = dict(prompt_bucket=prompt_len, prompt_rows=prompt_rows,
                            decode_rows=decode_rows, new_token_bucket=new_slots,
-                           decode_steps=int(state.step))
+                           decode_steps=decode_steps, prefill_seconds=prefill_time,
+                           decode_seconds=time.perf_counter() - start_time - prefill_time)
     out_tokens = np.asarray(state.tokens)
     out_logprobs = np.asarray(state.logprobs)
     generated = np.asarray(state.num_generated)
@@ -317,11 +347,11 @@ class Sampler:
     return completions
 
   def _match_stop_strings(self, tokens: np.ndarray, generated: np.ndarray,
-                          finish: np.ndarray, stop: tuple[str, ...],
+                          rows: np.ndarray, stop: tuple[str, ...],
                           stop_cut: dict[int, int]) -> list[int]:
-    """Rows still running whose text now contains a stop string; records where to cut."""
+    """Rows (a [B] mask) whose text contains a stop string; records where to cut them."""
     newly = []
-    for r in np.nonzero(finish == dec.RUNNING)[0]:
+    for r in np.nonzero(rows)[0]:
       count = int(generated[r])
       text = self._decode_text(tokens[r, :count])
       if not any(s in text for s in stop):

@@ -6,6 +6,8 @@ the last block), temperature, top-k, top-p from the candidates, top-p through th
 bisection fallback, and top-k + top-p together.
 """
 
+import functools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -14,7 +16,10 @@ import jax
 import jax.numpy as jnp
 
 from absolute_zero.sampling.token_sampling import (
-    SamplingKnobs, default_block_size, nucleus_threshold, sample_tokens, tempered_logprobs)
+    SamplingKnobs, default_block_size, sample_tokens, tempered_logprobs)
+from absolute_zero.sampling.token_sampling import nucleus_threshold as _nucleus_threshold
+
+nucleus_threshold = jax.jit(_nucleus_threshold)
 
 VOCAB = 1000  # not a multiple of the block size: the padded tail must never be drawn
 ROWS = 4000
@@ -46,9 +51,16 @@ def reference_distribution(logits, temperature, top_k=0, top_p=1.0):
   return out / out.sum()
 
 
-def _draw(logits, knobs, **kw):
+@functools.lru_cache(maxsize=None)
+def _jitted_sampler(num_candidates):
+  """One compiled program per candidate count: the knobs are traced."""
+  return jax.jit(functools.partial(sample_tokens, num_candidates=num_candidates,
+                                   block_size=32))
+
+
+def _draw(logits, knobs, num_candidates):
   batch = jnp.broadcast_to(jnp.asarray(logits), (ROWS, VOCAB))
-  fn = jax.jit(lambda b, k, key: sample_tokens(b, k, key, **kw))
+  fn = _jitted_sampler(num_candidates)
   tokens = [np.asarray(fn(batch, knobs, jax.random.key(i))[0]) for i in range(DRAWS)]
   return np.concatenate(tokens)
 
@@ -68,10 +80,10 @@ def chi_square_pvalue(samples, expected_probs):
 
 CASES = [
     # (temperature, top_k, top_p, num_candidates)
-    (1.0, 0, 1.0, 64),  # two-level over the full vocabulary
+    (1.0, 0, 1.0, 64),  # two-level over the full vocabulary (32 blocks of 32)
     (0.6, 0, 1.0, 64),
     (1.3, 20, 1.0, 64),  # top-k
-    (1.0, 0, 0.7, 256),  # top-p inside the candidates
+    (0.5, 0, 0.7, 64),  # top-p inside the candidates
     (1.0, 0, 0.9, 8),  # top-p needing the exact bisection fallback
     (0.8, 40, 0.8, 64),  # both
 ]
@@ -81,8 +93,10 @@ CASES = [
 def test_sampled_distribution_matches_definition(temperature, top_k, top_p, num_candidates):
   logits = _logits()
   expected = reference_distribution(logits, temperature, top_k, top_p)
-  samples = _draw(logits, SamplingKnobs.make(temperature, top_p, top_k),
-                  num_candidates=num_candidates, block_size=32)
+  if top_p < 1 and not top_k:  # the case tests the path it claims to
+    tempered = np.sort(reference_distribution(logits, temperature))[::-1]
+    assert (tempered[:num_candidates].sum() >= top_p) == (num_candidates > 8)
+  samples = _draw(logits, SamplingKnobs.make(temperature, top_p, top_k), num_candidates)
   assert chi_square_pvalue(samples, expected) > 1e-3
   # The test can fail: the same samples against the untruncated / untempered law.
   if (temperature, top_k, top_p) != (1.0, 0, 1.0):
@@ -122,17 +136,28 @@ def test_bisection_threshold_with_mixed_sign_logits():
 
 def test_greedy_is_argmax_and_logprobs_are_tempered_log_softmax():
   rng = np.random.default_rng(3)
-  logits = jnp.asarray(rng.standard_normal((16, VOCAB)).astype(np.float32) * 3)
-  tokens, logprobs = sample_tokens(logits, SamplingKnobs.make(0.0), jax.random.key(0))
-  np.testing.assert_array_equal(np.asarray(tokens), np.asarray(logits).argmax(-1))
-  ref = jax.nn.log_softmax(logits)[jnp.arange(16), tokens]
-  np.testing.assert_allclose(np.asarray(logprobs), np.asarray(ref), atol=1e-5)
+  logits = rng.standard_normal((ROWS, VOCAB)).astype(np.float32) * 3
+  sample = _jitted_sampler(64)  # same program as the distribution tests
+  tokens, logprobs = sample(jnp.asarray(logits), SamplingKnobs.make(0.0), jax.random.key(0))
+  tokens = np.asarray(tokens)
+  np.testing.assert_array_equal(tokens, logits.argmax(-1))
+  ref = _np_log_softmax(logits)[np.arange(ROWS), tokens]
+  np.testing.assert_allclose(np.asarray(logprobs), ref, atol=1e-5)
   # Sampled tokens: log-probs under the tempered, untruncated distribution.
-  tokens, logprobs = sample_tokens(logits, SamplingKnobs.make(0.7, 0.9, 30), jax.random.key(1))
-  ref = jax.nn.log_softmax(logits / 0.7)[jnp.arange(16), tokens]
-  np.testing.assert_allclose(np.asarray(logprobs), np.asarray(ref), atol=1e-5)
-  np.testing.assert_allclose(np.asarray(tempered_logprobs(logits, tokens, 0.7)),
-                             np.asarray(ref), atol=1e-5)
+  tokens, logprobs = sample(jnp.asarray(logits), SamplingKnobs.make(0.7, 0.9, 30),
+                            jax.random.key(1))
+  tokens = np.asarray(tokens)
+  ref = _np_log_softmax(logits / np.float32(0.7))[np.arange(ROWS), tokens]
+  np.testing.assert_allclose(np.asarray(logprobs), ref, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(tempered_logprobs(jnp.asarray(logits[:8]),
+                                                          jnp.asarray(tokens[:8]), 0.7)),
+                             ref[:8], atol=1e-5)
+
+
+def _np_log_softmax(x):
+  x = x.astype(np.float64)
+  x = x - x.max(-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
 def test_default_block_size():

@@ -1,0 +1,349 @@
+"""Benchmark: our JAX sampler beside transformers' `generate`, plus a decode-step breakdown.
+
+Same model (default: the embedded Gemma 3 270M GGUF, float32), same token-id prompts, same
+lengths, every row generating exactly `--new_tokens` tokens (no EOS stop). Each backend runs
+in its own subprocess so peak memory (ru_maxrss) and thread pools are its own.
+
+Printed per backend and mode (greedy, sampling at T=1.0): prefill seconds (until the first
+token's logits exist: `last_stats` for JAX, a timestamping logits processor for
+transformers), decode tokens/s (rows x new_tokens / (generate time - prefill time)),
+end-to-end tokens/s, peak RSS; then the ratios JAX / transformers. `--breakdown` times the
+parts of one decode step in the JAX process — full step (from the while_loop), trunk with
+cache, matmul-only trunk ceiling, LM head matmul, attention alone, and each sampler regime —
+all at the same batch and cache size.
+
+  python3 experiments/bench_sampler.py --batch 32 --prompt_len 320 --new_tokens 256
+  python3 experiments/bench_sampler.py --batch 8 --prompt_len 64 --new_tokens 32  # quick
+
+The machine may be shared: report the load average printed with the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "gemma3-270m", "embedded model name (or GGUF path)")
+flags.DEFINE_integer("batch", 32, "prompts per generate call")
+flags.DEFINE_integer("prompt_len", 320, "tokens per prompt")
+flags.DEFINE_integer("new_tokens", 256, "tokens generated per row")
+flags.DEFINE_list("backends", ["jax", "transformers"], "jax and/or transformers")
+flags.DEFINE_list("modes", ["greedy", "sample"], "greedy and/or sample (T=1.0)")
+flags.DEFINE_bool("breakdown", True, "time the parts of one decode step (JAX)")
+flags.DEFINE_integer("threads", 0, "torch intra-op threads (0: torch's default)")
+flags.DEFINE_bool("random_weights", False, "use random weights of the preset (no GGUF load)")
+flags.DEFINE_string("json_out", "", "write all results here as JSON")
+flags.DEFINE_string("child", "", "internal: run one backend and print JSON")
+
+
+def make_prompts(vocab_size: int, batch: int, length: int, tokenizer=None) -> list[list[int]]:
+  """Deterministic prompts of exactly `length` ids: stdlib source text when a tokenizer is
+  given (realistic ids), else a fixed pseudo-random sequence."""
+  import numpy as np
+
+  if tokenizer is not None:
+    import inspect
+    import collections, json as json_mod, argparse, textwrap, typing, dataclasses  # noqa
+    sources = [inspect.getsource(m) for m in (collections, json_mod, argparse, textwrap,
+                                              typing, dataclasses)]
+    ids = tokenizer.encode("\n".join(sources))
+    bos = [tokenizer.bos_id] if tokenizer.add_bos_default else []
+    stride = max(1, (len(ids) - length) // max(batch, 1))
+    return [bos + ids[i * stride:i * stride + length - len(bos)] for i in range(batch)]
+  rng = np.random.default_rng(0)
+  return rng.integers(3, vocab_size, (batch, length)).tolist()
+
+
+def _peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _load_jax(model: str, random_weights: bool):
+  from absolute_zero.models.loading import load_model
+  from absolute_zero.tokenizers import load_tokenizer
+
+  config, params = load_model(model, random_init=random_weights)
+  tokenizer = None if random_weights else load_tokenizer(model)
+  return config, params, tokenizer
+
+
+def _time_fn(fn, *args, repeats: int = 5) -> float:
+  """Median seconds of fn(*args) after one warm-up (compilation)."""
+  import jax
+  import numpy as np
+
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
+  """Milliseconds of each part of one decode step at this batch and cache size."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from absolute_zero.models.transformer import Transformer, compute_logits, init_cache
+  from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
+
+  params = jax.device_put(params)
+  layers = params["layers"]
+  d, vocab = config.embed_dim, config.vocab_size
+  rng = np.random.default_rng(0)
+  hidden = jnp.asarray(rng.standard_normal((batch, d)).astype(np.float32))
+  cache = init_cache(config, batch, slots)
+  cache = cache._replace(
+      k=jnp.asarray(rng.standard_normal(cache.k.shape).astype(np.float32)),
+      v=jnp.asarray(rng.standard_normal(cache.v.shape).astype(np.float32)),
+      valid=jnp.ones(cache.valid.shape, bool),
+      positions=jnp.broadcast_to(jnp.arange(slots), cache.positions.shape))
+  model = Transformer(config)
+  tokens = jnp.zeros((batch, 1), jnp.int32)
+  positions = jnp.full((batch, 1), slots - 1, jnp.int32)
+
+  def trunk(params, cache):
+    h, cache = model.apply({"params": params}, tokens, positions, None, cache=cache,
+                           cache_index=slots - 1)
+    return h, cache
+
+  trunk = jax.jit(trunk, donate_argnums=(1,))  # in place, as in the decode loop
+
+  def trunk_seconds(repeats: int = 5) -> float:
+    nonlocal cache
+    _, cache = trunk(params, cache)
+    jax.block_until_ready(cache)
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      h, cache = trunk(params, cache)
+      jax.block_until_ready(h)
+      times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+  def one_layer_matmuls(x, w):
+    a = w["attn"]
+    q = jnp.einsum("bd,dnh->bnh", x, a["q_proj"])
+    k = jnp.einsum("bd,dnh->bnh", x, a["k_proj"])
+    v = jnp.einsum("bd,dnh->bnh", x, a["v_proj"])
+    x = x + jnp.einsum("bnh,nhd->bd", q, a["o_proj"]) + 0 * (k.sum() + v.sum())
+    m = w["mlp"]
+    g = jnp.einsum("bd,df->bf", x, m["gate_proj"]) * jnp.einsum("bd,df->bf", x,
+                                                                  m["up_proj"])
+    return x + jnp.einsum("bf,fd->bd", g, m["down_proj"]), None
+
+  @jax.jit
+  def matmul_trunk(layers, x):
+    return jax.lax.scan(one_layer_matmuls, x, layers)[0]
+
+  @jax.jit
+  def lm_head(params, h):
+    return compute_logits(params, h, config)
+
+  @jax.jit
+  def attention_only(q, k, v):  # q [L, b, kv, g, hd], k/v [L, b, S, kv, hd]
+    def one(_, qkv):
+      q, k, v = qkv
+      s = jnp.einsum("bkgh,bskh->bkgs", q, k) * config.query_scale
+      p = jax.nn.softmax(s, axis=-1)
+      return None, jnp.einsum("bkgs,bskh->bkgh", p, v)
+    return jax.lax.scan(one, None, (q, k, v))[1]
+
+  groups = config.num_heads // config.num_kv_heads
+  q = jnp.asarray(rng.standard_normal(
+      (config.num_layers, batch, config.num_kv_heads, groups, config.head_dim)
+  ).astype(np.float32))
+  logits = lm_head(params, hidden)
+  sample = jax.jit(sample_tokens)
+  out = {
+      "trunk_with_cache_ms": trunk_seconds(),
+      "trunk_matmul_ceiling_ms": _time_fn(matmul_trunk, layers, hidden),
+      "lm_head_ms": _time_fn(lm_head, params, hidden),
+      "attention_ms": _time_fn(attention_only, q, cache.k, cache.v),
+      "sample_greedy_ms": _time_fn(sample, logits, SamplingKnobs.make(0.0), jax.random.key(0)),
+      "sample_t1_ms": _time_fn(sample, logits, SamplingKnobs.make(1.0), jax.random.key(0)),
+      "sample_top_p_0.95_ms": _time_fn(sample, logits, SamplingKnobs.make(1.0, 0.95),
+                                       jax.random.key(0)),
+      "sample_top_k_50_ms": _time_fn(sample, logits, SamplingKnobs.make(1.0, 1.0, 50),
+                                     jax.random.key(0)),
+      "categorical_reference_ms": _time_fn(jax.jit(jax.random.categorical),
+                                           jax.random.key(0), logits),
+  }
+  return {k: v * 1000 for k, v in out.items()}
+
+
+def run_jax(args: dict) -> dict:
+  import jax
+  from absolute_zero.sampler import Sampler, SamplerConfig
+
+  t0 = time.perf_counter()
+  config, params, tokenizer = _load_jax(args["model"], args["random_weights"])
+  load_s = time.perf_counter() - t0
+  prompts = make_prompts(config.vocab_size, args["batch"], args["prompt_len"], tokenizer)
+  new = args["new_tokens"]
+  sampler = Sampler(config, params, tokenizer,
+                    sampler_config=SamplerConfig(new_token_buckets=(new,)))
+  result = {"backend": "jax", "load_s": load_s, "devices": str(jax.devices()[0]),
+            "prompt_tokens": sum(len(p) for p in prompts)}
+  kw = dict(eos_token_ids=(), seed=0)
+  # Compile (prefill, start, decode) with a 1-token call in the same buckets.
+  t0 = time.perf_counter()
+  sampler.generate(prompts, max_new_tokens=1, temperature=0.0, **kw)
+  result["compile_and_first_call_s"] = time.perf_counter() - t0
+  for mode in args["modes"]:
+    temperature = 0.0 if mode == "greedy" else 1.0
+    t0 = time.perf_counter()
+    out = sampler.generate(prompts, max_new_tokens=new, temperature=temperature, **kw)
+    total = time.perf_counter() - t0
+    assert all(len(c.token_ids) == new for c in out)
+    stats = sampler.last_stats
+    result[mode] = dict(
+        prefill_s=stats["prefill_seconds"], total_s=total,
+        decode_tokens_per_s=len(prompts) * new / stats["decode_seconds"],
+        end_to_end_tokens_per_s=len(prompts) * new / total,
+        step_ms=1000 * stats["decode_seconds"] / stats["decode_steps"],
+        sample_text=out[0].text[:80])
+  if args["breakdown"]:
+    slots = sampler.last_stats["prompt_bucket"] + sampler.last_stats["new_token_bucket"]
+    result["breakdown"] = step_breakdown(config, params, len(prompts), slots)
+  result["peak_rss_mib"] = _peak_rss_mib()
+  return result
+
+
+def run_transformers(args: dict) -> dict:
+  import torch
+  from transformers import AutoModelForCausalLM
+
+  from absolute_zero.models.embedded import embedded_gguf_path
+  from absolute_zero.tokenizers import load_tokenizer
+
+  if args["threads"]:
+    torch.set_num_threads(args["threads"])
+  t0 = time.perf_counter()
+  path = embedded_gguf_path(args["model"])
+  model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                               dtype=torch.float32).eval()
+  tokenizer = load_tokenizer(args["model"])
+  load_s = time.perf_counter() - t0
+  prompts = make_prompts(model.config.vocab_size, args["batch"], args["prompt_len"],
+                         tokenizer)
+  ids = torch.tensor(prompts)
+  new = args["new_tokens"]
+  result = {"backend": "transformers", "load_s": load_s, "threads": torch.get_num_threads()}
+
+  class StepClock:
+    """A logits processor that only records when each decode step's logits arrive."""
+
+    def __init__(self):
+      self.times = []
+
+    def __call__(self, input_ids, scores):
+      self.times.append(time.perf_counter())
+      return scores
+
+  def generate(batch_ids, max_new, do_sample, clock=None):
+    torch.manual_seed(0)
+    with torch.no_grad():
+      return model.generate(
+          input_ids=batch_ids, attention_mask=torch.ones_like(batch_ids),
+          max_new_tokens=max_new, min_new_tokens=max_new, do_sample=do_sample,
+          temperature=1.0 if do_sample else None, top_k=0 if do_sample else None,
+          top_p=1.0 if do_sample else None, use_cache=True, pad_token_id=0,
+          logits_processor=[clock] if clock else None)
+
+  generate(ids[:1, :16], 2, False)  # warm-up
+  for mode in args["modes"]:
+    clock = StepClock()
+    t0 = time.perf_counter()
+    out = generate(ids, new, mode == "sample", clock)
+    total = time.perf_counter() - t0
+    assert out.shape[1] == ids.shape[1] + new and len(clock.times) == new
+    # Prefill ends when the first logits arrive; each later arrival is one decode step.
+    prefill_s = clock.times[0] - t0
+    decode_s = total - prefill_s
+    result[mode] = dict(
+        prefill_s=prefill_s, total_s=total,
+        decode_tokens_per_s=len(prompts) * new / decode_s,
+        end_to_end_tokens_per_s=len(prompts) * new / total,
+        step_ms=1000 * decode_s / new)
+  result["peak_rss_mib"] = _peak_rss_mib()
+  return result
+
+
+def _child_args() -> dict:
+  return dict(model=FLAGS.model, batch=FLAGS.batch, prompt_len=FLAGS.prompt_len,
+              new_tokens=FLAGS.new_tokens, modes=FLAGS.modes, breakdown=FLAGS.breakdown,
+              threads=FLAGS.threads, random_weights=FLAGS.random_weights)
+
+
+def _run_child(backend: str) -> dict:
+  cmd = [sys.executable, os.path.abspath(__file__), f"--child={backend}"] + [
+      a for a in sys.argv[1:] if not a.startswith("--child")]
+  proc = subprocess.run(cmd, capture_output=True, text=True)
+  if proc.returncode:
+    sys.stderr.write(proc.stderr[-4000:])
+    raise RuntimeError(f"{backend} benchmark failed (exit {proc.returncode})")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _report(results: dict) -> None:
+  print(f"model {FLAGS.model}, float32, batch {FLAGS.batch}, prompt {FLAGS.prompt_len} "
+        f"tokens, {FLAGS.new_tokens} new tokens; load average {os.getloadavg()}")
+  for name, r in results.items():
+    print(f"\n[{name}] load {r['load_s']:.1f}s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+    for mode in FLAGS.modes:
+      m = r[mode]
+      print(f"  {mode:7s} prefill {m['prefill_s']:7.2f}s  decode {m['decode_tokens_per_s']:7.1f}"
+            f" tok/s  ({m['step_ms']:.1f} ms/step)  end-to-end "
+            f"{m['end_to_end_tokens_per_s']:7.1f} tok/s")
+  if "jax" in results and "transformers" in results:
+    j, t = results["jax"], results["transformers"]
+    print("\nratios JAX / transformers:")
+    for mode in FLAGS.modes:
+      print(f"  {mode:7s} decode {j[mode]['decode_tokens_per_s'] / t[mode]['decode_tokens_per_s']:.2f}x"
+            f"  end-to-end {j[mode]['end_to_end_tokens_per_s'] / t[mode]['end_to_end_tokens_per_s']:.2f}x"
+            f"  prefill {t[mode]['prefill_s'] / j[mode]['prefill_s']:.2f}x faster")
+    print(f"  peak RSS {j['peak_rss_mib'] / t['peak_rss_mib']:.2f}x")
+  if "jax" in results and "breakdown" in results["jax"]:
+    b = results["jax"]["breakdown"]
+    step = results["jax"][FLAGS.modes[0]]["step_ms"]
+    ceiling = b["trunk_matmul_ceiling_ms"] + b["lm_head_ms"]
+    print(f"\nJAX decode step breakdown (ms; matmul-only ceiling = trunk matmuls + LM head "
+          f"= {ceiling:.1f} ms, i.e. {1000 * FLAGS.batch / ceiling:.0f} tok/s):")
+    for k, v in b.items():
+      print(f"  {k:28s} {v:8.1f}")
+    for mode in FLAGS.modes:
+      s = results["jax"][mode]["step_ms"]
+      print(f"  full step ({mode}) {s:8.1f} ms = {s / ceiling:.2f}x the ceiling")
+
+
+def main(argv):
+  del argv
+  if FLAGS.child:
+    run = {"jax": run_jax, "transformers": run_transformers}[FLAGS.child]
+    print(json.dumps(run(_child_args())))
+    return
+  results = {}
+  for backend in FLAGS.backends:
+    results[backend] = _run_child(backend)
+  _report(results)
+  if FLAGS.json_out:
+    with open(FLAGS.json_out, "w") as f:
+      json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
