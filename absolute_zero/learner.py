@@ -6,6 +6,8 @@
   2. per micro-batch: trunk forward -> hidden `[b, T, D]` -> per-token log-probs of the
      targets at the learner temperature (vocabulary logits in row chunks, never
      `[b, T, V]`) -> clipped surrogate (+ optional KL / entropy) as a token *sum*;
+     by default the vocabulary head's gradient is formed in the same pass as its
+     log-probs (`fused_head_objective`), so each logits chunk is built once;
   3. gradients are accumulated as sums divided by the token count of the *whole* batch,
      so the result is the token-mean over the batch however it is split (never the mean
      of micro-batch means);
@@ -50,6 +52,9 @@ class LearnerConfig:
   micro_batch_size: int | None = None  # rows per micro-batch; None: the whole batch
   temperature: float = 1.0  # must equal the sampler's temperature
   logprob_chunk_size: int | None = 512  # rows of [rows, vocab] logits at a time; None: all
+  # Chunked only, entropy_coef == 0: form the head's gradient while each chunk's logits
+  # exist (3 vocabulary matmuls per chunk instead of 4); see fused_head_objective.
+  fused_head: bool = True
   kl_coef: float = 0.0  # > 0 needs batch.ref_logprobs
   kl_estimator: loss_lib.KLEstimator = "k3"
   entropy_coef: float = 0.0  # > 0 adds -coef * token-mean entropy to the loss
@@ -179,9 +184,114 @@ def token_logprobs(params, batch: TrainBatch, model_config: ModelConfig,
   return logp, entropy
 
 
+def fused_head_objective(hidden, emb, targets, token_objective, token_args, temperature,
+                         chunk_size, logit_softcap):
+  """(objective_sum, logp [N]) with the head gradient formed in the forward pass.
+
+  hidden [N, D], emb [V, D], targets [N]; token_objective(logp [1, C], *args [1, C]) ->
+  scalar sum over the chunk (a per-token separable objective). Each chunk's logits are
+  built once: the forward already knows d objective / d logp per token, so it forms
+  d hidden and d emb right away (3 matmuls per chunk instead of 4 with a
+  checkpointed recompute). `logp` is for metrics: no gradient flows through it.
+  """
+  n, d = hidden.shape
+  chunk = int(min(chunk_size, n))
+  num_chunks = -(-n // chunk)
+  pad = num_chunks * chunk - n
+
+  def split(x, fill=0):
+    if pad:
+      x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), constant_values=fill)
+    return x.reshape((num_chunks, chunk) + x.shape[1:])
+
+  @jax.custom_vjp
+  def run(hidden, emb, targets, args):
+    return fwd(hidden, emb, targets, args)[0]
+
+  def fwd(hidden, emb, targets, args):
+    xs = (split(hidden), split(targets.astype(jnp.int32)), tuple(split(a) for a in args))
+
+    def body(grad_emb, x):
+      h, tgt, chunk_args = x  # [C, D], [C], ([C], ...)
+      raw = jnp.einsum("nd,vd->nv", h, emb, preferred_element_type=jnp.float32)  # [C, V]
+      if logit_softcap is not None:
+        t = jnp.tanh(raw / logit_softcap)
+        z = logit_softcap * t / temperature
+        dz_draw = (1.0 - t * t) / temperature
+      else:
+        z = raw / temperature
+        dz_draw = 1.0 / temperature
+      lse = jax.nn.logsumexp(z, axis=-1)  # [C]
+      logp = jnp.take_along_axis(z, tgt[:, None], axis=-1)[:, 0] - lse  # [C]
+      obj, g = jax.value_and_grad(
+          lambda lp: token_objective(lp[None], *(a[None] for a in chunk_args)))(logp)
+      # d logp / d z = onehot(target) - softmax(z)
+      dz = -g[:, None] * jnp.exp(z - lse[:, None])  # [C, V]
+      dz = dz.at[jnp.arange(dz.shape[0]), tgt].add(g)
+      draw = dz * dz_draw  # [C, V]: gradient w.r.t. the raw logits
+      grad_h = jnp.einsum("nv,vd->nd", draw, emb.astype(jnp.float32)).astype(h.dtype)
+      grad_emb = grad_emb + jnp.einsum("nv,nd->vd", draw, h.astype(jnp.float32))
+      return grad_emb, (obj, logp, grad_h)
+
+    grad_emb, (objs, logp, grad_h) = jax.lax.scan(
+        body, jnp.zeros(emb.shape, jnp.float32), xs)
+    logp = logp.reshape(-1)[:n]
+    grad_h = grad_h.reshape(-1, d)[:n]
+    return (jnp.sum(objs), logp), (grad_h, grad_emb.astype(emb.dtype), targets, args)
+
+  def bwd(res, cts):
+    grad_h, grad_emb, targets, args = res
+    ct_obj, _ = cts  # logp carries no gradient (metrics only)
+    return (ct_obj * grad_h, ct_obj * grad_emb,
+            np.zeros(targets.shape, jax.dtypes.float0), jax.tree.map(jnp.zeros_like, args))
+
+  run.defvjp(fwd, bwd)
+  objective, logp = run(hidden, emb, targets, tuple(token_args))
+  return objective, jax.lax.stop_gradient(logp)
+
+
+def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerConfig, mesh,
+                            rules):
+  """`_micro_batch_sums` with the head gradient fused into the forward (no entropy)."""
+  hidden = forward(params, mb.tokens, mb.positions, mb.valid, model_config,
+                   mesh, rules)  # [b, T, D]
+  b, t, d = hidden.shape
+  use_kl = lc.kl_coef > 0
+
+  def token_objective(logp, old, adv, mask, *ref):  # [1, C] each
+    pg, _, _ = loss_lib.clipped_surrogate_loss(
+        logp, old, adv, mask > 0, clip_low=lc.clip_low, clip_high=lc.clip_high,
+        log_ratio_clip=lc.log_ratio_clip)
+    if use_kl:
+      pg = pg + lc.kl_coef * loss_lib.kl_penalty(logp, ref[0], mask > 0, lc.kl_estimator)
+    return pg
+
+  args = [mb.old_logprobs.reshape(-1),
+          jnp.broadcast_to(mb.advantages[:, None], (b, t)).reshape(-1),
+          mb.loss_mask.astype(jnp.float32).reshape(-1)]
+  if use_kl:
+    args.append(mb.ref_logprobs.reshape(-1))
+  objective, logp = fused_head_objective(
+      hidden.reshape(b * t, d), unembedding(params, model_config), mb.targets.reshape(-1),
+      token_objective, args, lc.temperature, lc.logprob_chunk_size,
+      model_config.final_logit_softcap)
+  logp = logp.reshape(b, t)  # [b, T], no gradient: metrics only
+  pg_sum, tokens, metric_sums = loss_lib.clipped_surrogate_loss(
+      logp, mb.old_logprobs, mb.advantages, mb.loss_mask, clip_low=lc.clip_low,
+      clip_high=lc.clip_high, log_ratio_clip=lc.log_ratio_clip)
+  stats = dict(metric_sums, pg_loss_sum=pg_sum, tokens=tokens,
+               objective_sum=jax.lax.stop_gradient(objective))
+  if use_kl:
+    stats["kl_sum"] = loss_lib.kl_penalty(logp, mb.ref_logprobs, mb.loss_mask,
+                                          lc.kl_estimator)
+  return objective, stats
+
+
 def _micro_batch_sums(params, mb: TrainBatch, model_config, learner_config, mesh, rules):
   """Token sums for one micro-batch: (objective_sum, stats) with stats all sums."""
   lc = learner_config
+  if lc.fused_head and lc.logprob_chunk_size is not None and lc.entropy_coef == 0:
+    return _fused_micro_batch_sums(params, mb, model_config, lc, mesh, rules)
   need_entropy = lc.entropy_coef > 0
   logp, entropy = token_logprobs(params, mb, model_config, lc, mesh, rules,
                                  return_entropy=need_entropy)  # [b, T]
@@ -263,6 +373,11 @@ def compute_gradients(params, batch: TrainBatch, model_config: ModelConfig,
     acc = constrain(jax.tree.map(jnp.add, acc, g))
     stat_acc = jax.tree.map(jnp.add, stat_acc, stats)
     return (acc, stat_acc), None
+
+  if micro.tokens.shape[0] == 1:
+    # One micro-batch: no accumulator (saves a params-sized buffer).
+    grads, stats = grad_fn(params, jax.tree.map(lambda x: x[0], micro))
+    return constrain(grads), stats
 
   zeros = constrain(jax.tree.map(jnp.zeros_like, params))
   stat_zeros = jax.tree.map(

@@ -1,7 +1,8 @@
 """Tokens/s and peak memory of one learner train step, JAX vs a PyTorch forward+backward.
 
 Default: Gemma 3 270M, batch 8 x 512 tokens, float32, CPU. Configurations:
-  jax_chunked    our jitted train_step (micro-batch scan, chunked log-probs, AdamW update)
+  jax_chunked    our jitted train_step (chunked log-probs with the fused head gradient,
+                 remat of each layer by default, AdamW update included)
   jax_unchunked  the same with the full [B, T, V] log-softmax (logprob_chunk_size=None)
   torch_chunked  transformers Gemma3ForCausalLM (random init from config), forward +
                  backward of the same clipped surrogate, log-probs in row chunks under
@@ -36,8 +37,9 @@ flags.DEFINE_integer("seq_len", 512, "tokens per row")
 flags.DEFINE_integer("prompt_len", 64, "prompt tokens per row (not in the loss)")
 flags.DEFINE_integer("chunk_size", 512, "log-prob rows per chunk (chunked configs)")
 flags.DEFINE_integer("micro_batch_size", 8, "JAX micro-batch rows")
-flags.DEFINE_enum("remat", "none", ["none", "full", "dots", "dots_no_batch"],
+flags.DEFINE_enum("remat", "full", ["none", "full", "dots", "dots_no_batch"],
                   "JAX remat policy of the scanned block")
+flags.DEFINE_bool("fused_head", True, "JAX chunked: fuse the head gradient into the forward")
 flags.DEFINE_integer("timed_steps", 1, "timed steps after the warm-up/compile")
 flags.DEFINE_list("configs", ["jax_chunked", "jax_unchunked", "torch_chunked"],
                   "configurations to run")
@@ -63,7 +65,13 @@ def _estimate_bytes(name: str, config) -> int:
   rows = FLAGS.batch * FLAGS.seq_len
   logit_rows = FLAGS.chunk_size if "_chunked" in name else rows
   logits = 3 * logit_rows * config.vocab_size * 4  # logits, log-softmax, their gradient
-  activations = 40 * rows * config.embed_dim * 4 * config.num_layers
+  # Saved activations per layer, in units of one [rows, embed] float32 array (rough):
+  # PyTorch and JAX without remat keep each layer's intermediates, remat only its input.
+  if name.startswith("torch"):
+    per_layer = 25
+  else:
+    per_layer = 40 if FLAGS.remat == "none" else 4
+  activations = per_layer * rows * config.embed_dim * 4 * config.num_layers
   return state + logits + activations
 
 
@@ -106,7 +114,8 @@ def _run_jax(chunked: bool) -> dict:
       [list(r[p - 1:t - 1]) for r in old],
       shapes=BatchShapes(length_buckets=(t,), row_multiple=FLAGS.micro_batch_size))
   lc = learner.LearnerConfig(micro_batch_size=FLAGS.micro_batch_size,
-                             logprob_chunk_size=FLAGS.chunk_size if chunked else None)
+                             logprob_chunk_size=FLAGS.chunk_size if chunked else None,
+                             fused_head=FLAGS.fused_head)
   state = learner.init_train_state(params, lc)
   del params
   batch = learner.shard_batch(batch, None)
@@ -198,6 +207,11 @@ def _run_torch(chunked: bool) -> dict:
 
 
 def _worker(name: str) -> None:
+  try:  # on a shared machine, let the kernel pick this process first if memory runs out
+    with open("/proc/self/oom_score_adj", "w") as f:
+      f.write("1000")
+  except OSError:
+    pass
   runners = {"jax_chunked": lambda: _run_jax(True), "jax_unchunked": lambda: _run_jax(False),
              "torch_chunked": lambda: _run_torch(True),
              "torch_unchunked": lambda: _run_torch(False)}
@@ -211,7 +225,7 @@ def _worker(name: str) -> None:
 
 def _forwarded_flags() -> list[str]:
   names = ["model", "embedded_weights", "batch", "seq_len", "prompt_len", "chunk_size",
-           "micro_batch_size", "remat", "timed_steps"]
+           "micro_batch_size", "remat", "fused_head", "timed_steps"]
   return [f"--{n}={getattr(FLAGS, n)}" for n in names]
 
 
@@ -223,7 +237,8 @@ def main(argv):
   from absolute_zero.models import get_config
   config = get_config(FLAGS.model)
   print(f"{FLAGS.model}: batch {FLAGS.batch} x {FLAGS.seq_len} tokens, float32, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; JAX remat "
+        f"{FLAGS.remat}, fused head {FLAGS.fused_head}, chunk {FLAGS.chunk_size}", flush=True)
   results = {}
   for name in FLAGS.configs:
     need, avail = _estimate_bytes(name, config), _mem_available()

@@ -7,6 +7,7 @@ differentiated by `jax.grad`: the learner's accumulated gradients must equal it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -98,9 +99,10 @@ def test_micro_batches_hold_uneven_token_counts(setup):
   assert len(set(counts)) == 4, counts  # the mean of micro-batch means would be wrong
 
 
-@pytest.mark.parametrize("micro_batch_size", [8, 2])
-def test_gradients_equal_the_whole_batch_token_mean(setup, micro_batch_size):
-  lc, _ = _step_fn(micro_batch_size)
+@pytest.mark.parametrize("fused_head", [True, False])
+def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head):
+  # 4 micro-batches; the 1-micro-batch step is checked through its update below.
+  lc = dataclasses.replace(LEARNER, micro_batch_size=2, fused_head=fused_head)
   grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
       setup["params"], learner.shard_batch(setup["batch"], None))
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
@@ -161,12 +163,11 @@ def test_remat_gives_the_same_gradients(setup):
   batch = learner.shard_batch(setup["batch"], None)
   lc, _ = _step_fn(4)
   grads = {}
-  for policy in ("none", "full", "dots_no_batch"):
+  for policy in ("none", "full"):
     cfg = MODEL.replace(remat_policy=policy)
     grads[policy] = jax.jit(lambda p, b, cfg=cfg: learner.compute_gradients(p, b, cfg, lc)[0])(
         setup["params"], batch)
   assert _tree_max_abs_diff(grads["none"], grads["full"]) < 1e-6
-  assert _tree_max_abs_diff(grads["none"], grads["dots_no_batch"]) < 1e-6
 
 
 def test_state_is_donated(setup, one_step_results):
@@ -178,12 +179,12 @@ def test_state_is_donated(setup, one_step_results):
   assert not any(x.is_deleted() for x in jax.tree.leaves(setup["params"]))
 
 
-def test_kl_and_entropy_terms(setup):
+@pytest.mark.parametrize("entropy_coef", [0.1, 0.0])  # 0: the fused head path
+def test_kl_and_entropy_terms(setup, entropy_coef):
   """With ref == old log-probs and KL/entropy on, the loss adds their token means."""
-  import dataclasses
   b = setup["batch"]
   batch = b._replace(ref_logprobs=b.old_logprobs)
-  lc = dataclasses.replace(LEARNER, kl_coef=0.5, kl_estimator="k1", entropy_coef=0.1)
+  lc = dataclasses.replace(LEARNER, kl_coef=0.5, kl_estimator="k1", entropy_coef=entropy_coef)
   grads, stats = jax.jit(lambda p, bb: learner.compute_gradients(p, bb, MODEL, lc))(
       setup["params"], learner.shard_batch(batch, None))
   # Independent values: k1 = logp - ref, entropy of the tempered full softmax.
@@ -196,9 +197,25 @@ def test_kl_and_entropy_terms(setup):
   kl = ((logp - b.old_logprobs) * mask).sum() / n
   ent = (-(np.exp(logp_all) * logp_all).sum(-1) * mask).sum() / n
   np.testing.assert_allclose(float(stats["kl_sum"]) / n, kl, rtol=1e-4, atol=1e-6)
-  np.testing.assert_allclose(float(stats["entropy_sum"]) / n, ent, rtol=1e-5)
+  if entropy_coef:
+    np.testing.assert_allclose(float(stats["entropy_sum"]) / n, ent, rtol=1e-5)
+  else:
+    assert "entropy_sum" not in stats
   np.testing.assert_allclose(float(stats["objective_sum"]) / n,
-                             setup["ref_obj"] + 0.5 * kl - 0.1 * ent, rtol=1e-5, atol=1e-6)
+                             setup["ref_obj"] + 0.5 * kl - entropy_coef * ent,
+                             rtol=1e-5, atol=1e-6)
+  # The gradient is the reference objective's plus the terms' (written out here).
+  def with_terms(p):
+    obj, logp_ = reference_objective(p, batch)
+    h = forward(p, b.tokens, b.positions, b.valid, MODEL)
+    z = jax.nn.log_softmax(compute_logits(p, h, MODEL) / lc.temperature, axis=-1)
+    ent_ = -jnp.sum(jnp.exp(z) * z, axis=-1)
+    m = b.loss_mask.astype(jnp.float32)
+    return obj + (0.5 * jnp.sum((logp_ - b.old_logprobs) * m)
+                  - entropy_coef * jnp.sum(ent_ * m)) / jnp.sum(m)
+  ref_grads = jax.jit(jax.grad(with_terms))(setup["params"])
+  scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(ref_grads))
+  assert _tree_max_abs_diff(grads, ref_grads) < 1e-5 * scale
   assert _tree_max_abs_diff(grads, setup["ref_grads"]) > 1e-4  # the terms reach the gradient
 
 
