@@ -43,6 +43,7 @@ setup(
             "transformers==5.24.0",
             "accelerate>=1.0",  # transformers needs it to load GGUF files
             "pebble>=5.0",  # the reference-style executor in bench_sandbox.py
+            "scipy>=1.10",  # chi-square checks of the sampler's distributions
         ],
     },
 )
