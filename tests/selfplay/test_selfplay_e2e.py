@@ -181,3 +181,37 @@ def test_exact_resume_equals_uninterrupted_run(taught, pool, tmp_path):
     keys = [k for k in a if not k.startswith(("time/", "throughput/generation_tokens_per_s",
                                               "throughput/train_tokens_per_s"))]
     assert {k: a[k] for k in keys} == pytest.approx({k: b[k] for k in keys}, abs=1e-6)
+
+
+@pytest.mark.parametrize("task_types", [(TaskType.DEDUCTION, TaskType.ABDUCTION),
+                                        (TaskType.INDUCTION,)])
+def test_task_type_ablation_logs_only_those_groups(taught, pool, task_types):
+  model_config, params, tok = taught
+  config = SelfPlayConfig(task_types=task_types, batch_size=2, n_solver_samples=2,
+                          num_references=1, max_seed_rounds=1, max_prompt_tokens=4000,
+                          max_proposer_tokens=64, max_solver_tokens=16)
+  run = SelfPlayRun(model_config, params, tok, config,
+                    learner.LearnerConfig(learning_rate=1e-5), pool=pool)
+  run.seed_buffers()
+  metrics = run.run_step()
+  assert _finite(metrics)
+  logged = {k.split("/")[0] for k in metrics if k.split("/")[0] in
+            {t.value for t in TaskType}}
+  assert logged == {t.value for t in task_types}
+  assert metrics[f"{task_types[0].value}/propose/count"] == 2
+
+
+def test_solver_only_training(taught, pool):
+  """--train_proposer=false: proposals still feed the buffers, only solver rows train."""
+  model_config, params, tok = taught
+  config = SelfPlayConfig(train_proposer=False, batch_size=2, n_solver_samples=2,
+                          num_references=1, max_seed_rounds=1, max_prompt_tokens=4000,
+                          max_proposer_tokens=64, max_solver_tokens=16)
+  run = SelfPlayRun(model_config, params, tok, config,
+                    learner.LearnerConfig(learning_rate=1e-5), pool=pool)
+  run.seed_buffers()
+  metrics = run.run_step()
+  solver = run.last_rollouts["solve"]
+  assert metrics["learner/tokens"] == sum(len(r.completion_ids) for r in solver)
+  assert not any(k.endswith("propose/advantage_mean") for k in metrics)
+  assert metrics["solver/estimation_samples"] == 0
