@@ -93,7 +93,7 @@ class RecordingAzr:
         return [V(False, "error", None, "ZeroDivisionError") if i == "0" else V(True, "ok", f"<{i}>", "")
                 for _, i in jobs]
 
-    def grade_abduction(self, pool, jobs):
+    def grade_abduction(self, pool, jobs, *, allow_expressions=False):
         self.calls.append(("abduction", list(jobs)))
         return [answer == "right" for _, answer, _ in jobs]
 
