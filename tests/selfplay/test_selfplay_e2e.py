@@ -111,14 +111,15 @@ class _CharCount:
     return list(range(len(text) // 4))
 
 
-def _selfplay(taught, pool, steps, seed=0):
+def _selfplay(taught, pool, **overrides):
+  """A SelfPlayRun of the taught tiny model with small test sizes (fields overridable)."""
   model_config, params, tok = taught
-  config = SelfPlayConfig(batch_size=2, n_solver_samples=2, num_references=1,
-                          max_seed_rounds=1, max_prompt_tokens=4000,
-                          max_proposer_tokens=64, max_solver_tokens=16, seed=seed)
-  run = SelfPlayRun(model_config, params, tok, config,
-                    learner.LearnerConfig(learning_rate=1e-5), pool=pool)
-  return run
+  config = SelfPlayConfig(**{**dict(batch_size=2, n_solver_samples=2, num_references=1,
+                                    max_seed_rounds=1, max_prompt_tokens=4000,
+                                    max_proposer_tokens=64, max_solver_tokens=16),
+                             **overrides})
+  return SelfPlayRun(model_config, params, tok, config,
+                     learner.LearnerConfig(learning_rate=1e-5), pool=pool)
 
 
 def _finite(metrics):
@@ -126,7 +127,7 @@ def _finite(metrics):
 
 
 def test_two_real_steps_grow_buffers_only_with_validated_triplets(taught, pool):
-  run = _selfplay(taught, pool, steps=2)
+  run = _selfplay(taught, pool)
   seed_metrics = run.seed_buffers()
   assert _finite(seed_metrics)
   all_metrics = [run.run_step() for _ in range(2)]
@@ -156,17 +157,17 @@ def test_two_real_steps_grow_buffers_only_with_validated_triplets(taught, pool):
 def test_exact_resume_equals_uninterrupted_run(taught, pool, tmp_path):
   from absolute_zero.checkpointing import RunCheckpointer
 
-  straight = _selfplay(taught, pool, steps=4)
+  straight = _selfplay(taught, pool)
   straight.seed_buffers()
   straight_metrics = [straight.run_step() for _ in range(4)]
 
-  first = _selfplay(taught, pool, steps=2)
+  first = _selfplay(taught, pool)
   first.seed_buffers()
   resumed_metrics = [first.run_step() for _ in range(2)]
   with RunCheckpointer(tmp_path / "ckpt", async_save=False) as ckpt:
     ckpt.save(first.step, first.train_state, first.base_key, first.buffers.state_dict(),
               {"model": {}}, {})
-  second = _selfplay(taught, pool, steps=4)
+  second = _selfplay(taught, pool)
   with RunCheckpointer(tmp_path / "ckpt") as ckpt:
     restored = ckpt.restore(None, second.train_state)
   second.restore(restored.train_state, restored.buffers, ckpt_step := 2)
@@ -186,12 +187,7 @@ def test_exact_resume_equals_uninterrupted_run(taught, pool, tmp_path):
 @pytest.mark.parametrize("task_types", [(TaskType.DEDUCTION, TaskType.ABDUCTION),
                                         (TaskType.INDUCTION,)])
 def test_task_type_ablation_logs_only_those_groups(taught, pool, task_types):
-  model_config, params, tok = taught
-  config = SelfPlayConfig(task_types=task_types, batch_size=2, n_solver_samples=2,
-                          num_references=1, max_seed_rounds=1, max_prompt_tokens=4000,
-                          max_proposer_tokens=64, max_solver_tokens=16)
-  run = SelfPlayRun(model_config, params, tok, config,
-                    learner.LearnerConfig(learning_rate=1e-5), pool=pool)
+  run = _selfplay(taught, pool, task_types=task_types)
   run.seed_buffers()
   metrics = run.run_step()
   assert _finite(metrics)
@@ -203,12 +199,7 @@ def test_task_type_ablation_logs_only_those_groups(taught, pool, task_types):
 
 def test_solver_only_training(taught, pool):
   """--train_proposer=false: proposals still feed the buffers, only solver rows train."""
-  model_config, params, tok = taught
-  config = SelfPlayConfig(train_proposer=False, batch_size=2, n_solver_samples=2,
-                          num_references=1, max_seed_rounds=1, max_prompt_tokens=4000,
-                          max_proposer_tokens=64, max_solver_tokens=16)
-  run = SelfPlayRun(model_config, params, tok, config,
-                    learner.LearnerConfig(learning_rate=1e-5), pool=pool)
+  run = _selfplay(taught, pool, train_proposer=False)
   run.seed_buffers()
   metrics = run.run_step()
   solver = run.last_rollouts["solve"]
