@@ -14,18 +14,24 @@ in the same process. It isolates nothing; it is the speed yardstick.
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import os
+import pickle
+import re
 import resource
 import signal
 import sys
 import time
+import traceback
 
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absolute_zero.sandbox import SandboxPool, execute, grade_deduction, validate_proposals  # noqa: E402
+from absolute_zero.sandbox.azr import REFERENCE_BANNED  # noqa: E402
 
 _DEFAULT_DATA = os.environ.get(
     "AZR_DATA_DIR",
@@ -41,57 +47,147 @@ flags.DEFINE_float("timeout_s", 10.0, "Per-call timeout of the reference executo
 
 
 # ----------------------------------------------------------------------------- reference
+# A re-implementation of how the original Absolute Zero code executes programs (its
+# `PythonExecutor`, "qwq" executor, trainer defaults: one pebble worker, ast_check on,
+# 10 s timeout). What it does per job, and what we therefore do here:
+#   * the caller validates/runs one program at a time: `apply(snippet)` is
+#     `batch_apply([snippet])`, i.e. a `pool.map` over a single item whose function is a
+#     `partial` carrying the runtime object (pickled with every call);
+#   * in the worker, the runtime refuses code that calls `input(`, then the body is
+#     `exec`'d and the last line `eval`'d, each under a signal-based timeout decorator;
+#   * the result must survive `str()` and `pickle.dumps()`; failures become the last line
+#     of the traceback; the parent strips and truncates both strings to 400 characters;
+#   * plain mode is `run_code` (`repr(f(inputs))`), validation is `check_all` (AST scan
+#     for banned imports, then `f` called twice in the same process and compared).
 
-def _reference_run(snippet: str, timeout_s: float):
-    """Inside the reference worker: exec the program, eval its last line, with an alarm."""
-    def on_alarm(signum, frame):
-        raise TimeoutError("timeout")
-    lines = snippet.split("\n")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+_INPUT_CALL = re.compile(r"(\s|^)?input\(")
+_BANNED_FOR_BENCH = REFERENCE_BANNED  # the reference trainer config's banned_words
+
+
+def _with_timeout(seconds: float, fn):
+    """A signal-based per-call timeout, as the `timeout_decorator` package does it."""
+    def wrapped(*args):
+        def on_alarm(signum, frame):
+            raise TimeoutError("Timed Out")
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return wrapped
+
+
+class _ReferenceRuntime:
+    """The reference's `GenericRuntime`: one globals dict, exec/eval into it."""
+
+    def __init__(self):
+        self.global_vars: dict = {}
+
+    def exec_code(self, code: str) -> None:
+        if _INPUT_CALL.search(code):
+            raise RuntimeError()
+        exec(code, self.global_vars)
+
+    def eval_code(self, expr: str):
+        return eval(expr, self.global_vars)
+
+
+def _reference_execute(lines: list[str], runtime: _ReferenceRuntime, timeout_s: float):
+    """Inside the reference worker (auto mode, no print on the last line)."""
     try:
-        namespace: dict = {}
-        exec("\n".join(lines[:-1]), namespace)
-        result = eval(lines[-1], namespace)
+        _with_timeout(timeout_s, runtime.exec_code)("\n".join(lines[:-1]))
+        result = _with_timeout(timeout_s, runtime.eval_code)(lines[-1])
+        report = "Done"
         str(result)
-        return result, "Done"
-    except BaseException as exc:  # noqa: BLE001 - the reference reports any failure as text
-        return "", f"{type(exc).__name__}: {exc}"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        pickle.dumps(result)
+    except BaseException:  # noqa: BLE001 - the reference reports any failure as text
+        result = ""
+        report = traceback.format_exc().split("\n")[-2]
+    return result, report
+
+
+def _reference_truncate(s: str, max_length: int = 400) -> str:
+    half = max_length // 2
+    return s[:half] + "..." + s[-half:] if len(s) > max_length else s
+
+
+def _reference_banned_imports(code: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return any(re.search(rf"\b{re.escape(b)}\b", code) for b in _BANNED_FOR_BENCH)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            if any(b in a.name.split(".") for a in node.names for b in _BANNED_FOR_BENCH):
+                return True
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module.split(".") if node.module else []
+            if any(b in module for b in _BANNED_FOR_BENCH):
+                return True
+            if any(b in a.name.split(".") for a in node.names for b in _BANNED_FOR_BENCH):
+                return True
+    return False
 
 
 class ReferenceExecutor:
-    """One persistent pebble worker, a per-call timeout; no isolation."""
+    """One persistent pebble worker, one synchronous round trip per job; no isolation."""
 
     def __init__(self, timeout_s: float = 10.0):
         from pebble import ProcessPool
         self.timeout_s = timeout_s
+        self.runtime = _ReferenceRuntime()
         self.pool = ProcessPool(max_workers=1)
 
-    def apply(self, snippets: list[str]) -> list[tuple[str, str]]:
+    def apply(self, snippet: str) -> tuple[str, str]:
         from concurrent.futures import TimeoutError as FutureTimeout
-        future = self.pool.map(_reference_run, snippets, [self.timeout_s] * len(snippets),
-                               timeout=self.timeout_s)
-        out, it = [], future.result()
-        while True:
-            try:
-                out.append(next(it))
-            except StopIteration:
-                return out
-            except FutureTimeout:
-                out.append(("", "Timeout Error"))
-            except Exception as exc:  # noqa: BLE001
-                out.append(("", f"Error: {exc}"))
+        lines = [snippet.strip().split("\n")]
+        run = functools.partial(_reference_execute, runtime=self.runtime, timeout_s=self.timeout_s)
+        results = []
+        try:
+            it = self.pool.map(run, lines, timeout=self.timeout_s).result()
+            while True:
+                try:
+                    results.append(next(it))
+                except StopIteration:
+                    break
+                except FutureTimeout:
+                    results.append(("", "Timeout Error"))
+                except Exception as exc:  # noqa: BLE001
+                    results.append(("", f"Error: {exc}"))
+        except Exception as exc:  # noqa: BLE001
+            results.append(("", f"Critical Error: {exc}"))
+        res, report = results[0]
+        return _reference_truncate(str(res).strip()), _reference_truncate(str(report).strip())
 
     def run(self, items) -> list[tuple[str, str]]:
-        return self.apply([f"{code}\nrepr(f({inp}))" for code, inp in items])
+        out = []
+        for code, inp in items:
+            snippet = f"{code}\nrepr(f({inp}))"
+            try:
+                ast.parse(snippet)
+            except SyntaxError:
+                out.append(("", "error"))
+                continue
+            out.append(self.apply(snippet))
+        return out
 
     def validate(self, items) -> list[tuple[str, str]]:
-        return self.apply([f"{code}\nreturns = f({inp})\nif returns != f({inp}):\n"
-                           f"    raise Exception('Non-deterministic code')\nrepr(returns)"
-                           for code, inp in items])
+        out = []
+        for code, inp in items:
+            if _reference_banned_imports(code):
+                out.append(("", "banned"))
+                continue
+            snippet = (f"{code}\nreturns = f({inp})\nif returns != f({inp}):\n"
+                       f"    raise Exception('Non-deterministic code')\nrepr(returns)")
+            try:
+                ast.parse(snippet)
+            except SyntaxError:
+                out.append(("", "error"))
+                continue
+            out.append(self.apply(snippet))
+        return out
 
     def close(self):
         self.pool.close()
@@ -115,12 +211,15 @@ def _cpu_seconds() -> float:
 
 
 def _rate(fn, n: int, repeats: int) -> tuple[float, object]:
-    best, out = 0.0, None
+    """Best jobs/s over `repeats` passes (each pass's rate is printed)."""
+    rates, out = [], None
     for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
-        best = max(best, n / (time.perf_counter() - start))
-    return best, out
+        rates.append(n / (time.perf_counter() - start))
+    if repeats > 1:
+        print("  passes: " + ", ".join(f"{r:.0f}" for r in rates) + " jobs/s")
+    return max(rates), out
 
 
 def main(argv):
