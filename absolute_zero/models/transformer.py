@@ -107,6 +107,24 @@ def attention_masks(q_pos: Array, k_pos: Array, k_valid: Array,
   return causal, causal & (diff < window)
 
 
+def _decode_attention(q: Array, key: Array, val: Array, mask: Array, scale: float,
+                      dtype) -> Array:
+  """One query position against the cache: out [b, kv, g, hd].
+
+  q [b, kv, g, hd]; key/val [b, slots, kv, hd]; mask [b, slots]. Decode attention only
+  streams the cache, so its speed is memory bandwidth: with the query group as the minor
+  output axis ([b, kv, slots, g]) XLA:CPU reads the cache once per product, about 2x faster
+  than the [b, kv, g, slots] layout the multi-token path uses (Gemma 3 270M shapes, batch
+  32, 576 slots, 2-core CPU: attention of 18 layers alone 339 -> 172 ms; the whole decode
+  trunk, same process, machine under load: 1453 -> 1003 ms).
+  """
+  logits = jnp.einsum("bkgh,bskh->bksg", q, key,
+                      preferred_element_type=jnp.float32) * scale  # [b, kv, slots, g]
+  logits = jnp.where(mask[:, None, :, None], logits, _MASK_VALUE)
+  probs = jax.nn.softmax(logits, axis=2).astype(dtype)
+  return jnp.einsum("bksg,bskh->bkgh", probs, val)
+
+
 def _remat_policy(name: str):
   return {
       "full": None,
@@ -193,14 +211,16 @@ class Attention(nn.Module):
     b, t = q.shape[:2]
     groups = h // k
     q = q.reshape(b, t, k, groups, hd)
-    logits = jnp.einsum("btkgh,bskh->bkgts", q, key,
-                        preferred_element_type=jnp.float32) * c.query_scale
-    logits = jnp.where(mask[:, None, None, :, :], logits, _MASK_VALUE)
-    probs = jax.nn.softmax(logits, axis=-1).astype(dtype)  # [b, kv, g, t, s]
-    # Contract into [b, kv, g, t, hd], then transpose: on XLA:CPU this output layout makes
-    # the decode-time (t = 1) product about 2x faster than writing [b, t, kv, g, hd] directly.
-    out = jnp.einsum("bkgts,bskh->bkgth", probs, val)
-    out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, hd)
+    if t == 1:
+      out = _decode_attention(q[:, 0], key, val, mask[:, 0], c.query_scale, dtype)
+      out = out.reshape(b, 1, h, hd)
+    else:
+      logits = jnp.einsum("btkgh,bskh->bkgts", q, key,
+                          preferred_element_type=jnp.float32) * c.query_scale
+      logits = jnp.where(mask[:, None, None, :, :], logits, _MASK_VALUE)
+      probs = jax.nn.softmax(logits, axis=-1).astype(dtype)  # [b, kv, g, t, s]
+      out = jnp.einsum("bkgts,bskh->bkgth", probs, val)
+      out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, hd)
     out = _constrain(out, ("activation_batch", "activation_length", "activation_heads",
                            None), self.mesh, self.rules)
     return jnp.einsum("btnh,nhd->btd", out, wo.astype(dtype)), cache
