@@ -48,6 +48,11 @@ class TrainBatch(NamedTuple):
   group_ids: np.ndarray  # [B] int32: (task, role) group, -1 on padding rows
   row_valid: np.ndarray  # [B] bool: False for the rows added to reach a multiple
   ref_logprobs: np.ndarray | None = None  # [B, T] float32, like old_logprobs (KL only)
+  # [B, C] int32: the t of each row's loss positions (P - 1 + j), -1 past the row's
+  # completion; C is a fine length bucket of the longest completion. With it the learner
+  # builds vocabulary logits only at these positions (prompts are most of a self-play
+  # row); None: at every position.
+  completion_index: np.ndarray | None = None
 
   @property
   def num_tokens(self) -> int:
@@ -172,4 +177,24 @@ def build_train_batch(
   row_valid = np.arange(rows) < n
   return TrainBatch(tokens=tokens, positions=positions, valid=valid, targets=targets,
                     loss_mask=loss_mask, old_logprobs=old, advantages=adv,
-                    group_ids=groups, row_valid=row_valid, ref_logprobs=ref)
+                    group_ids=groups, row_valid=row_valid, ref_logprobs=ref,
+                    completion_index=completion_indices(prompt_lens, completion_lens, rows,
+                                                        seq_len))
+
+
+def completion_indices(prompt_lens: np.ndarray, completion_lens: np.ndarray, rows: int,
+                       seq_len: int) -> np.ndarray:
+  """[rows, C] int32 loss positions per row (P - 1 + j for j < C_row, else -1).
+
+  C rounds the longest completion up to at most 4 sizes per octave (waste <= 25 %), capped
+  at T - 1, so the learner's head work follows the completions, not the prompts.
+  """
+  from absolute_zero.sampling.buckets import length_bucket
+
+  longest = int(completion_lens.max()) if len(completion_lens) else 0
+  width = min(length_bucket(max(longest, 1)), seq_len - 1)
+  j = np.arange(width)[None, :]  # [1, C]
+  index = np.full((rows, width), -1, np.int32)
+  n = len(prompt_lens)
+  index[:n] = np.where(j < completion_lens[:, None], prompt_lens[:, None] - 1 + j, -1)
+  return index

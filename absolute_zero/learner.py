@@ -250,13 +250,36 @@ def fused_head_objective(hidden, emb, targets, token_objective, token_args, temp
   return objective, jax.lax.stop_gradient(logp)
 
 
+def _at_completions(mb: TrainBatch, hidden):
+  """(mb, hidden) restricted to each row's loss positions `mb.completion_index` [b, C].
+
+  Per-token arrays become [b, C] (the loss mask also drops the -1 padding entries), the
+  hidden states [b, C, D]; the gather's gradient scatters back into [b, T, D].
+  """
+  index = mb.completion_index  # [b, C]
+  keep = index >= 0
+  safe = jnp.maximum(index, 0)
+
+  def take(x):  # [b, T] -> [b, C]
+    return None if x is None else jnp.take_along_axis(x, safe, axis=1)
+
+  picked = mb._replace(
+      targets=take(mb.targets), loss_mask=take(mb.loss_mask) & keep,
+      old_logprobs=take(mb.old_logprobs), ref_logprobs=take(mb.ref_logprobs),
+      completion_index=None)
+  return picked, jnp.take_along_axis(hidden, safe[:, :, None], axis=1)  # [b, C, D]
+
+
 def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerConfig, mesh,
                             rules):
   """`_micro_batch_sums` with the head gradient fused into the forward (no entropy)."""
   hidden = forward(params, mb.tokens, mb.positions, mb.valid, model_config,
                    mesh, rules)  # [b, T, D]
-  b, t, d = hidden.shape
   use_kl = lc.kl_coef > 0
+  if mb.completion_index is not None:
+    # Only the loss positions reach the head: [b, T, ...] -> [b, C, ...].
+    mb, hidden = _at_completions(mb, hidden)
+  b, t, d = hidden.shape
 
   def token_objective(logp, old, adv, mask, *ref):  # [1, C] each
     pg, _, _ = loss_lib.clipped_surrogate_loss(

@@ -117,3 +117,21 @@ def test_bad_input_raises_clear_errors():
     BatchShapes(length_buckets=(16, 8))
   with pytest.raises(ValueError, match="at least one rollout"):
     build_train_batch([], [], [], [], shapes=shapes)
+
+
+def test_completion_index_lists_each_rows_loss_positions():
+  # Prompts of 3 / 1 / 5 tokens, completions of 2 / 0 / 4: loss positions are
+  # t = P - 1 .. P + C - 2 (hand-listed), -1 beyond; one padding row (row_multiple 4).
+  batch = build_train_batch([[1, 2, 3], [4], [5, 6, 7, 8, 9]], [[10, 11], [], [12, 13, 14, 15]],
+                            [1.0, 0.0, -1.0], [[0.0] * 2, [], [0.0] * 4],
+                            shapes=BatchShapes(length_buckets=(16,), row_multiple=4))
+  index = batch.completion_index
+  assert index.shape == (4, 15)  # longest completion 4 -> bucket 16, capped at T - 1
+  np.testing.assert_array_equal(index[0, :3], [2, 3, -1])
+  np.testing.assert_array_equal(index[1, :1], [-1])
+  np.testing.assert_array_equal(index[2, :5], [4, 5, 6, 7, -1])
+  assert (index[:, 5:] == -1).all() and (index[3] == -1).all()
+  # Exactly the loss mask's positions, row by row.
+  for row in range(4):
+    picked = sorted(int(t) for t in index[row] if t >= 0)
+    assert picked == list(np.flatnonzero(batch.loss_mask[row]))

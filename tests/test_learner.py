@@ -99,12 +99,20 @@ def test_micro_batches_hold_uneven_token_counts(setup):
   assert len(set(counts)) == 4, counts  # the mean of micro-batch means would be wrong
 
 
-@pytest.mark.parametrize("fused_head", [True, False])
-def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head):
+@pytest.mark.parametrize("fused_head,at_completions",
+                         [(True, True), (True, False), (False, True)])
+def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head, at_completions):
   # 4 micro-batches; the 1-micro-batch step is checked through its update below.
+  # at_completions: the head sees only the batch's completion_index positions (the
+  # builder's default) or every position; both must equal the all-position reference.
   lc = dataclasses.replace(LEARNER, micro_batch_size=2, fused_head=fused_head)
+  batch = setup["batch"]
+  assert batch.completion_index is not None
+  assert batch.completion_index.shape[1] < batch.tokens.shape[1]  # fewer head rows
+  if not at_completions:
+    batch = batch._replace(completion_index=None)
   grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      setup["params"], learner.shard_batch(setup["batch"], None))
+      setup["params"], learner.shard_batch(batch, None))
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
   assert scale > 1e-3
   assert _tree_max_abs_diff(grads, setup["ref_grads"]) < 1e-5 * scale
