@@ -185,6 +185,35 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
   return {k: v * 1000 for k, v in out.items()}
 
 
+def prefill_ceiling(config, params, tokens: int) -> dict[str, float]:
+  """Seconds of the trunk's matmuls alone over `tokens` rows (the prefill's floor), and
+  the FLOP rate they reach: prefill is compute-bound, so no prefill can beat this."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  layers = jax.device_put(params["layers"])
+  x = jnp.asarray(np.random.default_rng(0).standard_normal(
+      (tokens, config.embed_dim)).astype(np.float32))
+
+  def one(x, w):
+    a, m = w["attn"], w["mlp"]
+    q = jnp.einsum("bd,dnh->bnh", x, a["q_proj"])
+    k = jnp.einsum("bd,dnh->bnh", x, a["k_proj"])
+    v = jnp.einsum("bd,dnh->bnh", x, a["v_proj"])
+    x = x + jnp.einsum("bnh,nhd->bd", q, a["o_proj"]) + 0 * (k.sum() + v.sum())
+    g = jnp.einsum("bd,df->bf", x, m["gate_proj"]) * jnp.einsum("bd,df->bf", x, m["up_proj"])
+    return x + jnp.einsum("bf,fd->bd", g, m["down_proj"]), None
+
+  trunk = jax.jit(lambda ls, x: jax.lax.scan(one, x, ls)[0])
+  seconds = _time_fn(trunk, layers, x, repeats=2)
+  flops = 2 * tokens * sum(int(np.prod(a.shape)) for a in jax.tree.leaves(
+      {"attn": {k: layers["attn"][k] for k in ("q_proj", "k_proj", "v_proj", "o_proj")},
+       "mlp": layers["mlp"]}))
+  return {"prefill_matmul_ceiling_s": seconds, "trunk_gflops_per_s": flops / seconds / 1e9,
+          "prefill_trunk_tflop": flops / 1e12}
+
+
 def run_jax(args: dict) -> dict:
   import jax
   from absolute_zero.sampler import Sampler, SamplerConfig
@@ -219,6 +248,8 @@ def run_jax(args: dict) -> dict:
   if args["breakdown"]:
     slots = sampler.last_stats["prompt_bucket"] + sampler.last_stats["new_token_bucket"]
     result["breakdown"] = step_breakdown(config, params, len(prompts), slots)
+    result["prefill_ceiling"] = prefill_ceiling(config, params,
+                                                len(prompts) * stats["prompt_bucket"])
   result["peak_rss_mib"] = _peak_rss_mib()
   return result
 
@@ -328,6 +359,14 @@ def _report(results: dict) -> None:
     for mode in FLAGS.modes:
       s = results["jax"][mode]["step_ms"]
       print(f"  full step ({mode}) {s:8.1f} ms = {s / ceiling:.2f}x the ceiling")
+  if "jax" in results and "prefill_ceiling" in results["jax"]:
+    c = results["jax"]["prefill_ceiling"]
+    print(f"\nprefill floor: the trunk's matmuls alone over all prompt tokens "
+          f"({c['prefill_trunk_tflop']:.2f} TFLOP) take {c['prefill_matmul_ceiling_s']:.2f} s "
+          f"= {c['trunk_gflops_per_s']:.0f} GFLOP/s")
+    for name, r in results.items():
+      for mode in FLAGS.modes:
+        print(f"  {name:12s} {mode:7s} prefill = {r[mode]['prefill_s'] / c['prefill_matmul_ceiling_s']:.2f}x the floor")
 
 
 def main(argv):
