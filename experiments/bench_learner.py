@@ -40,6 +40,9 @@ flags.DEFINE_integer("micro_batch_size", 8, "JAX micro-batch rows")
 flags.DEFINE_enum("remat", "full", ["none", "full", "dots", "dots_no_batch"],
                   "JAX remat policy of the scanned block")
 flags.DEFINE_bool("fused_head", True, "JAX chunked: fuse the head gradient into the forward")
+flags.DEFINE_bool("head_at_completions", True,
+                  "JAX: build vocabulary logits only at the completion (loss) positions, as "
+                  "the learner does by default; false: at every position, as PyTorch here")
 flags.DEFINE_integer("timed_steps", 1, "timed steps after the warm-up/compile")
 flags.DEFINE_list("configs", ["jax_chunked", "jax_unchunked", "torch_chunked"],
                   "configurations to run")
@@ -113,6 +116,8 @@ def _run_jax(chunked: bool) -> dict:
       [list(r[:p]) for r in tokens], [list(r[p:]) for r in tokens], adv,
       [list(r[p - 1:t - 1]) for r in old],
       shapes=BatchShapes(length_buckets=(t,), row_multiple=FLAGS.micro_batch_size))
+  if not FLAGS.head_at_completions:
+    batch = batch._replace(completion_index=None)
   lc = learner.LearnerConfig(micro_batch_size=FLAGS.micro_batch_size,
                              logprob_chunk_size=FLAGS.chunk_size if chunked else None,
                              fused_head=FLAGS.fused_head)
@@ -225,6 +230,7 @@ def _worker(name: str) -> None:
 
 def _forwarded_flags() -> list[str]:
   names = ["model", "embedded_weights", "batch", "seq_len", "prompt_len", "chunk_size",
+           "head_at_completions",
            "micro_batch_size", "remat", "fused_head", "timed_steps"]
   return [f"--{n}={getattr(FLAGS, n)}" for n in names]
 
