@@ -8,14 +8,30 @@ CPU tests) must not call `jax.distributed.initialize()`, so we only call it when
 those environments is present, or when `AZR_DISTRIBUTED=1` asks for it (TPU VM slices
 describe their workers in GCE metadata, not in the environment; `launch/tpu_pod.sh` sets
 it).
+
+After start-up every process runs the same program with the same seeds (SPMD). This
+module also holds the few helpers that make that work with more than one process:
+  * `put_global` / `to_host`: host values -> global `jax.Array`s and back. In a
+    multi-process job an array sharded over the mesh spans devices of other processes, so
+    `jax.device_put(numpy, sharding)` checks equality across hosts on every call and
+    `np.asarray(array)` fails; these helpers build arrays from each process's identical
+    host copy and gather results before they are fetched.
+  * `allgather_json`: every process's small JSON-able value, on every process.
+  * `HostShardedPool`: a sandbox pool wrapper that runs only this host's share of each
+    batch and gathers the results, so sandbox work is split over hosts while every
+    process still sees every result, in order.
+Every helper has a fast path for one process that does exactly what the code did before.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
+import numpy as np
 
 # Explicit variables (set by launch/slurm_gpu.sbatch, or by hand).
 _EXPLICIT_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -79,3 +95,128 @@ def maybe_initialize_distributed(environ: Mapping[str, str] | None = None) -> bo
 def is_primary() -> bool:
   """True on the process that writes logs, plots and host-side files (process 0)."""
   return jax.process_index() == 0
+
+
+def process_count() -> int:
+  """Number of JAX processes (1 unless `maybe_initialize_distributed` joined a job)."""
+  return jax.process_count()
+
+
+# ------------------------------------------------------------------ arrays
+
+
+def put_global(x: Any, sharding: jax.sharding.Sharding) -> jax.Array:
+  """`x` (a host value every process holds identically, or a jax.Array) laid out on `sharding`.
+
+  One process, or a sharding of this process's devices only: `jax.device_put` (unchanged
+  behaviour). Otherwise a global array is assembled from this process's copy with
+  `jax.make_array_from_callback` (each process fills only its own devices' shards: no
+  cross-host traffic, and none of the equality check `device_put` makes for host values);
+  an array that already spans processes is resharded with `jax.device_put`.
+  A host value is copied first, so the result never aliases it.
+  """
+  if sharding.is_fully_addressable:
+    return jax.device_put(x, sharding)
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return jax.device_put(x, sharding)
+  if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    data = put_global(jax.random.key_data(x), sharding)
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+  host = np.array(x, copy=True)
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _leaf_to_host(x: Any) -> np.ndarray:
+  if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+def to_host(tree: Any) -> Any:
+  """numpy copies of every array in `tree`, whole on every process.
+
+  Arrays sharded over devices of several processes are first all-gathered (a collective:
+  every process must call this for the same arrays, which SPMD code does); arrays this
+  process holds entirely (one process, or replicated) are fetched directly.
+  """
+  return jax.tree.map(_leaf_to_host, tree)
+
+
+# ------------------------------------------------------------------ host data
+
+
+def _bucket(n: int) -> int:
+  """Padded payload size: a power of two >= n (few distinct shapes -> few compilations)."""
+  return 1 << max(6, (max(n, 1) - 1).bit_length())
+
+
+def allgather_json(value: Any) -> list:
+  """[value of process 0, value of process 1, ...] on every process; `value` JSON-able.
+
+  For small host-side data (sandbox results, statuses): JSON-encoded (ASCII, so lone
+  surrogates in program output survive), padded to a common power-of-two length and
+  gathered with `multihost_utils.process_allgather` in two collectives (lengths, then
+  bytes). Every process must call it the same number of times. One process: `[value]`
+  without any encoding.
+  """
+  if jax.process_count() == 1:
+    return [value]
+  from jax.experimental import multihost_utils
+  data = np.frombuffer(json.dumps(value, separators=(",", ":")).encode("ascii"), np.uint8)
+  lengths = np.asarray(multihost_utils.process_allgather(np.asarray([data.size], np.int32)))
+  lengths = lengths.reshape(-1)
+  padded = np.zeros((_bucket(int(lengths.max())),), np.uint8)
+  padded[:data.size] = data
+  gathered = np.asarray(multihost_utils.process_allgather(padded))  # [processes, size]
+  return [json.loads(gathered[i, :int(n)].tobytes().decode("ascii"))
+          for i, n in enumerate(lengths)]
+
+
+def shard_range(n: int, index: int, count: int) -> tuple[int, int]:
+  """[start, stop) of part `index` of `count` contiguous, near-equal parts of range(n).
+
+  Contiguous (not strided) so the two interpreter variants of a determinism check, which
+  are adjacent jobs, stay on one host and both variants of its pool stay busy.
+  """
+  if not 0 <= index < count:
+    raise ValueError(f"part {index} is outside [0, {count})")
+  base, extra = divmod(n, count)
+  start = index * base + min(index, extra)
+  return start, start + base + (1 if index < extra else 0)
+
+
+class HostShardedPool:
+  """A sandbox pool whose `run_batch` runs only this process's share of the jobs.
+
+  Every process calls `run_batch` with the same jobs (the program is SPMD); each runs its
+  contiguous part (`shard_range`) in its own local pool, then the `JobResult`s are
+  all-gathered (`allgather_json`) so every process returns the same full list, in input
+  order. Sandbox throughput scales with the number of hosts, and everything computed from
+  the results (validity, outputs, rewards, buffer additions) is identical everywhere.
+  `jobs_run` counts the jobs this process ran, `batches` the non-empty batches it shared.
+  Other attributes pass through.
+  """
+
+  def __init__(self, pool: Any):
+    self._pool = pool
+    self.index, self.count = jax.process_index(), jax.process_count()
+    self.jobs_run = self.batches = 0
+
+  def __getattr__(self, name):
+    return getattr(self._pool, name)
+
+  def run_batch(self, jobs: Sequence[Any]) -> list:
+    from absolute_zero.sandbox.job_types import JobResult
+    jobs = list(jobs)
+    if not jobs:  # the same on every process: nothing to run, nothing to gather
+      return []
+    start, stop = shard_range(len(jobs), self.index, self.count)
+    local = self._pool.run_batch(jobs[start:stop]) if stop > start else []
+    self.jobs_run += stop - start
+    self.batches += 1
+    parts = allgather_json([dataclasses.astuple(r) for r in local])
+    results = [JobResult(*fields) for part in parts for fields in part]
+    if len(results) != len(jobs):
+      raise RuntimeError(f"gathered {len(results)} sandbox results for {len(jobs)} jobs")
+    return results
