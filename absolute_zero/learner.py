@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from absolute_zero import distributed
 from absolute_zero import loss as loss_lib
 from absolute_zero import sharding as sharding_lib
 from absolute_zero.batching import TrainBatch
@@ -132,21 +133,30 @@ def init_train_state(params, learner_config: LearnerConfig, mesh: Mesh | None = 
   if model_config is None:
     raise ValueError("init_train_state with a mesh needs model_config (for the shardings)")
   shardings = train_state_shardings(model_config, learner_config, mesh, rules)
-  # Copy on device first: a resharded array may share buffers with its source.
-  params = jax.tree.map(lambda x, sh: jax.device_put(jnp.array(x, copy=True), sh), params,
-                        shardings.params)
+  params = jax.tree.map(_own_copy, params, shardings.params)
   opt_state = jax.jit(optimizer.init, out_shardings=shardings.opt_state)(params)
-  step = jax.device_put(jnp.zeros((), jnp.int32), shardings.step)
+  step = distributed.put_global(np.zeros((), np.int32), shardings.step)
   return TrainState(params=params, opt_state=opt_state, step=step)
+
+
+def _own_copy(x, sharding) -> jax.Array:
+  """`x` on `sharding`, in buffers of its own (copied on device first: a resharded array
+  may share buffers with its source, and train steps donate the state)."""
+  return distributed.put_global(jnp.array(x, copy=True), sharding)
 
 
 def shard_batch(batch: TrainBatch, mesh: Mesh | None,
                 rules=sharding_lib.TRAIN_RULES) -> TrainBatch:
-  """Device arrays for `batch`: rows split over the batch axes of `mesh` (or one device)."""
+  """Device arrays for `batch`: rows split over the batch axes of `mesh` (or one device).
+
+  Multi-process: every process holds the same whole host batch, and `put_global` makes
+  each global array from it (each process fills the shards of its own devices).
+  """
   if mesh is None:
     return jax.tree.map(jnp.asarray, batch)
   return jax.tree.map(
-      lambda x: jax.device_put(x, sharding_lib.batch_sharding(mesh, rules, np.ndim(x))), batch)
+      lambda x: distributed.put_global(x, sharding_lib.batch_sharding(mesh, rules, np.ndim(x))),
+      batch)
 
 
 def compute_advantages(rewards, group_ids, num_groups: int, valid,

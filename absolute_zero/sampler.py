@@ -13,6 +13,11 @@ once (`TRACE_COUNTS` counts them). `update_params` swaps in new weights without 
 Stop strings are matched on the host: with stop strings the decode runs in segments of
 `stop_check_interval` steps, and rows whose text contains a stop string are finished
 between segments, so generation still ends early.
+
+Multi-process (one process per host, same program everywhere): batch inputs are placed
+with `distributed.put_global` and every array fetched to the host goes through
+`distributed.to_host`, which gathers rows held by other hosts, so every process gets the
+whole batch of completions (identical everywhere) and makes the same host-side decisions.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from absolute_zero import distributed
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.sampling import decode as dec
 from absolute_zero.sampling.buckets import batch_bucket, left_pad, length_bucket
@@ -144,7 +150,7 @@ class Sampler:
                          "sampler's (a different model needs a new Sampler)")
     self._params_treedef, self._params_shapes = treedef, shapes
     if self._param_shardings is not None:
-      self.params = jax.tree.map(jax.device_put, params, self._param_shardings)
+      self.params = jax.tree.map(distributed.put_global, params, self._param_shardings)
     else:
       self.params = jax.device_put(params)
 
@@ -154,7 +160,7 @@ class Sampler:
     if self.mesh is None:
       return jnp.asarray(x)
     from absolute_zero.sharding import batch_sharding
-    return jax.device_put(x, batch_sharding(self.mesh, self.rules, x.ndim))
+    return distributed.put_global(x, batch_sharding(self.mesh, self.rules, x.ndim))
 
   def _encode(self, prompts) -> list[list[int]]:
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
@@ -290,35 +296,36 @@ class Sampler:
                           **self._decode_static)
     else:
       step = 0
-      unchecked = np.asarray(state.finish) != dec.PADDING_ROW  # rows whose end is unknown
+      # Host fetches go through distributed.to_host: with several processes the rows are
+      # spread over hosts and are gathered first (every process then sees every row and
+      # makes the same stop-string decisions).
+      unchecked = distributed.to_host(state.finish) != dec.PADDING_ROW  # end unknown
       while step < max_new_tokens:
         step = min(step + self.options.stop_check_interval, max_new_tokens)
         state = _decode_jit(self.params, state, settings, jnp.int32(step),
                             **self._decode_static)
-        finish = np.asarray(state.finish)
+        tokens, generated, finish = distributed.to_host(
+            (state.tokens, state.num_generated, state.finish))
         # Rows still running, and rows that ended (EOS, stop id, length) in this segment:
         # a stop string before their end wins.
-        newly = self._match_stop_strings(np.asarray(state.tokens),
-                                         np.asarray(state.num_generated), unchecked, stop,
-                                         stop_cut)
+        newly = self._match_stop_strings(tokens, generated, unchecked, stop, stop_cut)
         unchecked = finish == dec.RUNNING
         if newly:
           finish = finish.copy()
           finish[newly] = dec.FINISH_STOP
           unchecked[newly] = False
-          state = state._replace(finish=jax.device_put(finish, state.finish.sharding))
+          state = state._replace(
+              finish=distributed.put_global(finish, state.finish.sharding))
         if not np.any(finish == dec.RUNNING):
           break
 
-    decode_steps = int(state.step)  # waits for the decode
+    decode_steps = int(distributed.to_host(state.step))  # waits for the decode
     self.last_stats = dict(prompt_bucket=prompt_len, prompt_rows=prompt_rows,
                            decode_rows=decode_rows, new_token_bucket=new_slots,
                            decode_steps=decode_steps, prefill_seconds=prefill_time,
                            decode_seconds=time.perf_counter() - start_time - prefill_time)
-    out_tokens = np.asarray(state.tokens)
-    out_logprobs = np.asarray(state.logprobs)
-    generated = np.asarray(state.num_generated)
-    finish = np.asarray(state.finish)
+    out_tokens, out_logprobs, generated, finish = distributed.to_host(
+        (state.tokens, state.logprobs, state.num_generated, state.finish))
     eos_set = {int(i) for i in np.asarray(settings.eos_ids) if i >= 0}
     stop_id_set = {int(i) for i in np.asarray(settings.stop_ids) if i >= 0}
     completions = []

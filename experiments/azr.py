@@ -99,6 +99,10 @@ def _fail(error) -> None:
 
 
 def _log(msg: str) -> None:
+  """A progress line on stderr, from process 0 only (every process runs the same steps)."""
+  from absolute_zero import distributed
+  if not distributed.is_primary():
+    return
   print(f"[azr {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 

@@ -5,6 +5,12 @@ the sandbox pool is passed in (the caller owns its lifetime). Randomness is deri
 (seed, step) rather than carried, so a run resumed from a checkpoint at step s draws
 exactly what an uninterrupted run draws at step s + 1: exact resume needs only the train
 state, the buffers and the step.
+
+Multi-process (one JAX process per host): every process runs this same code with the same
+seeds. The sampler returns the whole batch of completions on every process, the sandbox
+pool is wrapped in `distributed.HostShardedPool` (each host runs its share of every batch,
+the results are gathered), so rollouts, rewards and buffer additions are identical on
+every process, and the train step gets one global batch built from identical host copies.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from absolute_zero import batching, learner, loss
+from absolute_zero import batching, distributed, learner, loss
 from absolute_zero.sampler import Sampler, SamplerConfig
 from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
 from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals,
@@ -75,6 +81,11 @@ class SelfPlayRun:
     self.sampler = Sampler(model_config, params, tokenizer, mesh=mesh,
                            sampler_config=sampler_config)
     self._timed_sampler = _Timed(self.sampler, "generate")
+    if distributed.process_count() > 1:
+      # Every process gets the same batches; each runs its share in its own sandbox pool
+      # and the results are gathered, so all processes see identical results.
+      pool = distributed.HostShardedPool(pool)
+    self.pool = pool
     self._timed_pool = _Timed(pool, "run_batch")
     self.ctx = PhaseContext(sampler=self._timed_sampler, tokenizer=tokenizer,
                             pool=self._timed_pool, config=config)
@@ -202,7 +213,7 @@ class SelfPlayRun:
     self.train_state, metrics = self.train_step(self.train_state, batch)
     # The sampler gets its own copy: the next train step donates (deletes) the state.
     self.sampler.update_params(jax.tree.map(lambda x: x.copy(), self.train_state.params))
-    return advantages, jax.device_get(metrics)
+    return advantages, distributed.to_host(metrics)
 
   # ------------------------------------------------------------------ resume
 
