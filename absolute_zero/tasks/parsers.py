@@ -408,7 +408,14 @@ def parse_deduction_answer(text: str, config: ParseConfig = ParseConfig()) -> Un
 
 @_never_raise
 def parse_abduction_answer(text: str, config: ParseConfig = ParseConfig()) -> Union[ParsedLiteral, ParseFailure]:
-    """Abduction solver: the proposed argument list."""
+    """Abduction solver: the proposed argument list.
+
+    An empty answer block is the empty argument list (the one correct answer for a function
+    without parameters, e.g. CRUXEval sample_135), not a format failure.
+    """
+    payload = extract_answer(text, config)
+    if isinstance(payload, ParseFailure) and payload.kind is FailureKind.EMPTY_ANSWER:
+        return ParsedLiteral("")
     return _parse_literal_answer(text, "input", config)
 
 

@@ -4,26 +4,14 @@ Fast tests use the first items of each set; the slow ones run the full sets (the
 are printed by `python experiments/evaluate.py --check_graders`).
 """
 
-import inspect
-
 import pytest
 
 from absolute_zero.evaluation.data import load_benchmark
 from absolute_zero.evaluation.grader_checks import check_grader, derangement
-from absolute_zero.tasks import grading
 from tests.evaluation.conftest import require, require_human_eval
 
 SUBSET = 40
 MATH = ["gsm8k", "math500", "aime24", "aime25", "amc23", "minerva_math", "olympiadbench"]
-
-# CRUXEval-I items whose published input the self-play grading path cannot accept: 11 are
-# expressions, not literals (lambdas, dict(...), range(...), method calls), and sample_135
-# calls a zero-argument f, whose empty input the solver parser rejects as an empty answer.
-CRUXEVAL_I_NOT_LITERAL = {"sample_152", "sample_239", "sample_258", "sample_344", "sample_364",
-                          "sample_378", "sample_522", "sample_694", "sample_720", "sample_760",
-                          "sample_770"}
-CRUXEVAL_I_EMPTY_INPUT = {"sample_135"}
-
 
 def test_derangement_has_no_fixed_point():
     for n in range(2, 30):
@@ -59,12 +47,19 @@ def test_cruxeval_full(pool):
     require("cruxeval", "cruxeval.jsonl")
     out = check_grader("cruxeval_o", pool, load_benchmark("cruxeval_o"))
     assert out["reference"] == 1.0 and out["shuffled"] <= 0.05
+    # All 800 published inputs, including the 11 expressions (lambdas, dict(...), range(...))
+    # and sample_135's empty argument list of a zero-parameter f.
     inp = check_grader("cruxeval_i", pool, load_benchmark("cruxeval_i"))
-    known = CRUXEVAL_I_EMPTY_INPUT | CRUXEVAL_I_NOT_LITERAL
-    if "allow_expressions" in inspect.signature(grading.grade_answers).parameters:
-        known = CRUXEVAL_I_EMPTY_INPUT
-    assert set(inp["reference_failures"]) == known
+    assert inp["reference"] == 1.0, inp["reference_failures"]
     assert inp["shuffled"] <= 0.05
+
+
+def test_cruxeval_i_zero_argument_function(pool):
+    require("cruxeval", "cruxeval.jsonl")
+    items = [it for it in load_benchmark("cruxeval_i") if it.id == "sample_135"]
+    assert len(items) == 1 and items[0].input == ""
+    result = check_grader("cruxeval_i", pool, items)
+    assert result["reference"] == 1.0, result["reference_failures"]
 
 
 @pytest.mark.slow

@@ -321,3 +321,12 @@ def test_parsed_values_round_trip_random():
         assert P.parse_induction_answer(render_program_answer(program)) == P.ParsedProgram(program)
         ins = [literals[int(i)] for i in rng.integers(len(literals), size=3)]
         assert P.parse_induction_proposal(render_induction_proposal(ins, "msg"), CFG3) == P.ParsedInductionProposal(tuple(ins), "msg")
+
+
+def test_empty_abduction_answer_is_the_empty_argument_list():
+    # `f()` takes no arguments: the only correct input is the empty list (CRUXEval
+    # sample_135). Deduction has no such answer, so there it stays a format failure.
+    assert P.parse_abduction_answer("<answer></answer>") == P.ParsedLiteral("")
+    assert P.parse_abduction_answer("<answer> \n</answer>") == P.ParsedLiteral("")
+    assert P.parse_deduction_answer("<answer></answer>").kind is K.EMPTY_ANSWER
+    assert P.parse_abduction_answer("no tags").kind is K.MISSING_ANSWER_TAG
