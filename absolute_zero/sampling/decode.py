@@ -95,14 +95,17 @@ def start_decode(cache: KVCache, last_hidden: Array, row_prompt: Array,
   valid = jnp.pad(jnp.take(cache.valid, row_prompt, axis=0), ((0, 0), (0, new_slots)))
   rows = row_prompt.shape[0]
   hidden = jnp.take(last_hidden, row_prompt, axis=0)  # [B, d]
+  # Per-row arrays split over the batch axes, as `decode` returns them: the state `decode`
+  # gets from here and from itself then has the same shardings (one compilation, not two).
+  row = lambda x: _shard(x, ("activation_batch",) + (None,) * (x.ndim - 1), mesh, rules)
   return DecodeState(
       cache=_shard_cache(KVCache(k, v, positions, valid), mesh, rules),
-      hidden=_shard(hidden, ("activation_batch", None), mesh, rules),
-      tokens=jnp.zeros((rows, new_slots), jnp.int32),
-      logprobs=jnp.zeros((rows, new_slots), jnp.float32),
-      finish=jnp.where(row_is_real, RUNNING, PADDING_ROW).astype(jnp.int32),
-      num_generated=jnp.zeros((rows,), jnp.int32),
-      next_position=prompt_lengths.astype(jnp.int32),
+      hidden=row(hidden),
+      tokens=row(jnp.zeros((rows, new_slots), jnp.int32)),
+      logprobs=row(jnp.zeros((rows, new_slots), jnp.float32)),
+      finish=row(jnp.where(row_is_real, RUNNING, PADDING_ROW).astype(jnp.int32)),
+      num_generated=row(jnp.zeros((rows,), jnp.int32)),
+      next_position=row(prompt_lengths.astype(jnp.int32)),
       step=jnp.int32(0),
       key=key)
 
