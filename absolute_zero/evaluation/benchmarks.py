@@ -26,7 +26,9 @@ from absolute_zero.evaluation.data import (CODE_BENCHMARKS, MATH_BENCHMARKS, Cru
 from absolute_zero.evaluation.math_answers import extract_answer
 from absolute_zero.evaluation.math_equivalence import any_reference_matches
 
-PROMPT_VERSION = 1  # bump when a prompt or stop list changes: scores are then not comparable
+PROMPT_VERSION = 2  # bump when a prompt or stop list changes: scores are then not comparable
+# 2: the solver prompts no longer name the answer tags in running text ("between <answer>
+#    and </answer>"): small models copied that phrase and answered `and`.
 MAX_PREDICTION_CHARS = 2_000  # per-item predictions kept in reports
 
 

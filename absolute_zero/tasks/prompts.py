@@ -170,7 +170,7 @@ def _triplet_proposer_prompt(goal: str, references: Sequence[Triplet], config: P
         f"{_program_rules(config)}\n"
         f"{_INPUT_RULES}\n"
         "How to answer: first plan the puzzle in a few sentences. Then give the program in a ```python block and "
-        "the input in an ```input block, both inside <answer> and </answer>, like this:\n"
+        "the input in an ```input block, both inside one answer block, like this:\n"
         f"{example}\n\n"
         "Programs written earlier, with an input and the output it produced:\n\n"
         f"{shown}"
@@ -214,7 +214,7 @@ def induction_proposer_prompt(program: str, config: PromptConfig = PromptConfig(
         "varied outputs), and write a message that helps without giving the code away.\n\n"
         f"{_INPUT_RULES}"
         "- Every input must be valid for `f`: it must run without an error.\n\n"
-        f"How to answer: first think about what `f` does. Then, inside <answer> and </answer>, give the {n} "
+        f"How to answer: first think about what `f` does. Then, inside one answer block, give the {n} "
         "inputs, each in its own ```input block, followed by one ```message block. The format, shown for "
         "another function with three inputs:\n"
         f"{example}\n"
@@ -233,7 +233,7 @@ def deduction_solver_prompt(triplet: Triplet, config: PromptConfig = PromptConfi
         f"{_fenced('python', triplet.program.strip())}\n"
         f"The function is called as `f({triplet.input.strip()})`.\n\n"
         "Trace the execution step by step. Then write the returned value as a Python literal "
-        "(quotes around strings, a tuple for several values) between <answer> and </answer>, like this:\n"
+        "(quotes around strings, a tuple for several values) in an answer block, like this:\n"
         f"{example}\n"
     )
     return _finish(body, config)
@@ -248,7 +248,7 @@ def abduction_solver_prompt(triplet: Triplet, config: PromptConfig = PromptConfi
         f"Find arguments for `f` so that it returns:\n{_fenced('output', triplet.output.strip())}\n\n"
         "Any input that produces exactly this output is correct. Reason step by step. Then write the "
         "arguments as Python literals separated by commas, as they would appear inside `f(...)`, "
-        "between <answer> and </answer>, like this:\n"
+        "in an answer block, like this:\n"
         f"{example}\n"
     )
     return _finish(body, config)
@@ -273,8 +273,8 @@ def induction_solver_prompt(task: InductionTask, config: PromptConfig = PromptCo
         "Write a function `f` that gives the same output for these inputs and for other inputs of the same "
         "kind; it will be tested on inputs you have not seen.\n\n"
         f"{_program_rules(config)}\n"
-        "Reason about the pattern first. Then give the program in a ```python block between <answer> and "
-        "</answer>, like this:\n"
+        "Reason about the pattern first. Then give the program in a ```python block inside an answer "
+        "block, like this:\n"
         f"{example}\n"
     )
     return _finish(body, config)
