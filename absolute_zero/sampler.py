@@ -198,7 +198,13 @@ class Sampler:
     return length_bucket(max_new_tokens, self.options.min_length_bucket)
 
   def _decode_text(self, ids: Sequence[int]) -> str:
-    return self.tokenizer.decode(ids) if self.tokenizer is not None else ""
+    """Text of sampled ids. Ids past the tokenizer's vocabulary (an embedding padded beyond
+    it, e.g. Qwen2.5's 151,936 rows for 151,665 tokens) can be drawn at T > 0; they have
+    no text and are left out of it (they stay in `token_ids` for the learner)."""
+    if self.tokenizer is None:
+      return ""
+    vocab = self.tokenizer.vocab_size
+    return self.tokenizer.decode([i for i in ids if 0 <= int(i) < vocab])
 
   # ------------------------------------------------------------------ generate
 

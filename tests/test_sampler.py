@@ -298,3 +298,21 @@ def test_buckets():
   np.testing.assert_array_equal(positions, [[0, 0, 0, 1], [0, 0, 1, 2], [0, 0, 0, 1]])
   np.testing.assert_array_equal(valid[1], [False, True, True, True])
   np.testing.assert_array_equal(lengths, [2, 3, 2])
+
+
+class _ShortTokenizer:
+  """Knows ids 0..9 only (as a tokenizer smaller than a padded embedding)."""
+
+  vocab_size = 10
+
+  def decode(self, ids):
+    assert all(0 <= i < self.vocab_size for i in ids), ids
+    return "".join(chr(ord("a") + i) for i in ids)
+
+
+def test_ids_past_the_tokenizer_vocabulary_have_no_text(gemma):
+  # A model whose embedding has more rows than its tokenizer can sample those ids at T > 0;
+  # the text leaves them out instead of failing the whole generate call.
+  config, params, _ = gemma
+  sampler = Sampler(config, params, _ShortTokenizer())
+  assert sampler._decode_text([0, 2, 11, 3, 40]) == "acd"
