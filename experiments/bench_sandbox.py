@@ -161,17 +161,16 @@ class ReferenceExecutor:
         res, report = results[0]
         return _reference_truncate(str(res).strip()), _reference_truncate(str(report).strip())
 
+    def _checked_apply(self, snippet: str) -> tuple[str, str]:
+        """The reference's `ast_check`: a snippet that does not parse is an error, unrun."""
+        try:
+            ast.parse(snippet)
+        except SyntaxError:
+            return "", "error"
+        return self.apply(snippet)
+
     def run(self, items) -> list[tuple[str, str]]:
-        out = []
-        for code, inp in items:
-            snippet = f"{code}\nrepr(f({inp}))"
-            try:
-                ast.parse(snippet)
-            except SyntaxError:
-                out.append(("", "error"))
-                continue
-            out.append(self.apply(snippet))
-        return out
+        return [self._checked_apply(f"{code}\nrepr(f({inp}))") for code, inp in items]
 
     def validate(self, items) -> list[tuple[str, str]]:
         out = []
@@ -179,14 +178,9 @@ class ReferenceExecutor:
             if _reference_banned_imports(code):
                 out.append(("", "banned"))
                 continue
-            snippet = (f"{code}\nreturns = f({inp})\nif returns != f({inp}):\n"
-                       f"    raise Exception('Non-deterministic code')\nrepr(returns)")
-            try:
-                ast.parse(snippet)
-            except SyntaxError:
-                out.append(("", "error"))
-                continue
-            out.append(self.apply(snippet))
+            out.append(self._checked_apply(
+                f"{code}\nreturns = f({inp})\nif returns != f({inp}):\n"
+                f"    raise Exception('Non-deterministic code')\nrepr(returns)"))
         return out
 
     def close(self):
