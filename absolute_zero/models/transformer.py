@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from absolute_zero.models.config import ModelConfig, RopeScaling
+from absolute_zero.models.projection import project
 
 Array = jax.Array
 _MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # finite: all-masked rows stay NaN-free
@@ -179,9 +180,9 @@ class Attention(nn.Module):
                     (d, k, hd), pdtype)
     wo = self.param("o_proj", _dense_init(h * hd, ("q_heads", "head_dim", "embed")),
                     (h, hd, d), pdtype)
-    q = jnp.einsum("btd,dnh->btnh", x, wq.astype(dtype))  # [b, t, heads, hd]
-    key = jnp.einsum("btd,dnh->btnh", x, wk.astype(dtype))  # [b, t, kv, hd]
-    val = jnp.einsum("btd,dnh->btnh", x, wv.astype(dtype))  # [b, t, kv, hd]
+    q = project(x, wq.astype(dtype))  # [b, t, heads, hd]
+    key = project(x, wk.astype(dtype))  # [b, t, kv, hd]
+    val = project(x, wv.astype(dtype))  # [b, t, kv, hd]
     if c.qkv_bias:
       zeros = nn.initializers.zeros
       q = q + self.param("q_bias", nn.with_logical_partitioning(
@@ -223,7 +224,7 @@ class Attention(nn.Module):
       out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, hd)
     out = _constrain(out, ("activation_batch", "activation_length", "activation_heads",
                            None), self.mesh, self.rules)
-    return jnp.einsum("btnh,nhd->btd", out, wo.astype(dtype)), cache
+    return project(out, wo.astype(dtype), contract=2), cache  # [b, t, d]
 
 
 class MLP(nn.Module):
@@ -241,13 +242,13 @@ class MLP(nn.Module):
     gate = self.param("gate_proj", _dense_init(d, ("embed", "mlp")), (d, f), pdtype)
     up = self.param("up_proj", _dense_init(d, ("embed", "mlp")), (d, f), pdtype)
     down = self.param("down_proj", _dense_init(f, ("mlp", "embed")), (f, d), pdtype)
-    g = jnp.einsum("btd,df->btf", x, gate.astype(dtype))
-    u = jnp.einsum("btd,df->btf", x, up.astype(dtype))
+    g = project(x, gate.astype(dtype))  # [b, t, f]
+    u = project(x, up.astype(dtype))  # [b, t, f]
     act = (jax.nn.gelu(g, approximate=True) if c.activation == "gelu_tanh"
            else jax.nn.silu(g))
     hidden = _constrain(act * u, ("activation_batch", "activation_length",
                                   "activation_mlp"), self.mesh, self.rules)
-    return jnp.einsum("btf,fd->btd", hidden, down.astype(dtype))
+    return project(hidden, down.astype(dtype))  # [b, t, d]
 
 
 class Block(nn.Module):
