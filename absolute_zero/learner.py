@@ -240,11 +240,22 @@ def fused_head_objective(hidden, emb, targets, token_objective, token_args, temp
       dz = dz.at[jnp.arange(dz.shape[0]), tgt].add(g)
       draw = dz * dz_draw  # [C, V]: gradient w.r.t. the raw logits
       grad_h = jnp.einsum("nv,vd->nd", draw, emb.astype(jnp.float32)).astype(h.dtype)
-      grad_emb = grad_emb + jnp.einsum("nv,nd->vd", draw, h.astype(jnp.float32))
+      h32 = h.astype(jnp.float32)
+      if transposed_acc:  # [D, C] @ [C, V]: a row-major GEMM, no strided copy of draw
+        grad_emb = grad_emb + jnp.dot(jax.lax.optimization_barrier(h32.T), draw)
+      else:
+        grad_emb = grad_emb + jnp.einsum("nv,nd->vd", draw, h32)
       return grad_emb, (obj, logp, grad_h)
 
+    # XLA:CPU runs d emb = draw^T h (both operands contracted on their major axis) about
+    # 15 % slower than the row-major [D, C] @ [C, V]; accumulate it transposed there and
+    # transpose once at the end (Gemma 3 270M, 512-row chunks: 1.84 -> 1.61 s per chunk).
+    transposed_acc = jax.default_backend() == "cpu"
+    acc_shape = emb.shape[::-1] if transposed_acc else emb.shape
     grad_emb, (objs, logp, grad_h) = jax.lax.scan(
-        body, jnp.zeros(emb.shape, jnp.float32), xs)
+        body, jnp.zeros(acc_shape, jnp.float32), xs)
+    if transposed_acc:
+      grad_emb = grad_emb.T  # [V, D]
     logp = logp.reshape(-1)[:n]
     grad_h = grad_h.reshape(-1, d)[:n]
     return (jnp.sum(objs), logp), (grad_h, grad_emb.astype(emb.dtype), targets, args)
