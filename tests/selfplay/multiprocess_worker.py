@@ -11,9 +11,9 @@ collectives, builds the taught tiny model of `teach_tiny_model` on a ('data', 'f
 the real sandbox and writes a JSON summary: fingerprints of the params and buffers, the
 metrics, and how many sandbox jobs this process ran. Nothing here is collected by pytest.
 
-`teach_tiny_model` (run once by the parent) writes the assets: a BPE tokenizer trained here
-and a tiny Llama fine-tuned to answer deduction/abduction proposer prompts with one of two
-memorised valid proposals, so that self-play really sends jobs to the sandbox (a random
+`teach_tiny_model` (run once by the parent) writes the assets: a BPE tokenizer and a tiny
+Llama fine-tuned (tests/selfplay/teaching.py) to answer deduction/abduction proposer
+prompts with one of two memorised valid proposals, so that self-play really sends jobs to the sandbox (a random
 model's output never parses, and then there would be nothing to split). Induction is left
 out of the run: the taught model sends it nothing, and it would only add compilations.
 """
@@ -31,8 +31,12 @@ import numpy as np
 
 from absolute_zero.tasks.types import TaskType
 
-VALID = [("def f(x):\n    return x * 3", "4"), ("def f(s):\n    return s[::-1]", "'abc'")]
-EOS = "<|endoftext|>"
+if __package__ in (None, ""):  # run as a script: the repository root holds `tests`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__)))))
+from tests.selfplay import teaching  # noqa: E402
+
+VALID = teaching.VALID
 # A large BPE vocabulary trained on the prompts themselves: prompts of ~150 tokens instead
 # of ~700, which makes teaching and self-play several times faster on CPU.
 VOCAB = 1024
@@ -52,71 +56,23 @@ def model_config():
                                           max_position=4096)
 
 
-class _CharCount:
-  """Stands in for a tokenizer where only prompt length matters (building prompts)."""
-
-  def encode(self, text):
-    return list(range(len(text) // 4))
-
-
 def teach_tiny_model(out_dir: str, sft_steps: int = 20) -> None:
   """Writes tokenizer.json and params.npz of a tiny Llama that emits memorised proposals."""
   import jax
-  import jax.numpy as jnp
-  import optax
-  from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-  from absolute_zero.models import compute_logits, forward, init_params
-  from absolute_zero.selfplay.config import SelfPlayConfig
-  from absolute_zero.selfplay.phases import PhaseContext, proposer_prompt
-  from absolute_zero.tasks.buffers import TaskBuffers
-  from absolute_zero.tasks.prompts import render_triplet_proposal
+  from absolute_zero.models import init_params
   from absolute_zero.tokenizers import from_tokenizer_json
 
-  config = SelfPlayConfig(num_references=1)
-  rng = np.random.default_rng(0)
-  targets = [render_triplet_proposal(p, i) for p, i in VALID]
-  stub = PhaseContext(sampler=None, tokenizer=_CharCount(), pool=None, config=config)
-  prompts = [proposer_prompt(stub, t, TaskBuffers.seeded(), rng)[0]
-             for t in (TaskType.DEDUCTION, TaskType.ABDUCTION)]
-  bpe = Tokenizer(models.BPE())
-  bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-  bpe.decoder = decoders.ByteLevel()
-  bpe.train_from_iterator(prompts + targets * 20, trainers.BpeTrainer(
-      vocab_size=VOCAB - 12, special_tokens=[EOS, "<s>"],
-      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+  prompts = teaching.proposer_prompts()
+  targets = teaching.proposal_texts(VALID)
   path = os.path.join(out_dir, "tokenizer.json")
-  bpe.save(path)
+  teaching.train_bpe(prompts + targets * 20, path, vocab_size=VOCAB - 12)
   tok = from_tokenizer_json(path)
-
   cfg = model_config()
-  params = init_params(cfg, jax.random.key(0))
-  rows = [(tok.encode(p), tok.encode(t) + [tok.eos_id]) for p in prompts for t in targets]
-  length = max(len(p) + len(c) for p, c in rows)
-  tokens = np.zeros((len(rows), length), np.int32)
-  mask = np.zeros((len(rows), length), bool)  # predict completion tokens only
-  for r, (p, c) in enumerate(rows):
-    tokens[r, :len(p) + len(c)] = p + c
-    mask[r, len(p) - 1:len(p) + len(c) - 1] = True
-  positions = np.broadcast_to(np.arange(length, dtype=np.int32), tokens.shape)
-  optimizer = optax.adam(1e-2)
-
-  @jax.jit
-  def sft_step(params, opt_state):
-    def nll(params):
-      hidden = forward(params, tokens, positions, None, cfg)
-      logp = jax.nn.log_softmax(compute_logits(params, hidden[:, :-1], cfg))
-      picked = jnp.take_along_axis(logp, tokens[:, 1:, None], -1)[..., 0]
-      return -(picked * mask[:, :-1]).sum() / mask.sum()
-    value, grads = jax.value_and_grad(nll)(params)
-    updates, opt_state = optimizer.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, value
-
-  opt_state = optimizer.init(params)
-  for _ in range(sft_steps):
-    params, opt_state, value = sft_step(params, opt_state)
-  if not float(value) < 0.2:  # two equally likely answers: floor log(2) per choice
-    raise RuntimeError(f"tiny model did not learn the proposals (loss {float(value)})")
+  params, loss = teaching.teach(cfg, init_params(cfg, jax.random.key(0)), tok, prompts,
+                                targets, steps=sft_steps)
+  if not loss < 0.2:  # two equally likely answers: floor log(2) per choice
+    raise RuntimeError(f"tiny model did not learn the proposals (loss {loss})")
   leaves = jax.tree.leaves(params)
   np.savez(os.path.join(out_dir, "params.npz"),
            **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})

@@ -12,38 +12,21 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from absolute_zero import learner
-from absolute_zero.models import compute_logits, forward, get_config, init_params
+from absolute_zero.models import get_config, init_params
 from absolute_zero.sandbox import SandboxPool
 from absolute_zero.sandbox.azr import execute
 from absolute_zero.selfplay.config import SelfPlayConfig
-from absolute_zero.selfplay.phases import PhaseContext, proposer_prompt
 from absolute_zero.selfplay.run import SelfPlayRun
-from absolute_zero.tasks.buffers import TaskBuffers
-from absolute_zero.tasks.prompts import render_triplet_proposal
 from absolute_zero.tasks.types import TaskType, ZERO_TRIPLET
+from tests.selfplay import teaching
 
 tokenizers = pytest.importorskip("tokenizers")
 
-VALID = [("def f(x):\n    return x * 3", "4"), ("def f(s):\n    return s[::-1]", "'abc'")]
-BANNED = ("import random\ndef f(x):\n    return random.random() + x", "1")
-EOS = "<|endoftext|>"
-
-
-def _train_tokenizer(texts, path):
-  from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-  tok = Tokenizer(models.BPE())
-  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-  tok.decoder = decoders.ByteLevel()
-  trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=[EOS, "<s>"],
-                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-  tok.train_from_iterator(texts, trainer)
-  tok.save(str(path))
+VALID, BANNED = teaching.VALID, teaching.BANNED
 
 
 @pytest.fixture(scope="module")
@@ -57,58 +40,18 @@ def taught(tmp_path_factory, pool):
   """(model config, params, tokenizer) of a tiny Llama that emits memorised proposals."""
   from absolute_zero.tokenizers import from_tokenizer_json
 
-  config = SelfPlayConfig(num_references=1)
-  buffers = TaskBuffers.seeded()
-  rng = np.random.default_rng(0)
-  targets = [render_triplet_proposal(p, i) for p, i in VALID + [BANNED]]
-  prompts = []
-  for task_type in (TaskType.DEDUCTION, TaskType.ABDUCTION):
-    ctx_stub = PhaseContext(sampler=None, tokenizer=_CharCount(), pool=None, config=config)
-    prompts.append(proposer_prompt(ctx_stub, task_type, buffers, rng)[0])
+  prompts = teaching.proposer_prompts()
+  targets = teaching.proposal_texts(VALID + [BANNED])
   path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-  _train_tokenizer(prompts + targets * 20, path)
+  teaching.train_bpe(prompts + targets * 20, path, vocab_size=500)
   tok = from_tokenizer_json(path)
   model_config = get_config("tiny-llama").replace(
       vocab_size=512, rope_scaling=None, num_layers=2, max_position=4096)
-  params = init_params(model_config, jax.random.key(0))
-
-  # Rows: whole prompt + target (a window of the prompt alone did not carry over to
-  # generation with the full prompt).
-  rows = [(tok.encode(p), tok.encode(t) + [tok.eos_id]) for p in prompts for t in targets]
-  length = max(len(p) + len(c) for p, c in rows)
-  tokens = np.zeros((len(rows), length), np.int32)
-  positions = np.zeros((len(rows), length), np.int32)
-  mask = np.zeros((len(rows), length), bool)  # predict completion tokens only
-  for r, (p, c) in enumerate(rows):
-    tokens[r, :len(p) + len(c)] = p + c
-    positions[r] = np.arange(length)
-    mask[r, len(p) - 1:len(p) + len(c) - 1] = True
-  optimizer = optax.adam(1e-2)
-
-  @jax.jit
-  def sft_step(params, opt_state):
-    def nll(params):
-      hidden = forward(params, tokens, positions, None, model_config)
-      logp = jax.nn.log_softmax(compute_logits(params, hidden[:, :-1], model_config))
-      picked = jnp.take_along_axis(logp, tokens[:, 1:, None], -1)[..., 0]
-      return -(picked * mask[:, :-1]).sum() / mask.sum()
-    value, grads = jax.value_and_grad(nll)(params)
-    updates, opt_state = optimizer.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, value
-
-  opt_state = optimizer.init(params)
-  for _ in range(80):
-    params, opt_state, value = sft_step(params, opt_state)
+  params, loss = teaching.teach(model_config, init_params(model_config, jax.random.key(0)),
+                                tok, prompts, targets, steps=80)
   # Three equally likely memorised answers: the floor of the loss is log(3) per choice.
-  assert float(value) < 0.2, float(value)
+  assert loss < 0.2, loss
   return model_config, params, tok
-
-
-class _CharCount:
-  """Stands in for a tokenizer where only prompt length matters (building prompts)."""
-
-  def encode(self, text):
-    return list(range(len(text) // 4))
 
 
 def _selfplay(taught, pool, **overrides):
