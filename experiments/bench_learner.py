@@ -8,11 +8,13 @@ Default: Gemma 3 270M, batch 8 x 512 tokens, float32, CPU. Configurations:
                  backward of the same clipped surrogate, log-probs in row chunks under
                  torch.utils.checkpoint (no optimizer step: less work than the JAX step)
   torch_unchunked the same with full logits (about 3 x 4 GiB of logits: usually skipped)
-Each configuration runs in its own subprocess so peak RSS (ru_maxrss) is its own.
+Each configuration runs in its own subprocess so peak RSS (ru_maxrss) is its own; it runs
+--warmup_steps untimed steps, then --timed_steps, and reports the fastest timed step.
 Runs whose estimated memory exceeds MemAvailable are skipped (the machine is shared).
 
   python experiments/bench_learner.py
   python experiments/bench_learner.py --configs=jax_chunked --seq_len=256
+  python experiments/bench_learner.py --configs=jax_chunked,torch_chunked --rounds=3
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -36,14 +39,21 @@ flags.DEFINE_integer("batch", 8, "rows")
 flags.DEFINE_integer("seq_len", 512, "tokens per row")
 flags.DEFINE_integer("prompt_len", 64, "prompt tokens per row (not in the loss)")
 flags.DEFINE_integer("chunk_size", 512, "log-prob rows per chunk (chunked configs)")
-flags.DEFINE_integer("micro_batch_size", 8, "JAX micro-batch rows")
+flags.DEFINE_integer("micro_batch_size", 8, "JAX micro-batch rows (at most --batch)")
 flags.DEFINE_enum("remat", "full", ["none", "full", "dots", "dots_no_batch"],
                   "JAX remat policy of the scanned block")
 flags.DEFINE_bool("fused_head", True, "JAX chunked: fuse the head gradient into the forward")
 flags.DEFINE_bool("head_at_completions", True,
                   "JAX: build vocabulary logits only at the completion (loss) positions, as "
                   "the learner does by default; false: at every position, as PyTorch here")
-flags.DEFINE_integer("timed_steps", 1, "timed steps after the warm-up/compile")
+flags.DEFINE_integer("warmup_steps", 0,
+                     "untimed steps first, in both frameworks (measured: the first step is "
+                     "as fast as later ones in both, so none by default)")
+flags.DEFINE_integer("timed_steps", 1, "timed steps after the warm-up; the fastest is reported")
+flags.DEFINE_integer("rounds", 1,
+                     "run every configuration this many times, interleaved (JAX, PyTorch, "
+                     "JAX, ...), and print the median of the same-round ratios: the host's "
+                     "speed drifts by tens of percent between minutes")
 flags.DEFINE_list("configs", ["jax_chunked", "jax_unchunked", "torch_chunked"],
                   "configurations to run")
 flags.DEFINE_bool("force", False, "run even when the memory estimate exceeds MemAvailable")
@@ -112,13 +122,14 @@ def _run_jax(chunked: bool) -> dict:
   config = config.replace(remat_policy=FLAGS.remat)
   tokens, old, adv, p = _batch_arrays(config.vocab_size)
   t = FLAGS.seq_len
+  micro = min(FLAGS.micro_batch_size, FLAGS.batch)  # never pad rows PyTorch does not run
   batch = build_train_batch(
       [list(r[:p]) for r in tokens], [list(r[p:]) for r in tokens], adv,
       [list(r[p - 1:t - 1]) for r in old],
-      shapes=BatchShapes(length_buckets=(t,), row_multiple=FLAGS.micro_batch_size))
+      shapes=BatchShapes(length_buckets=(t,), row_multiple=micro))
   if not FLAGS.head_at_completions:
     batch = batch._replace(completion_index=None)
-  lc = learner.LearnerConfig(micro_batch_size=FLAGS.micro_batch_size,
+  lc = learner.LearnerConfig(micro_batch_size=micro,
                              logprob_chunk_size=FLAGS.chunk_size if chunked else None,
                              fused_head=FLAGS.fused_head)
   state = learner.init_train_state(params, lc)
@@ -130,14 +141,19 @@ def _run_jax(chunked: bool) -> dict:
   compile_s = time.perf_counter() - t0
   times = []
   metrics = None
-  for _ in range(FLAGS.timed_steps):
+  for _ in range(FLAGS.warmup_steps + FLAGS.timed_steps):
     t0 = time.perf_counter()
     state, metrics = compiled(state, batch)
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - t0)
-  step_s = min(times)
-  return dict(step_s=step_s, compile_s=compile_s, loss=float(metrics["loss"]),
+  return dict(_step_times(times), compile_s=compile_s, loss=float(metrics["loss"]),
               grad_norm=float(metrics["grad_norm"]), tokens=int(metrics["tokens"]))
+
+
+def _step_times(times: list[float]) -> dict:
+  """step_s: the fastest timed step (after the warm-up steps); every step's time too."""
+  return dict(step_s=min(times[FLAGS.warmup_steps:]), first_step_s=times[0],
+              step_times=[round(t, 2) for t in times])
 
 
 # ---------------------------------------------------------------------------- PyTorch
@@ -201,11 +217,11 @@ def _run_torch(chunked: bool) -> dict:
 
   times = []
   loss = None
-  for _ in range(FLAGS.timed_steps):
+  for _ in range(FLAGS.warmup_steps + FLAGS.timed_steps):
     t0 = time.perf_counter()
     loss = one_step()
     times.append(time.perf_counter() - t0)
-  return dict(step_s=min(times), loss=loss, torch_threads=torch.get_num_threads())
+  return dict(_step_times(times), loss=loss, torch_threads=torch.get_num_threads())
 
 
 # ---------------------------------------------------------------------------- driver
@@ -231,7 +247,7 @@ def _worker(name: str) -> None:
 def _forwarded_flags() -> list[str]:
   names = ["model", "embedded_weights", "batch", "seq_len", "prompt_len", "chunk_size",
            "head_at_completions",
-           "micro_batch_size", "remat", "fused_head", "timed_steps"]
+           "micro_batch_size", "remat", "fused_head", "warmup_steps", "timed_steps"]
   return [f"--{n}={getattr(FLAGS, n)}" for n in names]
 
 
@@ -240,45 +256,68 @@ def main(argv):
   if FLAGS.worker:
     _worker(FLAGS.worker)
     return
+  if FLAGS.rounds < 1 or FLAGS.timed_steps < 1 or FLAGS.warmup_steps < 0:
+    raise app.UsageError("--rounds and --timed_steps must be >= 1, --warmup_steps >= 0")
   from absolute_zero.models import get_config
   config = get_config(FLAGS.model)
   print(f"{FLAGS.model}: batch {FLAGS.batch} x {FLAGS.seq_len} tokens, float32, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; JAX remat "
         f"{FLAGS.remat}, fused head {FLAGS.fused_head}, chunk {FLAGS.chunk_size}", flush=True)
-  results = {}
-  for name in FLAGS.configs:
-    need, avail = _estimate_bytes(name, config), _mem_available()
-    if need > avail and not FLAGS.force:
-      results[name] = dict(skipped=f"needs ~{need / GIB:.1f} GiB, {avail / GIB:.1f} GiB available")
-      print(f"{name:16s} skipped: {results[name]['skipped']}", flush=True)
-      continue
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--worker={name}"]
-                          + _forwarded_flags(), capture_output=True, text=True,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if proc.returncode or not lines:
-      tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-      results[name] = dict(failed=f"exit {proc.returncode}: {' | '.join(tail)}")
-      print(f"{name:16s} FAILED {results[name]['failed']}", flush=True)
-      continue
-    results[name] = json.loads(lines[-1][len("RESULT "):])
-    r = results[name]
-    extra = f", compile {r['compile_s']:.0f} s" if "compile_s" in r else ""
-    print(f"{name:16s} {r['tokens_per_s']:7.1f} tokens/s  step {r['step_s']:6.1f} s  "
-          f"peak RSS {r['peak_rss_gib']:5.2f} GiB{extra}  (wall {time.perf_counter() - t0:.0f} s)",
-          flush=True)
-  base = results.get("torch_chunked", {})
-  if "tokens_per_s" in base:
-    for name in ("jax_chunked", "jax_unchunked"):
-      r = results.get(name, {})
-      if "tokens_per_s" in r:
-        print(f"{name} / torch_chunked: {r['tokens_per_s'] / base['tokens_per_s']:.2f}x "
-              f"tokens/s, {r['peak_rss_gib'] / base['peak_rss_gib']:.2f}x peak memory")
+  runs: dict[str, list[dict]] = {name: [] for name in FLAGS.configs}
+  for round_index in range(FLAGS.rounds):
+    for name in FLAGS.configs:
+      label = f"{name:16s}" + (f" round {round_index + 1}" if FLAGS.rounds > 1 else "")
+      runs[name].append(_run_config(name, config, label))
+  results = {name: rs[0] for name, rs in runs.items()}
+  base_runs = runs.get("torch_chunked", [])
+  for name in ("jax_chunked", "jax_unchunked"):
+    pairs = [(r, b) for r, b in zip(runs.get(name, []), base_runs)
+             if "tokens_per_s" in r and "tokens_per_s" in b]
+    for i, (r, b) in enumerate(pairs):
+      round_note = f" (round {i + 1})" if FLAGS.rounds > 1 else ""
+      print(f"{name} / torch_chunked{round_note}: {r['tokens_per_s'] / b['tokens_per_s']:.2f}x "
+            f"tokens/s, {r['peak_rss_gib'] / b['peak_rss_gib']:.2f}x peak memory")
+    if len(pairs) > 1:
+      ratios = [r["tokens_per_s"] / b["tokens_per_s"] for r, b in pairs]
+      print(f"{name} / torch_chunked over {len(pairs)} rounds: median "
+            f"{statistics.median(ratios):.2f}x tokens/s (min {min(ratios):.2f}x, max "
+            f"{max(ratios):.2f}x); median tokens/s {_median_of(runs[name]):.1f} vs "
+            f"{_median_of(base_runs):.1f}")
   if FLAGS.json_out:
     with open(FLAGS.json_out, "w") as f:
-      json.dump(dict(flags={n: getattr(FLAGS, n) for n in ("model", "batch", "seq_len")},
-                     load_average=os.getloadavg(), results=results), f, indent=1)
+      json.dump(dict(flags={n: getattr(FLAGS, n) for n in ("model", "batch", "seq_len", "remat",
+                                                           "rounds")},
+                     load_average=os.getloadavg(), results=results, runs=runs), f, indent=1)
+
+
+def _median_of(rs: list[dict]) -> float:
+  values = [r["tokens_per_s"] for r in rs if "tokens_per_s" in r]
+  return statistics.median(values) if values else float("nan")
+
+
+def _run_config(name: str, config, label: str) -> dict:
+  """One configuration in its own subprocess; its result dict (or skipped / failed)."""
+  need, avail = _estimate_bytes(name, config), _mem_available()
+  if need > avail and not FLAGS.force:
+    result = dict(skipped=f"needs ~{need / GIB:.1f} GiB, {avail / GIB:.1f} GiB available")
+    print(f"{label} skipped: {result['skipped']}", flush=True)
+    return result
+  t0 = time.perf_counter()
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--worker={name}"]
+                        + _forwarded_flags(), capture_output=True, text=True,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+  if proc.returncode or not lines:
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    result = dict(failed=f"exit {proc.returncode}: {' | '.join(tail)}")
+    print(f"{label} FAILED {result['failed']}", flush=True)
+    return result
+  r = json.loads(lines[-1][len("RESULT "):])
+  extra = f", compile {r['compile_s']:.0f} s" if "compile_s" in r else ""
+  print(f"{label} {r['tokens_per_s']:7.1f} tokens/s  step {r['step_s']:6.1f} s "
+        f"(first {r['first_step_s']:.1f} s)  peak RSS {r['peak_rss_gib']:5.2f} GiB{extra}  (wall {time.perf_counter() - t0:.0f} s, "
+        f"load {os.getloadavg()[0]:.1f})", flush=True)
+  return r
 
 
 if __name__ == "__main__":
