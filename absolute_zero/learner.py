@@ -195,7 +195,7 @@ def token_logprobs(params, batch: TrainBatch, model_config: ModelConfig,
 
 
 def fused_head_objective(hidden, emb, targets, token_objective, token_args, temperature,
-                         chunk_size, logit_softcap):
+                         chunk_size, logit_softcap, transposed_emb_grad: bool | None = None):
   """(objective_sum, logp [N]) with the head gradient formed in the forward pass.
 
   hidden [N, D], emb [V, D], targets [N]; token_objective(logp [1, C], *args [1, C]) ->
@@ -203,6 +203,7 @@ def fused_head_objective(hidden, emb, targets, token_objective, token_args, temp
   built once: the forward already knows d objective / d logp per token, so it forms
   d hidden and d emb right away (3 matmuls per chunk instead of 4 with a
   checkpointed recompute). `logp` is for metrics: no gradient flows through it.
+  `transposed_emb_grad` picks the layout of the d emb accumulator (None: [D, V] on CPU).
   """
   n, d = hidden.shape
   chunk = int(min(chunk_size, n))
@@ -250,7 +251,8 @@ def fused_head_objective(hidden, emb, targets, token_objective, token_args, temp
     # XLA:CPU runs d emb = draw^T h (both operands contracted on their major axis) about
     # 15 % slower than the row-major [D, C] @ [C, V]; accumulate it transposed there and
     # transpose once at the end (Gemma 3 270M, 512-row chunks: 1.84 -> 1.61 s per chunk).
-    transposed_acc = jax.default_backend() == "cpu"
+    transposed_acc = (jax.default_backend() == "cpu" if transposed_emb_grad is None
+                      else transposed_emb_grad)
     acc_shape = emb.shape[::-1] if transposed_acc else emb.shape
     grad_emb, (objs, logp, grad_h) = jax.lax.scan(
         body, jnp.zeros(acc_shape, jnp.float32), xs)
