@@ -315,8 +315,8 @@ def _run_config(name: str, config, label: str) -> dict:
   r = json.loads(lines[-1][len("RESULT "):])
   extra = f", compile {r['compile_s']:.0f} s" if "compile_s" in r else ""
   print(f"{label} {r['tokens_per_s']:7.1f} tokens/s  step {r['step_s']:6.1f} s "
-        f"(first {r['first_step_s']:.1f} s)  peak RSS {r['peak_rss_gib']:5.2f} GiB{extra}  (wall {time.perf_counter() - t0:.0f} s, "
-        f"load {os.getloadavg()[0]:.1f})", flush=True)
+        f"(first {r['first_step_s']:.1f} s)  peak RSS {r['peak_rss_gib']:5.2f} GiB{extra}  "
+        f"(wall {time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f})", flush=True)
   return r
 
 

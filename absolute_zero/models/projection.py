@@ -19,6 +19,19 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+def explicit_transposes() -> bool:
+  """Whether products that contract both operands' major axis should go through
+  `transposed_product` (XLA:CPU) rather than be left to the compiler (other backends)."""
+  return jax.default_backend() == "cpu"
+
+
+def transposed_product(a: Array, b: Array) -> Array:
+  """a^T @ b for a [n, k], b [n, m] -> [k, m], with a's transpose materialised (pinned by
+  a barrier so XLA cannot fold it back into the dot): a row-major [k, n] @ [n, m] GEMM.
+  Pass the smaller operand as `a`: it is the one copied."""
+  return jnp.dot(jax.lax.optimization_barrier(a.T), b)
+
+
 @jax.custom_vjp
 def _matmul(x: Array, w: Array) -> Array:
   """x [n, k] @ w [k, m] -> [n, m]."""
@@ -33,9 +46,9 @@ def _matmul_bwd(res, dy):
   x, w = res  # [n, k], [k, m]; dy [n, m]
   dx = jnp.dot(dy, w.T)  # [n, k]
   if x.shape[1] <= dy.shape[1]:
-    dw = jnp.dot(jax.lax.optimization_barrier(x.T), dy)  # [k, n] @ [n, m]
+    dw = transposed_product(x, dy)  # [k, m]
   else:
-    dw = jnp.dot(jax.lax.optimization_barrier(dy.T), x).T  # ([m, n] @ [n, k])^T
+    dw = transposed_product(dy, x).T  # [m, k] -> [k, m]
   return dx, dw.astype(w.dtype)
 
 
@@ -51,7 +64,7 @@ def project(x: Array, w: Array, contract: int = 1) -> Array:
   if tuple(w.shape[:contract]) != tuple(inner):
     raise ValueError(f"cannot contract x {x.shape} with w {w.shape} over {contract} axes")
   out = w.shape[contract:]
-  if jax.default_backend() != "cpu":
+  if not explicit_transposes():
     return jnp.tensordot(x, w, axes=contract)
   k = math.prod(inner)
   y = _matmul(x.reshape(-1, k), w.reshape(k, -1))  # [n, prod(out)]

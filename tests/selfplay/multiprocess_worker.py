@@ -13,8 +13,9 @@ metrics, and how many sandbox jobs this process ran. Nothing here is collected b
 
 `teach_tiny_model` (run once by the parent) writes the assets: a BPE tokenizer and a tiny
 Llama fine-tuned (tests/selfplay/teaching.py) to answer deduction/abduction proposer
-prompts with one of two memorised valid proposals, so that self-play really sends jobs to the sandbox (a random
-model's output never parses, and then there would be nothing to split). Induction is left
+prompts with one of two memorised valid proposals, so that self-play really sends jobs to
+the sandbox (a random model's output never parses, and then there would be nothing to
+split). Induction is left
 out of the run: the taught model sends it nothing, and it would only add compilations.
 """
 
