@@ -1,0 +1,141 @@
+"""The command-line boundary shared by the entry points (azr, evaluate, plot_run).
+
+Bad input gets one line on stderr that names the flag or file and the fix, exit status 2,
+no traceback and no help dump:
+  * a flag that does not parse (`--steps=abc`, an unknown flag) — `run()` parses flags;
+  * stray positional arguments;
+  * anything an entry point rejects by raising `InputError` (or calling `fail`).
+Paths are normalised here once (`path_flag`), so the library only ever sees absolute
+local paths or checked remote URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, NoReturn, Sequence
+
+from absl import app, flags
+
+from absolute_zero import paths
+
+FLAGS = flags.FLAGS
+
+
+class InputError(ValueError):
+  """Bad user input: reported as one line, exit status 2."""
+
+
+def fail(prog: str, message: object) -> NoReturn:
+  """Prints '<prog>: error: <message>' (one line) to stderr and exits with status 2."""
+  text = " ".join(str(message).split()) or "bad input"
+  print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def _flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
+
+  def parse(argv: list[str]) -> list[str]:
+    try:
+      rest = FLAGS(argv)
+    except flags.Error as e:
+      fail(prog, f"{e} (see --helpfull)")
+    if len(rest) > 1:
+      fail(prog, f"unexpected positional arguments {rest[1:]}: every option is a flag "
+           "(--name=value); see --helpfull")
+    return rest
+
+  return parse
+
+
+def run(main: Callable[[list[str]], None], prog: str) -> None:
+  """`absl.app.run` with one-line flag errors and `InputError` -> exit 2."""
+
+  def guarded(argv: list[str]) -> None:
+    try:
+      main(argv)
+    except InputError as e:
+      fail(prog, e)
+
+  app.run(guarded, flags_parser=_flags_parser(prog))
+
+
+def path_flag(name: str, *, must_exist: bool = False, kind: str | None = None) -> str | None:
+  """The value of flag `--name` as an absolute path (or checked URL); None if unset.
+
+  Args:
+    name: the flag name without dashes.
+    must_exist: local paths must exist.
+    kind: 'file' or 'dir' to check what an existing local path is.
+
+  Raises:
+    InputError: the path is empty, of an unsupported scheme, needs a missing extra, or
+      does not exist / is not of `kind` when that is asked for.
+  """
+  value = FLAGS[name].value
+  if value is None:
+    return None
+  return resolve(value, f"--{name}", must_exist=must_exist, kind=kind)
+
+
+def resolve(value: str, flag: str, *, must_exist: bool = False,
+            kind: str | None = None) -> str:
+  """`paths.resolve_path` with the existence checks of `path_flag`; raises InputError."""
+  try:
+    path = paths.resolve_path(value, flag)
+  except paths.PathError as e:
+    raise InputError(str(e)) from None
+  if paths.is_remote(path):
+    return path
+  if (must_exist or kind) and not os.path.exists(path):
+    if must_exist:
+      raise InputError(f"{flag}={value}: no such file or directory ({path})")
+    return path
+  if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
+    raise InputError(f"{flag}={value}: not a directory ({path})")
+  if kind == "file" and os.path.isdir(path):
+    raise InputError(f"{flag}={value}: is a directory, expected a file ({path})")
+  return path
+
+
+def ensure_writable_dir(path: str, flag: str) -> None:
+  """Creates local directory `path` and proves it writable, else InputError naming `flag`."""
+  if paths.is_remote(path):
+    return
+  probe = os.path.join(path, f".write_probe-{os.getpid()}")
+  try:
+    os.makedirs(path, exist_ok=True)
+    with open(probe, "w") as f:
+      f.write("probe")
+    os.remove(probe)
+  except OSError as e:
+    raise InputError(f"{flag}={path} is not writable ({e.strerror or type(e).__name__}); "
+                     f"pass a {flag} you can write to") from None
+
+
+def check(condition: bool, message: str) -> None:
+  """Raises InputError(message) unless `condition`."""
+  if not condition:
+    raise InputError(message)
+
+
+def at_least(name: str, minimum: float, *, hint: str = "") -> None:
+  """Flag `--name` must be >= minimum (InputError otherwise)."""
+  value = FLAGS[name].value
+  if value is not None and value < minimum:
+    raise InputError(f"--{name}={value} must be >= {minimum}{'; ' + hint if hint else ''}")
+
+
+def positive(name: str, *, hint: str = "") -> None:
+  """Flag `--name` must be > 0 (InputError otherwise)."""
+  value = FLAGS[name].value
+  if value is not None and not value > 0:
+    raise InputError(f"--{name}={value} must be > 0{'; ' + hint if hint else ''}")
+
+
+def one_of(name: str, values: Sequence[str], choices: Sequence[str]) -> None:
+  """Every value of list flag `--name` is in `choices` (InputError otherwise)."""
+  unknown = [v for v in values if v not in choices]
+  if unknown:
+    raise InputError(f"--{name}: unknown {', '.join(map(repr, unknown))}; choose from "
+                     f"{', '.join(choices)}")
