@@ -71,7 +71,7 @@ class RestoredRun(NamedTuple):
   """What `RunCheckpointer.restore` returns."""
 
   train_state: Any  # same pytree type as the abstract target, arrays on its shardings
-  rng: jax.Array  # typed key (or raw uint32 key data, as saved)
+  rng: jax.Array | None  # typed key (or raw uint32 key data, as saved); None if not saved
   buffers: dict  # TaskBuffers state_dict
   config: dict  # resolved config as saved
   extra: dict
@@ -245,6 +245,10 @@ class RunCheckpointer:
     handlers.update({name: ocp.JsonCheckpointHandler() for name in (META, BUFFERS, CONFIG, EXTRA)})
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_handlers=handlers)
+    # Orbax deletes leftover tmp directories on a background thread that close() does not
+    # wait for; a process that exits soon after (bad input found next) would print that
+    # thread's traceback. Wait for it here: it is a directory listing and a few deletes.
+    getattr(self._manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
     self.last_save_blocking_s: float | None = None  # time `save` held the caller
 
   # -- queries
@@ -275,7 +279,7 @@ class RunCheckpointer:
 
   # -- save
 
-  def save(self, step: int, train_state: Any, rng: jax.Array, buffers_state: Mapping,
+  def save(self, step: int, train_state: Any, rng: jax.Array | None, buffers_state: Mapping,
            config: Mapping | Any, extra: Mapping | None = None) -> None:
     """Starts writing checkpoint `step` (returns once arrays are copied off the devices).
 
@@ -298,7 +302,9 @@ class RunCheckpointer:
         json.dumps(items[name])
       except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint item {name!r} is not JSON-able: {e}") from None
-    meta = {"format_version": FORMAT_VERSION, "step": step, "rng": rng_to_json(rng)}
+    # A run whose randomness derives from (seed, step) passes rng=None: nothing to save.
+    meta = {"format_version": FORMAT_VERSION, "step": step,
+            "rng": None if rng is None else rng_to_json(rng)}
     start = time.perf_counter()
     saved = self._manager.save(step, args=ocp.args.Composite(**{
         TRAIN_STATE: ocp.args.StandardSave(train_state),
@@ -343,7 +349,8 @@ class RunCheckpointer:
     if meta.get("format_version") != FORMAT_VERSION or meta.get("step") != step:
       raise CheckpointError(f"checkpoint {self.directory}/{step} has unexpected metadata "
                             f"{ {k: meta.get(k) for k in ('format_version', 'step')} }")
-    return RestoredRun(train_state=restored[TRAIN_STATE], rng=rng_from_json(meta["rng"]),
+    rng = None if meta.get("rng") is None else rng_from_json(meta["rng"])
+    return RestoredRun(train_state=restored[TRAIN_STATE], rng=rng,
                        buffers=restored[BUFFERS], config=restored[CONFIG],
                        extra=restored[EXTRA])
 

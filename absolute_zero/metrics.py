@@ -203,7 +203,10 @@ class MetricsWriter:
     if NONFINITE_KEY in record:
       log.warning("step %d: non-finite metrics %s", step, ", ".join(record[NONFINITE_KEY]))
     assert self._file is not None
+    # One whole line per write, pushed to the OS at once: a killed run leaves complete
+    # lines (at worst a torn last one, which readers and truncate_after skip).
     self._file.write(json.dumps(record, allow_nan=False) + "\n")
+    self._file.flush()
     if self._tb is not None:
       for name, value in record.items():
         if name in _RESERVED or isinstance(value, str):
@@ -222,7 +225,7 @@ class MetricsWriter:
       self._tb = SummaryWriter(self.log_dir, purge_step=self._purge_step)
 
   def flush(self) -> None:
-    """Pushes buffered lines and events to disk."""
+    """Pushes buffered lines and events to disk and syncs the JSONL (call at checkpoints)."""
     if self._file is not None:
       self._file.flush()
       os.fsync(self._file.fileno())

@@ -23,79 +23,77 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 
+from absolute_zero import paths
+from experiments import cli, run_flags
+
 FLAGS = flags.FLAGS
+PROG = "azr"
 
 # Model and devices.
 flags.DEFINE_string("model", "gemma3-270m", "Embedded model name (gemma3-270m, "
-                    "smollm2-135m), a .gguf file, an HF checkpoint directory, or a preset "
-                    "name with --random_init.")
+                    "smollm2-135m), a .gguf file, a Hugging Face checkpoint directory, or a "
+                    "preset name with --random_init. Paths may be relative or start with ~.",
+                    module_name=run_flags.G_RUN)
 flags.DEFINE_string("tokenizer", None, "Tokenizer source if not the model's own "
-                    "(.gguf, tokenizer.json, tokenizer.model or a directory).")
-flags.DEFINE_bool("random_init", False, "Random weights for a preset (benchmarks only).")
+                    "(.gguf, tokenizer.json, tokenizer.model or a directory).",
+                    module_name=run_flags.G_RUN)
+flags.DEFINE_bool("random_init", False, "Random weights for a preset (benchmarks only).",
+                  module_name=run_flags.G_RUN)
 flags.DEFINE_string("mesh", "1,1,-1", "Device mesh data,fsdp,tensor; product = device "
-                    "count, -1 takes the rest.")
+                    "count, -1 takes the rest. May change on resume.",
+                    module_name=run_flags.G_RUN)
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation dtype "
-                  "(bfloat16 on GPU/TPU; float32 on CPU).")
-flags.DEFINE_enum("param_dtype", "float32", ["float32", "bfloat16"], "Parameter dtype.")
-# What is trained.
-flags.DEFINE_list("task_types", ["deduction", "abduction", "induction"],
-                  "Task types to propose and solve (ablation): any of deduction, abduction, "
-                  "induction.")
-flags.DEFINE_bool("train_proposer", True, "Train the proposer role too (False: solver only).")
-# Batch and rollout sizes.
-flags.DEFINE_integer("batch_size", 1, "Tasks per (task type, role) per step (reference 64).")
-flags.DEFINE_integer("n_solver_samples", 2, "Solver samples per new proposal to estimate "
-                     "its solve rate (reference 8).")
-flags.DEFINE_integer("num_references", 2, "Reference triplets shown to deduction/abduction "
-                     "proposers (reference 6).")
-flags.DEFINE_integer("num_induction_inputs", 10, "Inputs asked of the induction proposer.")
-flags.DEFINE_integer("seed_batch_factor", 4, "Seeding fills buffers to batch_size x this.")
-flags.DEFINE_integer("max_seed_rounds", 2, "Stop seeding after this many proposer rounds "
-                     "(reference: until full).")
-flags.DEFINE_integer("max_prompt_tokens", 2048, "Prompt budget (reference 6144).")
-flags.DEFINE_integer("max_proposer_tokens", 128, "New tokens per proposal (reference 8096).")
-flags.DEFINE_integer("max_solver_tokens", 64, "New tokens per answer (reference 8096).")
-flags.DEFINE_float("temperature", 1.0, "Sampling temperature (the learner uses the same).")
-flags.DEFINE_float("top_p", 1.0, "Nucleus sampling threshold.")
-# Learner.
-flags.DEFINE_float("learning_rate", 1e-6, "AdamW learning rate (constant).")
-flags.DEFINE_float("max_grad_norm", 1.0, "Gradient clipping by global norm.")
-flags.DEFINE_integer("micro_batch_size", 2, "Rows per micro-batch (gradients accumulate over "
-                     "micro-batches, weighted by tokens); bounds activation memory.")
-flags.DEFINE_enum("advantage_mode", "task_relative", ["task_relative", "global"],
-                  "Per-(task, role) normalisation, or one global baseline (ablation).")
+                  "(bfloat16 on GPU/TPU; float32 on CPU).", module_name=run_flags.G_RUN)
+flags.DEFINE_enum("param_dtype", "float32", ["float32", "bfloat16"], "Parameter dtype.",
+                  module_name=run_flags.G_RUN)
+flags.DEFINE_string("seed_dataset", "builtin", "Seed tasks (JSONL: snippet/input/output, "
+                    "or snippet/inputs/outputs/message for induction) validated in the "
+                    "sandbox and added to the buffers before seeding from the zero triplet. "
+                    "'builtin': the small file shipped with the package (no benchmark "
+                    "programs); '' (empty): none, the method's zero-data start. See "
+                    "docs/seed_datasets.md.", module_name=run_flags.G_RUN)
+run_flags.define_flags()
 flags.DEFINE_enum("remat", "full", ["none", "full", "dots", "dots_no_batch"],
-                  "Rematerialisation policy of the scanned layers.")
-# Run control.
-flags.DEFINE_integer("steps", 3, "Self-play steps (policy updates) to reach.")
-flags.DEFINE_integer("seed", 0, "Run seed (sampling keys and buffer draws derive from it).")
-flags.DEFINE_string("checkpoint_dir", None, "Orbax checkpoints (default: <log_dir>/checkpoints).")
-flags.DEFINE_integer("checkpoint_every", 1, "Save every N steps (and at the end).")
-flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
-flags.DEFINE_bool("resume", True, "Resume from --checkpoint_dir's latest checkpoint if any.")
-flags.DEFINE_integer("sandbox_workers", 0, "Sandbox worker processes (0: one per CPU core).")
-flags.DEFINE_float("sandbox_timeout", 5.0, "Wall-clock seconds per sandboxed job "
-                   "(reference 10).")
-flags.DEFINE_bool("plot", True, "Write plot.png into --log_dir at the end.")
-
+                  "Rematerialisation policy of the scanned layers (may change on resume).",
+                  module_name=run_flags.G_LEARNER)
+# Run control: budget flags, free to change on resume.
+G_BUDGET = "6 budget, logging and checkpoints (may change on resume)"
+flags.DEFINE_integer("steps", 3, "Self-play steps (policy updates) to reach; rerun with a "
+                     "larger value to go further.", module_name=G_BUDGET)
+flags.DEFINE_string("checkpoint_dir", None, "Orbax checkpoints (default: <log_dir>/"
+                    "checkpoints). Relative, ~ or gs:// (with the gcs extra).",
+                    module_name=G_BUDGET)
+flags.DEFINE_integer("checkpoint_every", 1, "Save every N steps (and at the end).",
+                     module_name=G_BUDGET)
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.", module_name=G_BUDGET)
+flags.DEFINE_bool("resume", True, "Resume from --checkpoint_dir's latest checkpoint if any.",
+                  module_name=G_BUDGET)
+flags.DEFINE_bool("override_saved_config", False, "On resume, let flags given on the "
+                  "command line replace the checkpoint's saved run config where they differ "
+                  "(otherwise that is an error naming the fields).", module_name=G_BUDGET)
+flags.DEFINE_integer("sandbox_workers", 0, "Sandbox worker processes (0: one per CPU "
+                     "core).", module_name=G_BUDGET)
+flags.DEFINE_bool("plot", True, "Write plot.png into the run directory at the end.",
+                  module_name=G_BUDGET)
 
 DEFAULT_LOG_DIR = "runs/azr-default"
-# --log_dir is absl's own flag (absl.logging defines it); we use it as the run directory:
-# metrics.jsonl, TensorBoard events and plot.png go there (default: runs/azr-default).
+SAMPLES_FILE = "samples.jsonl"
+PLOT_FILE = "plot.png"
+# --log_dir is absl's own flag (absl.logging defines it, for its log files); we use it as
+# the run directory: metrics.jsonl, TensorBoard events, samples.jsonl, plot.png and
+# checkpoints/ go there (default: runs/azr-default, relative to the working directory).
+FLAGS["log_dir"].help = ("The run directory: metrics.jsonl, TensorBoard events, "
+                         "samples.jsonl, plot.png and checkpoints/ (default "
+                         f"{DEFAULT_LOG_DIR}). Relative, ~ or gs:// (with the gcs extra).")
 
-
-def run_dirs() -> tuple[str, str]:
-  log_dir = FLAGS.log_dir or DEFAULT_LOG_DIR
-  return log_dir, FLAGS.checkpoint_dir or os.path.join(log_dir, "checkpoints")
-
-
-def _fail(error) -> None:
-  """Bad input: one clear line on stderr, exit status 2, nothing written or lost."""
-  print(f"azr: error: {error}", file=sys.stderr, flush=True)
-  sys.exit(2)
+# Flags that change the run itself; on resume the checkpoint's values are the truth.
+RUN_FLAGS = ("model", "tokenizer", "random_init", "dtype", "param_dtype", "seed_dataset")
+METHOD_FLAGS = RUN_FLAGS + tuple(k.flag for k in run_flags.KNOBS if k.flag not in (
+    "micro_batch_size", "logprob_chunk_size", "fused_head", "sandbox_max_processes",
+    "sandbox_memory_mb", "sandbox_worker_memory_mb", "sandbox_max_output_chars"))
 
 
 def _log(msg: str) -> None:
@@ -106,62 +104,173 @@ def _log(msg: str) -> None:
   print(f"[azr {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _is_path(source: str) -> bool:
+  """A --model/--tokenizer value that names a file rather than an embedded model/preset."""
+  from absolute_zero.models.embedded import EMBEDDED_MODELS
+  from absolute_zero.models.presets import PRESETS
+  return source not in EMBEDDED_MODELS and source not in PRESETS
+
+
+def resolve_paths() -> dict:
+  """Every path flag as an absolute path (or checked URL); the run dirs proved writable.
+
+  Raises:
+    cli.InputError: a missing model/tokenizer/seed file, an unwritable directory, gs://
+      without gcsfs.
+  """
+  log_dir = cli.resolve(FLAGS.log_dir or DEFAULT_LOG_DIR, "--log_dir", kind="dir")
+  if paths.is_remote(log_dir):
+    raise cli.InputError(f"--log_dir={log_dir}: the run directory must be local (metrics "
+                         "and TensorBoard files are appended to); put checkpoints on "
+                         "remote storage with --checkpoint_dir=gs://...")
+  checkpoint_dir = (cli.resolve(FLAGS.checkpoint_dir, "--checkpoint_dir", kind="dir")
+                    if FLAGS.checkpoint_dir else
+                    paths.join(log_dir, "checkpoints"))
+  cli.ensure_writable_dir(log_dir, "--log_dir")
+  cli.ensure_writable_dir(checkpoint_dir, "--checkpoint_dir" if FLAGS.checkpoint_dir
+                          else "--log_dir")
+  out = {"log_dir": log_dir, "checkpoint_dir": checkpoint_dir}
+  for name in ("model", "tokenizer"):
+    value = FLAGS[name].value
+    if value and _is_path(value):
+      if paths.is_remote(value):
+        raise cli.InputError(f"--{name}={value}: models and tokenizers load from local "
+                             "paths; copy it to this machine first")
+      FLAGS[name].value = cli.resolve(value, f"--{name}", must_exist=True)
+  if FLAGS.seed_dataset and FLAGS.seed_dataset != "builtin":
+    FLAGS.seed_dataset = cli.resolve(FLAGS.seed_dataset, "--seed_dataset", must_exist=True,
+                                     kind="file")
+  return out
+
+
+def check_flags() -> None:
+  """Range checks of the run-control flags (the configs check their own fields)."""
+  cli.at_least("steps", 0)
+  cli.at_least("checkpoint_every", 1, hint="save every N steps, N >= 1")
+  cli.at_least("keep_checkpoints", 1)
+  cli.at_least("sandbox_workers", 0, hint="0 means one per CPU core")
+  cli.positive("sandbox_timeout", hint="seconds per sandboxed job")
+
+
 def build_configs():
-  """Flags -> (SelfPlayConfig, LearnerConfig); raises ValueError with a clear message."""
-  from absolute_zero.learner import LearnerConfig
-  from absolute_zero.selfplay.config import SelfPlayConfig, parse_task_types
-
-  selfplay = SelfPlayConfig(
-      task_types=parse_task_types(FLAGS.task_types), train_proposer=FLAGS.train_proposer,
-      batch_size=FLAGS.batch_size, n_solver_samples=FLAGS.n_solver_samples,
-      num_references=FLAGS.num_references, num_induction_inputs=FLAGS.num_induction_inputs,
-      seed_batch_factor=FLAGS.seed_batch_factor, max_seed_rounds=FLAGS.max_seed_rounds,
-      max_prompt_tokens=FLAGS.max_prompt_tokens,
-      max_proposer_tokens=FLAGS.max_proposer_tokens,
-      max_solver_tokens=FLAGS.max_solver_tokens, temperature=FLAGS.temperature,
-      top_p=FLAGS.top_p, seed=FLAGS.seed)
-  learner = LearnerConfig(
-      learning_rate=FLAGS.learning_rate, max_grad_norm=FLAGS.max_grad_norm,
-      micro_batch_size=FLAGS.micro_batch_size, temperature=FLAGS.temperature,
-      advantage_mode=FLAGS.advantage_mode)
-  return selfplay, learner
+  """Flags -> (SelfPlayConfig, LearnerConfig, SandboxLimits); InputError on a bad value."""
+  try:
+    return run_flags.build_configs()
+  except ValueError as e:
+    raise cli.InputError(str(e)) from None
 
 
-def run_config_dict(model_config, selfplay, learner) -> dict:
+def method_flag_values() -> dict:
+  """{flag: value} of every flag that changes the method (saved with each checkpoint)."""
+  return {name: FLAGS[name].value for name in METHOD_FLAGS}
+
+
+def apply_saved_flags(saved: dict) -> list[str]:
+  """The checkpoint's run config wins: adopt its values for flags not given on the command
+  line; returns 'flag: checkpoint=X, command line=Y' for given flags that differ."""
+  saved_flags = saved.get("flags") or {}
+  conflicts = []
+  for name in METHOD_FLAGS:
+    if name not in saved_flags:
+      continue
+    value = saved_flags[name]
+    if FLAGS[name].present:
+      if FLAGS[name].value != value:
+        conflicts.append(f"--{name}: checkpoint={value!r}, command line="
+                         f"{FLAGS[name].value!r}")
+    else:
+      FLAGS[name].value = value
+  return conflicts
+
+
+def run_config_dict(model_config, selfplay, learner, sandbox) -> dict:
   import dataclasses
   from absolute_zero.checkpointing import to_jsonable
   return to_jsonable({"model": dataclasses.asdict(model_config), "model_source": FLAGS.model,
+                      "tokenizer_source": FLAGS.tokenizer,
                       "selfplay": selfplay.to_dict(), "learner": dataclasses.asdict(learner),
-                      "mesh": FLAGS.mesh})
+                      "sandbox": dataclasses.asdict(sandbox), "mesh": FLAGS.mesh,
+                      "flags": method_flag_values()})
+
+
+def _open_checkpoints(checkpoint_dir: str):
+  """The run's checkpointer and its latest complete step (None: fresh), or InputError."""
+  from absolute_zero import checkpointing
+  try:
+    checkpointer = checkpointing.RunCheckpointer(checkpoint_dir,
+                                                 keep=FLAGS.keep_checkpoints)
+    latest = checkpointer.latest_step()
+  except (ValueError, OSError, checkpointing.CheckpointError) as e:
+    raise cli.InputError(f"--checkpoint_dir={checkpoint_dir}: {e}") from None
+  try:
+    return checkpointer, _check_saved_config(checkpointer, latest, checkpoint_dir)
+  except BaseException:
+    checkpointer.close()
+    raise
+
+
+def _check_saved_config(checkpointer, latest, checkpoint_dir):
+  """Adopts the saved run config (see apply_saved_flags); InputError on conflicts."""
+  if latest is not None and not FLAGS.resume:
+    raise cli.InputError(f"--resume=false but {checkpoint_dir} already holds step {latest}; "
+                         "use a fresh --log_dir or --checkpoint_dir")
+  if latest is None:
+    return None
+  try:
+    saved = checkpointer.saved_config(latest)
+  except Exception as e:  # Orbax raises many types for unreadable files
+    raise cli.InputError(
+        f"--checkpoint_dir={checkpoint_dir}: step {latest} cannot be read "
+        f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); it is corrupt or not "
+        "written by experiments.azr: move it away or pass a fresh --log_dir") from None
+  if not isinstance(saved, dict) or "selfplay" not in saved:
+    raise cli.InputError(f"--checkpoint_dir={checkpoint_dir}: step {latest} holds no "
+                         "self-play run config (not written by experiments.azr); pass a "
+                         "fresh --log_dir")
+  conflicts = apply_saved_flags(saved)
+  if conflicts and not FLAGS.override_saved_config:
+    raise cli.InputError(
+        f"resuming {checkpoint_dir} (step {latest}): the command line changes the run's "
+        f"saved config: {'; '.join(conflicts)}. Drop those flags to continue the run as "
+        "saved, pass --override_saved_config to change it, or use a fresh --log_dir")
+  for line in conflicts:
+    _log(f"override of the saved config: {line}")
+  return latest
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # cli.run rejects positional arguments
   if not FLAGS["verbosity"].present:  # Orbax logs every save at INFO; keep the console readable
     absl_logging.set_verbosity(absl_logging.WARNING)
+  # Every bad flag, path or checkpoint fails here, before anything slow happens.
+  check_flags()
+  dirs = resolve_paths()
+  log_dir, checkpoint_dir = dirs["log_dir"], dirs["checkpoint_dir"]
+  checkpointer, latest = _open_checkpoints(checkpoint_dir)
+  try:
+    _run(checkpointer, latest, log_dir, checkpoint_dir)
+  finally:
+    checkpointer.close()  # waits for a save in flight; stops Orbax's background threads
+
+
+def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
+  selfplay_config, learner_config, sandbox_limits = build_configs()
+
   from absolute_zero import distributed
   distributed.maybe_initialize_distributed()
-
   import jax
   from absolute_zero import checkpointing, sharding
-  from absolute_zero.metrics import MetricsWriter
+  from absolute_zero.metrics import MetricsWriter, truncate_after
   from absolute_zero.models.loading import load_policy
-  from absolute_zero.sandbox import SandboxLimits, SandboxPool
+  from absolute_zero.sandbox import SandboxPool
   from absolute_zero.selfplay.run import SelfPlayRun
 
-  try:  # every bad flag fails here, before anything slow happens
-    selfplay_config, learner_config = build_configs()
+  try:
     mesh = sharding.make_mesh(FLAGS.mesh)
-    log_dir, checkpoint_dir = run_dirs()
-    checkpointer = checkpointing.RunCheckpointer(checkpoint_dir,
-                                                 keep=FLAGS.keep_checkpoints)
-    if not FLAGS.resume and checkpointer.latest_step() is not None:
-      raise ValueError(f"--resume=false but {checkpoint_dir} already holds step "
-                       f"{checkpointer.latest_step()}; use a fresh --checkpoint_dir")
-  except (ValueError, checkpointing.CheckpointError) as e:
-    _fail(e)
+  except ValueError as e:
+    raise cli.InputError(f"--mesh={FLAGS.mesh}: {e}") from None
   single_device = mesh.devices.size == 1
+  _log(f"run directory {log_dir}" + (f", resuming from step {latest}" if latest else ""))
   _log(f"devices: {mesh.devices.size} x {jax.default_backend()}, mesh {dict(mesh.shape)}")
 
   _log(f"loading model {FLAGS.model} ...")
@@ -171,23 +280,24 @@ def main(argv):
         FLAGS.model, FLAGS.tokenizer, param_dtype=FLAGS.param_dtype, dtype=FLAGS.dtype,
         random_init=FLAGS.random_init, seed=FLAGS.seed)
   except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
-    _fail(e)
+    raise cli.InputError(f"--model={FLAGS.model}: {e}") from None
   model_config = model_config.replace(remat_policy=FLAGS.remat)
   _log(f"loaded {model_config.name} ({model_config.num_params() / 1e6:.0f}M params) in "
        f"{time.perf_counter() - start:.0f}s")
-  config_dict = run_config_dict(model_config, selfplay_config, learner_config)
-
-  latest = checkpointer.latest_step() if FLAGS.resume else None
+  config_dict = run_config_dict(model_config, selfplay_config, learner_config,
+                                sandbox_limits)
   if latest is not None:
     try:
       checkpointer.check_compatible(config_dict, latest)  # before the slow set-up
     except checkpointing.CheckpointError as e:
-      _fail(e)
+      raise cli.InputError(e) from None
 
   workers = FLAGS.sandbox_workers or max(1, os.cpu_count() or 1)
   metrics = MetricsWriter(log_dir, enabled=distributed.is_primary())
-  with SandboxPool(num_workers=workers,
-                   limits=SandboxLimits(timeout_s=FLAGS.sandbox_timeout)) as pool:
+  samples_path = os.path.join(log_dir, SAMPLES_FILE)
+  timings = {"load_s": time.perf_counter() - start}
+  history = []
+  with SandboxPool(num_workers=workers, limits=sandbox_limits) as pool:
     run = SelfPlayRun(model_config, params, tokenizer, selfplay_config, learner_config,
                       pool=pool, mesh=None if single_device else mesh, log=_log)
     del params
@@ -196,28 +306,49 @@ def main(argv):
       restored = checkpointer.restore(latest, run.train_state, config=config_dict)
       run.restore(restored.train_state, restored.buffers, latest)
       metrics.truncate_after(latest)
+      if distributed.is_primary():
+        truncate_after(samples_path, latest)
     else:
+      if distributed.is_primary():
+        truncate_after(samples_path, None)  # a run killed before its first checkpoint
+      seed_metrics = {}
+      if FLAGS.seed_dataset:
+        seed_metrics.update(run.seed_from_dataset(_seed_dataset_path()))
       _log("seeding buffers from the zero triplet ...")
-      seed_metrics = run.seed_buffers()
-      _log(f"seeded: {json.dumps(seed_metrics)}")
+      seed_metrics.update(run.seed_buffers())
+      _log(f"seeded: buffers {run.buffers.sizes()}")
       metrics.write(0, seed_metrics)
+      metrics.flush()
     while run.step < FLAGS.steps:
       step_metrics = run.run_step()
+      history.append(step_metrics)
       metrics.write(run.step, step_metrics)
       if distributed.is_primary():
-        _write_samples(os.path.join(log_dir, "samples.jsonl"), run)
+        _write_samples(samples_path, run)
       _log(_summary(run.step, step_metrics))
       if run.step % FLAGS.checkpoint_every == 0 or run.step == FLAGS.steps:
-        checkpointer.save(run.step, run.train_state, run.base_key,
-                          run.buffers.state_dict(), config_dict, {"step": run.step})
-  checkpointer.close()
+        metrics.flush()  # synced to disk before the checkpoint that covers it
+        checkpointer.save(run.step, run.train_state, None, run.buffers.state_dict(),
+                          config_dict, {"step": run.step})
+  checkpointer.wait_until_finished()
   metrics.close()
+  plot_path = None
   if FLAGS.plot and distributed.is_primary():
     from experiments.plot_run import plot_run
-    paths = plot_run(log_dir, os.path.join(log_dir, "plot.png"))
-    _log(f"plot: {', '.join(map(str, paths))}")
-  _log(f"done: {run.step} steps; logs in {log_dir}, checkpoints in "
-       f"{checkpoint_dir}")
+    try:
+      plot_path = plot_run(log_dir, os.path.join(log_dir, PLOT_FILE))[0]
+    except ValueError as e:  # nothing numeric to plot yet
+      _log(f"no plot: {e}")
+  if distributed.is_primary():
+    _closing_summary(run, history, log_dir, checkpoint_dir, samples_path, plot_path,
+                     time.perf_counter() - start)
+
+
+def _seed_dataset_path() -> str:
+  if FLAGS.seed_dataset == "builtin":
+    from absolute_zero.tasks.seed_data import DEFAULT_SEED_DATASET
+    return DEFAULT_SEED_DATASET
+  return FLAGS.seed_dataset
 
 
 def _write_samples(path: str, run) -> None:
@@ -228,6 +359,49 @@ def _write_samples(path: str, run) -> None:
         f.write(json.dumps({"step": run.step, "task": r.task_type.value, "role": role,
                             "reward": r.reward, "status": r.status, "valid": r.valid,
                             "finish": r.finish_reason, "text": r.text}) + "\n")
+
+
+def _nonzero_advantage_groups(m: dict) -> list[str]:
+  """'{task}/{role}' groups whose advantages were not all zero in step metrics `m`."""
+  return sorted(k[:-len("/advantage_std")] for k, v in m.items()
+                if k.endswith("/advantage_std") and v and v > 0)
+
+
+def _closing_summary(run, history, log_dir, checkpoint_dir, samples_path, plot_path,
+                     seconds) -> None:
+  """What happened, where the time went, and where to look next."""
+  lines = [f"done: step {run.step} in {seconds / 60:.1f} min"]
+  if history:
+    valid = sum(int(round(m.get(f"{t.value}/propose/validity_rate", 0)
+                          * m.get(f"{t.value}/propose/count", 0)))
+                for m in history for t in run.config.task_types)
+    proposed = sum(m.get(f"{t.value}/propose/count", 0) for m in history
+                   for t in run.config.task_types)
+    lines.append(f"  proposals: {valid}/{proposed} valid over {len(history)} steps")
+    for t in run.config.task_types:
+      rates = [m[f"{t.value}/solve/solve_rate"] for m in history
+               if f"{t.value}/solve/solve_rate" in m]
+      fails = [m[f"{t.value}/solve/format_failure_rate"] for m in history
+               if f"{t.value}/solve/format_failure_rate" in m]
+      if rates:
+        lines.append(f"  {t.value} solver: solve rate {sum(rates) / len(rates):.2f}, "
+                     f"format failures {sum(fails) / len(fails):.2f} (mean over steps)")
+    groups = [len(_nonzero_advantage_groups(m)) for m in history]
+    lines.append(f"  groups with nonzero advantages per step: {groups} "
+                 f"(mean {sum(groups) / len(groups):.1f} of {2 * len(run.config.task_types)})")
+    phases = {name: sum(m.get(f"time/{name}", 0.0) for m in history)
+              for name in ("generation_s", "sandbox_s", "update_s", "other_host_s")}
+    lines.append("  time in steps: " + ", ".join(
+        f"{name[:-2]} {value:.0f}s" for name, value in phases.items()))
+  lines.append(f"  run directory: {log_dir}")
+  lines.append(f"  checkpoints: {checkpoint_dir} (rerun the same command with a larger "
+               "--steps to continue)")
+  lines.append(f"  rollouts: {samples_path}")
+  if plot_path:
+    lines.append(f"  plot: {plot_path}")
+  lines.append(f"  TensorBoard (pip install tensorboard): tensorboard --logdir {log_dir}")
+  for line in lines:
+    _log(line)
 
 
 def _summary(step: int, m: dict) -> str:
@@ -241,10 +415,11 @@ def _summary(step: int, m: dict) -> str:
     if key in m:
       parts.append(f"{short} {m[key]:.2f}")
   parts.append(f"loss {m.get('learner/loss', float('nan')):.4f}")
+  parts.append(f"nonzero-advantage groups {len(_nonzero_advantage_groups(m))}")
   parts.append(f"gen {m['time/generation_s']:.0f}s sandbox {m['time/sandbox_s']:.1f}s "
                f"update {m['time/update_s']:.0f}s")
   return " | ".join(parts)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, PROG)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from absolute_zero.tasks.parsers import ParseConfig
+from absolute_zero.tasks.prompts import PromptConfig
+from absolute_zero.tasks.rewards import RewardConfig
 from absolute_zero.tasks.types import TaskType
+from absolute_zero.tasks.validators import ValidatorConfig
 
 ALL_TASK_TYPES = (TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION)
 
@@ -45,8 +49,29 @@ class SelfPlayConfig:
   top_p: float = 1.0
   solver_task_strategy: str = "max_new"  # or 'uniform'
   seed: int = 0
+  # Wall-clock seconds per sandboxed job; also the limit the proposer prompt states.
+  sandbox_timeout_s: float = 10.0
+  # What the prompts say, how responses are parsed, how proposals are validated and
+  # rewarded. Values used in two places are defined once above and copied in by
+  # __post_init__: num_induction_inputs (prompt and parser), sandbox_timeout_s (the time
+  # the prompt states), n_solver_samples (the reward's sample count).
+  prompts: PromptConfig = PromptConfig()
+  parsing: ParseConfig = ParseConfig()
+  validation: ValidatorConfig = ValidatorConfig()
+  rewards: RewardConfig = RewardConfig()
 
   def __post_init__(self):
+    derived = {
+        "prompts": dataclasses.replace(self.prompts, num_inputs=self.num_induction_inputs,
+                                       time_limit_s=self.sandbox_timeout_s),
+        "parsing": dataclasses.replace(self.parsing, num_inputs=self.num_induction_inputs),
+        "rewards": dataclasses.replace(self.rewards, n_samples=self.n_solver_samples),
+    }
+    for name, value in derived.items():
+      object.__setattr__(self, name, value)
+    self._check()
+
+  def _check(self):
     if not self.task_types:
       raise ValueError("task_types must name at least one task type")
     for name in ("batch_size", "n_solver_samples", "num_references",
@@ -65,7 +90,14 @@ class SelfPlayConfig:
       raise ValueError(f"solver_task_strategy must be 'max_new' or 'uniform', got "
                        f"{self.solver_task_strategy!r}")
 
+    if not self.sandbox_timeout_s > 0:
+      raise ValueError(f"sandbox_timeout_s must be > 0, got {self.sandbox_timeout_s}")
+
   def to_dict(self) -> dict:
-    d = dataclasses.asdict(self)
+    """Plain JSON types (task types by name; the prompts' chat `wrap` callable by presence)."""
+    wrap = self.prompts.wrap
+    d = dataclasses.asdict(dataclasses.replace(
+        self, prompts=dataclasses.replace(self.prompts, wrap=None)))
     d["task_types"] = [t.value for t in self.task_types]
+    d["prompts"]["wrap"] = None if wrap is None else getattr(wrap, "__name__", "custom")
     return d

@@ -48,10 +48,23 @@ class PhaseContext:
   tokenizer: Any
   pool: Any  # absolute_zero.sandbox.SandboxPool
   config: SelfPlayConfig
-  prompt_config: PromptConfig = PromptConfig()
-  parse_config: ParseConfig = ParseConfig()
-  validator_config: validators.ValidatorConfig = validators.ValidatorConfig()
-  reward_config: rewards.RewardConfig = rewards.RewardConfig()
+
+  # The run's prompt, parse, validation and reward settings (one source: the config).
+  @property
+  def prompt_config(self) -> PromptConfig:
+    return self.config.prompts
+
+  @property
+  def parse_config(self) -> ParseConfig:
+    return self.config.parsing
+
+  @property
+  def validator_config(self) -> validators.ValidatorConfig:
+    return self.config.validation
+
+  @property
+  def reward_config(self) -> rewards.RewardConfig:
+    return self.config.rewards
 
 
 @dataclasses.dataclass
@@ -70,19 +83,25 @@ def _generate(ctx: PhaseContext, prompts: Sequence[str], max_new_tokens: int, n:
       top_p=ctx.config.top_p, n=n, stop=(ANSWER_CLOSE,), rng=key)
 
 
-def _response_text(completion) -> str:
-  """The sampler cuts text before the stop string; the parser needs the closing tag."""
+def _response_text(completion, prefix: str = "") -> str:
+  """The whole response as the parser reads it.
+
+  `prefix` is the part of the response the prompt already holds (an opened answer block,
+  `PromptConfig.response_prefix`); the sampler cuts text before the stop string, so the
+  closing tag is put back.
+  """
   if completion.finish_reason == "stop":
-    return completion.text + ANSWER_CLOSE
-  return completion.text
+    return prefix + completion.text + ANSWER_CLOSE
+  return prefix + completion.text
 
 
-def _rollout(task_type: TaskType, role: Role, completion) -> Rollout:
+def _rollout(ctx: PhaseContext, task_type: TaskType, role: Role, completion) -> Rollout:
   return Rollout(task_type=task_type, role=role,
                  prompt_ids=tuple(completion.prompt_token_ids),
                  completion_ids=np.asarray(completion.token_ids, np.int32),
                  logprobs=np.asarray(completion.logprobs, np.float32),
-                 text=_response_text(completion), finish_reason=completion.finish_reason)
+                 text=_response_text(completion, ctx.prompt_config.response_prefix),
+                 finish_reason=completion.finish_reason)
 
 
 def _fits(ctx: PhaseContext, prompt: str) -> bool:
@@ -121,7 +140,7 @@ def propose(ctx: PhaseContext, task_types: Sequence[TaskType], batch_size: int,
       plan.append((task_type, prompt, program))
   completions = _generate(ctx, [p for _, p, _ in plan], ctx.config.max_proposer_tokens, 1,
                           key)
-  rollouts = [_rollout(t, Role.PROPOSE, c) for (t, _, _), c in zip(plan, completions)]
+  rollouts = [_rollout(ctx, t, Role.PROPOSE, c) for (t, _, _), c in zip(plan, completions)]
   parsed = [parse_response(r.task_type, Role.PROPOSE, r.text, ctx.parse_config)
             for r in rollouts]
 
@@ -155,7 +174,7 @@ def solve(ctx: PhaseContext, items: Sequence[tuple[TaskType, Triplet | Induction
              for t, task in items]
   completions = _generate(ctx, prompts, ctx.config.max_solver_tokens, n, key)
   owners = [items[j // n] for j in range(len(completions))]  # prompt-major: n per item
-  rollouts = [_rollout(t, Role.SOLVE, c) for (t, _), c in zip(owners, completions)]
+  rollouts = [_rollout(ctx, t, Role.SOLVE, c) for (t, _), c in zip(owners, completions)]
   parsed = [parse_response(r.task_type, Role.SOLVE, r.text, ctx.parse_config)
             for r in rollouts]
   for task_type in {t for t, _ in items}:

@@ -157,18 +157,26 @@ class SelfPlayRun:
     self._reset_timers()
     start = time.perf_counter()
 
+    self.log(f"step {step}: proposing {cfg.batch_size} task(s) per type ...")
     proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng,
                         k_propose)
     for task_type, entries in proposals.accepted.items():
       self.buffers[task_type].add(entries, step=step)
     items = [(t, task) for t in cfg.task_types for task in self.buffers[t].sample_solver_tasks(
         cfg.batch_size, rng, step, strategy=cfg.solver_task_strategy)]
+    valid = sum(r.valid for r in proposals.rollouts)
+    self.log(f"step {step}: {valid}/{len(proposals.rollouts)} proposals valid; solving "
+             f"{len(items)} buffer task(s) ...")
     solver_rollouts = solve(self.ctx, items, 1, k_solve)
+    if cfg.train_proposer and valid:
+      self.log(f"step {step}: pricing {valid} valid proposal(s) with "
+               f"{cfg.n_solver_samples} solver samples each ...")
     estimates = (score_proposals(self.ctx, proposals, cfg.n_solver_samples, k_score)
                  if cfg.train_proposer else [])
     rollout_seconds = time.perf_counter() - start
 
     train_rollouts = solver_rollouts + (proposals.rollouts if cfg.train_proposer else [])
+    self.log(f"step {step}: updating the policy on {len(train_rollouts)} rollouts ...")
     update_start = time.perf_counter()
     advantages, update_metrics = self._update(train_rollouts)
     update_seconds = time.perf_counter() - update_start
