@@ -313,14 +313,16 @@ def _check_induction(pool: Any, rows: Sequence[SeedRow], config: validators.Vali
         reason = f"{res.reason}; first failure: {failures[0]}"
       out.append(Rejection(row.line, status, reason))
       continue
-    recorded = dict(zip((s.strip() for s in row.inputs), row.outputs))
+    recorded: dict[str, str] = {}  # the first of repeated inputs, as the validator keeps
+    for literal, output in zip(row.inputs, row.outputs):
+      recorded.setdefault(literal.strip(), output)
     wrong = [(p.input, recorded[p.input.strip()], p.output)
              for p in res.task.shown + res.task.held_out
              if not _equal(recorded[p.input.strip()], p.output)]
     if wrong:
       literal, want, got = wrong[0]
       out.append(Rejection(row.line, "output_mismatch",
-                           f"{len(wrong)} outputs differ; input {_short(literal)}: "
+                           f"{len(wrong)} of {len(recorded)} outputs differ; input {_short(literal)}: "
                            + _mismatch(want, got)))
     else:
       out.append(res.task)
