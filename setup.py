@@ -10,6 +10,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["absolute_zero", "absolute_zero.*", "experiments"]),
+    # Package data (also listed in MANIFEST.in for the sdist): the seed tasks written for
+    # --seed_dataset (absolute_zero/tasks/seed_data.py).
+    package_data={"absolute_zero": ["data/*.jsonl"]},
     install_requires=[
         # Core numerics. jax and jaxlib move together; flax/optax/orbax are pinned to the
         # releases tested with this jax (see BUILD.md for GPU/TPU extras).

@@ -146,6 +146,32 @@ class SelfPlayRun:
             "seed/seconds": time.perf_counter() - start,
             **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()}}
 
+  def seed_from_dataset(self, path: str) -> dict[str, Any]:
+    """Adds the tasks of a seed file (JSONL) to the buffers at step 0.
+
+    Every row is validated in the sandbox as a proposal is, with this run's parser and
+    validator settings (`absolute_zero.tasks.seed_data`); rejected rows are counted, logged
+    and skipped. Triplet rows go to the deduction and abduction buffers, induction rows to
+    the induction buffer, whatever the task types (as the zero triplet does). Call it
+    before `seed_buffers()`, which then proposes only what the targets still lack, or
+    instead of it. Raises `seed_data.SeedDataError` for an unusable file.
+    """
+    from absolute_zero.tasks import seed_data
+
+    start = time.perf_counter()
+    data = seed_data.load_seed_dataset(path, self.ctx.pool,
+                                       parse_config=self.ctx.parse_config,
+                                       validator_config=self.ctx.validator_config)
+    report = data.report
+    added = {t: self.buffers[t].add(entries, step=0) for t, entries in data.entries.items()}
+    self.log(f"{report.summary()}; added {({t.value: n for t, n in added.items()})}, "
+             f"buffers {self.buffers.sizes()}")
+    return {"seed_data/rows": report.rows_read, "seed_data/rejected": len(report.rejected),
+            "seed_data/dropped_inputs": len(report.dropped_inputs),
+            **{f"seed_data/added/{t.value}": n for t, n in added.items()},
+            "seed_data/seconds": time.perf_counter() - start,
+            **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()}}
+
   # ------------------------------------------------------------------ one step
 
   def run_step(self) -> dict[str, Any]:
