@@ -140,6 +140,11 @@ def resolve_paths() -> dict:
   if FLAGS.seed_dataset and FLAGS.seed_dataset != "builtin":
     FLAGS.seed_dataset = cli.resolve(FLAGS.seed_dataset, "--seed_dataset", must_exist=True,
                                      kind="file")
+    from absolute_zero.tasks import seed_data
+    try:  # the file's format now, before the model loads; the rows' validity later
+      seed_data.read_jsonl(FLAGS.seed_dataset)
+    except seed_data.SeedDataError as e:
+      raise cli.InputError(f"--seed_dataset: {e}") from None
   return out
 
 
@@ -303,7 +308,15 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
     del params
     if latest is not None:
       _log(f"resuming from {checkpoint_dir} step {latest}")
-      restored = checkpointer.restore(latest, run.train_state, config=config_dict)
+      try:
+        restored = checkpointer.restore(latest, run.train_state, config=config_dict)
+      except checkpointing.CheckpointError as e:
+        raise cli.InputError(e) from None
+      except Exception as e:  # Orbax/TensorStore raise many types for damaged files
+        raise cli.InputError(
+            f"--checkpoint_dir={checkpoint_dir}: step {latest} cannot be restored "
+            f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); it is corrupt: move "
+            "it away to resume from an earlier step, or pass a fresh --log_dir") from None
       run.restore(restored.train_state, restored.buffers, latest)
       metrics.truncate_after(latest)
       if distributed.is_primary():
@@ -313,7 +326,11 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
         truncate_after(samples_path, None)  # a run killed before its first checkpoint
       seed_metrics = {}
       if FLAGS.seed_dataset:
-        seed_metrics.update(run.seed_from_dataset(_seed_dataset_path()))
+        from absolute_zero.tasks.seed_data import SeedDataError
+        try:
+          seed_metrics.update(run.seed_from_dataset(_seed_dataset_path()))
+        except SeedDataError as e:  # e.g. no row passes validation
+          raise cli.InputError(f"--seed_dataset: {e}") from None
       _log("seeding buffers from the zero triplet ...")
       seed_metrics.update(run.seed_buffers())
       _log(f"seeded: buffers {run.buffers.sizes()}")
