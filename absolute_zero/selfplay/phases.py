@@ -86,6 +86,7 @@ def _rollout(task_type: TaskType, role: Role, completion) -> Rollout:
 
 
 def _fits(ctx: PhaseContext, prompt: str) -> bool:
+  # Encoded as the sampler does: untrusted text in the prompt stays plain text.
   return len(ctx.tokenizer.encode(prompt)) <= ctx.config.max_prompt_tokens
 
 
