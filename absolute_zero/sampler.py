@@ -170,6 +170,8 @@ class Sampler:
       if isinstance(p, str):
         if self.tokenizer is None:
           raise ValueError("str prompts need a tokenizer; pass token ids or a tokenizer")
+        # Plain text: control-token texts in a prompt (from programs, model output, data)
+        # stay characters. Only a chat template's TemplateText markers become control ids.
         ids = self.tokenizer.encode(p)
       else:
         ids = [int(t) for t in p]

@@ -8,8 +8,12 @@ Three back ends, one `Tokenizer` class:
   * HF `tokenizers` from a `tokenizer.json` (Qwen2.5, Llama 3).
 
 Special (control / user-defined) tokens are split out of the text before the back end sees
-it, the way llama.cpp does it (longest token first over the whole text), so a prompt with
-`<start_of_turn>` or `<|im_start|>` encodes to the single control id.
+it, the way llama.cpp does it (longest token first over the whole text). Control tokens are
+parsed only where the caller trusts the text: `encode` treats a plain str as plain text by
+default (`parse_special=False`: `<|im_end|>` inside a program stays the characters, never
+the end-of-sequence id), and the chat templates return a `TemplateText` whose own markers
+(`<start_of_turn>`, `<|im_start|>`, ...) are the only parts parsed as control tokens; message
+contents (model output, buffer programs, benchmark data) are always plain text.
 
 The reference for ids is llama.cpp; `tests/golden/tokenizer_*.json` hold its ids for 200+
 strings (made by `scripts/make_tokenizer_goldens.py`).
@@ -252,6 +256,72 @@ class SpecialTokenSplitter:
 
 
 # --------------------------------------------------------------------------------------
+# Trusted markers vs untrusted text
+# --------------------------------------------------------------------------------------
+
+Segment = tuple[str, bool]  # (text, is_marker)
+
+
+def _merge_segments(segments: Iterable[Segment]) -> tuple[Segment, ...]:
+    """Drops empty segments and joins neighbours of the same kind (so plain text split over
+    several segments encodes exactly like the joined text, e.g. Gemma's '\\n\\n' piece)."""
+    out: list[Segment] = []
+    for text, is_marker in segments:
+        if not isinstance(text, str):
+            raise TypeError(f"segment text must be str, got {type(text).__name__}")
+        if not text:
+            continue
+        if out and out[-1][1] == bool(is_marker):
+            out[-1] = (out[-1][0] + text, out[-1][1])
+        else:
+            out.append((text, bool(is_marker)))
+    return tuple(out)
+
+
+class TemplateText(str):
+    """A str made of trusted template markers and untrusted plain text.
+
+    `segments` is ((text, is_marker), ...) and its texts join to the str itself. A chat
+    template marks only its own control-token texts (`<start_of_turn>`, `<|im_start|>`,
+    ...); `Tokenizer.encode` parses special tokens inside marker segments only and encodes
+    every other segment as plain text, so text from models, buffers and benchmark data can
+    never become a control token.
+
+    `+` with a str keeps the segments (the str joins as plain text). Every other str
+    operation (slicing, `strip`, `format`, f-strings) returns a plain str, which `encode`
+    treats as plain text throughout: markers can lose their meaning, text never gains one.
+    """
+
+    segments: tuple[Segment, ...]
+
+    def __new__(cls, segments: Iterable[Segment]) -> "TemplateText":
+        merged = _merge_segments(segments)
+        obj = super().__new__(cls, "".join(text for text, _ in merged))
+        obj.segments = merged
+        return obj
+
+    def __getnewargs__(self) -> tuple[tuple[Segment, ...]]:  # pickling / copying
+        return (self.segments,)
+
+    def __add__(self, other: str) -> "TemplateText":
+        if not isinstance(other, str):
+            return NotImplemented
+        return TemplateText(self.segments + _segments_of(other))
+
+    def __radd__(self, other: str) -> "TemplateText":
+        if not isinstance(other, str):
+            return NotImplemented
+        return TemplateText(_segments_of(other) + self.segments)
+
+    def __repr__(self) -> str:
+        return f"TemplateText({self.segments!r})"
+
+
+def _segments_of(text: str) -> tuple[Segment, ...]:
+    return text.segments if isinstance(text, TemplateText) else ((str(text), False),)
+
+
+# --------------------------------------------------------------------------------------
 # Chat templates (hand-written renderers, no jinja)
 # --------------------------------------------------------------------------------------
 
@@ -264,18 +334,20 @@ def _check_messages(messages: Sequence[Message]) -> None:
             raise ValueError(f"each message needs 'role' and 'content' keys, got {dict(m)!r}")
 
 
-def render_gemma_chat(messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+def render_gemma_chat(messages: Sequence[Message],
+                      add_generation_prompt: bool = True) -> TemplateText:
     """Gemma's turn format: `<start_of_turn>user\\n...<end_of_turn>\\n`; assistant is `model`.
 
     A leading system message is folded into the first user turn (Gemma has no system role).
-    The BOS token is not part of the string: `encode(..., add_bos=True)` adds it.
+    The BOS token is not part of the string: `encode(..., add_bos=True)` adds it. Only the
+    turn markers are marker segments; roles and contents are plain text.
     """
     _check_messages(messages)
     messages = list(messages)
     system = None
     if messages[0]["role"] == "system":
         system, messages = messages[0]["content"], messages[1:]
-    out = []
+    out: list[Segment] = []
     for k, m in enumerate(messages):
         role = {"assistant": "model", "model": "model", "user": "user"}.get(m["role"])
         if role is None:
@@ -283,44 +355,54 @@ def render_gemma_chat(messages: Sequence[Message], add_generation_prompt: bool =
         content = m["content"]
         if k == 0 and system is not None:
             content = f"{system}\n\n{content}"
-        out.append(f"<start_of_turn>{role}\n{content.strip()}<end_of_turn>\n")
+        out += [("<start_of_turn>", True), (f"{role}\n{content.strip()}", False),
+                ("<end_of_turn>", True), ("\n", False)]
     if add_generation_prompt:
-        out.append("<start_of_turn>model\n")
-    return "".join(out)
+        out += [("<start_of_turn>", True), ("model\n", False)]
+    return TemplateText(out)
 
 
 def render_chatml(messages: Sequence[Message], add_generation_prompt: bool = True,
-                  default_system: str | None = None) -> str:
+                  default_system: str | None = None) -> TemplateText:
     """ChatML (SmolLM2, Qwen2.5): `<|im_start|>role\\ncontent<|im_end|>\\n` per message.
 
     `default_system` is inserted when the first message is not a system message (SmolLM2's
-    and Qwen2.5's templates do this).
+    and Qwen2.5's templates do this). Only `<|im_start|>`/`<|im_end|>` are marker segments.
     """
     _check_messages(messages)
-    out = []
+    turns = list(messages)
     if default_system is not None and messages[0]["role"] != "system":
-        out.append(f"<|im_start|>system\n{default_system}<|im_end|>\n")
-    for m in messages:
-        out.append(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n")
+        turns.insert(0, {"role": "system", "content": default_system})
+    out: list[Segment] = []
+    for m in turns:
+        out += [("<|im_start|>", True), (f"{m['role']}\n{m['content']}", False),
+                ("<|im_end|>", True), ("\n", False)]
     if add_generation_prompt:
-        out.append("<|im_start|>assistant\n")
-    return "".join(out)
+        out += [("<|im_start|>", True), ("assistant\n", False)]
+    return TemplateText(out)
 
 
-def render_llama3_chat(messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
-    """Llama 3 header format (without Llama 3.1's tool/date system preamble); no BOS."""
+def render_llama3_chat(messages: Sequence[Message],
+                       add_generation_prompt: bool = True) -> TemplateText:
+    """Llama 3 header format (without Llama 3.1's tool/date system preamble); no BOS.
+    Only the header and end-of-turn tokens are marker segments."""
     _check_messages(messages)
-    out = [f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>" for m in messages]
+    out: list[Segment] = []
+    for m in messages:
+        out += [("<|start_header_id|>", True), (m["role"], False), ("<|end_header_id|>", True),
+                (f"\n\n{m['content'].strip()}", False), ("<|eot_id|>", True)]
     if add_generation_prompt:
-        out.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    return "".join(out)
+        out += [("<|start_header_id|>", True), ("assistant", False), ("<|end_header_id|>", True),
+                ("\n\n", False)]
+    return TemplateText(out)
 
 
 # A literal default system message inside the template (no quotes/braces: not jinja code).
 _CHATML_DEFAULT_SYSTEM = re.compile(r"<\|im_start\|>system(?:\n|\\n)([^'\"{}%]*?)<\|im_end\|>")
 
 
-def chat_renderer_from_template(template: str | None, vocab: Iterable[str]) -> Callable[..., str] | None:
+def chat_renderer_from_template(template: str | None,
+                                vocab: Iterable[str]) -> Callable[..., TemplateText] | None:
     """Picks a hand-written renderer for a jinja chat template (or, without one, the vocabulary).
 
     Recognises ChatML (with the default system prompt the template inserts), Gemma turns and
@@ -347,8 +429,9 @@ def chat_renderer_from_template(template: str | None, vocab: Iterable[str]) -> C
 class Tokenizer:
     """Text <-> ids for one model: encode/decode, special ids, chat template.
 
-    Back ends plug in as two functions: `encode_plain(text) -> ids` for text with no special
-    tokens in it, and `decode_ids(ids, skip_special) -> str`.
+    Back ends plug in as two functions: `encode_plain(text) -> ids`, the back end's own
+    encoding of plain text (it must never emit a control id: SentencePiece never does, HF
+    `tokenizers` only with `encode_special_tokens`), and `decode_ids(ids, skip_special)`.
     """
 
     hf_tokenizer: Any = None  # the underlying `tokenizers.Tokenizer` for HF-backed ones
@@ -377,9 +460,19 @@ class Tokenizer:
     def __repr__(self) -> str:
         return f"Tokenizer({self.name}, vocab_size={self.vocab_size}, bos={self.bos_id}, eos={self.eos_id})"
 
-    def encode(self, text: str, add_bos: bool | None = None, parse_special: bool = True) -> list[int]:
-        """Token ids for `text`. `add_bos=None` follows the model's convention (Gemma: yes,
-        SmolLM2/Qwen: no). With `parse_special`, control-token texts become their ids."""
+    def encode(self, text: str, add_bos: bool | None = None,
+               parse_special: bool = False) -> list[int]:
+        """Token ids for `text` (a list of ints in [0, vocab_size)).
+
+        `add_bos=None` follows the model's convention (Gemma: yes, SmolLM2/Qwen: no).
+        A plain str is plain text unless `parse_special=True` (trusted text only): control
+        tokens are then parsed, as llama.cpp's `tokenize(..., special=True)`. Without it,
+        control-token texts stay characters; user-defined pieces (Gemma's '\\n\\n', HTML
+        tags) are matched either way, as SentencePiece and llama.cpp do.
+        A `TemplateText` (a chat template's output) ignores `parse_special`: its marker
+        segments are parsed, its other segments are plain text.
+        Raises TypeError for a non-str, ValueError for add_bos without a BOS token.
+        """
         if not isinstance(text, str):
             raise TypeError(f"encode expects str, got {type(text).__name__}")
         add_bos = self.add_bos_default if add_bos is None else add_bos
@@ -388,12 +481,17 @@ class Tokenizer:
             if self.bos_id is None:
                 raise ValueError(f"{self.name} has no BOS token; call encode(..., add_bos=False)")
             ids.append(self.bos_id)
-        split = self._split_special if parse_special else self._split_user_defined
-        for piece in split(text):
-            if isinstance(piece, int):
-                ids.append(piece)
-            else:
-                ids.extend(self._encode_plain(piece))
+        if isinstance(text, TemplateText):
+            segments = text.segments
+        else:
+            segments = ((str(text), parse_special),)
+        for segment, special in segments:
+            split = self._split_special if special else self._split_user_defined
+            for piece in split(segment):
+                if isinstance(piece, int):
+                    ids.append(piece)
+                else:
+                    ids.extend(self._encode_plain(piece))
         return ids
 
     def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
@@ -408,9 +506,11 @@ class Tokenizer:
     def has_chat_template(self) -> bool:
         return self._chat_renderer is not None
 
-    def apply_chat_template(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
-        """Renders `messages` in the model's chat format (a str; encode it with the default
-        add_bos). Raises ValueError for models without a chat format."""
+    def apply_chat_template(self, messages: Sequence[Message],
+                            add_generation_prompt: bool = True) -> TemplateText:
+        """Renders `messages` in the model's chat format: a `TemplateText` (a str) whose
+        markers alone `encode` parses as control tokens (the contents stay plain text); encode
+        it with the default add_bos. Raises ValueError for models without a chat format."""
         if self._chat_renderer is None:
             raise ValueError(f"{self.name} has no chat template; use a plain completion prompt")
         return self._chat_renderer(messages, add_generation_prompt=add_generation_prompt)
@@ -655,8 +755,13 @@ def from_tokenizer_json(path: str | os.PathLike, config_path: str | os.PathLike 
     pad_id = find("pad_token", ("<|finetune_right_pad_id|>", "<pad>", "<|endoftext|>"))
     add_bos = bool(config.get("add_bos_token", bos_id is not None)) and bos_id is not None
 
+    # A copy that leaves special added tokens as text (`<|im_end|>` -> '<', '|', ...): the
+    # Tokenizer decides where control tokens are parsed; the back end must not re-parse them.
+    plain_hf = HFTokenizer.from_str(hf.to_str())
+    plain_hf.encode_special_tokens = True
+
     def encode_plain(text: str) -> list[int]:
-        return hf.encode(text, add_special_tokens=False).ids
+        return plain_hf.encode(text, add_special_tokens=False).ids
 
     def decode_ids(ids: Sequence[int], skip_special: bool) -> str:
         return hf.decode(list(ids), skip_special_tokens=skip_special)

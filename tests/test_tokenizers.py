@@ -84,10 +84,15 @@ def test_goldens_belong_to_these_strings(strings, name):
     assert len(golden["ids"]) == len(strings)
 
 
+def _trusted(tokenizer, text, **kwargs):
+    """The goldens are llama.cpp's `tokenize(..., special=True)`: control tokens parsed."""
+    return tokenizer.encode(text, parse_special=True, **kwargs)
+
+
 def _assert_ids_match(tokenizer, strings, golden):
-    mismatches = [k for k, s in enumerate(strings) if tokenizer.encode(s, add_bos=False) != golden["ids"][k]]
-    detail = [(k, strings[k][:60], tokenizer.encode(strings[k], add_bos=False)[:12], golden["ids"][k][:12])
-              for k in mismatches[:3]]
+    ours = [_trusted(tokenizer, s, add_bos=False) for s in strings]
+    mismatches = [k for k in range(len(strings)) if ours[k] != golden["ids"][k]]
+    detail = [(k, strings[k][:60], ours[k][:12], golden["ids"][k][:12]) for k in mismatches[:3]]
     assert not mismatches, f"{len(mismatches)}/{len(strings)} strings differ from llama.cpp, e.g. {detail}"
 
 
@@ -104,7 +109,7 @@ def test_bos_convention_equals_llama_cpp(request, strings, name):
     tokenizer = request.getfixturevalue("gemma" if name == "gemma3" else "smollm2")
     golden = _golden(name)
     for k, ids in golden["with_bos"].items():
-        assert tokenizer.encode(strings[int(k)]) == ids  # add_bos=None: the model's own rule
+        assert _trusted(tokenizer, strings[int(k)]) == ids  # add_bos=None: the model's own rule
 
 
 @pytest.mark.parametrize("name", ["gemma3", "smollm2"])
@@ -114,6 +119,7 @@ def test_decode_round_trips_and_equals_llama_cpp_detokenize(request, strings, na
     for k, (s, ids) in enumerate(zip(strings, golden["ids"])):
         expected = golden["detokenized_if_different"].get(str(k), s)
         assert tokenizer.decode(ids) == expected, (k, s[:60])
+        assert tokenizer.decode(_trusted(tokenizer, s, add_bos=False)) == s, (k, s[:60])
         assert tokenizer.decode(tokenizer.encode(s, add_bos=False)) == s, (k, s[:60])
 
 
@@ -137,16 +143,17 @@ def test_smollm2_special_ids(smollm2):
 
 
 def test_parse_special_false_keeps_control_text_but_splits_user_defined(gemma):
-    assert gemma.encode("<start_of_turn>", add_bos=False) == [105]
+    assert gemma.encode("<start_of_turn>", add_bos=False, parse_special=True) == [105]
     plain = gemma.encode("<start_of_turn>", add_bos=False, parse_special=False)
     assert 105 not in plain and gemma.decode(plain) == "<start_of_turn>"
+    assert gemma.encode("<start_of_turn>", add_bos=False) == plain  # plain text by default
     assert gemma.encode("a\n\nb", add_bos=False, parse_special=False) == gemma.encode("a\n\nb", add_bos=False)
     assert 108 in gemma.encode("a\n\nb", add_bos=False)  # '\n\n' is a user-defined piece
 
 
 def test_decode_skip_special(gemma, smollm2):
     assert gemma.decode([2, 105] + gemma.encode("user", add_bos=False) + [106], skip_special=True) == "user"
-    ids = smollm2.encode("<|im_start|>user\nhi<|im_end|>")
+    ids = smollm2.encode("<|im_start|>user\nhi<|im_end|>", parse_special=True)
     assert smollm2.decode(ids, skip_special=True) == "user\nhi"
     with pytest.raises(ValueError, match="out of range"):
         smollm2.decode([49152])
@@ -238,7 +245,7 @@ def test_tokenizer_json_qwen_style(tmp_path):
     assert (tok.vocab_size, tok.bos_id, tok.eos_id, tok.pad_id) == (19, None, 18, 16)
     assert tok.stop_ids == (16, 18)
     assert tok.encode("hello world") == [13, 14, 3, 6, 2, 7]  # hello | Ġw o r l d
-    assert tok.encode("<|im_start|>hello<|im_end|>") == [17, 13, 18]
+    assert tok.encode("<|im_start|>hello<|im_end|>", parse_special=True) == [17, 13, 18]
     assert tok.decode([17, 13, 18]) == "<|im_start|>hello<|im_end|>"
     assert tok.decode([17, 13, 18], skip_special=True) == "hello"
     assert tok.apply_chat_template([{"role": "user", "content": "hello"}]) == (
@@ -285,7 +292,7 @@ def test_sentencepiece_model_file_equals_sentencepiece(tmp_path):
         assert tok.decode(tok.encode(text, add_bos=False)) == text
         assert tok.decode(tok.encode(text)) == "<s>" + text  # specials are written out
     turn = reference.piece_to_id("<start_of_turn>")
-    assert tok.encode("<start_of_turn>the", add_bos=False) == [turn] + reference.encode("the")
+    assert _trusted(tok, "<start_of_turn>the", add_bos=False) == [turn] + reference.encode("the")
     assert tok.has_chat_template and tok.stop_ids == (1, reference.piece_to_id("<end_of_turn>"))
 
 
@@ -346,7 +353,7 @@ def test_tiny_gpt2_gguf_pre_tokenizers(tmp_path):
     # smollm splits digits one by one before BPE, so "12" never merges; gpt2 keeps "12" whole.
     assert t_smol.encode("hello 12") == [base + 3, byte_id["Ġ"], byte_id["1"], byte_id["2"]]
     assert t_gpt2.encode("hello12") == [base + 3, base + 4]
-    assert t_smol.encode("<|im_start|>hello<|im_end|>") == [1, base + 3, 2]
+    assert t_smol.encode("<|im_start|>hello<|im_end|>", parse_special=True) == [1, base + 3, 2]
     assert t_smol.decode(t_smol.encode("héllo ünïcode 12")) == "héllo ünïcode 12"
     assert t_smol.stop_ids == (0, 2)
 

@@ -105,6 +105,7 @@ def _rollout(ctx: PhaseContext, task_type: TaskType, role: Role, completion) -> 
 
 
 def _fits(ctx: PhaseContext, prompt: str) -> bool:
+  # Encoded as the sampler does: untrusted text in the prompt stays plain text.
   return len(ctx.tokenizer.encode(prompt)) <= ctx.config.max_prompt_tokens
 
 

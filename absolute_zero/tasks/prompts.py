@@ -2,7 +2,12 @@
 
 Prompts are plain completion-style text, which base models follow best (a chat template
 gave 0 valid proposals on SmolLM2, see models.md). Instruct models can pass ``wrap``, a
-callable that turns the finished prompt into their chat format.
+callable that turns the finished prompt into their chat format (``chat_wrap(tokenizer)``).
+
+Every prompt is untrusted text as far as the tokenizer is concerned: programs, inputs,
+outputs and messages come from models and buffers, so a prompt str is encoded as plain text
+(``Tokenizer.encode`` parses no control tokens in a str). Only a wrap's ``TemplateText``
+markers (``<|im_start|>``, ``<start_of_turn>``, ...) are encoded as control tokens.
 
 The answer format (read by ``parsers.py``; ``render_*`` below write it)
 -----------------------------------------------------------------------
@@ -76,6 +81,8 @@ class PromptConfig:
     banned_words: tuple[str, ...] = REFERENCE_BANNED_WORDS
     num_inputs: int = 10  # induction proposer: how many inputs to ask for
     time_limit_s: float = 10.0  # stated to the proposer; the sandbox enforces its own
+    # Its control markers count only in a `tokenizers.TemplateText` (see `chat_wrap`); a
+    # plain str from `wrap` is encoded as plain text throughout.
     wrap: Optional[ChatWrap] = None
     # End every prompt with an opened answer block (``<answer>`` and a newline), as
     # completion-style templates open the response for a base model: the completion is the
@@ -88,6 +95,17 @@ class PromptConfig:
     def response_prefix(self) -> str:
         """Text the prompt ends with that belongs to the response (the parser prepends it)."""
         return f"{ANSWER_OPEN}\n" if self.open_answer else ""
+
+
+def chat_wrap(tokenizer) -> ChatWrap:
+    """A ``PromptConfig.wrap`` that puts the prompt in one user turn of the tokenizer's chat
+    template; the result is a ``TemplateText`` whose markers alone are control tokens.
+    Raises ValueError (when called) for a tokenizer without a chat format."""
+
+    def wrap(prompt: str) -> str:
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}])
+
+    return wrap
 
 
 # --------------------------------------------------------------------------- writers
