@@ -8,7 +8,7 @@ setup(
     description="Absolute Zero self-play reinforcement learning (proposer + solver) in JAX",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["absolute_zero", "absolute_zero.*", "experiments"]),
     # Package data (also listed in MANIFEST.in for the sdist): the seed tasks written for
     # --seed_dataset (absolute_zero/tasks/seed_data.py).
@@ -39,6 +39,8 @@ setup(
         "sympy>=1.12",
     ],
     extras_require={
+        # gs:// checkpoint directories: Orbax and etils reach them through fsspec + gcsfs.
+        "gcs": ["gcsfs>=2024.2"],
         "test": [
             "pytest>=8",
             # Parity references only; the CPU build lies on these machines' disk.

@@ -84,7 +84,8 @@ KNOBS: tuple[Knob, ...] = (
        "Inputs asked of the induction proposer; the prompt asks for this many and the "
        "parser requires them (reference 10).", default=4),
     _k("seed_batch_factor", "selfplay", "seed_batch_factor", G_ROLLOUT,
-       "Seeding fills every buffer to batch_size x this."),
+       "Seeding from the zero triplet fills every buffer to batch_size x this (reference "
+       "4; the built-in seed dataset already fills batch_size x 1).", default=1),
     _k("max_seed_rounds", "selfplay", "max_seed_rounds", G_ROLLOUT,
        "Stop seeding from the zero triplet after this many proposer rounds (reference: "
        "until full; 0 skips it, e.g. with --seed_dataset).", default=2),

@@ -19,13 +19,14 @@
 #               checkpoint across machines and cannot be restored.
 # Optional variables:
 #   PROJECT     GCP project (default: gcloud's configured one).
-#   LOG_DIR     metrics/TensorBoard directory; only process 0 writes it (default
-#               $REPO_DIR/runs/<TPU_NAME>, on worker 0's disk; may be gs://... for
-#               TensorBoard, but metrics.jsonl needs a local or mounted path).
+#   LOG_DIR     the run directory (metrics.jsonl, TensorBoard events, samples, plot);
+#               only process 0 writes it. A local or mounted path (default
+#               $REPO_DIR/runs/<TPU_NAME>, on worker 0's disk): experiments/azr.py
+#               refuses gs:// here, since its logs are appended to line by line.
 #   REPO_DIR    repository path on the workers (default: $HOME/absolute-zero, expanded
 #               on the worker).
 #   SYNC=1      first copy this checkout to REPO_DIR on every worker (gcloud scp) and
-#               `pip install -e .` there with jax[tpu].
+#               `pip install -e '.[gcs]'` there with jax[tpu] (gcsfs: gs:// CKPT_DIR).
 #   PYTHON      interpreter on the workers (default python3).
 # Further arguments go to experiments/azr.py on every worker (quoted safely).
 #
@@ -56,7 +57,7 @@ if [[ "${SYNC:-0}" == 1 ]]; then
   gcloud compute tpus tpu-vm scp /tmp/azr-src.tgz "$TPU_NAME":/tmp/azr-src.tgz \
     "${GCLOUD_ARGS[@]}" --worker=all
   on_all_workers "tar -C $REPO_DIR -xzf /tmp/azr-src.tgz && cd $REPO_DIR && \
-    $PYTHON -m pip install -q -e . 'jax[tpu]>=0.10.2,<0.11'"
+    $PYTHON -m pip install -q -e '.[gcs]' 'jax[tpu]>=0.10.2,<0.11'"
 fi
 
 # "$@" quoted for the remote shell.

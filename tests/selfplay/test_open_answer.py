@@ -1,0 +1,79 @@
+"""The opened answer block: prompts end with it, and the parser reads prefix + completion.
+
+A stub sampler returns fixed completions, so the wiring from `PromptConfig.open_answer`
+through `phases.solve` to the grader and the rewards is checked on answers whose grade is
+known by hand: right, wrong, and never closed.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from absolute_zero.sandbox import SandboxLimits, SandboxPool
+from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.phases import PhaseContext, solve
+from absolute_zero.tasks.prompts import ANSWER_OPEN, PromptConfig, build_prompt
+from absolute_zero.tasks.types import Role, TaskType, Triplet
+
+TRIPLET = Triplet("def f(x):\n    return [x, x + 1]", "3", "[3, 4]")
+
+
+@dataclasses.dataclass
+class _Completion:
+  text: str
+  finish_reason: str
+  prompt_token_ids: tuple = (1, 2)
+  token_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(3, np.int32))
+  logprobs: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3, np.float32))
+
+
+class _StubSampler:
+  def __init__(self, completions):
+    self.completions, self.prompts = completions, []
+
+  def generate(self, prompts, **kwargs):
+    self.prompts.extend(prompts)
+    return self.completions
+
+
+class _Chars:
+  def encode(self, text):
+    return list(text)
+
+
+@pytest.mark.parametrize("role, task_type", [(r, t) for r in Role for t in TaskType])
+def test_every_prompt_ends_with_the_opened_block(role, task_type):
+  from absolute_zero.tasks.types import InductionTask, IOPair
+  task = (InductionTask("def f(x):\n    return x", (IOPair("1", "1"),), (IOPair("2", "2"),),
+                        "identity") if task_type is TaskType.INDUCTION else TRIPLET)
+  kwargs = ({"references": [TRIPLET]} if role is Role.PROPOSE and task_type is not
+            TaskType.INDUCTION else {"program": TRIPLET.program} if role is Role.PROPOSE
+            else {"task": task})
+  opened = build_prompt(task_type, role, config=PromptConfig(open_answer=True), **kwargs)
+  closed = build_prompt(task_type, role, config=PromptConfig(open_answer=False), **kwargs)
+  assert opened == closed + ANSWER_OPEN + "\n"
+  assert not closed.endswith(ANSWER_OPEN + "\n")
+
+
+@pytest.mark.parametrize("open_answer", [True, False])
+def test_solver_answers_are_graded_with_the_prefix(open_answer):
+  prefix = "" if open_answer else "reasoning\n<answer>\n"
+  completions = [
+      _Completion(prefix + "[3, 4]\n", "stop"),  # right
+      _Completion(prefix + "[3, 5]\n", "stop"),  # wrong
+      _Completion(prefix + "[3, 4] and more", "length"),  # never closed: format error
+      _Completion("[3, 4]\n", "stop"),  # right only if the prompt opened the block
+  ]
+  config = SelfPlayConfig(prompts=PromptConfig(open_answer=open_answer))
+  sampler = _StubSampler(completions)
+  with SandboxPool(1, SandboxLimits(timeout_s=5, cpu_s=5)) as pool:
+    ctx = PhaseContext(sampler=sampler, tokenizer=_Chars(), pool=pool, config=config)
+    rollouts = solve(ctx, [(TaskType.DEDUCTION, TRIPLET)] * 4, 1, key=None)
+  assert all(p.endswith(ANSWER_OPEN + "\n") == open_answer for p in sampler.prompts)
+  rewards = [r.reward for r in rollouts]
+  wrong, bad = config.rewards.wrong_reward, config.rewards.format_error_reward
+  assert rewards[:3] == [1.0, wrong, bad]
+  assert rewards[3] == (1.0 if open_answer else bad)
+  if open_answer:
+    assert rollouts[0].text == "<answer>\n[3, 4]\n</answer>"
