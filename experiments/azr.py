@@ -228,7 +228,7 @@ def _check_saved_config(checkpointer, latest, checkpoint_dir):
         f"--checkpoint_dir={checkpoint_dir}: step {latest} cannot be read "
         f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); it is corrupt or not "
         "written by experiments.azr: move it away or pass a fresh --log_dir") from None
-  if not isinstance(saved, dict) or "selfplay" not in saved:
+  if not isinstance(saved, dict) or not {"selfplay", "model"} & set(saved):
     raise cli.InputError(f"--checkpoint_dir={checkpoint_dir}: step {latest} holds no "
                          "self-play run config (not written by experiments.azr); pass a "
                          "fresh --log_dir")
