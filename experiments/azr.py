@@ -6,14 +6,16 @@
 
 Each step: the proposer proposes for every task type, the sandbox validates, the solver
 answers buffer tasks (and `n_solver_samples` answers per new proposal to price it), rewards
-become task-relative advantages, and one clipped-surrogate update is applied. Checkpoints
-(params, optimizer, step, RNG, buffers, config) go to --checkpoint_dir; a rerun with the
-same directory resumes from the last complete checkpoint. Metrics go to --log_dir as
-metrics.jsonl and TensorBoard event files (plot them with experiments/plot_run.py), and
-every rollout's text, status and reward to samples.jsonl.
+become task-relative advantages, and one clipped-surrogate update is applied
+(docs/method.md). Checkpoints (params, optimizer state, step, buffers, the run config) go
+to --checkpoint_dir; rerunning the same command resumes from the last complete checkpoint,
+whose saved config wins over flags left out (a given flag that differs is an error unless
+--override_saved_config). Metrics go to --log_dir (the run directory) as metrics.jsonl and
+TensorBoard event files, every rollout's text, status and reward to samples.jsonl, and a
+plot to plot.png. Paths may be relative, start with ~, or (checkpoints) be gs://.
 
-Defaults are a small CPU configuration that shows the loop working in minutes; the
-reference values (spec §5–6) are given in each flag's help.
+Defaults are a small CPU demonstration that shows the loop working in minutes; the
+reference values are given in each flag's help (--helpfull lists every flag, grouped).
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ flags.DEFINE_integer("sandbox_workers", 0, "Sandbox worker processes (0: one per
                      "core).", module_name=G_BUDGET)
 flags.DEFINE_bool("plot", True, "Write plot.png into the run directory at the end.",
                   module_name=G_BUDGET)
+
+# --helpshort lists these (absl's key flags of the main module).
+for _name in ("model", "log_dir", "steps", "task_types", "batch_size", "learning_rate",
+              "seed", "seed_dataset", "mesh", "checkpoint_dir"):
+  flags.declare_key_flag(_name)
 
 DEFAULT_LOG_DIR = "runs/azr-default"
 SAMPLES_FILE = "samples.jsonl"
