@@ -10,6 +10,12 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["absolute_zero", "absolute_zero.*", "experiments"]),
+    # The benchmark files (CRUXEval and the math sets, 3.3 MB) with their MIT licences, so
+    # evaluation works from a non-editable install with no data flag. MANIFEST.in names
+    # them for source distributions too.
+    package_data={"absolute_zero.evaluation": ["benchmark_data/README.md",
+                                               "benchmark_data/**/LICENSE",
+                                               "benchmark_data/**/*.jsonl"]},
     install_requires=[
         # Core numerics. jax and jaxlib move together; flax/optax/orbax are pinned to the
         # releases tested with this jax (see BUILD.md for GPU/TPU extras).
