@@ -21,12 +21,14 @@ absolute_zero/evaluation/report.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 
 from absl import flags
+from absl import logging as absl_logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -155,13 +157,29 @@ def _model_source() -> tuple[str, str]:
     return kind, where
 
 
+@contextlib.contextmanager
+def _quiet_checkpoint_reads():
+    """Orbax warns that a reader's manager is read-only and logs the content of a corrupt
+    metadata file before raising; the error line says it all. --verbosity shows them."""
+    if FLAGS["verbosity"].present:
+        yield
+        return
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.FATAL)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(level)
+
+
 def _check_run_checkpoint(value: str, directory: str) -> None:
     """The run's latest step has a readable saved config and tokenizer source."""
     from absolute_zero.checkpointing import CheckpointError
     from absolute_zero.models.loading import load_run_checkpoint
 
     try:
-        _, _, tokenizer_source = load_run_checkpoint(directory, params_too=False)
+        with _quiet_checkpoint_reads():
+            _, _, tokenizer_source = load_run_checkpoint(directory, params_too=False)
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         raise cli.InputError(f"--model={value}: {e}") from None
     if FLAGS.tokenizer is None:
@@ -216,14 +234,17 @@ def _load(source: str, tokenizer_source: str | None, mesh):
     from absolute_zero.models.loading import load_policy
 
     try:
-        return load_policy(source, tokenizer_source, param_dtype=FLAGS.param_dtype,
-                           dtype=FLAGS.dtype)
+        with _quiet_checkpoint_reads():
+            return load_policy(source, tokenizer_source, param_dtype=FLAGS.param_dtype,
+                               dtype=FLAGS.dtype)
     except (FileNotFoundError, ValueError, CheckpointError) as e:  # import errors are ValueErrors
         raise cli.InputError(f"--model={FLAGS.model}: {e}") from None
 
 
 def main(argv):
     del argv  # cli.run refuses positional arguments
+    if not FLAGS["verbosity"].present:  # Orbax logs every restore at INFO
+        absl_logging.set_verbosity(absl_logging.WARNING)
     benchmarks = _benchmarks()
     ks = _check_numbers()
     output = _output_path()

@@ -22,6 +22,7 @@ import re
 from collections import defaultdict
 
 from absl import flags
+from absl import logging as absl_logging
 
 from absolute_zero.metrics import METRICS_FILE, PLOT_FILE
 from absolute_zero.selfplay import metric_names
@@ -141,6 +142,8 @@ def plot_run(run_dir: str, out: str | None = None, *, per_group: bool = False,
 
 def main(argv):
   del argv  # cli.run refuses positional arguments
+  if not FLAGS["verbosity"].present:  # matplotlib logs its font-cache build at INFO
+    absl_logging.set_verbosity(absl_logging.WARNING)
   cli.check(FLAGS.run_dir is not None, "--run_dir is required: the run directory (azr's "
             "--log_dir) that holds metrics.jsonl")
   cli.at_least("columns", 1)
@@ -152,6 +155,13 @@ def main(argv):
             f"{run_dir}; give the directory a run wrote (azr's --log_dir)")
   out = cli.path_flag("out", kind="file") or os.path.join(os.path.dirname(metrics), PLOT_FILE)
   cli.ensure_writable_file(out, "--out", FLAGS.out)
+  from absolute_zero.metrics import read_metrics
+  try:  # before matplotlib loads
+    empty = not group_series(read_metrics(metrics))
+  except ValueError as e:
+    raise cli.InputError(f"--run_dir={FLAGS.run_dir}: {e}") from None
+  cli.check(not empty, f"--run_dir={FLAGS.run_dir}: {metrics} holds no numeric metrics to "
+            "plot (did the run finish a step?)")
   try:
     written = plot_run(run_dir, out, per_group=FLAGS.per_group, columns=FLAGS.columns)
   except (FileNotFoundError, ValueError) as e:
