@@ -227,7 +227,7 @@ def _check_graders(benchmarks, data_dir, output) -> None:
             json.dump(results, f, indent=1)
 
 
-def _load(source: str, tokenizer_source: str | None, mesh):
+def _load(source: str, tokenizer_source: str | None):
     """(model config, params, tokenizer); a checkpoint whose files turn out unreadable, or a
     tokenizer that does not fit, is bad input (InputError)."""
     from absolute_zero.checkpointing import CheckpointError
@@ -273,7 +273,7 @@ def main(argv):
         print("warning: --n_samples > 1 with greedy decoding gives identical samples; "
               "set --temperature > 0 for pass@k", file=sys.stderr)
     start = time.perf_counter()
-    model_config, params, tokenizer = _load(source, tokenizer_source, mesh)
+    model_config, params, tokenizer = _load(source, tokenizer_source)
     sampler = Sampler(model_config, params, tokenizer,
                       mesh=None if mesh.devices.size == 1 else mesh)
     load_s = time.perf_counter() - start
