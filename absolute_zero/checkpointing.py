@@ -233,13 +233,16 @@ def ensure_writable(directory: str | os.PathLike) -> epath.Path:
 class RunCheckpointer:
   """Keep-last-N checkpoints of a run in one directory (Orbax CheckpointManager)."""
 
-  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
+  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True,
+               read_only: bool = False):
+    """`read_only`: for readers such as evaluation: nothing is created, probed or cleaned
+    up (a live run's unfinished save in the same directory is left alone); `save` fails."""
     if keep < 1:
       raise ValueError(f"keep must be >= 1, got {keep}")
-    self.directory = ensure_writable(directory)
+    self.directory = epath.Path(directory) if read_only else ensure_writable(directory)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
-        cleanup_tmp_directories=True)
+        max_to_keep=keep, create=not read_only, enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=not read_only, read_only=read_only)
     # Handlers named up front so a freshly opened manager can read item metadata.
     handlers = {TRAIN_STATE: ocp.StandardCheckpointHandler()}
     handlers.update({name: ocp.JsonCheckpointHandler() for name in (META, BUFFERS, CONFIG, EXTRA)})

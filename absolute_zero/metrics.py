@@ -1,14 +1,18 @@
 """What happened in a run: per-step metrics as JSONL and TensorBoard, progress, phase times.
 
-Key convention (flat, '/'-separated; `experiments/plot_run.py` groups by it):
-  `{task}/{role}/{metric}`   per (task type, role), e.g. `deduction/solve/mean_reward`,
+Key convention (flat, '/'-separated; `experiments/plot_run.py` groups by it). The names a
+self-play run writes are defined once, in `absolute_zero/selfplay/metric_names.py`:
+  `{task}/{role}/{metric}`   per (task type, role), e.g. `deduction/solve/reward_mean`,
                              `abduction/propose/validity_rate`, `induction/solve/solve_rate`,
+                             `deduction/propose/solve_rate_of_valid`,
                              `deduction/propose/format_failure_rate`,
-                             `deduction/solve/advantage_mean`, `.../response_length_mean`;
-  `buffer/{task}/size`       buffer sizes;
-  `time/{phase}`             seconds per phase (generation, sandbox, update);
-  `throughput/{name}`        e.g. `throughput/tokens_per_s`;
-  `learner/{name}`           loss, grad norm, ...
+                             `deduction/solve/advantage_mean`, `.../advantage_std`,
+                             `.../response_tokens_mean`, `.../count`;
+  `buffer/{task}`            buffer sizes;
+  `time/{phase}_s`           seconds per phase (generation, sandbox, other_host, update, step);
+  `throughput/{name}`        e.g. `throughput/generation_tokens_per_s`;
+  `learner/{name}`           loss, grad norm, ...;
+  `seed/{name}`              the seeding rounds (step 0): rounds, proposals, accepted, seconds.
 Nested dicts are flattened into this form (`{"deduction": {"solve": {...}}}`).
 
 One JSON object per line in `metrics.jsonl`: `{"step": int, "time": unix seconds, <key>:
@@ -30,6 +34,7 @@ from typing import Any, Callable, Iterator, Mapping, TextIO
 import numpy as np
 
 METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "plot.png"  # the run's plot, in the run directory (azr, plot_run, launch/)
 NONFINITE_KEY = "nonfinite"
 _RESERVED = ("step", "time", NONFINITE_KEY)
 

@@ -88,7 +88,7 @@ for _name in ("model", "log_dir", "steps", "task_types", "batch_size", "learning
 
 DEFAULT_LOG_DIR = "runs/azr-default"
 SAMPLES_FILE = "samples.jsonl"
-PLOT_FILE = "plot.png"
+from absolute_zero.metrics import PLOT_FILE  # noqa: E402  (one name for azr, plot_run, launch/)
 # --log_dir is absl's own flag (absl.logging defines it, for its log files); we use it as
 # the run directory: metrics.jsonl, TensorBoard events, samples.jsonl, plot.png and
 # checkpoints/ go there (default: runs/azr-default, relative to the working directory).

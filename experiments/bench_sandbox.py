@@ -32,10 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absolute_zero.sandbox import SandboxPool, execute, grade_deduction, validate_proposals  # noqa: E402
 from absolute_zero.sandbox.azr import REFERENCE_BANNED  # noqa: E402
+from absolute_zero.evaluation.data import default_data_dir  # noqa: E402
 
-_DEFAULT_DATA = os.environ.get(
-    "AZR_DATA_DIR",
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"))
+_DEFAULT_DATA = default_data_dir()  # $AZR_DATA_DIR, else the packaged benchmark data
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", _DEFAULT_DATA, "Directory holding cruxeval/cruxeval.jsonl.")

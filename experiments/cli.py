@@ -48,6 +48,25 @@ def _flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
   return parse
 
 
+def _drop_closed_loop_callbacks() -> None:
+  """Installs a `sys.unraisablehook` that drops TensorStore's late callbacks.
+
+  When an Orbax restore fails (e.g. a truncated checkpoint file), reads still in flight
+  finish after Orbax has closed its asyncio loop and each reports an unraisable
+  `RuntimeError('Event loop is closed')` with a traceback; the restore's own error says
+  what went wrong, so those are dropped. Every other unraisable exception is printed.
+  """
+  default = sys.unraisablehook
+
+  def hook(unraisable) -> None:
+    exc = unraisable.exc_value
+    if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+      return
+    default(unraisable)
+
+  sys.unraisablehook = hook
+
+
 def run(main: Callable[[list[str]], None], prog: str) -> None:
   """`absl.app.run` with one-line flag errors and `InputError` -> exit 2."""
 
@@ -57,6 +76,7 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
     except InputError as e:
       fail(prog, e)
 
+  _drop_closed_loop_callbacks()
   app.run(guarded, flags_parser=_flags_parser(prog))
 
 
@@ -111,6 +131,29 @@ def ensure_writable_dir(path: str, flag: str) -> None:
   except OSError as e:
     raise InputError(f"{flag}={path} is not writable ({e.strerror or type(e).__name__}); "
                      f"pass a {flag} you can write to") from None
+
+
+def ensure_writable_file(path: str, flag: str, value: str | None = None) -> None:
+  """Local file `path` can be written: not a directory, its folder created and writable.
+
+  Raises InputError naming `flag` (and the `value` the user typed) otherwise.
+  """
+  if paths.is_remote(path):
+    return
+  shown = f"{flag}={value if value is not None else path}"
+  if os.path.isdir(path):
+    raise InputError(f"{shown}: {path} is a directory; give a file name")
+  directory = os.path.dirname(path)
+  probe = os.path.join(directory, f".write_probe-{os.getpid()}")
+  try:
+    os.makedirs(directory, exist_ok=True)
+    with open(probe, "w") as f:
+      f.write("probe")
+    os.remove(probe)
+  except OSError as e:
+    raise InputError(f"{shown}: cannot write to {directory} "
+                     f"({e.strerror or type(e).__name__}); pass a {flag} you can write "
+                     "to") from None
 
 
 def check(condition: bool, message: str) -> None:

@@ -1,12 +1,17 @@
 """Draws a run's curves from its metrics.jsonl into PNG files (matplotlib, Agg backend).
 
-  python -m experiments.plot_run --run_dir=runs/azr-default [--out=plot.png] [--per_group]
+  python -m experiments.plot_run --run_dir=runs/azr-default [--out=FILE.png] [--per_group]
 
 One subplot per metric: `{task}/{role}/{metric}` keys are grouped by `{metric}` with one
 line per (task, role) (mean reward, validity rate, solve rate, format-failure rate,
-advantage stats, response lengths, ...); `buffer/...`, `time/...`, `throughput/...` and
-`learner/...` keys each get one subplot per namespace. Whatever keys the log holds are
-drawn; null (non-finite) values leave gaps. `--per_group` also writes one PNG per subplot.
+advantage stats, response lengths, ...); `buffer/...`, `time/...`, `throughput/...`,
+`learner/...`, `seed/...` and `solver/...` keys each get one subplot per namespace. The
+names, their order and titles come from absolute_zero/selfplay/metric_names.py, where the
+run takes them from too. Whatever keys the log holds are drawn; null (non-finite) values
+leave gaps. The default output is <run_dir>/plot.png (metrics.PLOT_FILE, the file
+experiments/azr.py writes); `--per_group` also writes one PNG per subplot beside it.
+Paths are relative to the working directory, with `~` expanded. Bad input (a missing run
+directory, no metrics.jsonl, nothing to plot) is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,27 +19,28 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from collections import defaultdict
 
-from absl import app, flags
+from absl import flags
+from absl import logging as absl_logging
+
+from absolute_zero.metrics import METRICS_FILE, PLOT_FILE
+from absolute_zero.selfplay import metric_names
+from experiments import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", None, "Run directory holding metrics.jsonl (the --log_dir).")
-flags.DEFINE_string("out", None, "Output PNG (default: <run_dir>/plots.png).")
+flags.DEFINE_string("run_dir", None, "Run directory holding metrics.jsonl (the --log_dir), "
+                    "or the metrics.jsonl file itself.")
+flags.DEFINE_string("out", None, f"Output PNG (default: <run_dir>/{PLOT_FILE}).")
 flags.DEFINE_bool("per_group", False, "Also write one PNG per subplot next to --out.")
 flags.DEFINE_integer("columns", 3, "Subplots per row.")
 
+PROG = "plot_run"
 # Namespaces plotted as one subplot each (lines: the rest of the key).
-NAMESPACES = ("buffer", "time", "throughput", "learner")
+NAMESPACES = metric_names.NAMESPACES
 # Subplot order: these first (when present), the rest alphabetically.
-PREFERRED_ORDER = ("mean_reward", "validity_rate", "solve_rate", "format_failure_rate",
-                   "advantage_mean", "advantage_std", "response_length_mean", "buffer",
-                   "throughput", "time", "learner")
-TITLES = {"mean_reward": "mean reward", "validity_rate": "validity rate of proposals",
-          "solve_rate": "solve rate", "format_failure_rate": "format-failure rate",
-          "buffer": "buffer sizes", "time": "phase times (s)", "throughput": "throughput",
-          "learner": "learner"}
+PREFERRED_ORDER = metric_names.PLOT_ORDER
+TITLES = metric_names.TITLES
 
 
 def group_series(records: list[dict]) -> dict[str, dict[str, list[tuple[int, float]]]]:
@@ -79,23 +85,33 @@ def _draw(ax, title: str, lines: dict[str, list[tuple[int, float]]]) -> None:
     ax.legend(fontsize=6, loc="best")
 
 
+def metrics_path(run_dir: str) -> str:
+  """The metrics file of `run_dir` (a run directory or a .jsonl file)."""
+  return run_dir if run_dir.endswith(".jsonl") else os.path.join(run_dir, METRICS_FILE)
+
+
 def plot_run(run_dir: str, out: str | None = None, *, per_group: bool = False,
              columns: int = 3) -> list[str]:
-  """Writes the grid PNG (and per-group PNGs); returns the paths written."""
+  """Writes the grid PNG (and per-group PNGs); returns the paths written.
+
+  Raises:
+    FileNotFoundError: no metrics file at `run_dir`.
+    ValueError: the file holds no numeric metrics, or a line that is not JSON.
+  """
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
   from absolute_zero.metrics import read_metrics
 
-  path = run_dir if run_dir.endswith(".jsonl") else os.path.join(run_dir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = metrics_path(run_dir)
+  if not os.path.isfile(path):
     raise FileNotFoundError(f"no metrics file at {path}")
   groups = group_series(read_metrics(path))
   if not groups:
     raise ValueError(f"{path} holds no numeric metrics to plot")
   names = ordered_groups(groups)
-  out = out or os.path.join(os.path.dirname(path), "plots.png")
+  out = out or os.path.join(os.path.dirname(path), PLOT_FILE)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 
   columns = max(1, min(columns, len(names)))
@@ -125,18 +141,34 @@ def plot_run(run_dir: str, out: str | None = None, *, per_group: bool = False,
 
 
 def main(argv):
-  del argv
-  if not FLAGS.run_dir:
-    raise app.UsageError("--run_dir is required")
+  del argv  # cli.run refuses positional arguments
+  if not FLAGS["verbosity"].present:  # matplotlib logs its font-cache build at INFO
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  cli.check(FLAGS.run_dir is not None, "--run_dir is required: the run directory (azr's "
+            "--log_dir) that holds metrics.jsonl")
+  cli.at_least("columns", 1)
+  run_dir = cli.path_flag("run_dir", must_exist=True)
+  cli.check(not (os.path.isfile(run_dir) and not run_dir.endswith(".jsonl")),
+            f"--run_dir={FLAGS.run_dir}: {run_dir} is a file; give the run directory")
+  metrics = metrics_path(run_dir)
+  cli.check(os.path.isfile(metrics), f"--run_dir={FLAGS.run_dir}: no {METRICS_FILE} in "
+            f"{run_dir}; give the directory a run wrote (azr's --log_dir)")
+  out = cli.path_flag("out", kind="file") or os.path.join(os.path.dirname(metrics), PLOT_FILE)
+  cli.ensure_writable_file(out, "--out", FLAGS.out)
+  from absolute_zero.metrics import read_metrics
+  try:  # before matplotlib loads
+    empty = not group_series(read_metrics(metrics))
+  except ValueError as e:
+    raise cli.InputError(f"--run_dir={FLAGS.run_dir}: {e}") from None
+  cli.check(not empty, f"--run_dir={FLAGS.run_dir}: {metrics} holds no numeric metrics to "
+            "plot (did the run finish a step?)")
   try:
-    written = plot_run(FLAGS.run_dir, FLAGS.out, per_group=FLAGS.per_group,
-                       columns=FLAGS.columns)
+    written = plot_run(run_dir, out, per_group=FLAGS.per_group, columns=FLAGS.columns)
   except (FileNotFoundError, ValueError) as e:
-    print(f"plot_run: {e}", file=sys.stderr)
-    sys.exit(1)
+    raise cli.InputError(f"--run_dir={FLAGS.run_dir}: {e}") from None
   for path in written:
     print(path)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, PROG)

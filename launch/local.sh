@@ -8,7 +8,7 @@
 #   PLATFORM=gpu launch/local.sh --dtype=bfloat16  # one local GPU
 #
 # Variables (all optional):
-#   RUN_DIR       run directory: metrics.jsonl, TensorBoard events, plots.png and
+#   RUN_DIR       run directory: metrics.jsonl, TensorBoard events, plot.png and
 #                 checkpoints/ go here (default runs/azr-local). Rerunning with the same
 #                 RUN_DIR resumes from its last complete checkpoint (--resume=true).
 #   PLATFORM      JAX platform: cpu (default), gpu or tpu.
@@ -39,5 +39,6 @@ unset AZR_DISTRIBUTED JAX_COORDINATOR_ADDRESS JAX_NUM_PROCESSES JAX_PROCESS_ID
   --checkpoint_dir="$RUN_DIR/checkpoints" \
   "$@"
 
-# azr.py plots at the end as well (--plot); this also writes one PNG per metric group.
-"$PYTHON" -m experiments.plot_run --run_dir="$RUN_DIR" --out="$RUN_DIR/plots.png" --per_group
+# azr.py writes $RUN_DIR/plot.png at the end (--plot); this redraws it (same default name)
+# and also writes one PNG per metric group beside it.
+"$PYTHON" -m experiments.plot_run --run_dir="$RUN_DIR" --per_group

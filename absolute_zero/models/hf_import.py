@@ -48,10 +48,36 @@ def _rope(cfg: dict, layer_type: str | None) -> tuple[float, RopeScaling | None]
   raise CheckpointError(f"unsupported RoPE scaling type {kind!r} in config.json")
 
 
-def config_from_hf(cfg: dict, name: str = "hf") -> ModelConfig:
-  """A ModelConfig from a parsed HF `config.json` dict."""
+# config.json fields every supported family must state (no defensible default).
+REQUIRED_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers",
+                   "num_attention_heads", "intermediate_size")
+
+
+def config_from_hf(cfg: dict, name: str = "hf", source: str = "config.json") -> ModelConfig:
+  """A ModelConfig from a parsed HF `config.json` dict.
+
+  Raises:
+    CheckpointError: naming `source` and every missing field (REQUIRED_FIELDS, or a RoPE
+      scaling field), or an unsupported model type / layer pattern.
+  """
+  if not isinstance(cfg, dict):
+    raise CheckpointError(f"{source}: expected a JSON object, got {type(cfg).__name__}")
+  where = source
   if "text_config" in cfg and cfg.get("model_type") == "gemma3":
     cfg = {**cfg["text_config"], "model_type": "gemma3_text"}
+    where = f"{source} (text_config)"
+  missing = [f for f in REQUIRED_FIELDS if f not in cfg]
+  if missing:
+    raise CheckpointError(
+        f"{where} lacks required field{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(missing)} (is this a Hugging Face transformers checkpoint?)")
+  try:
+    return _config_from_hf(cfg, name)
+  except KeyError as e:
+    raise CheckpointError(f"{where} lacks field {e.args[0]!r}") from None
+
+
+def _config_from_hf(cfg: dict, name: str) -> ModelConfig:
   model_type = cfg.get("model_type")
   family = _FAMILIES.get(model_type)
   if family is None:
@@ -153,7 +179,12 @@ def load_hf_checkpoint(path: str | os.PathLike, config: ModelConfig | None = Non
   cfg_file = path / "config.json"
   if not cfg_file.exists():
     raise CheckpointError(f"{path}: no config.json (is this a Hugging Face checkpoint?)")
-  file_config = config_from_hf(json.loads(cfg_file.read_text()), name=path.name)
+  try:
+    parsed = json.loads(cfg_file.read_text(encoding="utf-8"))
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{cfg_file}: not valid JSON ({e}); the file is corrupt or "
+                          "truncated") from None
+  file_config = config_from_hf(parsed, name=path.name, source=str(cfg_file))
   if config is not None:
     check_config_matches(config, file_config, str(cfg_file))
     file_config = config

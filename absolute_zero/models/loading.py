@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -24,6 +25,20 @@ from absolute_zero.models.transformer import init_params
 DEFAULT_MODEL = "gemma3-270m"
 
 
+class ModelSourceError(ValueError):
+  """A model source that names no model: an unknown name, or a directory holding none.
+
+  A source that looks like a path and does not exist raises FileNotFoundError instead.
+  """
+
+
+# The folder of a run directory (experiments/azr.py --log_dir) that holds its checkpoints
+# when --checkpoint_dir is not given.
+RUN_CHECKPOINTS_SUBDIR = "checkpoints"
+# Orbax writes step N into `N.orbax-checkpoint-tmp-<time>` and renames it to `N` when done.
+_ORBAX_TMP = ".orbax-checkpoint-tmp"
+
+
 def is_run_checkpoint_dir(path: str | os.PathLike) -> bool:
   """A self-play run's Orbax directory: numbered steps holding train_state/."""
   path = Path(path)
@@ -32,26 +47,75 @@ def is_run_checkpoint_dir(path: str | os.PathLike) -> bool:
   return any(p.name.isdigit() and (p / "train_state").is_dir() for p in path.iterdir())
 
 
+_KINDS = ("give an embedded model name, a .gguf file, a Hugging Face directory (config.json "
+          "and *.safetensors) or a self-play run directory")
+
+
+def _looks_like_path(source: str) -> bool:
+  return (os.sep in source or "/" in source or source.startswith(("~", "."))
+          or Path(source).suffix in (".gguf", ".json", ".safetensors", ".model"))
+
+
+def _why_not_a_model_dir(path: Path) -> str:
+  """Why directory `path` holds no model we can load (for the error message)."""
+  entries = sorted(p.name for p in path.iterdir())
+  if not entries:
+    return "the directory is empty"
+  torn = [e for e in entries if _ORBAX_TMP in e]
+  steps = [e for e in entries if e.isdigit()]
+  if steps:
+    return (f"it holds checkpoint step folders {steps[:5]} without train_state/ "
+            "(incomplete or not written by experiments/azr.py)")
+  if torn:
+    return (f"it holds no complete checkpoint, only unfinished saves {torn[:3]} "
+            "(the run stopped before its first checkpoint finished)")
+  shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+  return (f"it holds no config.json (Hugging Face) and no numbered checkpoint steps "
+          f"(self-play run), only: {shown}")
+
+
 def resolve_model_source(source: str) -> tuple[str, str]:
-  """('embedded'|'gguf'|'hf'|'run'|'preset', path or name); clear error otherwise."""
+  """('embedded'|'gguf'|'hf'|'run'|'preset', path or name) for what a user points at.
+
+  Paths are taken relative to the working directory, with `~` expanded. A run directory
+  (experiments/azr.py --log_dir) resolves to its `checkpoints/` folder.
+
+  Raises:
+    FileNotFoundError: `source` looks like a path (has a '/', starts with '~' or '.', or a
+      model file suffix) and nothing exists there.
+    ModelSourceError: a name that is neither a model nor an existing path, or a directory
+      holding no model (empty, only unfinished checkpoint saves, unrelated files); a
+      .gguf path that is a directory.
+  """
   if source in EMBEDDED_MODELS:
     return "embedded", source
-  path = Path(os.path.expanduser(source))
-  if path.suffix == ".gguf":
-    if not path.exists():
-      raise FileNotFoundError(f"GGUF file not found: {path}")
+  path = Path(os.path.abspath(os.path.expanduser(source)))
+  if not path.exists():
+    if source in PRESETS:
+      return "preset", source
+    if _looks_like_path(source):
+      raise FileNotFoundError(f"no such file or directory: {path}")
+    raise ModelSourceError(
+        f"cannot interpret model source {source!r}: no file or directory {path}, and not "
+        f"an embedded model ({', '.join(EMBEDDED_MODELS)}) or a preset name "
+        f"({', '.join(sorted(PRESETS))})")
+  if path.suffix == ".gguf" or path.is_file():
+    if not path.is_file():
+      raise ModelSourceError(f"{path} is a directory, not a GGUF file")
+    if path.suffix != ".gguf":
+      raise ModelSourceError(f"{path} is not a .gguf file; {_KINDS}")
     return "gguf", str(path)
+  if (path / "config.json").exists():
+    return "hf", str(path)
   if is_run_checkpoint_dir(path):
     return "run", str(path)
-  if path.is_dir():
-    return "hf", str(path)
-  if source in PRESETS:
-    return "preset", source
-  raise ValueError(
-      f"cannot interpret model source {source!r}: expected an embedded model "
-      f"({', '.join(EMBEDDED_MODELS)}), a .gguf file, a Hugging Face checkpoint "
-      f"directory, a self-play run's checkpoint directory, or a preset name "
-      f"({', '.join(sorted(PRESETS))})")
+  nested = path / RUN_CHECKPOINTS_SUBDIR
+  if nested.is_dir():
+    if is_run_checkpoint_dir(nested):
+      return "run", str(nested)
+    raise ModelSourceError(f"{nested} holds no usable checkpoint: "
+                           f"{_why_not_a_model_dir(nested)}")
+  raise ModelSourceError(f"{path} holds no model: {_why_not_a_model_dir(path)}; {_KINDS}")
 
 
 def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
@@ -99,8 +163,9 @@ def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None
 
   config, params = load_model(source, param_dtype=param_dtype, dtype=dtype,
                               random_init=random_init, seed=seed)
-  if tokenizer_source is None and resolve_model_source(source)[0] == "run":
-    tokenizer_source = load_run_checkpoint(source, params_too=False)[2]
+  kind, where = resolve_model_source(source)
+  if tokenizer_source is None and kind == "run":
+    tokenizer_source = load_run_checkpoint(where, params_too=False)[2]
   tokenizer = load_tokenizer(tokenizer_source or source)
   check_tokenizer_matches_model(tokenizer, config.vocab_size)
   return config, params, tokenizer
@@ -119,12 +184,15 @@ def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *
   from absolute_zero import checkpointing, learner, sharding
   from absolute_zero.models.config import RopeScaling
 
-  ckpt = checkpointing.RunCheckpointer(directory, async_save=False)
+  ckpt = checkpointing.RunCheckpointer(directory, async_save=False, read_only=True)
   try:
     step = ckpt.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"{directory}: no complete checkpoint")
-    saved = ckpt.saved_config(step)
+    saved = _read_checkpoint(directory, step, lambda: ckpt.saved_config(step))
+    if not isinstance(saved, dict):
+      raise checkpointing.CheckpointError(f"{directory}/{step}: the saved config is not a "
+                                          "JSON object (corrupt checkpoint?)")
     if "model" not in saved or "learner" not in saved:
       raise ValueError(f"{directory}/{step}: the saved config has no model/learner section "
                        "(not written by experiments/azr.py?)")
@@ -141,7 +209,23 @@ def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *
         **{k: v for k, v in saved["learner"].items() if k in learner_fields})
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
     abstract = checkpointing.abstract_train_state(config, learner_config, mesh)
-    restored = ckpt.restore(step, abstract)
+    restored = _read_checkpoint(directory, step, lambda: ckpt.restore(step, abstract))
     return config, restored.train_state.params, source
   finally:
     ckpt.close()
+
+
+def _read_checkpoint(directory, step: int, read: Callable[[], Any]) -> Any:
+  """`read()`, with the errors of unreadable files (truncated, corrupt: Orbax and
+  TensorStore raise them as ValueError/OSError) as one CheckpointError naming the step."""
+  from absolute_zero import checkpointing
+
+  try:
+    return read()
+  except checkpointing.CheckpointError:
+    raise
+  except (ValueError, OSError, KeyError) as e:
+    detail = " ".join(str(e).split())[:300]
+    raise checkpointing.CheckpointError(
+        f"checkpoint {directory}/{step} cannot be read (truncated or corrupt files?): "
+        f"{type(e).__name__}: {detail}") from e

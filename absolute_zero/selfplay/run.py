@@ -23,6 +23,7 @@ import numpy as np
 
 from absolute_zero import batching, distributed, learner, loss
 from absolute_zero.sampler import Sampler, SamplerConfig
+from absolute_zero.selfplay import metric_names as mn
 from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
 from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals,
                                            solve)
@@ -262,29 +263,33 @@ class SelfPlayRun:
 
 def _group_metrics(proposer: list[Rollout], solver: list[Rollout], trained: list[Rollout],
                    advantages: np.ndarray, task_types) -> dict[str, float]:
-  """Per (task, role): reward, format failures, validity / solve rate, lengths, advantages."""
+  """Per (task, role): reward, format failures, validity / solve rate, lengths, advantages.
+
+  Keys `{task}/{role}/{name}` with names from `metric_names` (the plot reads the same).
+  """
   out: dict[str, float] = {}
   adv_by_rollout = {id(r): a for r, a in zip(trained, advantages)}
   for task_type in task_types:
     for role, rollouts in ((Role.PROPOSE, proposer), (Role.SOLVE, solver)):
       group = [r for r in rollouts if r.task_type is task_type]
       name = group_name(task_type, role)
-      out[f"{name}/count"] = len(group)
+      out[f"{name}/{mn.COUNT}"] = len(group)
       if not group:
         continue
-      out[f"{name}/reward_mean"] = float(np.mean([r.reward for r in group]))
-      out[f"{name}/format_failure_rate"] = float(np.mean([not r.well_formed for r in group]))
-      out[f"{name}/response_tokens_mean"] = float(np.mean([len(r.completion_ids)
-                                                           for r in group]))
+      out[f"{name}/{mn.REWARD_MEAN}"] = float(np.mean([r.reward for r in group]))
+      out[f"{name}/{mn.FORMAT_FAILURE_RATE}"] = float(np.mean([not r.well_formed
+                                                              for r in group]))
+      out[f"{name}/{mn.RESPONSE_TOKENS_MEAN}"] = float(np.mean([len(r.completion_ids)
+                                                               for r in group]))
       if role is Role.PROPOSE:
-        out[f"{name}/validity_rate"] = float(np.mean([r.valid for r in group]))
+        out[f"{name}/{mn.VALIDITY_RATE}"] = float(np.mean([r.valid for r in group]))
         rates = [r.solve_rate for r in group if r.solve_rate is not None]
         if rates:
-          out[f"{name}/solve_rate_of_valid"] = float(np.mean(rates))
+          out[f"{name}/{mn.SOLVE_RATE_OF_VALID}"] = float(np.mean(rates))
       else:
-        out[f"{name}/solve_rate"] = float(np.mean([r.solve_rate == 1.0 for r in group]))
+        out[f"{name}/{mn.SOLVE_RATE}"] = float(np.mean([r.solve_rate == 1.0 for r in group]))
       adv = [adv_by_rollout[id(r)] for r in group if id(r) in adv_by_rollout]
       if adv:
-        out[f"{name}/advantage_mean"] = float(np.mean(adv))
-        out[f"{name}/advantage_std"] = float(np.std(adv))
+        out[f"{name}/{mn.ADVANTAGE_MEAN}"] = float(np.mean(adv))
+        out[f"{name}/{mn.ADVANTAGE_STD}"] = float(np.std(adv))
   return out

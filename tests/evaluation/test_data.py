@@ -1,5 +1,7 @@
 """Benchmark loaders: item counts and answer fields as the data README describes them."""
 
+import os
+
 import pytest
 
 from absolute_zero.evaluation import data as data_lib
@@ -57,3 +59,31 @@ def test_errors(tmp_path):
 def test_default_data_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AZR_DATA_DIR", str(tmp_path))
     assert data_lib.default_data_dir() == str(tmp_path)
+
+
+# Item counts and licence files as listed in benchmark_data/README.md (the upstream sets).
+PACKAGED_COUNTS = {"cruxeval_o": 800, "cruxeval_i": 800, **COUNTS}
+
+
+def test_packaged_data_is_the_default_and_complete(monkeypatch):
+    """A fresh clone or wheel needs no ../shared: every file ships inside the package."""
+    monkeypatch.delenv("AZR_DATA_DIR", raising=False)
+    default = data_lib.default_data_dir()
+    assert default == data_lib.PACKAGED_DATA_DIR
+    assert os.path.commonpath([default, os.path.dirname(data_lib.__file__)]) == \
+        os.path.dirname(data_lib.__file__)
+    for name, count in PACKAGED_COUNTS.items():
+        assert len(data_lib.load_benchmark(name)) == count, name
+    for licence in ("cruxeval/LICENSE", "math/LICENSE"):
+        with open(os.path.join(default, licence), encoding="utf-8") as f:
+            text = f.read()
+        assert text.startswith("MIT License") and "Permission is hereby granted" in text
+
+
+def test_default_data_dir_env_is_made_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AZR_DATA_DIR", "rel/data")
+    assert data_lib.default_data_dir() == str(tmp_path / "rel" / "data")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AZR_DATA_DIR", "~/d")
+    assert data_lib.default_data_dir() == str(tmp_path / "d")

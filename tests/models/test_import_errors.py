@@ -107,7 +107,7 @@ def test_truncated_gguf_is_a_clear_error(tiny_llama, tmp_path):
   cut.write_bytes(data[: len(data) // 2])
   with pytest.raises(CheckpointError, match="truncated or not a GGUF"):
     load_gguf(cut)
-  with pytest.raises(FileNotFoundError, match="not found"):
+  with pytest.raises(FileNotFoundError, match="no such file or directory"):
     load_model(str(tmp_path / "absent.gguf"))
 
 

@@ -13,9 +13,9 @@ FAST_LIMITS = SandboxLimits(timeout_s=2.0, cpu_s=2.0, memory_bytes=512 << 20,
 
 
 def data_dir() -> str:
-    """Benchmark data: $AZR_DATA_DIR, else <repo>/../shared/data."""
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.environ.get("AZR_DATA_DIR", os.path.join(repo, "..", "shared", "data"))
+    """Benchmark data: $AZR_DATA_DIR, else the copy shipped in the package."""
+    from absolute_zero.evaluation.data import default_data_dir
+    return default_data_dir()
 
 
 def processes_of_uids(uids) -> list[int]:
