@@ -29,6 +29,7 @@ from absl import flags
 from absl import logging as absl_logging
 
 from absolute_zero import paths
+from absolute_zero.metrics import PLOT_FILE
 from experiments import cli, run_flags
 
 FLAGS = flags.FLAGS
@@ -88,7 +89,6 @@ for _name in ("model", "log_dir", "steps", "task_types", "batch_size", "learning
 
 DEFAULT_LOG_DIR = "runs/azr-default"
 SAMPLES_FILE = "samples.jsonl"
-from absolute_zero.metrics import PLOT_FILE  # noqa: E402  (one name for azr, plot_run, launch/)
 # --log_dir is absl's own flag (absl.logging defines it, for its log files); we use it as
 # the run directory: metrics.jsonl, TensorBoard events, samples.jsonl, plot.png and
 # checkpoints/ go there (default: runs/azr-default, relative to the working directory).

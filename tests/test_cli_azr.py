@@ -85,23 +85,23 @@ def _check_logs_once(run_dir: Path, steps: int) -> None:
 def test_main_job_kill_resume_evaluate_plot(workdir):
   """Run, SIGKILL mid-step and right as a save starts, resume, evaluate, plot."""
   run = workdir / "run"
-  # 1. Killed in the middle of step 2 (after step 1's checkpoint).
+  # 1. Killed in the middle of step 2. Saves are asynchronous, so step 1's save may still
+  #    be in flight (an Orbax tmp directory) or complete; either must resume correctly.
   proc = subprocess.Popen(_cmd("experiments.azr", *TINY, "--log_dir=run", "--steps=3"),
                           cwd=workdir, env=_env(), stderr=subprocess.PIPE, text=True)
   _kill_when(proc, "step 2: proposing")
-  assert (run / "checkpoints" / "1").is_dir()
-  assert [m["step"] for m in _records(run / "metrics.jsonl")] == [0, 1]
-  # 2. Rerun: resumes from step 1; killed as the save of step 2 starts.
+  assert [m["step"] for m in _records(run / "metrics.jsonl")][:2] == [0, 1]
+  # 2. Rerun: killed as the save of step 2 starts.
+  had_checkpoint = (run / "checkpoints" / "1").is_dir()
   proc = subprocess.Popen(_cmd("experiments.azr", *TINY, "--log_dir=run", "--steps=3"),
                           cwd=workdir, env=_env(), stderr=subprocess.PIPE, text=True)
   out = _kill_when(proc, "step 2 |")
-  assert "resuming from" in out and "step 1" in out
+  assert ("resuming from" in out) == had_checkpoint
   # A torn save of a later step, as a kill inside Orbax's write leaves it.
   (run / "checkpoints" / "3.orbax-checkpoint-tmp-1234").mkdir()
   # 3. Rerun to the end: each step's logs exactly once.
   done = _run(workdir, "experiments.azr", *TINY, "--log_dir=run", "--steps=3")
   assert done.returncode == 0, done.stderr[-3000:]
-  assert "resuming from" in done.stderr
   _check_logs_once(run, 3)
   steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
   assert steps[-1] == 3
@@ -115,6 +115,13 @@ def test_main_job_kill_resume_evaluate_plot(workdir):
                           "--batch_size=3", "--learning_rate=0.1"))
   assert "--batch_size: checkpoint=2" in line and "--learning_rate" in line
   assert "--override_saved_config" in line
+  # evaluate on the run's checkpoints by relative path, with no data flag.
+  ev = _run(workdir, "experiments.evaluate", "--model=run/checkpoints",
+            "--benchmarks=cruxeval_o", "--limit=2", "--max_new_tokens=4",
+            "--output=eval.json", "--sandbox_workers=2")
+  assert ev.returncode == 0, ev.stderr[-3000:]
+  report = json.loads((workdir / "eval.json").read_text())
+  assert report["benchmarks"]["cruxeval_o"]["n"] == 2, report["benchmarks"]
   # plot_run on the run directory, by relative path.
   plot = _run(workdir, "experiments.plot_run", "--run_dir=run", "--out=plot.png")
   assert plot.returncode == 0, plot.stderr[-3000:]

@@ -173,7 +173,7 @@ def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None
 
 def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *,
                         params_too: bool = True) -> tuple[ModelConfig, dict | None, str]:
-  """(config, params, model source) from a self-play run's checkpoint (default: latest).
+  """(config, params, tokenizer source) from a self-play run's checkpoint (default: latest).
 
   The run saved its resolved config (`experiments/azr.py`), so the model shapes, the
   learner's optimizer layout (needed to read the train state) and the original model
@@ -201,7 +201,8 @@ def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *
     if model.get("rope_scaling"):
       model["rope_scaling"] = RopeScaling(**model["rope_scaling"])
     config = ModelConfig(**model)
-    source = saved.get("model_source", "")
+    # The tokenizer's source: the run's --tokenizer if it had one, else its --model.
+    source = saved.get("tokenizer_source") or saved.get("model_source", "")
     if not params_too:
       return config, None, source
     learner_fields = {f.name for f in dc.fields(learner.LearnerConfig)}
