@@ -2,7 +2,9 @@
 
 Every operation sends one `run_batch` for all its items. Verdicts are computed here, in the
 owner, on plain data: outputs are `repr` strings produced in the child and parsed as
-literals without executing code; expected values never enter the sandbox.
+literals without executing code; expected values never enter the sandbox. Outputs are
+compared as values (graders: `literals_equal`; determinism: `same_literal`), as text only
+when they are not literals.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Iterable, Sequence
 
 from absolute_zero.sandbox import names
 from absolute_zero.sandbox.job_types import Job, JobResult
-from absolute_zero.sandbox.literals import LiteralError, canonical_call, literals_equal
+from absolute_zero.sandbox.literals import (
+    LiteralError, canonical_call, literals_equal, same_literal)
 from absolute_zero.sandbox.pool import SandboxPool
 
 # The reference list (azr_spec.md section 2), matched on full dotted names: `import os` is
@@ -294,7 +297,10 @@ def validate_proposals(pool: SandboxPool, programs_and_inputs: Sequence[tuple[st
     """Validity of proposed (program, input) pairs (azr_spec.md section 2).
 
     Static check first; then the program runs twice, in two interpreters with different
-    string-hash seeds and address layouts, and must return identical reprs both times.
+    string-hash seeds and address layouts, and must return the same value both times
+    (`literals.same_literal`: a set or dict printed in another order is the same value; a
+    list whose order changed, or a non-literal repr whose text changed, is not). The output
+    kept is the first run's repr.
     """
     items = list(programs_and_inputs)
     verdicts: list[Validation | None] = [None] * len(items)
@@ -318,7 +324,7 @@ def _judge_two_runs(first: JobResult, second: JobResult, max_output_chars: int) 
     for r in (first, second):
         if r.status != "ok":
             return Validation(False, r.status, None, f"{r.error_type}: {r.error_message}")
-    if first.output != second.output:
+    if not same_literal(first.output, second.output):
         return Validation(False, "nondeterministic", None,
                           "two runs with different hash seeds returned different values")
     if first.output is None or len(first.output) > max_output_chars:
