@@ -13,8 +13,9 @@ paths they may denote:
   * a name bound by `x = <expr>`, `(x := <expr>)` or a parameter default -> what the
     expression denotes (so `o = os` carries `os` into `o.path`);
   * `a.b`, `getattr(a, 'b')`, `a.__dict__['b']`, `vars(a)['b']`, `globals()['b']` ->
-    `<a>.b`; `<builtin function>.__self__` is the builtins module, whose attributes are the
-    builtin names themselves (`len.__self__.exec` -> `exec`);
+    `<a>.b` (also with `.get('b')`); `sys.modules['m']` -> `m`;
+  * `<builtin function>.__self__` is the builtins module, whose attributes are the builtin
+    names themselves (`len.__self__.exec` -> `exec`);
   * `__import__('m')`, `importlib.import_module('m')` -> `m`.
 
 Any other binding (parameter without a module default, loop target, `with`/`except`
@@ -25,7 +26,13 @@ flow), and a class-body name also falls back to the globals.
 
 A free name that is neither bound in the program nor a builtin (e.g. `time` used without
 an import) denotes nothing: at run time it raises NameError, it cannot reach the module.
-This matches the reference AZR check, which looks at imports only.
+This matches the reference AZR check, which looks at imports only. (An input expression
+is evaluated among the program's globals; `Program(..., open_globals=True)` then lets a
+free name denote itself.)
+
+Limits: values passed through calls, returns, containers or attributes of other objects
+are not followed (`def g(): return os` then `g().path`); the static check is a filter for
+the method's ban, and the sandbox, not this check, is what confines a program.
 """
 
 from __future__ import annotations
@@ -303,9 +310,12 @@ class Program:
         return frozenset()
 
     def _namespace_item(self, mapping: ast.AST, key: str, scope: _Scope) -> frozenset[str]:
-        """`<mapping>[key]` where mapping is a namespace: `m.__dict__`, vars(m), globals()."""
+        """`<mapping>[key]` where mapping is a namespace (`m.__dict__`, vars(m), globals(),
+    locals()) or `sys.modules`."""
         if isinstance(mapping, ast.Attribute) and mapping.attr == "__dict__":
             return _extend(self.resolve(mapping.value, scope), key)
+        if "sys.modules" in self.resolve(mapping, scope):
+            return frozenset({key})
         if isinstance(mapping, ast.Call) and not mapping.keywords:
             func = self.resolve(mapping.func, scope)
             if "vars" in func and len(mapping.args) == 1:

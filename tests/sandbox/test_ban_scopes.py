@@ -57,6 +57,8 @@ def _reach_forms(target):
                                f"        import {root} as q\n    g()\n"
                                f"    return {_use('q', rest)}\n"),
         "wildcard_then_use": (f"from {target} import *\ndef f(x):\n    return x\n"),
+        "sys_modules": (f"import sys\ndef f(x):\n    return sys.modules[{root!r}]"
+                        f"{'.' + rest if rest else ''}\n"),
     }
     if rest:
         parent, _, last = target.rpartition(".")
