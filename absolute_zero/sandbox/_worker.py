@@ -293,8 +293,12 @@ def _decode_result(data):
         pos += 1
 
 
-def _child_main(source, call, cfg, result_fd, job_dir, uid):
-    """In the forked child: confine, run, report, exit. Never returns."""
+def _child_main(source, call, cfg, result_fd, job_dir, uid, sink):
+    """In the forked child: confine, run, report, exit. Never returns.
+
+    `sink` is the worker's (sink, parts, state) from `_capped_sink`: the worker never
+    writes to it, so every forked child starts with an empty copy of its own.
+    """
     try:
         # Own process group, not own session: setsid() costs ~2 ms here (it creates a
         # scheduler autogroup), and a non-leader cannot acquire a controlling terminal.
@@ -319,7 +323,7 @@ def _child_main(source, call, cfg, result_fd, job_dir, uid):
             os.setresuid(uid, uid, uid)
         # NO_NEW_PRIVS, SIGINT ignored, HOME/TMPDIR = job_dir: inherited from the worker.
         os.chdir(job_dir)
-        sink, parts, state = _capped_sink(cfg["max_output_chars"])
+        sink, parts, state = sink
         sys.stdout = sys.stderr = sink
         max_repr_chars = int(cfg["max_repr_chars"])
     except BaseException:  # noqa: BLE001
@@ -353,6 +357,7 @@ class Worker:
                                                                      "memory.oom_control")
         self.oom_kills_seen = self._oom_kills()
         self.result_cap = 8 * (cfg["max_repr_chars"] + cfg["max_output_chars"]) + 65536
+        self.sink = _capped_sink(cfg["max_output_chars"])  # each job forks a fresh copy
 
     def _oom_kills(self):
         """OOM kills so far in the worker's memory cgroup (0 without one)."""
@@ -430,7 +435,7 @@ class Worker:
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
-            _child_main(source, call, cfg, wfd, job_dir, self.uid)
+            _child_main(source, call, cfg, wfd, job_dir, self.uid, self.sink)
         os.close(wfd)
         os.set_blocking(rfd, False)
         pidfd = os.pidfd_open(pid)
