@@ -48,7 +48,6 @@ _BUILTIN_FUNCTIONS = frozenset(
     n for n in dir(builtins)
     if isinstance(getattr(builtins, n), types.BuiltinFunctionType)
     and getattr(getattr(builtins, n), "__self__", None) is builtins)
-_MAX_CANDIDATES = 64
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _DICT_READERS = ("get", "pop", "setdefault", "__getitem__")
@@ -277,8 +276,6 @@ class Program:
             found = self._resolve(node, scope)
         finally:
             self._active.discard(key)
-        if len(found) > _MAX_CANDIDATES:
-            found = frozenset(sorted(found)[:_MAX_CANDIDATES])
         self._memo[key] = found
         return found
 
