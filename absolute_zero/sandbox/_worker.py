@@ -326,9 +326,13 @@ def _child_main(source, call, cfg, result_fd, job_dir, uid, sink):
         sink, parts, state = sink
         sys.stdout = sys.stderr = sink
         max_repr_chars = int(cfg["max_repr_chars"])
+        exit_ = os._exit
     except BaseException:  # noqa: BLE001
         os._exit(71)
-    _run_and_report(source, call, max_repr_chars, parts, state, result_fd)
+    try:  # an exception the job throws into the reporting (from a signal handler, say)
+        _run_and_report(source, call, max_repr_chars, parts, state, result_fd)
+    finally:  # must not unwind into the worker's loop
+        exit_(73)
 
 
 # ----------------------------------------------------------------------------- the worker
