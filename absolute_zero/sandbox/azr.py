@@ -102,6 +102,12 @@ def find_banned(tree: ast.AST, banned: Sequence[str], *,
     program never binds and that is not a builtin reaches nothing (NameError at run time),
     as in the reference check, which reads imports only.
 
+    A module with banned entries under it (`os`, `sys`, the builtins module reached as
+    `len.__self__`) may only be used where the resolver follows it: `m.attr`,
+    `getattr(m, 'attr')`, `m.__dict__['attr']`, `vars(m)['attr']`, or bound to a name
+    (`o = m`, a parameter default). Passed, stored or returned anywhere else
+    (`[os][0].path`, `g(os)`) it is rejected as `<m> as a value`.
+
     Raises RecursionError on pathologically nested trees.
     """
     banned_set = frozenset(banned)
@@ -111,7 +117,56 @@ def find_banned(tree: ast.AST, banned: Sequence[str], *,
             hit = _hits(path, banned_set)
             if hit:
                 return hit
+    return _module_as_value(tree, program, banned_set)
+
+
+def _module_as_value(tree: ast.AST, program: names.Program,
+                     banned: frozenset[str]) -> str | None:
+    parents = {id(child): parent for parent in ast.walk(tree)
+               for child in ast.iter_child_nodes(parent)}
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):
+            continue
+        if isinstance(node, (ast.Name, ast.Attribute)) and not isinstance(node.ctx, ast.Load):
+            continue
+        holders = [p for p in program.resolve(node) if _holds_banned(p, banned)]
+        if holders and not _followed_use(node, parents, program):
+            shown = sorted(holders)[0].replace(names.BUILTINS_ROUTE, "builtins module")
+            return f"{shown} as a value"
     return None
+
+
+def _holds_banned(path: str, banned: frozenset[str]) -> bool:
+    """Whether a banned entry lies under the module `path` (`os` holds `os.path`)."""
+    if path == names.BUILTINS_ROUTE:
+        return any(names.is_builtin_name(entry) for entry in banned)
+    return any(entry.startswith(path + ".") for entry in banned)
+
+
+def _followed_use(node: ast.AST, parents: dict[int, ast.AST], program: names.Program) -> bool:
+    """Whether `node` sits where `names.Program` follows the value it holds."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.Attribute) or isinstance(parent, ast.Expr):
+        return True
+    if isinstance(parent, ast.Assign):
+        return parent.value is node and all(isinstance(t, ast.Name) for t in parent.targets)
+    if isinstance(parent, (ast.AnnAssign, ast.NamedExpr)):
+        return parent.value is node and isinstance(parent.target, ast.Name)
+    if isinstance(parent, ast.arguments):
+        return True  # a parameter default: the parameter is followed
+    if isinstance(parent, (ast.Tuple, ast.List)):
+        outer = parents.get(id(parent))
+        return (isinstance(outer, ast.Assign) and outer.value is parent
+                and all(isinstance(t, (ast.Tuple, ast.List)) and len(t.elts) == len(parent.elts)
+                        and all(isinstance(e, ast.Name) for e in t.elts) for t in outer.targets))
+    if isinstance(parent, ast.Call) and parent.args and parent.args[0] is node:
+        func = program.resolve(parent.func)
+        if func & _ATTRIBUTE_FUNCTIONS and len(parent.args) >= 2:
+            return isinstance(parent.args[1], ast.Constant)
+        if "vars" in func and len(parent.args) == 1:
+            outer = parents.get(id(parent))
+            return isinstance(outer, ast.Subscript) and isinstance(outer.slice, ast.Constant)
+    return False
 
 
 def _paths_reached(node: ast.AST, program: names.Program) -> Iterable[str]:
@@ -171,11 +226,14 @@ def check_program(source: str, banned: Sequence[str] = REFERENCE_BANNED + DYNAMI
 
 def _find_escape(tree: ast.AST, program: names.Program | None = None) -> str | None:
     """Attribute access that walks to frames, globals or other modules: an escape
-    attribute, a builtin `getattr`-family call with a computed name, or a module's
-    `__dict__` used other than as `m.__dict__['constant']`."""
+    attribute, a builtin `getattr`-family call with a computed name or such a function
+    passed as a value (`reduce(getattr, names, x)`), or a module's `__dict__` used other
+    than as `m.__dict__['constant']`."""
     program = program or names.Program(tree)
-    constant_reads = set()
+    constant_reads, called = set(), set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            called.add(id(node.func))
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             constant_reads.add(id(node.value))
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -184,6 +242,9 @@ def _find_escape(tree: ast.AST, program: names.Program | None = None) -> str | N
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in ESCAPE_ATTRIBUTES:
             return node.attr
+        if (isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load)
+                and id(node) not in called and program.resolve(node) & _ATTRIBUTE_FUNCTIONS):
+            return f"{sorted(program.resolve(node) & _ATTRIBUTE_FUNCTIONS)[0]} as a value"
         if (isinstance(node, ast.Attribute) and node.attr == "__dict__"
                 and id(node) not in constant_reads and program.namespace_base(node.value)):
             return "__dict__ of a module"

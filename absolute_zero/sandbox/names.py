@@ -258,6 +258,10 @@ class Program:
         for binding in bindings:
             if binding[0] == "import":
                 found.add(binding[1])
+                if binding[1] == "builtins":  # `import builtins`: its attributes are builtins
+                    found.add(BUILTINS_ROUTE)
+                elif binding[1].startswith("builtins."):
+                    found.add(binding[1][len("builtins."):])
             elif binding[0] == "value":
                 found |= self.resolve(binding[1], binding[2])
         return frozenset(found)
@@ -344,6 +348,11 @@ def _constant_str(node: ast.AST | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     return None
+
+
+def is_builtin_name(path: str) -> bool:
+    """Whether `path` is a name the builtins module defines (`exec`, `len`)."""
+    return path in _RUNTIME_GLOBALS
 
 
 def is_module_path(path: str) -> bool:

@@ -92,7 +92,26 @@ def _reach_forms(target):
     return forms
 
 
+def _value_forms(target):
+    """Programs that carry the module holding `target` where no resolver follows it."""
+    root, rest = _parts(target)
+    first = rest.split(".")[0]
+    return {
+        "list_element": f"import {root}\ndef f(x):\n    return [{root}][0].{rest}\n",
+        "returned": (f"import {root}\ndef f(x):\n    def g():\n        return {root}\n"
+                     f"    return g().{rest}\n"),
+        "passed": (f"import operator\nimport {root}\n"
+                   f"def f(x):\n    return operator.attrgetter({first!r})({root})\n"),
+        "attribute_target": (f"import {root}\nclass C:\n    pass\ndef f(x):\n    c = C()\n"
+                             f"    c.m = {root}\n    return c.m.{rest}\n"),
+        "dict_value": f"import {root}\ndef f(x):\n    return {{'m': {root}}}['m'].{rest}\n",
+        "builtins_route": "def f(x):\n    return [len.__self__][0].exec('1')\n",
+    }
+
+
 REACH = [(t, form, src) for t in TARGETS for form, src in _reach_forms(t).items()]
+VALUE_USES = [(t, form, src) for t in TARGETS if "." in t
+              for form, src in _value_forms(t).items()]
 
 
 @pytest.mark.parametrize("target,form,source", REACH, ids=[f"{t}-{f}" for t, f, _ in REACH])
@@ -102,6 +121,13 @@ def test_every_way_to_reach_a_banned_entry_is_rejected(target, form, source):
     if target in REFERENCE_BANNED:
         # With the reference list alone (no dynamic-access names) the entry itself is named.
         assert check_program(source, REFERENCE_BANNED) == f"banned: {target}", (form, source)
+
+
+@pytest.mark.parametrize("target,form,source", VALUE_USES,
+                         ids=[f"{t}-{f}" for t, f, _ in VALUE_USES])
+def test_modules_holding_banned_entries_are_not_passed_around(target, form, source):
+    root = "builtins module" if form == "builtins_route" else _parts(target)[0]
+    assert check_program(source) == f"banned: {root} as a value", (form, source)
 
 
 def _shadow_forms(name, rest):
@@ -182,6 +208,10 @@ def test_banned_builtins_by_binding(name):
     for form, template in BUILTIN_REACH:
         source = template.format(n=name)
         assert check_program(source) == f"banned: {name}", (form, source)
+    # `import builtins` is itself banned; without that entry its attributes still resolve.
+    source = f"import builtins\ndef f(x):\n    return builtins.{name}\n"
+    assert check_program(source) == "banned: builtins"
+    assert check_program(source, REFERENCE_BANNED + (name,)) == f"banned: {name}"
     for form, template in BUILTIN_SHADOW:
         source = template.format(n=name)
         assert check_program(source) is None, (form, source, check_program(source))
@@ -202,6 +232,10 @@ def test_builtins_reached_by_name_are_banned_in_any_scope():
     ("import os\ndef f(x):\n    return os.__dict__[x]\n", "banned: __dict__ of a module"),
     ("def f(getattr):\n    return getattr(1, 2)\n", None),   # not the builtin getattr
     ("def f(x):\n    return getattr(x, 'a' + 'b')\n", "banned: getattr with a computed"),
+    ("import functools\ndef f(x):\n    return functools.reduce(getattr, ['a'], x)\n",
+     "banned: getattr as a value"),
+    ("import math\ndef f(x):\n    return [math][0].pi\n", None),  # math holds nothing banned
+    ("import sys\ndef f(x):\n    return sys.maxsize\n", None),
     ("def f(x):\n    return x.__dict__[x]\n", None),        # an ordinary object's __dict__
     ("def f(x):\n    len.__self__.repr = lambda o: '42'\n    return 'wrong'\n", None),
 ])
@@ -227,4 +261,4 @@ def test_input_expressions_resolve_by_scope(name, form):
 
 def test_matrix_sizes():
     assert len(TARGETS) >= 30
-    assert len(REACH) >= 30 * 13 and len(SHADOW) >= 30 * 30
+    assert len(REACH) >= 30 * 13 and len(SHADOW) >= 30 * 30 and len(VALUE_USES) >= 6 * 6
