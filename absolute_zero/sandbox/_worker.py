@@ -178,86 +178,102 @@ class _OutputTooLarge(Exception):
     """Raised inside a job when its captured stdout/stderr passes the cap."""
 
 
-class _CappedText(io.TextIOBase):
-    """A text sink that keeps at most `cap` characters and then refuses writes."""
+def _capped_sink(cap):
+    """A text sink for stdout/stderr that keeps at most `cap` characters, then refuses
+    writes (raising _OutputTooLarge).
 
-    def __init__(self, cap):
-        self.parts, self.size, self.cap, self.overflow = [], 0, cap, False
+    Returns (sink, parts, state): the kept strings and [size, overflowed]. They live only in
+    this closure, not in attributes, so a job rewriting `sys.stdout` (its attributes, its
+    class, or the name itself) cannot change what the child reports; the builtins the sink
+    uses are bound here, before any job code runs.
+    """
+    parts, state = [], [0, False]
+    is_str, plain, length = str.__instancecheck__, str.__str__, len
+    type_name = type.__dict__["__name__"].__get__
+    type_, too_large, type_error = type, _OutputTooLarge, TypeError
 
-    def writable(self):
-        return True
+    class CappedText(io.TextIOBase):
+        def writable(self):
+            return True
 
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        room = self.cap - self.size
-        if len(s) > room:
-            self.parts.append(s[:max(room, 0)])
-            self.size = self.cap
-            self.overflow = True
-            raise _OutputTooLarge("captured output exceeds the limit")
-        self.parts.append(s)
-        self.size += len(s)
-        return len(s)
+        def write(self, s):
+            if not is_str(s):
+                raise type_error(f"write() argument must be str, not {type_name(type_(s))}")
+            room = cap - state[0]
+            if length(s) > room:
+                parts.append(plain(s)[:room if room > 0 else 0])
+                state[0], state[1] = cap, True
+                raise too_large("captured output exceeds the limit")
+            parts.append(plain(s))
+            state[0] += length(s)
+            return length(s)
 
-    def text(self):
-        return "".join(self.parts)
-
-
-def _plain_str(s):
-    """An exact `str` copy of a str (subclass) without calling overridable methods."""
-    return str.__str__(s)
+    return CappedText(), parts, state
 
 
-def _describe(exc):
-    name = type.__dict__["__name__"].__get__(type(exc))
+def _run_and_report(source, call, max_repr_chars, parts, state, result_fd):
+    """Runs the job, then writes its result to `result_fd` and exits. Never returns.
+
+    Result fields: status, output (exact `str` of `repr(f(...))`), error type, error
+    message, captured stdout. Everything used once job code has started is a local of this
+    frame, bound before the job runs, or a method of a built-in (immutable) type: the job
+    may rebind builtins (through `builtins`, `__builtins__`, `len.__self__`, frames'
+    `f_builtins`/`f_globals`, `sys.modules['builtins']`), module attributes (`os.write`,
+    `sys.stdout`, this module's functions and their `__code__`) and `sys.modules`, and none
+    of that changes the report. Not covered: writing this frame's locals through a trace
+    function or ctypes, and writing to the result pipe directly; they need frame or memory
+    access that the static check rejects for proposals.
+    """
+    repr_, str_, type_, plain = repr, str, type, str.__str__
+    type_name, length, join = type.__dict__["__name__"].__get__, len, "".join
+    exec_, eval_, write, exit_, view = exec, eval, os.write, os._exit, memoryview
+    base_exception, memory_error, too_large = BaseException, MemoryError, _OutputTooLarge
+    big = "output_too_large", None, "OutputTooLarge", "captured output exceeds the limit"
     try:
-        msg = _plain_str(str(exc))[:2000]
-    except BaseException:  # noqa: BLE001 - hostile __str__
-        msg = "<unprintable exception>"
-    return name, msg
-
-
-def _run_untrusted(source, call, cfg, sink):
-    """Runs the program; returns [status, output, error_type, error_message]."""
-    namespace = {"__name__": "program", "__builtins__": builtins}
-    try:
-        exec(compile(source, "<program>", "exec"), namespace)
-        if call is None:
-            return ["ok", None, None, None]
-        value = eval(compile(call, "<call>", "eval"), namespace)
-        text = _plain_str(repr(value))
-        if len(text) > cfg["max_repr_chars"]:
-            return ["output_too_large", None, "OutputTooLarge",
-                    f"repr of the result has {len(text)} characters"]
-        if sink.overflow:
-            return ["output_too_large", None, "OutputTooLarge", "captured output exceeds the limit"]
-        return ["ok", text, None, None]
-    except MemoryError:
-        return ["memory", None, "MemoryError", "memory limit exceeded"]
-    except _OutputTooLarge:
-        return ["output_too_large", None, "OutputTooLarge", "captured output exceeds the limit"]
-    except BaseException as exc:  # noqa: BLE001 - anything the program raises is a result
-        if sink.overflow:
-            return ["output_too_large", None, "OutputTooLarge", "captured output exceeds the limit"]
-        name, msg = _describe(exc)
-        return ["error", None, name, msg]
-
-
-def _encode_result(fields):
-    """Netstring-like encoding of str/None fields: cheap to write, strict to parse."""
-    out = []
-    for field in fields:
-        if field is None:
-            out.append(b"-")
+        program = compile(source, "<program>", "exec")
+        call_code = None if call is None else compile(call, "<call>", "eval")
+        namespace = {"__name__": "program", "__builtins__": builtins}
+        exec_(program, namespace)
+        if call_code is None:
+            result = "ok", None, None, None
         else:
-            raw = field.encode("utf-8", "surrogatepass")
-            out.append(b"%d:%s" % (len(raw), raw))
-    return b",".join(out)
+            text = plain(repr_(eval_(call_code, namespace)))
+            if length(text) > max_repr_chars:
+                result = ("output_too_large", None, "OutputTooLarge",
+                          f"repr of the result has {length(text)} characters")
+            else:
+                result = "ok", text, None, None
+        if state[1]:
+            result = big
+    except memory_error:
+        result = "memory", None, "MemoryError", "memory limit exceeded"
+    except too_large:
+        result = big
+    except base_exception as exc:  # noqa: BLE001 - anything the program raises is a result
+        try:
+            message = plain(str_(exc))[:2000]
+        except base_exception:  # noqa: BLE001 - hostile __str__
+            message = "<unprintable exception>"
+        result = big if state[1] else ("error", None, type_name(type_(exc)), message)
+    try:
+        fields = []
+        for field in result + (join(parts),):
+            if field is None:
+                fields.append(b"-")
+            else:
+                raw = plain(field).encode("utf-8", "surrogatepass")
+                fields.append(b"%d:%s" % (length(raw), raw))
+        data = view(b",".join(fields))
+        while data:
+            data = data[write(result_fd, data):]
+    except base_exception:  # noqa: BLE001
+        exit_(72)
+    exit_(0)
 
 
 def _decode_result(data):
-    """Inverse of `_encode_result`; raises ValueError on anything malformed."""
+    """Parses the netstring-like fields written by `_run_and_report` (`-` for None,
+    `<n>:<n bytes>` for str, comma-separated); raises ValueError on anything malformed."""
     fields, pos, n = [], 0, len(data)
     while True:
         if data[pos:pos + 1] == b"-":
@@ -277,8 +293,12 @@ def _decode_result(data):
         pos += 1
 
 
-def _child_main(source, call, cfg, result_fd, job_dir, uid):
-    """In the forked child: confine, run, report, exit. Never returns."""
+def _child_main(source, call, cfg, result_fd, job_dir, uid, sink):
+    """In the forked child: confine, run, report, exit. Never returns.
+
+    `sink` is the worker's (sink, parts, state) from `_capped_sink`: the worker never
+    writes to it, so every forked child starts with an empty copy of its own.
+    """
     try:
         # Own process group, not own session: setsid() costs ~2 ms here (it creates a
         # scheduler autogroup), and a non-leader cannot acquire a controlling terminal.
@@ -303,20 +323,16 @@ def _child_main(source, call, cfg, result_fd, job_dir, uid):
             os.setresuid(uid, uid, uid)
         # NO_NEW_PRIVS, SIGINT ignored, HOME/TMPDIR = job_dir: inherited from the worker.
         os.chdir(job_dir)
-        sink = _CappedText(cfg["max_output_chars"])
+        sink, parts, state = sink
         sys.stdout = sys.stderr = sink
+        max_repr_chars = int(cfg["max_repr_chars"])
+        exit_ = os._exit
     except BaseException:  # noqa: BLE001
         os._exit(71)
-    write, encode, exit_ = os.write, _encode_result, os._exit
-    result = _run_untrusted(source, call, cfg, sink)
-    try:
-        result.append(sink.text())
-        data = memoryview(encode(result))
-        while data:
-            data = data[write(result_fd, data):]
-    except BaseException:  # noqa: BLE001
-        exit_(72)
-    exit_(0)
+    try:  # an exception the job throws into the reporting (from a signal handler, say)
+        _run_and_report(source, call, max_repr_chars, parts, state, result_fd)
+    finally:  # must not unwind into the worker's loop
+        exit_(73)
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -345,6 +361,7 @@ class Worker:
                                                                      "memory.oom_control")
         self.oom_kills_seen = self._oom_kills()
         self.result_cap = 8 * (cfg["max_repr_chars"] + cfg["max_output_chars"]) + 65536
+        self.sink = _capped_sink(cfg["max_output_chars"])  # each job forks a fresh copy
 
     def _oom_kills(self):
         """OOM kills so far in the worker's memory cgroup (0 without one)."""
@@ -422,7 +439,7 @@ class Worker:
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
-            _child_main(source, call, cfg, wfd, job_dir, self.uid)
+            _child_main(source, call, cfg, wfd, job_dir, self.uid, self.sink)
         os.close(wfd)
         os.set_blocking(rfd, False)
         pidfd = os.pidfd_open(pid)

@@ -2,7 +2,9 @@
 
 Every operation sends one `run_batch` for all its items. Verdicts are computed here, in the
 owner, on plain data: outputs are `repr` strings produced in the child and parsed as
-literals without executing code; expected values never enter the sandbox.
+literals without executing code; expected values never enter the sandbox. Outputs are
+compared as values (graders: `literals_equal`; determinism: `same_literal`), as text only
+when they are not literals.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import dataclasses
 import re
 from typing import Iterable, Sequence
 
+from absolute_zero.sandbox import names
 from absolute_zero.sandbox.job_types import Job, JobResult
-from absolute_zero.sandbox.literals import LiteralError, canonical_call, literals_equal
+from absolute_zero.sandbox.literals import (
+    LiteralError, canonical_call, literals_equal, same_literal)
 from absolute_zero.sandbox.pool import SandboxPool
 
 # The reference list (azr_spec.md section 2), matched on full dotted names: `import os` is
@@ -37,7 +41,9 @@ ESCAPE_ATTRIBUTES = frozenset({
     "__reduce_ex__", "__getattribute__", "f_globals", "f_locals", "f_back", "f_builtins",
     "gi_frame", "ag_frame", "cr_frame", "tb_frame", "tb_next", "co_code",
 })
-_ATTRIBUTE_FUNCTIONS = ("getattr", "setattr", "delattr", "hasattr")
+_ATTRIBUTE_FUNCTIONS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
+# Rebinding the module's builtins changes what every later function sees: never allowed.
+_NAMES_BANNED_IN_ANY_SCOPE = frozenset({"__builtins__"})
 
 MAX_PROGRAM_CHARS = 8096   # reference: content of 5,600-8,096 characters
 MAX_INPUT_CHARS = 8096
@@ -84,43 +90,100 @@ def _hits(name: str, banned: frozenset[str]) -> str | None:
     return None
 
 
-def find_banned(tree: ast.AST, banned: Sequence[str]) -> str | None:
-    """First banned module or dotted name the program imports or refers to, else None."""
+def find_banned(tree: ast.AST, banned: Sequence[str], *,
+                program: names.Program | None = None) -> str | None:
+    """First banned module or dotted name the program imports or reaches, else None.
+
+    Imports are checked on their full dotted names; every other name, attribute chain,
+    constant-string `getattr`, namespace subscript (`m.__dict__['x']`, `vars(m)['x']`,
+    `globals()['x']`) and `__import__('m')` is checked on what it *resolves to* by scope
+    (see `names.Program`): a parameter or local called `time` is not the module, while
+    `from os import *` makes a global `environ` mean `os.environ`. A free name that the
+    program never binds and that is not a builtin reaches nothing (NameError at run time),
+    as in the reference check, which reads imports only.
+
+    A module with banned entries under it (`os`, `sys`, the builtins module reached as
+    `len.__self__`) may only be used where the resolver follows it: `m.attr`,
+    `getattr(m, 'attr')`, `m.__dict__['attr']`, `vars(m)['attr']`, or bound to a name
+    (`o = m`, a parameter default). Passed, stored or returned anywhere else
+    (`[os][0].path`, `g(os)`) it is rejected as `<m> as a value`.
+
+    Raises RecursionError on pathologically nested trees.
+    """
     banned_set = frozenset(banned)
-    aliases: dict[str, str] = {}  # local name -> full dotted name it was imported as
+    program = program or names.Program(tree)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                hit = _hits(alias.name, banned_set)
-                if hit:
-                    return hit
-                local = alias.asname or alias.name.split(".")[0]
-                aliases[local] = alias.name if alias.asname else alias.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom):
-            module = "." * node.level + (node.module or "")
-            hit = _hits(module, banned_set) if module else None
+        for path in _paths_reached(node, program):
+            hit = _hits(path, banned_set)
             if hit:
                 return hit
-            for alias in node.names:
-                full = f"{module}.{alias.name}" if module else alias.name
-                hit = _hits(full, banned_set)
-                if hit:
-                    return hit
-                aliases[alias.asname or alias.name] = full
+    return _module_as_value(tree, program, banned_set)
+
+
+def _module_as_value(tree: ast.AST, program: names.Program,
+                     banned: frozenset[str]) -> str | None:
+    parents = {id(child): parent for parent in ast.walk(tree)
+               for child in ast.iter_child_nodes(parent)}
     for node in ast.walk(tree):
-        name = None
-        if isinstance(node, ast.Attribute):
-            name = _dotted(node)
-        elif isinstance(node, ast.Name):
-            name = node.id
-        if name is None:
+        if not isinstance(node, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):
             continue
-        root, _, rest = name.partition(".")
-        full = aliases.get(root, root) + ("." + rest if rest else "")
-        hit = _hits(full, banned_set) or _hits(name, banned_set)
-        if hit:
-            return hit
+        if isinstance(node, (ast.Name, ast.Attribute)) and not isinstance(node.ctx, ast.Load):
+            continue
+        holders = [p for p in program.resolve(node) if _holds_banned(p, banned)]
+        if holders and not _followed_use(node, parents, program):
+            shown = sorted(holders)[0].replace(names.BUILTINS_ROUTE, "builtins module")
+            return f"{shown} as a value"
     return None
+
+
+def _holds_banned(path: str, banned: frozenset[str]) -> bool:
+    """Whether a banned entry lies under the module `path` (`os` holds `os.path`)."""
+    if path == names.BUILTINS_ROUTE:
+        return any(names.is_builtin_name(entry) for entry in banned)
+    return any(entry.startswith(path + ".") for entry in banned)
+
+
+def _followed_use(node: ast.AST, parents: dict[int, ast.AST], program: names.Program) -> bool:
+    """Whether `node` sits where `names.Program` follows the value it holds."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.Attribute) or isinstance(parent, ast.Expr):
+        return True
+    if isinstance(parent, ast.Assign):
+        return parent.value is node and all(isinstance(t, ast.Name) for t in parent.targets)
+    if isinstance(parent, (ast.AnnAssign, ast.NamedExpr)):
+        return parent.value is node and isinstance(parent.target, ast.Name)
+    if isinstance(parent, ast.arguments):
+        return True  # a parameter default: the parameter is followed
+    if isinstance(parent, (ast.Tuple, ast.List)):
+        outer = parents.get(id(parent))
+        return (isinstance(outer, ast.Assign) and outer.value is parent
+                and all(isinstance(t, (ast.Tuple, ast.List)) and len(t.elts) == len(parent.elts)
+                        and all(isinstance(e, ast.Name) for e in t.elts) for t in outer.targets))
+    if isinstance(parent, ast.Call) and parent.args and parent.args[0] is node:
+        func = program.resolve(parent.func)
+        if func & _ATTRIBUTE_FUNCTIONS and len(parent.args) >= 2:
+            return isinstance(parent.args[1], ast.Constant)
+        if "vars" in func and len(parent.args) == 1:
+            outer = parents.get(id(parent))
+            return isinstance(outer, ast.Subscript) and isinstance(outer.slice, ast.Constant)
+    return False
+
+
+def _paths_reached(node: ast.AST, program: names.Program) -> Iterable[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        module = "." * node.level + (node.module or "")
+        paths = [module] if node.module else []
+        return paths + [f"{module}.{a.name}" if module else a.name
+                        for a in node.names if a.name != "*"]
+    if isinstance(node, ast.Name):
+        if node.id in _NAMES_BANNED_IN_ANY_SCOPE:
+            return [node.id]
+        return program.resolve(node) if isinstance(node.ctx, ast.Load) else ()
+    if isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        return program.resolve(node)
+    return ()
 
 
 def check_program(source: str, banned: Sequence[str] = REFERENCE_BANNED + DYNAMIC_ACCESS_NAMES,
@@ -129,8 +192,9 @@ def check_program(source: str, banned: Sequence[str] = REFERENCE_BANNED + DYNAMI
     """Static validity of a proposed program: None if OK, else the reason.
 
     Checks size, syntax (with the reference's text fallback for banned words when it does
-    not parse), banned modules and names on the AST, escape attributes, and that the program
-    defines exactly one top-level function, named `f`.
+    not parse), banned modules and names on the AST resolved by scope (`find_banned`),
+    escape attributes, and that the program defines exactly one top-level function, named
+    `f`. Never raises.
     """
     if not isinstance(source, str):
         return f"program must be str, got {type(source).__name__}"
@@ -144,9 +208,10 @@ def check_program(source: str, banned: Sequence[str] = REFERENCE_BANNED + DYNAMI
                 return f"banned: {entry}"
         return f"syntax error: {exc}"
     try:
-        hit = find_banned(tree, banned)
+        program = names.Program(tree)
+        hit = find_banned(tree, banned, program=program)
         if hit is None and block_escapes:
-            hit = _find_escape(tree)
+            hit = _find_escape(tree, program)
     except RecursionError:
         return "program nested too deeply"
     if hit:
@@ -159,16 +224,35 @@ def check_program(source: str, banned: Sequence[str] = REFERENCE_BANNED + DYNAMI
     return None
 
 
-def _find_escape(tree: ast.AST) -> str | None:
-    """Attribute access that walks to frames, globals or other modules."""
+def _find_escape(tree: ast.AST, program: names.Program | None = None) -> str | None:
+    """Attribute access that walks to frames, globals or other modules: an escape
+    attribute, a builtin `getattr`-family call with a computed name or such a function
+    passed as a value (`reduce(getattr, names, x)`), or a module's `__dict__` used other
+    than as `m.__dict__['constant']`."""
+    program = program or names.Program(tree)
+    constant_reads, called = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            called.add(id(node.func))
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            constant_reads.add(id(node.value))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            constant_reads.add(id(node.func.value))
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in ESCAPE_ATTRIBUTES:
             return node.attr
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id in _ATTRIBUTE_FUNCTIONS and len(node.args) >= 2):
+        if (isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load)
+                and id(node) not in called and program.resolve(node) & _ATTRIBUTE_FUNCTIONS):
+            return f"{sorted(program.resolve(node) & _ATTRIBUTE_FUNCTIONS)[0]} as a value"
+        if (isinstance(node, ast.Attribute) and node.attr == "__dict__"
+                and id(node) not in constant_reads and program.namespace_base(node.value)):
+            return "__dict__ of a module"
+        if (isinstance(node, ast.Call) and len(node.args) >= 2
+                and program.resolve(node.func) & _ATTRIBUTE_FUNCTIONS):
             name = node.args[1]
             if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
-                return f"{node.func.id} with a computed attribute name"
+                return f"{sorted(program.resolve(node.func))[0]} with a computed attribute name"
             if name.value in ESCAPE_ATTRIBUTES:
                 return name.value
     return None
@@ -205,8 +289,11 @@ def check_input_expression(text: str) -> str | None:
         for node in ast.walk(tree):
             if isinstance(node, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
                 return f"banned: {type(node).__name__} in input"
-        hit = (find_banned(tree, REFERENCE_BANNED + DYNAMIC_ACCESS_NAMES + EXPRESSION_BANNED)
-               or _find_escape(tree))
+        # Evaluated among the program's globals: a free name may be whatever it imported.
+        program = names.Program(tree, open_globals=True)
+        hit = (find_banned(tree, REFERENCE_BANNED + DYNAMIC_ACCESS_NAMES + EXPRESSION_BANNED,
+                           program=program)
+               or _find_escape(tree, program))
     except RecursionError:
         return "input nested too deeply"
     return f"banned: {hit}" if hit else None
@@ -271,7 +358,10 @@ def validate_proposals(pool: SandboxPool, programs_and_inputs: Sequence[tuple[st
     """Validity of proposed (program, input) pairs (azr_spec.md section 2).
 
     Static check first; then the program runs twice, in two interpreters with different
-    string-hash seeds and address layouts, and must return identical reprs both times.
+    string-hash seeds and address layouts, and must return the same value both times
+    (`literals.same_literal`: a set or dict printed in another order is the same value; a
+    list whose order changed, or a non-literal repr whose text changed, is not). The output
+    kept is the first run's repr.
     """
     items = list(programs_and_inputs)
     verdicts: list[Validation | None] = [None] * len(items)
@@ -295,7 +385,7 @@ def _judge_two_runs(first: JobResult, second: JobResult, max_output_chars: int) 
     for r in (first, second):
         if r.status != "ok":
             return Validation(False, r.status, None, f"{r.error_type}: {r.error_message}")
-    if first.output != second.output:
+    if not same_literal(first.output, second.output):
         return Validation(False, "nondeterministic", None,
                           "two runs with different hash seeds returned different values")
     if first.output is None or len(first.output) > max_output_chars:

@@ -150,3 +150,39 @@ def literals_equal(expected: str, answer: str) -> bool:
         return values_equal(parse_literal(expected), parse_literal(answer))
     except LiteralError:
         return isinstance(expected, str) and isinstance(answer, str) and expected.strip() == answer.strip()
+
+
+def _canonical(value: Any) -> Any:
+    """A hashable form of a plain value that is equal exactly when the values are the same
+    data: same types throughout (1, 1.0 and True differ), floats by repr (nan is nan,
+    0.0 is not -0.0), sets and dicts without order (their iteration order follows the
+    string-hash seed; their value does not)."""
+    t = type(value)
+    if t in (float, complex):
+        return t.__name__, repr(value)
+    if t in (list, tuple):
+        return t.__name__, tuple(_canonical(v) for v in value)
+    if t in (set, frozenset):
+        return t.__name__, frozenset(_canonical(v) for v in value)
+    if t is dict:
+        return "dict", frozenset((_canonical(k), _canonical(v)) for k, v in value.items())
+    return t.__name__, value
+
+
+def same_literal(first: str, second: str) -> bool:
+    """Whether two reprs of results denote the same value (the determinism check).
+
+    Identical texts are the same; otherwise both must parse as literals (`parse_literal`)
+    and be the same data by `_canonical`: a set, frozenset or dict printed in a different
+    order is the same value, while a list or string whose order changed, or a value whose
+    type changed, is not. Texts that are not literals (`<object at 0x...>`) are compared as
+    text only. Never raises.
+    """
+    if not isinstance(first, str) or not isinstance(second, str):
+        return False
+    if first == second:
+        return True
+    try:
+        return _canonical(parse_literal(first)) == _canonical(parse_literal(second))
+    except (LiteralError, RecursionError, MemoryError, TypeError):
+        return False
