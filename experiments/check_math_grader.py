@@ -7,8 +7,9 @@ For every math benchmark item, completions are written from its first reference 
 the reference itself (boxed, as `grader_checks.reference_completion` writes it) and
 systematic rewrites of it whose right verdict is known by construction (`perturbations`):
 inline `$...$` after "final answer is", trailing text after the box, units, fraction vs
-decimal, thousands commas, mixed numbers, U+2212 minus (boxed and in running text),
-negation and off-by-one (both wrong). Each completion is graded by the builtin grader
+decimal, thousands commas, mixed numbers (LaTeX and 1½), Unicode symbols for LaTeX
+commands (π, √, ≤, ², ...), U+2212 minus (boxed and in running text), negation and
+off-by-one (both wrong). Each completion is graded by the builtin grader
 (`benchmarks.grade_math`) and by math-verify (`math_verify_grader.math_verify_batch`); the
 table gives, per benchmark, the rate at which the two agree and each one's accuracy
 against the constructed verdicts. Needs the optional `math-verify` package.
@@ -42,6 +43,15 @@ flags.DEFINE_string("output", None, "Write the table, every case and disagreemen
 flags.DEFINE_integer("show", 3, "Disagreements printed per benchmark and kind.")
 
 MINUS = "\u2212"
+VULGAR = {Fraction(1, 2): "\u00bd", Fraction(1, 3): "\u2153", Fraction(2, 3): "\u2154",
+          Fraction(1, 4): "\u00bc", Fraction(3, 4): "\u00be", Fraction(1, 8): "\u215b"}
+# LaTeX -> the Unicode symbol a model may write instead (hand-listed, not the grader's table).
+UNICODE_SPELLINGS = [(r"\\pi(?![a-zA-Z])", "\u03c0"), (r"\\infty", "\u221e"),
+                     (r"\\leq?(?![a-zA-Z])", "\u2264"), (r"\\geq?(?![a-zA-Z])", "\u2265"),
+                     (r"\\neq?(?![a-zA-Z])", "\u2260"), (r"\\times", "\u00d7"),
+                     (r"\\cdot", "\u00b7"), (r"\\pm", "\u00b1"),
+                     (r"\\sqrt\{(\w+)\}", "\u221a(\\1)"), (r"\^(?:\{2\}|2(?!\d))", "\u00b2"),
+                     (r"\^(?:\{3\}|3(?!\d))", "\u00b3")]
 
 
 def _value(ref: str) -> Optional[Fraction]:
@@ -90,6 +100,11 @@ def perturbations(ref: str) -> list[tuple[str, str, bool]]:
       ("final_inline", f"Step by step.\nThe final answer is ${ref}$. I hope it is correct.", True),
       ("trailing_text", f"The answer is \\boxed{{{ref}}}. I put it in \\boxed as asked.", True),
   ]
+  spelled = ref
+  for pattern, symbol in UNICODE_SPELLINGS:
+    spelled = re.sub(pattern, symbol, spelled)
+  if spelled != ref:
+    out.append(("unicode_symbols", _boxed(spelled), True))
   v = _value(ref)
   if v is None:
     if "-" in ref:
@@ -101,8 +116,9 @@ def perturbations(ref: str) -> list[tuple[str, str, bool]]:
       ("negated", _boxed(_latex(-v)), v == 0),
       ("off_by_one", _boxed(_latex(v + 1)), False),
       ("unicode_minus", _boxed(MINUS + mag), v < 0 or v == 0),
-      ("unicode_minus_text", f"So the change is {MINUS}{mag} dollars.", v < 0 or v == 0),
   ]
+  if _decimal(v) is not None:  # running text holds plain numbers, not LaTeX
+    out.append(("unicode_minus_text", f"So the change is {MINUS}{mag} dollars.", v <= 0))
   if v.denominator == 1:
     out.append(("as_fraction", _boxed(f"\\frac{{{2 * v.numerator}}}{{2}}"), True))
     if abs(v) >= 1000:
@@ -119,6 +135,9 @@ def perturbations(ref: str) -> list[tuple[str, str, bool]]:
       sign = "-" if v < 0 else ""
       out.append(("mixed_number", _boxed(f"{sign}{whole}\\frac{{{rest}}}{{{v.denominator}}}"),
                   True))
+      if Fraction(rest, v.denominator) in VULGAR:
+        out.append(("mixed_unicode", _boxed(f"{sign}{whole}{VULGAR[Fraction(rest, v.denominator)]}"),
+                    True))
       out.append(("mixed_number_times", _boxed(f"{sign}{whole}\\cdot\\frac{{{rest}}}"
                                                f"{{{v.denominator}}}"),
                   Fraction(whole * rest, v.denominator) == abs(v)))
