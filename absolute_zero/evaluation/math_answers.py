@@ -31,7 +31,7 @@ _NUMBER_RE = re.compile(rf"(?<![\w.])(?:{_NUMBER})(?:\s*/\s*\d+)?")
 # variable) -- never a word, so "I put it in \boxed as asked" is not an answer.
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _BARE_ANSWER_RE = re.compile(
-    r"[ \t]*([-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?%?(?![\d.])"
+    r"[ \t]*([-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?%?(?!\d|\.\d)"
     r"|[-+]?\\(?:pi|infty)(?![a-zA-Z])"
     r"|[A-Za-z](?=[ \t]*(?:$|[$.,;:!?)}\]\n])))")
 
@@ -131,9 +131,9 @@ def gsm8k_reference(answer_field: str) -> str:
 
 # Minus signs: U+2212 MINUS SIGN, U+2012 FIGURE DASH, U+FE63 SMALL HYPHEN-MINUS, U+FF0D
 # FULLWIDTH HYPHEN-MINUS. U+2013 EN DASH is a minus too, except directly between two
-# letters or digits, where it is a range or a compound ("pages 3–5"), left as it is.
+# digits, where it is a range ("pages 3–5", "1990–2000") and is left as it is.
 _MINUS_CHARS = "\u2212\u2012\ufe63\uff0d"
-_EN_DASH_RE = re.compile(r"\u2013(?!(?<=\w\u2013)\w)")
+_EN_DASH_RE = re.compile(r"\u2013(?!(?<=\d\u2013)\d)")
 # Symbols with a LaTeX command (Unicode Standard names; LaTeX spellings as in amsmath).
 _SYMBOL_COMMANDS = {
     "\u00d7": r"\times", "\u00f7": r"\div", "\u00b7": r"\cdot", "\u22c5": r"\cdot",
@@ -291,6 +291,17 @@ def normalize_mixed_numbers(s: str) -> str:
     return _MIXED_RE.sub(_mixed_to_fraction, s) if "\\frac" in s else s
 
 
+# Relations and operators written as commands: spaces around them carry no meaning
+# ("x \\le 3" is "x\\le3"), except that a letter after a command stays apart from it.
+_OPERATOR_RE = re.compile(
+    r"\s*(\\(?:le|ge|ne|lt|gt|pm|mp|cup|cap|in|times|cdot|div)(?![a-zA-Z])|[<>])\s*")
+
+
+def _tight_operator(match: re.Match) -> str:
+    after = match.string[match.end():match.end() + 1]
+    return match.group(1) + (" " if match.group(1)[0] == "\\" and after.isalpha() else "")
+
+
 def normalize_answer(answer: Optional[str]) -> str:
     """One spelling per answer; '' for None. Case is kept (variables differ by case)."""
     if answer is None:
@@ -305,7 +316,7 @@ def normalize_answer(answer: Optional[str]) -> str:
     s = re.sub(r"\\(le|ge|ne)q(?:slant)?(?![a-zA-Z])", r"\\\1", s)  # \leq -> \le
     s = s.replace("{,}", ",")
     s = re.sub(r"\^\s*\{?\\circ\}?", "", s)  # degrees
-    s = re.sub(r"\^\{(\w)\}", r"^\1", s)  # "x^{2}" -> "x^2"
+    s = re.sub(r"([\^_])\{(\w)\}", r"\1\2", s)  # "x^{2}" -> "x^2", "a_{1}" -> "a_1"
     s = s.replace("\\circ", "")
     s = re.sub(r"\\?%", "%", s)
     s = _strip_text_commands(s)
@@ -326,4 +337,4 @@ def normalize_answer(answer: Optional[str]) -> str:
     s = _drop_thousands_commas(s)
     s = re.sub(r"(?<=\d)\.0+$", "", s)  # "27.0" -> "27"
     s = re.sub(r"\s*([,+\-*/=^(){}\[\]])\s*", r"\1", s)  # spaces around operators
-    return s
+    return _OPERATOR_RE.sub(_tight_operator, s)
