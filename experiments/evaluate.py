@@ -43,6 +43,9 @@ flags.DEFINE_list("ks", [], "pass@k values to report (default 1, 5, 10, ... up t
 flags.DEFINE_integer("batch_size", 16, "Prompts per generate call.")
 flags.DEFINE_integer("max_new_tokens", 512, "Generation budget per sample.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.DEFINE_enum("math_grader", "builtin", ["builtin", "math_verify"],
+                  "Math sets' grader: builtin, or math_verify (HuggingFace's math-verify, "
+                  "pip install 'absolute-zero[math_verify]') to compare with published scores.")
 flags.DEFINE_string("output", None, "Write the JSON report here.")
 flags.DEFINE_bool("keep_completions", False, "Store raw completion texts in the report.")
 flags.DEFINE_integer("sandbox_workers", None, "Sandbox workers (default: CPU cores, min 2).")
@@ -114,7 +117,7 @@ def main(argv):
     config = EvalConfig(n_samples=FLAGS.n_samples, temperature=FLAGS.temperature,
                         top_p=FLAGS.top_p, batch_size=FLAGS.batch_size,
                         max_new_tokens=FLAGS.max_new_tokens, seed=FLAGS.seed,
-                        ks=tuple(int(k) for k in FLAGS.ks))
+                        ks=tuple(int(k) for k in FLAGS.ks), math_grader=FLAGS.math_grader)
     if config.n_samples > 1 and config.temperature == 0:
         print("warning: --n_samples > 1 with greedy decoding gives identical samples; "
               "set --temperature > 0 for pass@k", file=sys.stderr)
