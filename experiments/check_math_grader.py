@@ -12,7 +12,9 @@ commands (π, √, ≤, ², ...), U+2212 minus (boxed and in running text), nega
 off-by-one (both wrong). Each completion is graded by the builtin grader
 (`benchmarks.grade_math`) and by math-verify (`math_verify_grader.math_verify_batch`); the
 table gives, per benchmark, the rate at which the two agree and each one's accuracy
-against the constructed verdicts. Needs the optional `math-verify` package.
+against the constructed verdicts; the data's worked solutions (where there are any) are
+graded as completions too, in their own columns (their disagreements are not listed:
+OlympiadBench's prose solutions box nothing). Needs the optional `math-verify` package.
 """
 
 from __future__ import annotations
@@ -136,8 +138,8 @@ def perturbations(ref: str) -> list[tuple[str, str, bool]]:
       out.append(("mixed_number", _boxed(f"{sign}{whole}\\frac{{{rest}}}{{{v.denominator}}}"),
                   True))
       if Fraction(rest, v.denominator) in VULGAR:
-        out.append(("mixed_unicode", _boxed(f"{sign}{whole}{VULGAR[Fraction(rest, v.denominator)]}"),
-                    True))
+        vulgar = VULGAR[Fraction(rest, v.denominator)]
+        out.append(("mixed_unicode", _boxed(f"{sign}{whole}{vulgar}"), True))
       out.append(("mixed_number_times", _boxed(f"{sign}{whole}\\cdot\\frac{{{rest}}}"
                                                f"{{{v.denominator}}}"),
                   Fraction(whole * rest, v.denominator) == abs(v)))
@@ -150,6 +152,9 @@ def cases(name: str, items) -> list[dict]:
   for item in items:
     out.append({"id": item.id, "kind": "reference", "expected": True,
                 "completion": reference_completion(name, item), "refs": list(item.answers)})
+    if item.solution.strip():  # the data's worked solution, as a completion
+      out.append({"id": item.id, "kind": "solution", "expected": True,
+                  "completion": item.solution, "refs": list(item.answers)})
     for kind, completion, expected in perturbations(item.answers[0]):
       out.append({"id": item.id, "kind": kind, "expected": expected, "completion": completion,
                   "refs": list(item.answers)})
@@ -171,10 +176,12 @@ def _rate(rows, key) -> float:
 
 
 def summarise(rows: list[dict]) -> dict:
-  """Agreement and accuracies for the reference rows and the perturbation rows."""
+  """Agreement and accuracies for the reference, worked-solution and perturbation rows."""
   out = {}
   for part, subset in (("reference", [r for r in rows if r["kind"] == "reference"]),
-                       ("perturbed", [r for r in rows if r["kind"] != "reference"])):
+                       ("solution", [r for r in rows if r["kind"] == "solution"]),
+                       ("perturbed", [r for r in rows
+                                      if r["kind"] not in ("reference", "solution")])):
     out[part] = {
         "n": len(subset),
         "agreement": _rate(subset, lambda r: r["builtin"] == r["math_verify"]),
@@ -198,7 +205,8 @@ def main(argv):
   data_dir = FLAGS.data_dir or data_lib.default_data_dir()
   results = {}
   header = (f"{'benchmark':<14} {'refs':>5} {'agree%':>7} {'built%':>7} {'mv%':>7} "
-            f"{'perts':>6} {'agree%':>7} {'built%':>7} {'mv%':>7} {'s':>6}")
+            f"{'perts':>6} {'agree%':>7} {'built%':>7} {'mv%':>7} "
+            f"{'sols':>5} {'agree%':>7} {'built%':>7} {'mv%':>7} {'s':>5}")
   print(header, flush=True)
   for name in FLAGS.benchmarks:
     start = time.perf_counter()
@@ -206,13 +214,16 @@ def main(argv):
     rows = cases(name, items)
     grade(name, items, rows)
     summary = summarise(rows)
-    ref, pert = summary["reference"], summary["perturbed"]
     seconds = time.perf_counter() - start
-    print(f"{name:<14} {ref['n']:>5} {100 * ref['agreement']:>7.2f} "
-          f"{100 * ref['builtin_right']:>7.2f} {100 * ref['math_verify_right']:>7.2f} "
-          f"{pert['n']:>6} {100 * pert['agreement']:>7.2f} {100 * pert['builtin_right']:>7.2f} "
-          f"{100 * pert['math_verify_right']:>7.2f} {seconds:>6.0f}", flush=True)
-    disagreements = [r for r in rows if r["builtin"] != r["math_verify"]]
+    line = f"{name:<14}"
+    for part, width in (("reference", 6), ("perturbed", 7), ("solution", 6)):
+      p = summary[part]
+      line += (f"{p['n']:>{width}} {100 * p['agreement']:>7.2f} {100 * p['builtin_right']:>7.2f} "
+               f"{100 * p['math_verify_right']:>7.2f}" if p["n"] else f"{0:>{width}} {'-':>7} "
+               f"{'-':>7} {'-':>7}")
+    print(f"{line} {seconds:>5.0f}", flush=True)
+    disagreements = [r for r in rows
+                     if r["builtin"] != r["math_verify"] and r["kind"] != "solution"]
     shown = collections.Counter()
     for r in disagreements:
       shown[r["kind"]] += 1
@@ -222,7 +233,8 @@ def main(argv):
             f"builtin={r['builtin']} ({r['builtin_pred']!r:.30}) math_verify={r['math_verify']} "
             f"({r['math_verify_pred']!r:.30})")
     if disagreements:
-      print(f"  disagreements by kind: {dict(collections.Counter(r['kind'] for r in disagreements))}")
+      by_kind = dict(collections.Counter(r["kind"] for r in disagreements))
+      print(f"  disagreements by kind: {by_kind}")
     results[name] = {"summary": summary, "disagreements": disagreements, "seconds": seconds}
   if FLAGS.output:
     with open(FLAGS.output, "w") as f:

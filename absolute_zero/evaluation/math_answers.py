@@ -149,7 +149,8 @@ _SUPERSCRIPTS = dict(zip("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078
 _SUBSCRIPTS = dict(zip("\u2080\u2081\u2082\u2083\u2084\u2085\u2086\u2087\u2088\u2089"
                        "\u208a\u208b\u208c\u208d\u208e", "0123456789+-=()"))
 # No-break, thin and other fixed-width spaces; zero-width characters are dropped.
-_SPACES = "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+_SPACES = ("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
+           "\u205f\u3000")
 _ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _GROUP_SPACE_RE = re.compile(f"(?<=\\d)[{_SPACES}](?=\\d{{3}}(?!\\d))")  # "1 000 000"
 

@@ -49,9 +49,9 @@ def _agreement_cases():
                 "So $\\boxed{{{a}}}$ (checked with \\boxed at hand).",
                 "The final answer is ${a}$. I hope it is correct."]
     for v, wrap in itertools.product(values, wrappers):
-        ref = str(v.numerator) if v.denominator == 1 else f"\\frac{{{v.numerator}}}{{{v.denominator}}}"
         sign = "-" if v < 0 else ""
         a, b = abs(v.numerator), v.denominator
+        ref = str(v.numerator) if b == 1 else f"{sign}\\frac{{{a}}}{{{b}}}"
         spellings = [(f"{sign}\\frac{{{2 * a}}}{{{2 * b}}}", True),
                      (f"\u2212\\frac{{{a}}}{{{b}}}" if v < 0 else f"\\frac{{{a}}}{{{b}}}", True),
                      (f"{sign}\\frac{{{a + b}}}{{{b}}}", False),  # off by one
