@@ -171,8 +171,9 @@ def grade(name: str, items, rows: list[dict]) -> None:
                math_verify_pred=extracted)
 
 
-def _rate(rows, key) -> float:
-  return sum(key(r) for r in rows) / len(rows) if rows else float("nan")
+def _rate(rows, key) -> Optional[float]:
+  """Fraction of rows where key holds; None for no rows (JSON has no NaN)."""
+  return sum(key(r) for r in rows) / len(rows) if rows else None
 
 
 def summarise(rows: list[dict]) -> dict:
