@@ -97,3 +97,15 @@ def test_both_graders_accept_every_reference(name):
     for grader in ("builtin", "math_verify"):
         graded = grade_math(items, completions, math_grader=grader)
         assert [i.id for i, g in zip(items, graded) if not g[0].correct] == [], grader
+
+
+def test_hostile_completion_runs_nowhere(tmp_path):
+    pytest.importorskip("math_verify")
+    marker = tmp_path / "ran"
+    payloads = [f"\\boxed{{__import__('os').system('touch {marker}')}}",
+                f"The answer is $__import__('os').system('touch {marker}')$",
+                f"so x = (lambda: __import__('os').system('touch {marker}'))()"]
+    graded = grade_math([_item("1")] * len(payloads), [[p] for p in payloads],
+                        math_grader="math_verify")
+    assert [g[0].correct for g in graded] == [False] * len(payloads)
+    assert not marker.exists()
