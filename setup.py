@@ -54,6 +54,11 @@ setup(
             "accelerate>=1.0",  # transformers needs it to load GGUF files
             "pebble>=5.0",  # the reference-style executor in bench_sandbox.py
             "scipy>=1.10",  # chi-square checks of the sampler's distributions
+            # The second math grader, checked against the builtin one in the tests.
+            "math-verify==0.9.0",
         ],
+        # --math_grader=math_verify: HuggingFace's grader, to compare scores with published
+        # ones. Brings latex2sympy2_extended 1.11.0 and antlr4-python3-runtime 4.13.2.
+        "math_verify": ["math-verify==0.9.0"],
     },
 )

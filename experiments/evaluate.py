@@ -57,6 +57,9 @@ flags.DEFINE_list("ks", [], "pass@k values to report (default 1, 5, 10, ... up t
 flags.DEFINE_integer("batch_size", 16, "Prompts per generate call.")
 flags.DEFINE_integer("max_new_tokens", 512, "Generation budget per sample.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.DEFINE_enum("math_grader", "builtin", ["builtin", "math_verify"],
+                  "Math sets' grader: builtin, or math_verify (HuggingFace's math-verify, "
+                  "pip install 'absolute-zero[math_verify]') to compare with published scores.")
 flags.DEFINE_string("output", None, "Write the JSON report to this file.")
 flags.DEFINE_bool("keep_completions", False, "Store raw completion texts in the report.")
 flags.DEFINE_integer("sandbox_workers", None, "Sandbox workers (default: CPU cores, min 2).")
@@ -260,9 +263,15 @@ def main(argv):
     try:
         config = EvalConfig(n_samples=FLAGS.n_samples, temperature=FLAGS.temperature,
                             top_p=FLAGS.top_p, batch_size=FLAGS.batch_size,
-                            max_new_tokens=FLAGS.max_new_tokens, seed=FLAGS.seed, ks=ks)
+                            max_new_tokens=FLAGS.max_new_tokens, seed=FLAGS.seed, ks=ks,
+                            math_grader=FLAGS.math_grader)
     except ValueError as e:
         raise cli.InputError(e) from None
+    if FLAGS.math_grader == "math_verify":
+        import importlib.util
+        cli.check(importlib.util.find_spec("math_verify") is not None,
+                  "--math_grader=math_verify needs the math-verify package: pip install -e "
+                  "\".[math_verify]\"")
     tokenizer_source = None
     if FLAGS.tokenizer is not None:
         tokenizer_source = (FLAGS.tokenizer if FLAGS.tokenizer in EMBEDDED_MODELS else

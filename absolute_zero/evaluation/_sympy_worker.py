@@ -7,6 +7,7 @@ was decided. Every string is re-checked against the parent's token grammar befor
 """
 
 import json
+import math
 import re
 import signal
 import sys
@@ -78,7 +79,10 @@ def main():
                     equal = True
                 elif not x.free_symbols and not y.free_symbols:
                     fx, fy = complex(sympy.N(x, 30)), complex(sympy.N(y, 30))
-                    equal = abs(fx - fy) <= max(1e-9, REL_TOL * max(abs(fx), abs(fy)))
+                    if all(math.isfinite(v) for v in (fx.real, fx.imag, fy.real, fy.imag)):
+                        equal = abs(fx - fy) <= max(1e-9, REL_TOL * max(abs(fx), abs(fy)))
+                    # else: an infinity (oo, zoo, nan) equals only itself (x == y above);
+                    # the tolerance test said oo == 0, since inf <= 1e-4 * inf.
                 else:
                     equal = sympy.simplify(x - y) == 0
             except BaseException:  # noqa: BLE001 - parse errors, timeouts, SymPy failures

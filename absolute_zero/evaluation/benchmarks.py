@@ -12,7 +12,10 @@ Grading paths:
   humaneval                prompt + completion + the problem's `check(candidate)`, run as
                            one sandbox job; passing = the job ends without an exception;
   math sets                `extract_answer` then `answers_equivalent_batch` against the
-                           reference(s); no model text is executed.
+                           reference(s) (math_grader='builtin', the default), or
+                           HuggingFace's math-verify (math_grader='math_verify', an
+                           optional package; see `math_verify_grader`); no model text is
+                           executed in this process.
 """
 
 from __future__ import annotations
@@ -191,11 +194,35 @@ def grade_humaneval(pool, items: Sequence[HumanEvalItem],
     return _unflatten(graded, sizes)
 
 
-def grade_math(items: Sequence[MathItem], completions: Sequence[Sequence[str]]) -> list[list[Graded]]:
-    """Extract each sample's final answer and compare it with the item's references."""
+MATH_GRADERS = ("builtin", "math_verify")
+
+
+def check_math_grader(math_grader: str) -> None:
+    """Raises ValueError for an unknown grader name, and MathVerifyUnavailable (an
+    ImportError naming the pip command) for 'math_verify' without the package."""
+    if math_grader not in MATH_GRADERS:
+        raise ValueError(f"math_grader must be one of {MATH_GRADERS}, got {math_grader!r}")
+    if math_grader == "math_verify":
+        from absolute_zero.evaluation.math_verify_grader import require_math_verify
+
+        require_math_verify()
+
+
+def grade_math(items: Sequence[MathItem], completions: Sequence[Sequence[str]], *,
+               math_grader: str = "builtin") -> list[list[Graded]]:
+    """Extract each sample's final answer and compare it with the item's references, with
+    the builtin grader or math-verify (`MATH_GRADERS`; see `check_math_grader`)."""
+    check_math_grader(math_grader)
     flat_items, texts, sizes = _flatten(items, completions)
-    predictions = [extract_answer(t) for t in texts]
-    verdicts = any_reference_matches([(p, i.answers) for p, i in zip(predictions, flat_items)])
+    if math_grader == "math_verify":
+        from absolute_zero.evaluation.math_verify_grader import math_verify_batch
+
+        results = math_verify_batch([(t, i.answers) for t, i in zip(texts, flat_items)])
+        predictions = [extracted for _, extracted in results]
+        verdicts = [ok for ok, _ in results]
+    else:
+        predictions = [extract_answer(t) for t in texts]
+        verdicts = any_reference_matches([(p, i.answers) for p, i in zip(predictions, flat_items)])
     graded = []
     for prediction, ok in zip(predictions, verdicts):
         status = "correct" if ok else ("no_answer" if prediction is None else "wrong")
@@ -203,9 +230,10 @@ def grade_math(items: Sequence[MathItem], completions: Sequence[Sequence[str]]) 
     return _unflatten(graded, sizes)
 
 
-def grade_benchmark(name: str, pool, items: Sequence[Item],
-                    completions: Sequence[Sequence[str]]) -> list[list[Graded]]:
-    """Grades `completions[i]` (item i's sample texts) for benchmark `name`."""
+def grade_benchmark(name: str, pool, items: Sequence[Item], completions: Sequence[Sequence[str]],
+                    *, math_grader: str = "builtin") -> list[list[Graded]]:
+    """Grades `completions[i]` (item i's sample texts) for benchmark `name`; `math_grader`
+    picks the math sets' grader (see `grade_math`)."""
     if name == "cruxeval_o":
         return grade_cruxeval(pool, items, completions, output_prediction=True)
     if name == "cruxeval_i":
@@ -213,7 +241,7 @@ def grade_benchmark(name: str, pool, items: Sequence[Item],
     if name == "humaneval":
         return grade_humaneval(pool, items, completions)
     if name in MATH_BENCHMARKS:
-        return grade_math(items, completions)
+        return grade_math(items, completions, math_grader=math_grader)
     raise ValueError(f"unknown benchmark {name!r}; expected one of "
                      f"{', '.join(CODE_BENCHMARKS + MATH_BENCHMARKS)}")
 

@@ -3,9 +3,10 @@
 `answers_equivalent_batch(pairs)` decides each (predicted, reference) pair:
   1. equal after `normalize_answer` (most reference-vs-reference and many model answers);
   2. tuples, intervals and lists compare part by part (bare comma lists in any order);
-  3. both parts plain numbers (ints, decimals, 'a/b', ``\\frac{a}{b}``, percentages, with
-     thousands commas): equal within a relative tolerance of 1e-4 (a percentage also
-     matches its value / 100);
+  3. both parts plain numbers (ints, decimals, 'a/b', ``\\frac{a}{b}``, mixed numbers,
+     percentages, with thousands commas): integers and fractions compare exactly, a decimal
+     on either side within a relative tolerance of 1e-4 (a percentage also matches its
+     value / 100);
   4. otherwise both are turned into *sanitised* expression strings (``latex_to_expression``:
      a fixed grammar of numbers, one-letter symbols, whitelisted function names and
      operators — anything else gives up) and compared by SymPy (`simplify(a - b) == 0`, or
@@ -74,20 +75,31 @@ def numeric_value(s: str) -> Optional[Fraction]:
     return None
 
 
-def _close(a: Fraction, b: Fraction) -> bool:
+def _is_exact(s: str) -> bool:
+    """An exact spelling (integers and fractions of integers): no decimal point, no
+    exponent. Two exact numbers must be equal; a decimal on either side is compared within
+    REL_TOL (a rounded decimal answer)."""
+    return not re.search(r"[.eE]", s)
+
+
+def _close(a: Fraction, b: Fraction, exact: bool) -> bool:
+    if exact:
+        return a == b
     return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=1e-9) or a == b
 
 
 def numbers_equal(pred: str, ref: str) -> Optional[bool]:
-    """True/False when both are plain numbers, None when either is not."""
+    """True/False when both are plain numbers, None when either is not. Exact spellings
+    compare exactly (70001 is not 70000); see `_is_exact`."""
     a, b = numeric_value(pred), numeric_value(ref)
     if a is None or b is None:
         return None
-    if _close(a, b):
+    exact = _is_exact(pred) and _is_exact(ref)
+    if _close(a, b, exact):
         return True
-    if ref.strip().endswith("%") and not pred.strip().endswith("%") and _close(a, b / 100):
+    if ref.strip().endswith("%") and not pred.strip().endswith("%") and _close(a, b / 100, exact):
         return True
-    if pred.strip().endswith("%") and not ref.strip().endswith("%") and _close(a / 100, b):
+    if pred.strip().endswith("%") and not ref.strip().endswith("%") and _close(a / 100, b, exact):
         return True
     return False
 

@@ -6,7 +6,8 @@ Layout (SCHEMA_VERSION 1; fields are only ever added, and a change of meaning bu
   created          ISO-8601 UTC time the report was written
   model            {"source": str, ...}: what was evaluated (e.g. kind, checkpoint step)
   config           {"benchmarks", "data_dir", "limit", "n_samples", "temperature", "top_p",
-                    "batch_size", "max_new_tokens", "seed", "ks", "prompt_version"}
+                    "batch_size", "max_new_tokens", "seed", "ks", "math_grader",
+                    "prompt_version"}
   environment      {"python", "jax", "backend", "devices", "host"}
   timing           {"total_s", plus whatever the caller adds, e.g. "load_s"}
   benchmarks       {name: section}; a section is

@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from absolute_zero.evaluation import report as report_lib
 from absolute_zero.evaluation.benchmarks import (BENCHMARK_SPECS, PROMPT_VERSION,
-                                                 finish_completion, grade_benchmark,
-                                                 needs_sandbox)
+                                                 check_math_grader, finish_completion,
+                                                 grade_benchmark, needs_sandbox)
 from absolute_zero.evaluation.data import BENCHMARKS, default_data_dir, load_benchmark
 from absolute_zero.evaluation.pass_at_k import default_ks, mean_pass_at_k
 
@@ -33,6 +33,9 @@ class EvalConfig:
     max_new_tokens: int = 512
     seed: int = 0
     ks: tuple[int, ...] = ()  # pass@k values to report; () = default_ks(n_samples)
+    # Math sets' grader: 'builtin' (math_answers + math_equivalence) or 'math_verify'
+    # (HuggingFace's math-verify, optional: to compare with published scores).
+    math_grader: str = "builtin"
 
     def __post_init__(self):
         if self.n_samples < 1:
@@ -43,6 +46,7 @@ class EvalConfig:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        check_math_grader(self.math_grader)  # ValueError, or ImportError with the pip command
         bad = [k for k in self.ks if not 1 <= k <= self.n_samples]
         if bad:
             raise ValueError(f"pass@k needs 1 <= k <= n_samples={self.n_samples}; got {bad}")
@@ -81,7 +85,7 @@ def evaluate_benchmark(name: str, sampler, pool, items: Sequence[Any], config: E
     texts, reasons, num_tokens = _generate(sampler, prompts, spec, config, log)
     t1 = time.perf_counter()
     per_item = [texts[i * n:(i + 1) * n] for i in range(len(items))]
-    graded = grade_benchmark(name, pool, items, per_item)
+    graded = grade_benchmark(name, pool, items, per_item, math_grader=config.math_grader)
     t2 = time.perf_counter()
 
     records = []
