@@ -106,6 +106,10 @@ KNOBS: tuple[Knob, ...] = (
        "End every prompt with an opened answer block, so the model writes the payload "
        "directly (small base models rarely open it themselves; skips reasoning before the "
        "answer). Reference: false.", default=True),
+    _k("single_line_answers", "prompts", "single_line_answers", G_ROLLOUT,
+       "With --open_answer: deduction and abduction solver answers end at the first "
+       "newline (one literal on one line), which closes the answer block. Reference: false.",
+       default=True),
     # ---- learner
     _k("max_grad_norm", "learner", "max_grad_norm", G_LEARNER,
        "Gradient clipping by global norm."),

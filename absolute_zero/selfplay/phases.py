@@ -75,20 +75,39 @@ class ProposeOutcome:
 
 
 def _generate(ctx: PhaseContext, prompts: Sequence[str], max_new_tokens: int, n: int,
-              key: jax.Array):
+              key: jax.Array, stops: Sequence[tuple[str, ...]] | None = None):
+  """Completions of every prompt, `n` each, prompt-major.
+
+  `stops[i]`: the stop strings of prompt i (default: the closing tag for all). Prompts
+  with different stop strings are sampled in one call per stop set, each with its own
+  key folded from `key`; the result keeps the prompts' order.
+  """
   if not prompts:
     return []
-  return ctx.sampler.generate(
-      list(prompts), max_new_tokens=max_new_tokens, temperature=ctx.config.temperature,
-      top_p=ctx.config.top_p, n=n, stop=(ANSWER_CLOSE,), rng=key)
+  stops = [(ANSWER_CLOSE,)] * len(prompts) if stops is None else list(stops)
+  sets = sorted(set(stops))
+  if len(sets) == 1:
+    return ctx.sampler.generate(
+        list(prompts), max_new_tokens=max_new_tokens, temperature=ctx.config.temperature,
+        top_p=ctx.config.top_p, n=n, stop=sets[0], rng=key)
+  out: list = [None] * (len(prompts) * n)
+  for k, stop in enumerate(sets):
+    idx = [i for i, s in enumerate(stops) if s == stop]
+    completions = ctx.sampler.generate(
+        [prompts[i] for i in idx], max_new_tokens=max_new_tokens,
+        temperature=ctx.config.temperature, top_p=ctx.config.top_p, n=n, stop=stop,
+        rng=jax.random.fold_in(key, k))
+    for j, i in enumerate(idx):
+      out[i * n:(i + 1) * n] = completions[j * n:(j + 1) * n]
+  return out
 
 
 def _response_text(completion, prefix: str = "") -> str:
   """The whole response as the parser reads it.
 
   `prefix` is the part of the response the prompt already holds (an opened answer block,
-  `PromptConfig.response_prefix`); the sampler cuts text before the stop string, so the
-  closing tag is put back.
+  `PromptConfig.response_prefix`); the sampler cuts text before the stop string (the
+  closing tag, or the newline of a single-line answer), so the closing tag is put back.
   """
   if completion.finish_reason == "stop":
     return prefix + completion.text + ANSWER_CLOSE
@@ -173,7 +192,8 @@ def solve(ctx: PhaseContext, items: Sequence[tuple[TaskType, Triplet | Induction
     return []
   prompts = [build_prompt(t, Role.SOLVE, task=task, config=ctx.prompt_config)
              for t, task in items]
-  completions = _generate(ctx, prompts, ctx.config.max_solver_tokens, n, key)
+  stops = [ctx.prompt_config.stop_strings(t, Role.SOLVE) for t, _ in items]
+  completions = _generate(ctx, prompts, ctx.config.max_solver_tokens, n, key, stops)
   owners = [items[j // n] for j in range(len(completions))]  # prompt-major: n per item
   rollouts = [_rollout(ctx, t, Role.SOLVE, c) for (t, _), c in zip(owners, completions)]
   parsed = [parse_response(r.task_type, Role.SOLVE, r.text, ctx.parse_config)

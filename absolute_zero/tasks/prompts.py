@@ -90,6 +90,25 @@ class PromptConfig:
     # 270M: 2/32 well-formed deduction answers without, 9/32 with). It also skips the
     # reasoning before the answer, so the reference setting for capable models is False.
     open_answer: bool = False
+    # With ``open_answer``: deduction and abduction solver answers (one literal) end at the
+    # first newline, which closes the block, as a completion-style template takes one line
+    # for a one-line field. The format rule is unchanged (the payload must still parse as a
+    # literal); what changes is where sampling stops. Gemma 3 270M otherwise runs on past
+    # its literal into prose or nested tags in almost every answer.
+    single_line_answers: bool = False
+
+    def __post_init__(self) -> None:
+        if self.single_line_answers and not self.open_answer:
+            raise ValueError("single_line_answers needs open_answer (the prompt opens the "
+                             "answer block, the newline closes it)")
+
+    def stop_strings(self, task_type: TaskType, role: Role) -> tuple[str, ...]:
+        """Where sampling stops for a (task type, role): the closing tag, and with
+        ``single_line_answers`` a newline for the one-literal solver answers."""
+        if (self.single_line_answers and role is Role.SOLVE
+                and task_type in (TaskType.DEDUCTION, TaskType.ABDUCTION)):
+            return (ANSWER_CLOSE, "\n")
+        return (ANSWER_CLOSE,)
 
     @property
     def response_prefix(self) -> str:

@@ -29,12 +29,17 @@ class _Completion:
 
 
 class _StubSampler:
-  def __init__(self, completions):
-    self.completions, self.prompts = completions, []
+  """Returns `completions` in order, one per prompt and sample; records each call's stops."""
 
-  def generate(self, prompts, **kwargs):
+  def __init__(self, completions):
+    self.completions, self.prompts, self.calls = list(completions), [], []
+
+  def generate(self, prompts, n=1, stop=(), **kwargs):
     self.prompts.extend(prompts)
-    return self.completions
+    self.calls.append((tuple(stop), list(prompts)))
+    out, self.completions = (self.completions[:len(prompts) * n],
+                             self.completions[len(prompts) * n:])
+    return out
 
 
 class _Chars:
@@ -77,3 +82,31 @@ def test_solver_answers_are_graded_with_the_prefix(open_answer):
   assert rewards[3] == (1.0 if open_answer else bad)
   if open_answer:
     assert rollouts[0].text == "<answer>\n[3, 4]\n</answer>"
+
+
+def test_single_line_answers_stop_at_the_newline_for_literal_answers_only():
+  from absolute_zero.tasks.types import InductionTask, IOPair
+  ind = InductionTask("def f(x):\n    return x", (IOPair("1", "1"),), (IOPair("2", "2"),),
+                      "identity")
+  abd = Triplet(TRIPLET.program, "3", "[3, 4]")
+  items = [(TaskType.INDUCTION, ind), (TaskType.DEDUCTION, TRIPLET),
+           (TaskType.ABDUCTION, abd), (TaskType.INDUCTION, ind)]
+  # The stop sets are sampled in sorted order: ('</answer>',) first, then the newline set.
+  completions = [_Completion("```python\ndef f(x):\n    return x\n```\n", "stop"),
+                 _Completion("```python\ndef f(x):\n    return 0\n```\n", "stop"),
+                 _Completion("[3, 4]", "stop"),  # deduction, cut at its newline
+                 _Completion("3", "stop")]  # abduction
+  config = SelfPlayConfig(prompts=PromptConfig(open_answer=True, single_line_answers=True))
+  sampler = _StubSampler(completions)
+  with SandboxPool(1, SandboxLimits(timeout_s=5, cpu_s=5)) as pool:
+    ctx = PhaseContext(sampler=sampler, tokenizer=_Chars(), pool=pool, config=config)
+    rollouts = solve(ctx, items, 1, key=__import__("jax").random.key(0))
+  assert [c[0] for c in sampler.calls] == [("</answer>",), ("</answer>", "\n")]
+  assert [t for t, _ in [(r.task_type, r) for r in rollouts]] == [t for t, _ in items]
+  assert [r.reward for r in rollouts] == [1.0, 1.0, 1.0, config.rewards.wrong_reward]
+  assert rollouts[1].text == "<answer>\n[3, 4]</answer>"
+
+
+def test_single_line_answers_need_the_opened_block():
+  with pytest.raises(ValueError, match="needs open_answer"):
+    PromptConfig(single_line_answers=True)
