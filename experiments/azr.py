@@ -64,7 +64,7 @@ flags.DEFINE_enum("remat", "full", ["none", "full", "dots", "dots_no_batch"],
                   module_name=run_flags.G_LEARNER)
 # Run control: budget flags, free to change on resume.
 G_BUDGET = "6 budget, logging and checkpoints (may change on resume)"
-flags.DEFINE_integer("steps", 3, "Self-play steps (policy updates) to reach; rerun with a "
+flags.DEFINE_integer("steps", 2, "Self-play steps (policy updates) to reach; rerun with a "
                      "larger value to go further.", module_name=G_BUDGET)
 flags.DEFINE_string("checkpoint_dir", None, "Orbax checkpoints (default: <log_dir>/"
                     "checkpoints). Relative, ~ or gs:// (with the gcs extra).",
@@ -295,7 +295,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
     raise cli.InputError(f"--model={FLAGS.model}: {e}") from None
   model_config = model_config.replace(remat_policy=FLAGS.remat)
   _log(f"loaded {model_config.name} ({model_config.num_params() / 1e6:.0f}M params) in "
-       f"{time.perf_counter() - start:.0f}s")
+       f"{time.perf_counter() - start:.0f}s (peak RSS {_peak_rss_gib():.1f} GiB)")
   config_dict = run_config_dict(model_config, selfplay_config, learner_config,
                                 sandbox_limits)
   if latest is not None:
@@ -340,7 +340,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
           raise cli.InputError(f"--seed_dataset: {e}") from None
       _log("seeding buffers from the zero triplet ...")
       seed_metrics.update(run.seed_buffers())
-      _log(f"seeded: buffers {run.buffers.sizes()}")
+      _log(f"seeded: buffers {run.buffers.sizes()} (peak RSS {_peak_rss_gib():.1f} GiB)")
       metrics.write(0, seed_metrics)
       metrics.flush()
     while run.step < FLAGS.steps:
@@ -394,7 +394,8 @@ def _nonzero_advantage_groups(m: dict) -> list[str]:
 def _closing_summary(run, history, log_dir, checkpoint_dir, samples_path, plot_path,
                      seconds) -> None:
   """What happened, where the time went, and where to look next."""
-  lines = [f"done: step {run.step} in {seconds / 60:.1f} min"]
+  lines = [f"done: step {run.step} in {seconds / 60:.1f} min, peak RSS "
+           f"{_peak_rss_gib():.1f} GiB"]
   if history:
     valid = sum(int(round(m.get(f"{t.value}/propose/validity_rate", 0)
                           * m.get(f"{t.value}/propose/count", 0)))
@@ -428,6 +429,12 @@ def _closing_summary(run, history, log_dir, checkpoint_dir, samples_path, plot_p
     _log(line)
 
 
+def _peak_rss_gib() -> float:
+  """This process's peak resident memory so far, GiB (Linux ru_maxrss is in KiB)."""
+  import resource
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def _summary(step: int, m: dict) -> str:
   parts = [f"step {step}"]
   for key, short in (("deduction/solve/solve_rate", "ded solve"),
@@ -441,7 +448,7 @@ def _summary(step: int, m: dict) -> str:
   parts.append(f"loss {m.get('learner/loss', float('nan')):.4f}")
   parts.append(f"nonzero-advantage groups {len(_nonzero_advantage_groups(m))}")
   parts.append(f"gen {m['time/generation_s']:.0f}s sandbox {m['time/sandbox_s']:.1f}s "
-               f"update {m['time/update_s']:.0f}s")
+               f"update {m['time/update_s']:.0f}s | peak RSS {_peak_rss_gib():.1f} GiB")
   return " | ".join(parts)
 
 

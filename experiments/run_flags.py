@@ -79,7 +79,7 @@ KNOBS: tuple[Knob, ...] = (
        default=2),
     _k("num_references", "selfplay", "num_references", G_ROLLOUT,
        "Reference triplets shown to deduction/abduction proposers (reference 6).",
-       default=2),
+       default=1),
     _k("num_induction_inputs", "selfplay", "num_induction_inputs", G_ROLLOUT,
        "Inputs asked of the induction proposer; the prompt asks for this many and the "
        "parser requires them (reference 10).", default=4),
@@ -93,7 +93,7 @@ KNOBS: tuple[Knob, ...] = (
        "Prompt budget in tokens; proposer references shrink to fit (reference 6144).",
        default=2048),
     _k("max_proposer_tokens", "selfplay", "max_proposer_tokens", G_ROLLOUT,
-       "New tokens per proposal (reference 8096).", default=128),
+       "New tokens per proposal (reference 8096).", default=64),
     _k("max_solver_tokens", "selfplay", "max_solver_tokens", G_ROLLOUT,
        "New tokens per answer (reference 8096).", default=48),
     _k("temperature", "selfplay", "temperature", G_ROLLOUT,
@@ -107,8 +107,9 @@ KNOBS: tuple[Knob, ...] = (
        "directly (small base models rarely open it themselves; skips reasoning before the "
        "answer). Reference: false.", default=True),
     _k("single_line_answers", "prompts", "single_line_answers", G_ROLLOUT,
-       "With --open_answer: deduction and abduction solver answers end at the first "
-       "newline (one literal on one line), which closes the answer block. Reference: false.",
+       "With --open_answer: solver answers are template fields: a deduction/abduction "
+       "literal ends at the first newline; the induction program's ```python block is "
+       "opened for it and ends at its closing fence. Reference: false.",
        default=True),
     # ---- learner
     _k("max_grad_norm", "learner", "max_grad_norm", G_LEARNER,
@@ -137,7 +138,7 @@ KNOBS: tuple[Knob, ...] = (
        "Added to the group standard deviation when normalising advantages."),
     _k("micro_batch_size", "learner", "micro_batch_size", G_LEARNER,
        "Rows per micro-batch (gradients accumulate, weighted by tokens); bounds activation "
-       "memory. 0: the whole batch at once.", default=2),
+       "memory. 0: the whole batch at once.", default=1),
     _k("logprob_chunk_size", "learner", "logprob_chunk_size", G_LEARNER,
        "Rows of [rows, vocab] logits formed at a time. 0: all at once."),
     _k("fused_head", "learner", "fused_head", G_LEARNER,

@@ -1,8 +1,8 @@
 """Load GGUF files (llama.cpp's format) with the `gguf` package, dequantised to float.
 
 Tensors are renamed to the HF layout and handed to `params_from_hf_tensors`, so the
-checks and errors are shared with the safetensors importer. Traps handled here (see
-`models.md`): Llama-architecture Q/K rows are permuted for llama.cpp's interleaved RoPE
+checks and errors are shared with the safetensors importer. Traps handled here:
+Llama-architecture Q/K rows are permuted for llama.cpp's interleaved RoPE
 and are un-permuted; Gemma norm weights are stored as (1 + w) and get the 1 removed;
 Gemma 3's local RoPE base, layer pattern and query scale are not in the file and come
 from the family definition.

@@ -1,4 +1,4 @@
-"""Absolute Zero operations on the sandbox pool (azr_spec.md sections 1-2).
+"""Absolute Zero operations on the sandbox pool (docs/method.md: validating a proposal, grading).
 
 Every operation sends one `run_batch` for all its items. Verdicts are computed here, in the
 owner, on plain data: outputs are `repr` strings produced in the child and parsed as
@@ -20,7 +20,7 @@ from absolute_zero.sandbox.literals import (
     LiteralError, canonical_call, literals_equal, same_literal)
 from absolute_zero.sandbox.pool import SandboxPool
 
-# The reference list (azr_spec.md section 2), matched on full dotted names: `import os` is
+# The reference list (docs/method.md, "Validating a proposal"), matched on full dotted names: `import os` is
 # fine, but `from os import path`, `import os.path` and `os.path.join(...)` all hit `os.path`.
 BANNED_MODULES = ("logging", "random", "multiprocessing", "pebble", "subprocess", "threading",
                   "datetime", "time", "hashlib", "hmac", "bcrypt", "calendar")
@@ -355,7 +355,7 @@ def validate_proposals(pool: SandboxPool, programs_and_inputs: Sequence[tuple[st
                        banned: Sequence[str] = REFERENCE_BANNED + DYNAMIC_ACCESS_NAMES,
                        max_output_chars: int = MAX_OUTPUT_CHARS,
                        allow_expressions: bool = False) -> list[Validation]:
-    """Validity of proposed (program, input) pairs (azr_spec.md section 2).
+    """Validity of proposed (program, input) pairs (docs/method.md, "Validating a proposal").
 
     Static check first; then the program runs twice, in two interpreters with different
     string-hash seeds and address layouts, and must return the same value both times

@@ -1,4 +1,4 @@
-"""Scope-aware name resolution for the static ban check (azr_spec.md section 2.2).
+"""Scope-aware name resolution for the static ban check (docs/method.md, "Validating a proposal").
 
 The ban is about *modules and names a program reaches*, not about spellings: a parameter,
 local, loop or comprehension variable called `time` is not the `time` module. This module

@@ -102,24 +102,27 @@ def _generate(ctx: PhaseContext, prompts: Sequence[str], max_new_tokens: int, n:
   return out
 
 
-def _response_text(completion, prefix: str = "") -> str:
+def _response_text(completion, prefix: str = "", suffix: str = ANSWER_CLOSE) -> str:
   """The whole response as the parser reads it.
 
   `prefix` is the part of the response the prompt already holds (an opened answer block,
-  `PromptConfig.response_prefix`); the sampler cuts text before the stop string (the
-  closing tag, or the newline of a single-line answer), so the closing tag is put back.
+  `PromptConfig.response_prefix`). The sampler cuts text before the stop string, so a
+  completion that stopped gets `suffix` (`PromptConfig.response_suffix`: the closing tag,
+  or the closing fence and tag of an opened code field) put back.
   """
   if completion.finish_reason == "stop":
-    return prefix + completion.text + ANSWER_CLOSE
+    return prefix + completion.text + suffix
   return prefix + completion.text
 
 
 def _rollout(ctx: PhaseContext, task_type: TaskType, role: Role, completion) -> Rollout:
+  prompts = ctx.prompt_config
   return Rollout(task_type=task_type, role=role,
                  prompt_ids=tuple(completion.prompt_token_ids),
                  completion_ids=np.asarray(completion.token_ids, np.int32),
                  logprobs=np.asarray(completion.logprobs, np.float32),
-                 text=_response_text(completion, ctx.prompt_config.response_prefix),
+                 text=_response_text(completion, prompts.response_prefix(task_type, role),
+                                     prompts.response_suffix(task_type, role)),
                  finish_reason=completion.finish_reason)
 
 

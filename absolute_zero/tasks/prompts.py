@@ -1,7 +1,7 @@
 """Prompt builders for the six (task type, role) pairs, and writers of the answer format.
 
 Prompts are plain completion-style text, which base models follow best (a chat template
-gave 0 valid proposals on SmolLM2, see models.md). Instruct models can pass ``wrap``, a
+gave 0 valid proposals on SmolLM2, measured when the prompts were written). Instruct models can pass ``wrap``, a
 callable that turns the finished prompt into their chat format (``chat_wrap(tokenizer)``).
 
 Every prompt is untrusted text as far as the tokenizer is concerned: programs, inputs,
@@ -90,41 +90,48 @@ class PromptConfig:
     # 270M: 2/32 well-formed deduction answers without, 9/32 with). It also skips the
     # reasoning before the answer, so the reference setting for capable models is False.
     open_answer: bool = False
-    # With ``open_answer``: deduction and abduction solver answers (one literal) end at the
-    # first newline, which closes the block, as a completion-style template takes one line
-    # for a one-line field. The format rule is unchanged (the payload must still parse as a
-    # literal); what changes is where sampling stops. Gemma 3 270M otherwise runs on past
-    # its literal into prose or nested tags in almost every answer.
+    # With ``open_answer``, solver answers become template fields, as a completion-style
+    # template opens each field for a base model: deduction and abduction answers (one
+    # literal) end at the first newline, which closes the block; the induction answer gets
+    # its ```python block opened too, and ends at the closing fence (or ``</answer>``),
+    # after which the template closes the fence and the block. The format rule is
+    # unchanged (the literal must parse, the program must define ``f``); what changes is
+    # where sampling stops. Gemma 3 270M otherwise ran past its literal into prose or
+    # nested tags in 24 of 24 demo answers.
     single_line_answers: bool = False
 
     def __post_init__(self) -> None:
         if self.single_line_answers and not self.open_answer:
             raise ValueError("single_line_answers needs open_answer (the prompt opens the "
-                             "answer block, the newline closes it)")
+                             "answer block, the template closes it)")
+
+    def _code_field(self, task_type: TaskType, role: Role) -> bool:
+        return (self.single_line_answers and role is Role.SOLVE
+                and task_type is TaskType.INDUCTION)
 
     def stop_strings(self, task_type: TaskType, role: Role) -> tuple[str, ...]:
         """Where sampling stops for a (task type, role): the closing tag, and with
-        ``single_line_answers`` a newline for the one-literal solver answers."""
+        ``single_line_answers`` the end of the solver's field (a newline after a literal,
+        the closing fence after a program)."""
+        if self._code_field(task_type, role):
+            return (ANSWER_CLOSE, FENCE)
         if (self.single_line_answers and role is Role.SOLVE
                 and task_type in (TaskType.DEDUCTION, TaskType.ABDUCTION)):
             return (ANSWER_CLOSE, "\n")
         return (ANSWER_CLOSE,)
 
-    @property
-    def response_prefix(self) -> str:
+    def response_prefix(self, task_type: TaskType, role: Role) -> str:
         """Text the prompt ends with that belongs to the response (the parser prepends it)."""
-        return f"{ANSWER_OPEN}\n" if self.open_answer else ""
+        if not self.open_answer:
+            return ""
+        return f"{ANSWER_OPEN}\n" + (f"{FENCE}python\n" if self._code_field(task_type, role)
+                                     else "")
 
-
-def chat_wrap(tokenizer) -> ChatWrap:
-    """A ``PromptConfig.wrap`` that puts the prompt in one user turn of the tokenizer's chat
-    template; the result is a ``TemplateText`` whose markers alone are control tokens.
-    Raises ValueError (when called) for a tokenizer without a chat format."""
-
-    def wrap(prompt: str) -> str:
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}])
-
-    return wrap
+    def response_suffix(self, task_type: TaskType, role: Role) -> str:
+        """Text the template adds after a completion that stopped at a stop string."""
+        if self._code_field(task_type, role):
+            return f"\n{FENCE}\n{ANSWER_CLOSE}"
+        return ANSWER_CLOSE
 
 
 # --------------------------------------------------------------------------- writers
@@ -198,10 +205,10 @@ def _show_triplet(index: int, triplet: Triplet) -> str:
     )
 
 
-def _finish(body: str, config: PromptConfig) -> str:
+def _finish(body: str, config: PromptConfig, task_type: TaskType, role: Role) -> str:
     prompt = body.rstrip("\n") + "\n" + _RESPONSE_CUE
     prompt = config.wrap(prompt) if config.wrap is not None else prompt
-    return prompt + config.response_prefix
+    return prompt + config.response_prefix(task_type, role)
 
 
 # --------------------------------------------------------------------------- proposers
@@ -224,7 +231,7 @@ def _triplet_proposer_prompt(goal: str, references: Sequence[Triplet], config: P
         "Programs written earlier, with an input and the output it produced:\n\n"
         f"{shown}"
     )
-    return _finish(body, config)
+    return _finish(body, config, TaskType.DEDUCTION, Role.PROPOSE)
 
 
 def deduction_proposer_prompt(references: Sequence[Triplet], config: PromptConfig = PromptConfig()) -> str:
@@ -268,7 +275,7 @@ def induction_proposer_prompt(program: str, config: PromptConfig = PromptConfig(
         "another function with three inputs:\n"
         f"{example}\n"
     )
-    return _finish(body, config)
+    return _finish(body, config, TaskType.INDUCTION, Role.PROPOSE)
 
 
 # --------------------------------------------------------------------------- solvers
@@ -285,7 +292,7 @@ def deduction_solver_prompt(triplet: Triplet, config: PromptConfig = PromptConfi
         "(quotes around strings, a tuple for several values) in an answer block, like this:\n"
         f"{example}\n"
     )
-    return _finish(body, config)
+    return _finish(body, config, TaskType.DEDUCTION, Role.SOLVE)
 
 
 def abduction_solver_prompt(triplet: Triplet, config: PromptConfig = PromptConfig()) -> str:
@@ -300,7 +307,7 @@ def abduction_solver_prompt(triplet: Triplet, config: PromptConfig = PromptConfi
         "in an answer block, like this:\n"
         f"{example}\n"
     )
-    return _finish(body, config)
+    return _finish(body, config, TaskType.ABDUCTION, Role.SOLVE)
 
 
 def _show_pairs(pairs: Sequence[IOPair]) -> str:
@@ -326,7 +333,7 @@ def induction_solver_prompt(task: InductionTask, config: PromptConfig = PromptCo
         "block, like this:\n"
         f"{example}\n"
     )
-    return _finish(body, config)
+    return _finish(body, config, TaskType.INDUCTION, Role.SOLVE)
 
 
 def build_prompt(

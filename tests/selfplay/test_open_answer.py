@@ -57,8 +57,12 @@ def test_every_prompt_ends_with_the_opened_block(role, task_type):
             else {"task": task})
   opened = build_prompt(task_type, role, config=PromptConfig(open_answer=True), **kwargs)
   closed = build_prompt(task_type, role, config=PromptConfig(open_answer=False), **kwargs)
+  fields = build_prompt(task_type, role, config=PromptConfig(
+      open_answer=True, single_line_answers=True), **kwargs)
   assert opened == closed + ANSWER_OPEN + "\n"
   assert not closed.endswith(ANSWER_OPEN + "\n")
+  code = role is Role.SOLVE and task_type is TaskType.INDUCTION
+  assert fields == opened + ("```python\n" if code else "")
 
 
 @pytest.mark.parametrize("open_answer", [True, False])
@@ -84,27 +88,33 @@ def test_solver_answers_are_graded_with_the_prefix(open_answer):
     assert rollouts[0].text == "<answer>\n[3, 4]\n</answer>"
 
 
-def test_single_line_answers_stop_at_the_newline_for_literal_answers_only():
+def test_solver_answers_as_template_fields():
+  """Literals stop at the newline; the induction program's code block is opened for it."""
   from absolute_zero.tasks.types import InductionTask, IOPair
   ind = InductionTask("def f(x):\n    return x", (IOPair("1", "1"),), (IOPair("2", "2"),),
                       "identity")
   abd = Triplet(TRIPLET.program, "3", "[3, 4]")
   items = [(TaskType.INDUCTION, ind), (TaskType.DEDUCTION, TRIPLET),
-           (TaskType.ABDUCTION, abd), (TaskType.INDUCTION, ind)]
-  # The stop sets are sampled in sorted order: ('</answer>',) first, then the newline set.
-  completions = [_Completion("```python\ndef f(x):\n    return x\n```\n", "stop"),
-                 _Completion("```python\ndef f(x):\n    return 0\n```\n", "stop"),
-                 _Completion("[3, 4]", "stop"),  # deduction, cut at its newline
-                 _Completion("3", "stop")]  # abduction
+           (TaskType.ABDUCTION, abd), (TaskType.INDUCTION, ind), (TaskType.INDUCTION, ind)]
+  # Stop sets are sampled in sorted order: the newline set ('\n' < '`'), then the fence.
+  completions = [_Completion("[3, 4]", "stop"),  # deduction, cut at its newline
+                 _Completion("3", "stop"),  # abduction
+                 _Completion("def f(x):\n    return x\n", "stop"),  # stopped at the fence
+                 _Completion("def f(x):\n    return 0\n", "stop"),  # right format, wrong
+                 _Completion("def f(x):\n    return (", "length")]  # never finished
   config = SelfPlayConfig(prompts=PromptConfig(open_answer=True, single_line_answers=True))
   sampler = _StubSampler(completions)
   with SandboxPool(1, SandboxLimits(timeout_s=5, cpu_s=5)) as pool:
     ctx = PhaseContext(sampler=sampler, tokenizer=_Chars(), pool=pool, config=config)
     rollouts = solve(ctx, items, 1, key=__import__("jax").random.key(0))
-  assert [c[0] for c in sampler.calls] == [("</answer>",), ("</answer>", "\n")]
-  assert [t for t, _ in [(r.task_type, r) for r in rollouts]] == [t for t, _ in items]
-  assert [r.reward for r in rollouts] == [1.0, 1.0, 1.0, config.rewards.wrong_reward]
+  assert [c[0] for c in sampler.calls] == [("</answer>", "\n"), ("</answer>", "```")]
+  assert all(p.endswith("<answer>\n```python\n") for p in sampler.calls[1][1])
+  assert all(p.endswith("<answer>\n") for p in sampler.calls[0][1])
+  assert [r.task_type for r in rollouts] == [t for t, _ in items]
+  wrong, bad = config.rewards.wrong_reward, config.rewards.format_error_reward
+  assert [r.reward for r in rollouts] == [1.0, 1.0, 1.0, wrong, bad]
   assert rollouts[1].text == "<answer>\n[3, 4]</answer>"
+  assert rollouts[0].text == "<answer>\n```python\ndef f(x):\n    return x\n\n```\n</answer>"
 
 
 def test_single_line_answers_need_the_opened_block():
