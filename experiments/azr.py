@@ -258,6 +258,8 @@ def main(argv):
   check_flags()
   dirs = resolve_paths()
   log_dir, checkpoint_dir = dirs["log_dir"], dirs["checkpoint_dir"]
+  from absolute_zero import distributed
+  distributed.maybe_initialize_distributed()  # before Orbax asks for the process index
   checkpointer, latest = _open_checkpoints(checkpoint_dir)
   try:
     _run(checkpointer, latest, log_dir, checkpoint_dir)
@@ -268,10 +270,8 @@ def main(argv):
 def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
   selfplay_config, learner_config, sandbox_limits = build_configs()
 
-  from absolute_zero import distributed
-  distributed.maybe_initialize_distributed()
   import jax
-  from absolute_zero import checkpointing, sharding
+  from absolute_zero import checkpointing, distributed, sharding
   from absolute_zero.metrics import MetricsWriter, truncate_after
   from absolute_zero.models.loading import load_policy
   from absolute_zero.sandbox import SandboxPool
