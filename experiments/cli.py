@@ -118,19 +118,27 @@ def resolve(value: str, flag: str, *, must_exist: bool = False,
   return path
 
 
-def ensure_writable_dir(path: str, flag: str) -> None:
-  """Creates local directory `path` and proves it writable, else InputError naming `flag`."""
-  if paths.is_remote(path):
-    return
-  probe = os.path.join(path, f".write_probe-{os.getpid()}")
+def _probe_writable(directory: str) -> str | None:
+  """Creates `directory` and writes a probe file in it; the OS's reason if that fails."""
+  probe = os.path.join(directory, f".write_probe-{os.getpid()}")
   try:
-    os.makedirs(path, exist_ok=True)
+    os.makedirs(directory, exist_ok=True)
     with open(probe, "w") as f:
       f.write("probe")
     os.remove(probe)
   except OSError as e:
-    raise InputError(f"{flag}={path} is not writable ({e.strerror or type(e).__name__}); "
-                     f"pass a {flag} you can write to") from None
+    return e.strerror or type(e).__name__
+  return None
+
+
+def ensure_writable_dir(path: str, flag: str) -> None:
+  """Creates local directory `path` and proves it writable, else InputError naming `flag`."""
+  if paths.is_remote(path):
+    return
+  reason = _probe_writable(path)
+  if reason:
+    raise InputError(f"{flag}={path} is not writable ({reason}); pass a {flag} you can "
+                     "write to")
 
 
 def ensure_writable_file(path: str, flag: str, value: str | None = None) -> None:
@@ -144,16 +152,10 @@ def ensure_writable_file(path: str, flag: str, value: str | None = None) -> None
   if os.path.isdir(path):
     raise InputError(f"{shown}: {path} is a directory; give a file name")
   directory = os.path.dirname(path)
-  probe = os.path.join(directory, f".write_probe-{os.getpid()}")
-  try:
-    os.makedirs(directory, exist_ok=True)
-    with open(probe, "w") as f:
-      f.write("probe")
-    os.remove(probe)
-  except OSError as e:
-    raise InputError(f"{shown}: cannot write to {directory} "
-                     f"({e.strerror or type(e).__name__}); pass a {flag} you can write "
-                     "to") from None
+  reason = _probe_writable(directory)
+  if reason:
+    raise InputError(f"{shown}: cannot write to {directory} ({reason}); pass a {flag} "
+                     "you can write to")
 
 
 def check(condition: bool, message: str) -> None:

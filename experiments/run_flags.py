@@ -138,7 +138,7 @@ KNOBS: tuple[Knob, ...] = (
        "Added to the group standard deviation when normalising advantages."),
     _k("micro_batch_size", "learner", "micro_batch_size", G_LEARNER,
        "Rows per micro-batch (gradients accumulate, weighted by tokens); bounds activation "
-       "memory. 0: the whole batch at once.", default=1),
+       "memory. 0: the whole batch at once.", default=2),
     _k("logprob_chunk_size", "learner", "logprob_chunk_size", G_LEARNER,
        "Rows of [rows, vocab] logits formed at a time. 0: all at once."),
     _k("fused_head", "learner", "fused_head", G_LEARNER,
