@@ -69,7 +69,7 @@ KNOBS: tuple[Knob, ...] = (
        "Train the proposer role too (false: solver only)."),
     _k("batch_size", "selfplay", "batch_size", G_RUN,
        "Tasks per (task type, role) per step; a group needs >= 2 rows for a nonzero "
-       "task-relative advantage (reference 64).", default=4),
+       "task-relative advantage (reference 64).", default=5),
     _k("seed", "selfplay", "seed", G_RUN,
        "Run seed: sampling keys and buffer draws derive from (seed, step)."),
     _k("learning_rate", "learner", "learning_rate", G_RUN, "AdamW learning rate (constant)."),
