@@ -348,6 +348,10 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
       metrics.write(0, seed_metrics)
       metrics.flush()
     while run.step < FLAGS.steps:
+      # The previous asynchronous save holds a host copy of the train state until written;
+      # let it finish (seconds) before a step whose update needs the memory (measured: the
+      # overlap raised the default run's peak from 7.5 to 8.5 GiB).
+      checkpointer.wait_until_finished()
       step_metrics = run.run_step()
       history.append(step_metrics)
       metrics.write(run.step, step_metrics)

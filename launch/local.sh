@@ -22,7 +22,9 @@ RUN_DIR="${RUN_DIR:-runs/azr-local}"
 PLATFORM="${PLATFORM:-cpu}"
 PYTHON="${PYTHON:-python3}"
 
-cd "$REPO_DIR"
+# No cd: RUN_DIR and any path flags stay relative to where you run this (azr resolves
+# them); the repository is found through PYTHONPATH.
+export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
 export JAX_PLATFORMS="$PLATFORM"
 if [[ -n "${FAKE_DEVICES:-}" ]]; then
   if [[ "$PLATFORM" != cpu ]]; then
