@@ -134,6 +134,17 @@ class PromptConfig:
         return ANSWER_CLOSE
 
 
+def chat_wrap(tokenizer) -> ChatWrap:
+    """A ``PromptConfig.wrap`` that puts the prompt in one user turn of the tokenizer's chat
+    template; the result is a ``TemplateText`` whose markers alone are control tokens.
+    Raises ValueError (when called) for a tokenizer without a chat format."""
+
+    def wrap(prompt: str) -> str:
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}])
+
+    return wrap
+
+
 # --------------------------------------------------------------------------- writers
 
 
