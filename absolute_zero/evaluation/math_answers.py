@@ -168,6 +168,17 @@ def _script_runs(s: str, table: dict, mark: str) -> str:
                   lambda m: mark + "{" + "".join(table[c] for c in m.group()) + "}", s)
 
 
+def matching_close(s: str, start: int, open_ch: str, close_ch: str) -> Optional[int]:
+    """Index of the bracket closing the one at ``s[start]`` (nesting counted), else None."""
+    depth = 0
+    for k in range(start, len(s)):
+        depth += s[k] == open_ch
+        depth -= s[k] == close_ch
+        if depth == 0:
+            return k
+    return None
+
+
 def _roots(s: str) -> str:
     """√2 -> \\sqrt{2}, √(x+1) -> \\sqrt{x+1}, ∛x -> \\sqrt[3]{x}, √\\pi -> \\sqrt{\\pi}."""
     out, i = [], 0
@@ -183,14 +194,8 @@ def _roots(s: str) -> str:
             j += 1
         operand = None
         if j < len(s) and s[j] == "(":
-            depth, k = 0, j
-            while k < len(s):
-                depth += s[k] == "("
-                depth -= s[k] == ")"
-                if depth == 0:
-                    break
-                k += 1
-            if k < len(s):
+            k = matching_close(s, j, "(", ")")
+            if k is not None:
                 operand, j = s[j + 1:k], k + 1
         elif j < len(s) and s[j] != "{":
             match = re.compile(r"\d+(?:\.\d+)?|\\[a-zA-Z]+|[a-zA-Z]").match(s, j)

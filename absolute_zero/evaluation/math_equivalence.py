@@ -28,7 +28,7 @@ import sys
 from fractions import Fraction
 from typing import Optional, Sequence
 
-from absolute_zero.evaluation.math_answers import normalize_answer
+from absolute_zero.evaluation.math_answers import matching_close, normalize_answer
 
 REL_TOL = 1e-4
 SYMPY_ITEM_TIMEOUT_S = 3.0
@@ -118,14 +118,8 @@ def _replace_braced_command(s: str, command: str, arity: int, build) -> Optional
             while i < len(s) and s[i] == " ":
                 i += 1
             if i < len(s) and s[i] == "{":
-                depth, j = 0, i
-                while j < len(s):
-                    depth += s[j] == "{"
-                    depth -= s[j] == "}"
-                    if depth == 0:
-                        break
-                    j += 1
-                if j >= len(s):
+                j = matching_close(s, i, "{", "}")
+                if j is None:
                     return None
                 args.append(s[i + 1:j])
                 i = j + 1
