@@ -1,7 +1,7 @@
 """Absolute Zero self-play: the main experiment.
 
     python -m experiments.azr                      # small CPU run on the embedded Gemma 3 270M
-    python -m experiments.azr --model=/ckpt/qwen2.5-7b --mesh=1,4,2 --batch_size=64 \
+    python -m experiments.azr --model=/ckpt/qwen2.5-7b --mesh=1,4,2 --batch_size=64
         --n_solver_samples=8 --num_references=6 --max_proposer_tokens=4096 ...
 
 Each step: the proposer proposes for every task type, the sandbox validates, the solver
@@ -125,29 +125,27 @@ def _is_path(source: str) -> bool:
 def resolve_paths() -> dict:
   """Every path flag as an absolute path (or checked URL); the run dirs proved writable.
 
+  Inputs are checked before anything is created, so bad input leaves no run directory.
+
   Raises:
     cli.InputError: a missing model/tokenizer/seed file, an unwritable directory, gs://
       without gcsfs.
   """
-  log_dir = cli.resolve(FLAGS.log_dir or DEFAULT_LOG_DIR, "--log_dir", kind="dir")
-  if paths.is_remote(log_dir):
-    raise cli.InputError(f"--log_dir={log_dir}: the run directory must be local (metrics "
-                         "and TensorBoard files are appended to); put checkpoints on "
-                         "remote storage with --checkpoint_dir=gs://...")
-  checkpoint_dir = (cli.resolve(FLAGS.checkpoint_dir, "--checkpoint_dir", kind="dir")
-                    if FLAGS.checkpoint_dir else
-                    paths.join(log_dir, "checkpoints"))
-  cli.ensure_writable_dir(log_dir, "--log_dir")
-  cli.ensure_writable_dir(checkpoint_dir, "--checkpoint_dir" if FLAGS.checkpoint_dir
-                          else "--log_dir")
-  out = {"log_dir": log_dir, "checkpoint_dir": checkpoint_dir}
+  from absolute_zero.models.embedded import EMBEDDED_MODELS
+  from absolute_zero.models.presets import PRESETS
   for name in ("model", "tokenizer"):
     value = FLAGS[name].value
     if value and _is_path(value):
       if paths.is_remote(value):
         raise cli.InputError(f"--{name}={value}: models and tokenizers load from local "
                              "paths; copy it to this machine first")
-      FLAGS[name].value = cli.resolve(value, f"--{name}", must_exist=True)
+      try:
+        FLAGS[name].value = cli.resolve(value, f"--{name}", must_exist=True)
+      except cli.InputError as e:
+        raise cli.InputError(
+            f"{e}; --{name} takes a path, an embedded model ({', '.join(EMBEDDED_MODELS)})"
+            + (f" or a preset with --random_init ({', '.join(sorted(PRESETS))})"
+               if name == "model" else "")) from None
   if FLAGS.seed_dataset and FLAGS.seed_dataset != "builtin":
     FLAGS.seed_dataset = cli.resolve(FLAGS.seed_dataset, "--seed_dataset", must_exist=True,
                                      kind="file")
@@ -156,7 +154,18 @@ def resolve_paths() -> dict:
       seed_data.read_jsonl(FLAGS.seed_dataset)
     except seed_data.SeedDataError as e:
       raise cli.InputError(f"--seed_dataset: {e}") from None
-  return out
+  log_dir = cli.resolve(FLAGS.log_dir or DEFAULT_LOG_DIR, "--log_dir", kind="dir")
+  if paths.is_remote(log_dir):
+    raise cli.InputError(f"--log_dir={log_dir}: the run directory must be local (metrics "
+                         "and TensorBoard files are appended to); put checkpoints on "
+                         "remote storage with --checkpoint_dir=gs://...")
+  checkpoint_dir = (cli.resolve(FLAGS.checkpoint_dir, "--checkpoint_dir", kind="dir")
+                    if FLAGS.checkpoint_dir else paths.join(log_dir, "checkpoints"))
+  build_configs()  # bad values fail before any directory is created
+  cli.ensure_writable_dir(log_dir, "--log_dir")
+  cli.ensure_writable_dir(checkpoint_dir, "--checkpoint_dir" if FLAGS.checkpoint_dir
+                          else "--log_dir")
+  return {"log_dir": log_dir, "checkpoint_dir": checkpoint_dir}
 
 
 def check_flags() -> None:
@@ -166,6 +175,11 @@ def check_flags() -> None:
   cli.at_least("keep_checkpoints", 1)
   cli.at_least("sandbox_workers", 0, hint="0 means one per CPU core")
   cli.positive("sandbox_timeout", hint="seconds per sandboxed job")
+  from absolute_zero.sharding import parse_mesh_shape
+  try:
+    parse_mesh_shape(FLAGS.mesh)  # its fit to the devices is checked once JAX is up
+  except ValueError as e:
+    raise cli.InputError(e) from None
 
 
 def build_configs():
@@ -173,7 +187,7 @@ def build_configs():
   try:
     return run_flags.build_configs()
   except ValueError as e:
-    raise cli.InputError(str(e)) from None
+    raise cli.InputError(run_flags.name_flags(str(e))) from None
 
 
 def method_flag_values() -> dict:
@@ -233,7 +247,8 @@ def _check_saved_config(checkpointer, latest, checkpoint_dir):
   if latest is None:
     return None
   try:
-    saved = checkpointer.saved_config(latest)
+    with cli.quiet_logs():
+      saved = checkpointer.saved_config(latest)
   except Exception as e:  # Orbax raises many types for unreadable files
     raise cli.InputError(
         f"--checkpoint_dir={checkpoint_dir}: step {latest} cannot be read "
@@ -284,7 +299,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
   try:
     mesh = sharding.make_mesh(FLAGS.mesh)
   except ValueError as e:
-    raise cli.InputError(f"--mesh={FLAGS.mesh}: {e}") from None
+    raise cli.InputError(str(e) if "--mesh" in str(e) else f"--mesh={FLAGS.mesh}: {e}") from None
   single_device = mesh.devices.size == 1
   _log(f"run directory {log_dir}" + (f", resuming from step {latest}" if latest else ""))
   _log(f"devices: {mesh.devices.size} x {jax.default_backend()}, mesh {dict(mesh.shape)}")

@@ -11,11 +11,13 @@ local paths or checked remote URLs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, Iterator, NoReturn, Sequence
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from absolute_zero import paths
 
@@ -156,6 +158,21 @@ def ensure_writable_file(path: str, flag: str, value: str | None = None) -> None
   if reason:
     raise InputError(f"{shown}: cannot write to {directory} ({reason}); pass a {flag} "
                      "you can write to")
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+  """Silences absl logging (Orbax logs a corrupt file's content before raising; the error
+  line says it all) unless --verbosity was given."""
+  if FLAGS["verbosity"].present:
+    yield
+    return
+  level = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.FATAL)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(level)
 
 
 def check(condition: bool, message: str) -> None:

@@ -21,7 +21,6 @@ absolute_zero/evaluation/report.py.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -160,28 +159,13 @@ def _model_source() -> tuple[str, str]:
     return kind, where
 
 
-@contextlib.contextmanager
-def _quiet_checkpoint_reads():
-    """Orbax warns that a reader's manager is read-only and logs the content of a corrupt
-    metadata file before raising; the error line says it all. --verbosity shows them."""
-    if FLAGS["verbosity"].present:
-        yield
-        return
-    level = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.FATAL)
-    try:
-        yield
-    finally:
-        absl_logging.set_verbosity(level)
-
-
 def _check_run_checkpoint(value: str, directory: str) -> None:
     """The run's latest step has a readable saved config and tokenizer source."""
     from absolute_zero.checkpointing import CheckpointError
     from absolute_zero.models.loading import load_run_checkpoint
 
     try:
-        with _quiet_checkpoint_reads():
+        with cli.quiet_logs():
             _, _, tokenizer_source = load_run_checkpoint(directory, params_too=False)
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         raise cli.InputError(f"--model={value}: {e}") from None
@@ -237,7 +221,7 @@ def _load(source: str, tokenizer_source: str | None):
     from absolute_zero.models.loading import load_policy
 
     try:
-        with _quiet_checkpoint_reads():
+        with cli.quiet_logs():
             return load_policy(source, tokenizer_source, param_dtype=FLAGS.param_dtype,
                                dtype=FLAGS.dtype)
     except (FileNotFoundError, ValueError, CheckpointError) as e:  # import errors are ValueErrors

@@ -314,6 +314,19 @@ def build_configs(flag_values: flags.FlagValues = FLAGS
   return selfplay, learner, sandbox
 
 
+def name_flags(message: str) -> str:
+  """A config error message prefixed with the flags whose fields it names (the configs
+  speak of fields, users typed flags): 'batch_size must be >= 1' -> '--batch_size: ...'."""
+  import re
+  named = [k.flag for k in KNOBS
+           if re.search(rf"(?<![\w.]){re.escape(k.field)}\b|\.{re.escape(k.field)}\b",
+                        message)]
+  if "task type" in message:
+    named.append("task_types")
+  named = list(dict.fromkeys(named))
+  return (", ".join(f"--{n}" for n in named) + ": " + message) if named else message
+
+
 def unflagged_fields() -> list[tuple[str, str]]:
   """(section, field) pairs with neither a flag nor a NOT_FLAGS reason (should be [])."""
   flagged = {(k.section, k.field) for k in KNOBS}

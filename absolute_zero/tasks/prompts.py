@@ -97,17 +97,15 @@ class PromptConfig:
     # after which the template closes the fence and the block. The format rule is
     # unchanged (the literal must parse, the program must define ``f``); what changes is
     # where sampling stops. Gemma 3 270M otherwise ran past its literal into prose or
-    # nested tags in 24 of 24 demo answers.
+    # nested tags in 24 of 24 demo answers. Without ``open_answer`` it has no effect.
     single_line_answers: bool = False
 
-    def __post_init__(self) -> None:
-        if self.single_line_answers and not self.open_answer:
-            raise ValueError("single_line_answers needs open_answer (the prompt opens the "
-                             "answer block, the template closes it)")
+    @property
+    def _fields(self) -> bool:
+        return self.open_answer and self.single_line_answers
 
     def _code_field(self, task_type: TaskType, role: Role) -> bool:
-        return (self.single_line_answers and role is Role.SOLVE
-                and task_type is TaskType.INDUCTION)
+        return self._fields and role is Role.SOLVE and task_type is TaskType.INDUCTION
 
     def stop_strings(self, task_type: TaskType, role: Role) -> tuple[str, ...]:
         """Where sampling stops for a (task type, role): the closing tag, and with
@@ -115,7 +113,7 @@ class PromptConfig:
         the closing fence after a program)."""
         if self._code_field(task_type, role):
             return (ANSWER_CLOSE, FENCE)
-        if (self.single_line_answers and role is Role.SOLVE
+        if (self._fields and role is Role.SOLVE
                 and task_type in (TaskType.DEDUCTION, TaskType.ABDUCTION)):
             return (ANSWER_CLOSE, "\n")
         return (ANSWER_CLOSE,)

@@ -117,6 +117,9 @@ def test_solver_answers_as_template_fields():
   assert rollouts[0].text == "<answer>\n```python\ndef f(x):\n    return x\n\n```\n</answer>"
 
 
-def test_single_line_answers_need_the_opened_block():
-  with pytest.raises(ValueError, match="needs open_answer"):
-    PromptConfig(single_line_answers=True)
+def test_single_line_answers_do_nothing_without_the_opened_block():
+  config = PromptConfig(open_answer=False, single_line_answers=True)
+  for task_type in TaskType:
+    for role in Role:
+      assert config.stop_strings(task_type, role) == ("</answer>",)
+      assert config.response_prefix(task_type, role) == ""
