@@ -267,8 +267,8 @@ class RunCheckpointer:
   def saved_config(self, step: int | None = None) -> dict:
     """The resolved config stored with `step` (default: latest)."""
     step = self._resolve_step(step)
-    return self._manager.restore(step, args=ocp.args.Composite(
-        **{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+    return self._read(step, lambda: self._manager.restore(step, args=ocp.args.Composite(
+        **{CONFIG: ocp.args.JsonRestore()}))[CONFIG])
 
   def check_compatible(self, config: Mapping[str, Any], step: int | None = None) -> None:
     """Raises IncompatibleCheckpointError naming the model fields that differ."""
@@ -340,14 +340,14 @@ class RunCheckpointer:
     _check_abstract_has_shardings(abstract)
     if config is not None:
       self.check_compatible(config, step)
-    self._check_layout(step, abstract)
-    restored = self._manager.restore(step, args=ocp.args.Composite(**{
+    self._read(step, lambda: self._check_layout(step, abstract))
+    restored = self._read(step, lambda: self._manager.restore(step, args=ocp.args.Composite(**{
         TRAIN_STATE: ocp.args.StandardRestore(abstract),
         META: ocp.args.JsonRestore(),
         BUFFERS: ocp.args.JsonRestore(),
         CONFIG: ocp.args.JsonRestore(),
         EXTRA: ocp.args.JsonRestore(),
-    }))
+    })))
     meta = restored[META]
     if meta.get("format_version") != FORMAT_VERSION or meta.get("step") != step:
       raise CheckpointError(f"checkpoint {self.directory}/{step} has unexpected metadata "
@@ -369,6 +369,20 @@ class RunCheckpointer:
     self.close()
 
   # -- internals
+
+  def _read(self, step: int, read):
+    """`read()`, with the errors of unreadable files (truncated, corrupt: Orbax and
+    TensorStore raise them as ValueError/OSError/KeyError) as one CheckpointError naming
+    the step."""
+    try:
+      return read()
+    except CheckpointError:
+      raise
+    except (ValueError, OSError, KeyError) as e:
+      detail = " ".join(str(e).split())[:300]
+      raise CheckpointError(
+          f"checkpoint {self.directory}/{step} cannot be read (truncated or corrupt "
+          f"files?): {type(e).__name__}: {detail}") from e
 
   def _resolve_step(self, step: int | None) -> int:
     steps = self.all_steps()

@@ -115,17 +115,9 @@ def _log(msg: str) -> None:
   print(f"[azr {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _is_path(source: str) -> bool:
-  """A --model/--tokenizer value that names a file rather than an embedded model/preset."""
-  from absolute_zero.models.embedded import EMBEDDED_MODELS
-  from absolute_zero.models.presets import PRESETS
-  return source not in EMBEDDED_MODELS and source not in PRESETS
-
-
-def resolve_paths() -> dict:
-  """Every path flag as an absolute path (or checked URL); the run dirs proved writable.
-
-  Inputs are checked before anything is created, so bad input leaves no run directory.
+def resolve_paths() -> tuple[str, str]:
+  """Every path flag as an absolute path (or checked URL); returns (log_dir,
+  checkpoint_dir). Creates nothing.
 
   Raises:
     cli.InputError: a missing model/tokenizer/seed file, an unwritable directory, gs://
@@ -135,7 +127,7 @@ def resolve_paths() -> dict:
   from absolute_zero.models.presets import PRESETS
   for name in ("model", "tokenizer"):
     value = FLAGS[name].value
-    if value and _is_path(value):
+    if value and value not in EMBEDDED_MODELS and value not in PRESETS:  # a path
       if paths.is_remote(value):
         raise cli.InputError(f"--{name}={value}: models and tokenizers load from local "
                              "paths; copy it to this machine first")
@@ -161,11 +153,7 @@ def resolve_paths() -> dict:
                          "remote storage with --checkpoint_dir=gs://...")
   checkpoint_dir = (cli.resolve(FLAGS.checkpoint_dir, "--checkpoint_dir", kind="dir")
                     if FLAGS.checkpoint_dir else paths.join(log_dir, "checkpoints"))
-  build_configs()  # bad values fail before any directory is created
-  cli.ensure_writable_dir(log_dir, "--log_dir")
-  cli.ensure_writable_dir(checkpoint_dir, "--checkpoint_dir" if FLAGS.checkpoint_dir
-                          else "--log_dir")
-  return {"log_dir": log_dir, "checkpoint_dir": checkpoint_dir}
+  return log_dir, checkpoint_dir
 
 
 def check_flags() -> None:
@@ -246,14 +234,13 @@ def _check_saved_config(checkpointer, latest, checkpoint_dir):
                          "use a fresh --log_dir or --checkpoint_dir")
   if latest is None:
     return None
+  from absolute_zero.checkpointing import CheckpointError
   try:
     with cli.quiet_logs():
       saved = checkpointer.saved_config(latest)
-  except Exception as e:  # Orbax raises many types for unreadable files
-    raise cli.InputError(
-        f"--checkpoint_dir={checkpoint_dir}: step {latest} cannot be read "
-        f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); it is corrupt or not "
-        "written by experiments.azr: move it away or pass a fresh --log_dir") from None
+  except CheckpointError as e:
+    raise cli.InputError(f"--checkpoint_dir: {e}; it is corrupt or not written by "
+                         "experiments.azr: move it away or pass a fresh --log_dir") from None
   if not isinstance(saved, dict) or not {"selfplay", "model"} & set(saved):
     raise cli.InputError(f"--checkpoint_dir={checkpoint_dir}: step {latest} holds no "
                          "self-play run config (not written by experiments.azr); pass a "
@@ -274,9 +261,13 @@ def main(argv):
   if not FLAGS["verbosity"].present:  # Orbax logs every save at INFO; keep the console readable
     absl_logging.set_verbosity(absl_logging.WARNING)
   # Every bad flag, path or checkpoint fails here, before anything slow happens.
+  # Inputs are checked before anything is created, so bad input leaves no run directory.
   check_flags()
-  dirs = resolve_paths()
-  log_dir, checkpoint_dir = dirs["log_dir"], dirs["checkpoint_dir"]
+  log_dir, checkpoint_dir = resolve_paths()
+  build_configs()  # the flags' values; rebuilt after a resume adopts the saved ones
+  cli.ensure_writable_dir(log_dir, "--log_dir")
+  cli.ensure_writable_dir(checkpoint_dir, "--checkpoint_dir" if FLAGS.checkpoint_dir
+                          else "--log_dir")
   from absolute_zero import distributed
   distributed.maybe_initialize_distributed()  # before Orbax asks for the process index
   checkpointer, latest = _open_checkpoints(checkpoint_dir)
@@ -337,12 +328,8 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
       try:
         restored = checkpointer.restore(latest, run.train_state, config=config_dict)
       except checkpointing.CheckpointError as e:
-        raise cli.InputError(e) from None
-      except Exception as e:  # Orbax/TensorStore raise many types for damaged files
-        raise cli.InputError(
-            f"--checkpoint_dir={checkpoint_dir}: step {latest} cannot be restored "
-            f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); it is corrupt: move "
-            "it away to resume from an earlier step, or pass a fresh --log_dir") from None
+        raise cli.InputError(f"--checkpoint_dir: {e}; move that step away to resume from "
+                             "an earlier one, or pass a fresh --log_dir") from None
       run.restore(restored.train_state, restored.buffers, latest)
       metrics.truncate_after(latest)
       if distributed.is_primary():

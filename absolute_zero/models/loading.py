@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -189,7 +188,7 @@ def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *
     step = ckpt.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"{directory}: no complete checkpoint")
-    saved = _read_checkpoint(directory, step, lambda: ckpt.saved_config(step))
+    saved = ckpt.saved_config(step)
     if not isinstance(saved, dict):
       raise checkpointing.CheckpointError(f"{directory}/{step}: the saved config is not a "
                                           "JSON object (corrupt checkpoint?)")
@@ -210,23 +209,7 @@ def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *
         **{k: v for k, v in saved["learner"].items() if k in learner_fields})
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
     abstract = checkpointing.abstract_train_state(config, learner_config, mesh)
-    restored = _read_checkpoint(directory, step, lambda: ckpt.restore(step, abstract))
+    restored = ckpt.restore(step, abstract)
     return config, restored.train_state.params, source
   finally:
     ckpt.close()
-
-
-def _read_checkpoint(directory, step: int, read: Callable[[], Any]) -> Any:
-  """`read()`, with the errors of unreadable files (truncated, corrupt: Orbax and
-  TensorStore raise them as ValueError/OSError) as one CheckpointError naming the step."""
-  from absolute_zero import checkpointing
-
-  try:
-    return read()
-  except checkpointing.CheckpointError:
-    raise
-  except (ValueError, OSError, KeyError) as e:
-    detail = " ".join(str(e).split())[:300]
-    raise checkpointing.CheckpointError(
-        f"checkpoint {directory}/{step} cannot be read (truncated or corrupt files?): "
-        f"{type(e).__name__}: {detail}") from e
