@@ -317,7 +317,6 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
   workers = FLAGS.sandbox_workers or max(1, os.cpu_count() or 1)
   metrics = MetricsWriter(log_dir, enabled=distributed.is_primary())
   samples_path = os.path.join(log_dir, SAMPLES_FILE)
-  timings = {"load_s": time.perf_counter() - start}
   history = []
   with SandboxPool(num_workers=workers, limits=sandbox_limits) as pool:
     run = SelfPlayRun(model_config, params, tokenizer, selfplay_config, learner_config,

@@ -15,6 +15,7 @@ the reference value.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from absl import flags
@@ -317,7 +318,6 @@ def build_configs(flag_values: flags.FlagValues = FLAGS
 def name_flags(message: str) -> str:
   """A config error message prefixed with the flags whose fields it names (the configs
   speak of fields, users typed flags): 'batch_size must be >= 1' -> '--batch_size: ...'."""
-  import re
   named = [k.flag for k in KNOBS
            if re.search(rf"(?<![\w.]){re.escape(k.field)}\b|\.{re.escape(k.field)}\b",
                         message)]
