@@ -316,16 +316,20 @@ def _kill_during_second_save(directory, n) -> bool:
   """Runs the child, SIGKILLs it while step 2 is being written; True if caught mid-save."""
   env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   env.pop("XLA_FLAGS", None)
+  err_path = os.path.join(directory, os.pardir, f"child-{os.path.basename(directory)}.err")
+  err = open(err_path, "w")  # a file, not a pipe: nobody drains stderr while we read stdout
   child = subprocess.Popen([sys.executable, "-c", _CHILD, str(directory), str(n)],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                           env=env)
+                           stdout=subprocess.PIPE, stderr=err, text=True, env=env)
   try:
     deadline = time.monotonic() + 45
     for line in child.stdout:
       if line.startswith("SAVING 2") or time.monotonic() > deadline:
         break
     else:
-      raise AssertionError("child exited before saving step 2")
+      err.flush()
+      with open(err_path) as f:
+        tail = f.read()[-2000:]
+      raise AssertionError(f"child exited before saving step 2; its stderr:\n{tail}")
     # The async save is now writing in the background; kill as soon as its tmp dir shows.
     while time.monotonic() < deadline:
       names = os.listdir(directory)
@@ -340,6 +344,7 @@ def _kill_during_second_save(directory, n) -> bool:
     if child.poll() is None:
       child.kill()
       child.wait()
+    err.close()
   names = os.listdir(directory)
   return "2" not in names and any(n.startswith("2.") for n in names)
 
