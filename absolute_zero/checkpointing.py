@@ -244,7 +244,10 @@ class RunCheckpointer:
         max_to_keep=keep, create=not read_only, enable_async_checkpointing=async_save,
         cleanup_tmp_directories=not read_only, read_only=read_only)
     # Handlers named up front so a freshly opened manager can read item metadata.
-    handlers = {TRAIN_STATE: ocp.StandardCheckpointHandler()}
+    # At most ~1 GB of arrays in flight to TensorStore at once: with Orbax's default (96 GB)
+    # every array is encoded at the same time, and saving a 3.2 GB train state (Gemma 3
+    # 270M with AdamW) held +2.5 GB of host memory on CPU; with 1 GB, +1.2 GB, no slower.
+    handlers = {TRAIN_STATE: ocp.StandardCheckpointHandler(save_concurrent_gb=1)}
     handlers.update({name: ocp.JsonCheckpointHandler() for name in (META, BUFFERS, CONFIG, EXTRA)})
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_handlers=handlers)

@@ -20,7 +20,7 @@ Batch layout and alignment: see `absolute_zero.batching`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -146,9 +146,9 @@ def _own_copy(x, sharding) -> jax.Array:
   return distributed.put_global(jnp.array(x, copy=True), sharding)
 
 
-def shard_batch(batch: TrainBatch, mesh: Mesh | None,
-                rules=sharding_lib.TRAIN_RULES) -> TrainBatch:
-  """Device arrays for `batch`: rows split over the batch axes of `mesh` (or one device).
+def shard_batch(batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None,
+                rules=sharding_lib.TRAIN_RULES) -> TrainBatch | tuple[TrainBatch, ...]:
+  """Device arrays for `batch` (or each part): rows split over the batch axes of `mesh`.
 
   Multi-process: every process holds the same whole host batch, and `put_global` makes
   each global array from it (each process fills the shards of its own devices).
@@ -390,18 +390,33 @@ def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh | None, rules)
   return mbs
 
 
-def compute_gradients(params, batch: TrainBatch, model_config: ModelConfig,
-                      learner_config: LearnerConfig, mesh: Mesh | None = None,
-                      rules=sharding_lib.TRAIN_RULES, grad_shardings=None):
+def _parts(batch) -> tuple[TrainBatch, ...]:
+  """A `TrainBatch` or a sequence of them (parts with their own `[B_k, T_k]`) as a tuple."""
+  parts = (batch,) if isinstance(batch, TrainBatch) else tuple(batch)
+  if not parts or not all(isinstance(p, TrainBatch) for p in parts):
+    raise TypeError("batch must be a TrainBatch or a non-empty sequence of TrainBatch parts")
+  return parts
+
+
+def compute_gradients(params, batch: TrainBatch | Sequence[TrainBatch],
+                      model_config: ModelConfig, learner_config: LearnerConfig,
+                      mesh: Mesh | None = None, rules=sharding_lib.TRAIN_RULES,
+                      grad_shardings=None):
   """(grads, stats): gradient of the batch token-mean objective, micro-batch accumulated.
 
+  `batch` is one `TrainBatch` `[B, T]` or a sequence of parts `[B_k, T_k]`, each padded to
+  its own length (rows of very different lengths, e.g. proposer and solver rows, then cost
+  their own length, not the longest row's). The objective is the same token mean over all
+  completion tokens of all parts; each part is split into micro-batches of
+  `micro_batch_size` rows and all micro-batches share one gradient accumulator.
   `stats` holds token sums over the whole batch (see `_micro_batch_sums`).
   """
   lc = learner_config
-  mbs = _check_batch(batch, lc, mesh, rules)
-  total_tokens = jnp.sum(batch.loss_mask.astype(jnp.float32))
+  parts = _parts(batch)
+  mbs = [_check_batch(p, lc, mesh, rules) for p in parts]
+  total_tokens = sum(jnp.sum(p.loss_mask.astype(jnp.float32)) for p in parts)
   inv_tokens = 1.0 / jnp.maximum(total_tokens, 1.0)
-  micro = _split_micro_batches(batch, mbs)
+  micros = [_split_micro_batches(p, m) for p, m in zip(parts, mbs)]
 
   def scaled(p, mb):
     objective, stats = _micro_batch_sums(p, mb, model_config, lc, mesh, rules)
@@ -421,9 +436,9 @@ def compute_gradients(params, batch: TrainBatch, model_config: ModelConfig,
     stat_acc = jax.tree.map(jnp.add, stat_acc, stats)
     return (acc, stat_acc), None
 
-  if micro.tokens.shape[0] == 1:
+  if len(micros) == 1 and micros[0].tokens.shape[0] == 1:
     # One micro-batch: no accumulator (saves a params-sized buffer).
-    grads, stats = grad_fn(params, jax.tree.map(lambda x: x[0], micro))
+    grads, stats = grad_fn(params, jax.tree.map(lambda x: x[0], micros[0]))
     return constrain(grads), stats
 
   zeros = constrain(jax.tree.map(jnp.zeros_like, params))
@@ -431,9 +446,11 @@ def compute_gradients(params, batch: TrainBatch, model_config: ModelConfig,
       lambda s: jnp.zeros(s.shape, s.dtype),
       jax.eval_shape(lambda p, mb: _micro_batch_sums(p, mb, model_config, lc, mesh,
                                                      rules)[1],
-                     params, jax.tree.map(lambda x: x[0], micro)))
-  (grads, stats), _ = jax.lax.scan(body, (zeros, stat_zeros), micro)
-  return grads, stats
+                     params, jax.tree.map(lambda x: x[0], micros[0])))
+  carry = (zeros, stat_zeros)
+  for micro in micros:  # one scan per part: its micro-batches share the part's [mb, T_k]
+    carry, _ = jax.lax.scan(body, carry, micro)
+  return carry
 
 
 def _metrics(stats, grad_norm, lc: LearnerConfig) -> dict[str, jax.Array]:
@@ -454,6 +471,8 @@ def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
                     ) -> Callable[[TrainState, TrainBatch], tuple[TrainState, dict]]:
   """Jitted `train_step(state, batch) -> (state, metrics)`; `state` is donated.
 
+  `batch`: a `TrainBatch` or a tuple of parts with their own lengths (`compute_gradients`).
+
   Metrics (scalars): loss, pg_loss, grad_norm (before clipping), clip_fraction (+ low /
   high), approx_kl (k3 of pi_old vs pi_theta), ratio_mean, tokens, and kl / entropy when
   their coefficients are on. Shapes of `batch` are static: keep them to a few buckets.
@@ -462,7 +481,9 @@ def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
   optimizer = make_optimizer(lc)
   state_sh = None if mesh is None else train_state_shardings(model_config, lc, mesh, rules)
 
-  def train_step(state: TrainState, batch: TrainBatch):
+  def train_step(state: TrainState, batch: TrainBatch | tuple[TrainBatch, ...]):
+    if not isinstance(batch, TrainBatch):
+      batch = _parts(batch)
     if mesh is not None:
       batch = jax.tree.map(
           lambda x: jax.lax.with_sharding_constraint(

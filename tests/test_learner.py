@@ -121,6 +121,50 @@ def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head, at_comple
                              setup["ref_obj"], rtol=1e-5)
 
 
+def _rows_of(batch, rows):
+  """The given rows of the fixture's rollouts, rebuilt as their own (shorter) batch."""
+  b = jax.device_get(batch)
+  prompts, comps, olds = [], [], []
+  for i in rows:
+    p = int(np.argmax(b.loss_mask[i])) + 1 if b.loss_mask[i].any() else int(b.valid[i].sum())
+    total = int(b.valid[i].sum())
+    prompts.append(list(b.tokens[i, :p]))
+    comps.append(list(b.tokens[i, p:total]))
+    olds.append(list(b.old_logprobs[i, p - 1:total - 1]))
+  return prompts, comps, b.advantages[list(rows)], olds
+
+
+def test_parts_with_their_own_lengths_equal_the_whole_batch(setup):
+  # The self-play update packs proposer and solver rows as separate parts, each padded to
+  # its own length bucket; the gradient must still be the token mean over all rows, as the
+  # whole-batch formula (the reference) computes it.
+  long_rows, short_rows = (0, 2, 4, 6), (1, 3, 5, 7)  # completions 20,12,17,22 | 1,0,3,8
+  parts = []
+  for rows, buckets in ((long_rows, (16, 32)), (short_rows, (8, 16, 32))):
+    prompts, comps, adv, olds = _rows_of(setup["batch"], rows)
+    parts.append(build_train_batch(prompts, comps, adv, olds,
+                                   shapes=BatchShapes(length_buckets=buckets, row_multiple=2),
+                                   min_rows=4))
+  assert parts[0].tokens.shape[1] > parts[1].tokens.shape[1]  # really different lengths
+  assert sum(p.num_tokens for p in parts) == setup["batch"].num_tokens
+  lc = dataclasses.replace(LEARNER, micro_batch_size=2)
+  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
+      setup["params"], learner.shard_batch(tuple(parts), None))
+  scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
+  assert _tree_max_abs_diff(grads, setup["ref_grads"]) < 1e-5 * scale
+  assert float(stats["tokens"]) == setup["batch"].num_tokens
+  np.testing.assert_allclose(float(stats["objective_sum"]) / float(stats["tokens"]),
+                             setup["ref_obj"], rtol=1e-5)
+  # The jitted train step takes the parts too, and matches the one-batch step.
+  step = learner.make_train_step(MODEL, lc)
+  state = learner.init_train_state(setup["params"], lc)
+  new_parts, m_parts = step(state, learner.shard_batch(tuple(parts), None))
+  state = learner.init_train_state(setup["params"], lc)
+  new_one, m_one = step(state, learner.shard_batch(setup["batch"], None))
+  assert _tree_max_abs_diff(new_parts.params, new_one.params) < 1e-6
+  np.testing.assert_allclose(float(m_parts["loss"]), float(m_one["loss"]), rtol=1e-5)
+
+
 def test_four_micro_batches_equal_one(setup, one_step_results):
   state_1, metrics_1 = one_step_results[8]
   state_4, metrics_4 = one_step_results[2]

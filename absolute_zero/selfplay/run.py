@@ -33,10 +33,10 @@ from absolute_zero.tasks.types import Role, TaskType
 ROLES = (Role.PROPOSE, Role.SOLVE)
 GROUPS = tuple((t, r) for t in ALL_TASK_TYPES for r in ROLES)
 _SEED_STREAM = 1_000_000  # key/rng stream offset for seeding rounds
-# Training sequence lengths: steps of 1.5x-2x (less padding than powers of two, still few
+# Training sequence lengths: steps of 1.25x-1.5x (less padding than powers of two, still few
 # compiled shapes).
-LENGTH_BUCKETS = (128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192,
-                  12288, 16384)
+LENGTH_BUCKETS = (128, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 3072, 4096,
+                  6144, 8192, 12288, 16384)
 
 
 def group_id(task_type: TaskType, role: Role) -> int:
@@ -105,7 +105,12 @@ class SelfPlayRun:
   @property
   def rows_per_step(self) -> int:
     roles = 2 if self.config.train_proposer else 1
-    return self.config.batch_size * len(self.config.task_types) * roles
+    return self.rows_per_role * roles
+
+  @property
+  def rows_per_role(self) -> int:
+    """Rollouts of one role per step: batch_size per task type (the train batch part)."""
+    return self.config.batch_size * len(self.config.task_types)
 
   def _randomness(self, stream: int) -> tuple[np.random.Generator, jax.Array]:
     return (np.random.default_rng([self.config.seed, stream]),
@@ -239,12 +244,21 @@ class SelfPlayRun:
     advantages = np.asarray(loss.task_relative_advantages(
         rewards, groups, len(GROUPS), np.ones(len(rollouts), bool),
         eps=self.learner_config.advantage_eps, mode=self.learner_config.advantage_mode))
-    batch = batching.build_train_batch(
-        [r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
-        advantages, [r.logprobs for r in rollouts], group_ids=groups,
-        shapes=self.batch_shapes, pad_id=self.tokenizer.pad_id or 0,
-        min_rows=self.rows_per_step)
-    batch = learner.shard_batch(batch, self.mesh)
+    # One part per role, each padded to its own length bucket: proposer prompts (with
+    # references) run 2-4x longer than solver prompts, so one shared bucket would pad every
+    # solver row to the proposer length. Each part keeps a fixed row count per step (no
+    # recompiles); the objective is still the token mean over all rows.
+    parts = []
+    for role in ROLES:
+      index = [i for i, r in enumerate(rollouts) if r.role is role]
+      if not index:
+        continue
+      parts.append(batching.build_train_batch(
+          [rollouts[i].prompt_ids for i in index], [rollouts[i].completion_ids for i in index],
+          advantages[index], [rollouts[i].logprobs for i in index], group_ids=groups[index],
+          shapes=self.batch_shapes, pad_id=self.tokenizer.pad_id or 0,
+          min_rows=self.rows_per_role))
+    batch = learner.shard_batch(tuple(parts), self.mesh)
     self.train_state, metrics = self.train_step(self.train_state, batch)
     self._share_params_with_sampler()
     return advantages, distributed.to_host(metrics)
