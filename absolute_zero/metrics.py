@@ -7,8 +7,10 @@ self-play run writes are defined once, in `absolute_zero/selfplay/metric_names.p
                              `deduction/propose/solve_rate_of_valid`,
                              `deduction/propose/format_failure_rate`,
                              `deduction/solve/advantage_mean`, `.../advantage_std`,
-                             `.../response_tokens_mean`, `.../count`;
-  `buffer/{task}`            buffer sizes;
+                             `.../response_tokens_mean`, `.../count`; proposers' task
+                             diversity, e.g. `deduction/propose/distinct_programs`;
+  `types/{task}/{side}/{t}`  value-type shares of the proposals' inputs and outputs;
+  `buffer/{task}`            buffer sizes (`buffer/{task}/distinct_programs` too);
   `time/{phase}_s`           seconds per phase (generation, sandbox, other_host, update, step);
   `throughput/{name}`        e.g. `throughput/generation_tokens_per_s`;
   `learner/{name}`           loss, grad norm, ...;

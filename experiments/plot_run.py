@@ -5,7 +5,8 @@
 One subplot per metric: `{task}/{role}/{metric}` keys are grouped by `{metric}` with one
 line per (task, role) (mean reward, validity rate, solve rate, format-failure rate,
 advantage stats, response lengths, ...); `buffer/...`, `time/...`, `throughput/...`,
-`learner/...`, `seed/...` and `solver/...` keys each get one subplot per namespace. The
+`learner/...`, `seed/...` and `solver/...` keys each get one subplot per namespace;
+`types/{task}/{side}/{type}` keys one subplot per (task, side) with a line per type. The
 names, their order and titles come from absolute_zero/selfplay/metric_names.py, where the
 run takes them from too. Whatever keys the log holds are drawn; null (non-finite) values
 leave gaps. The default output is <run_dir>/plot.png (metrics.PLOT_FILE, the file
@@ -38,6 +39,9 @@ flags.DEFINE_integer("columns", 3, "Subplots per row.")
 PROG = "plot_run"
 # Namespaces plotted as one subplot each (lines: the rest of the key).
 NAMESPACES = metric_names.NAMESPACES
+# `{namespace}/.../{value}` keys: one subplot per key without its last part, one line per
+# value (the value-type shares `types/{task}/{side}/{type}`).
+DISTRIBUTIONS = metric_names.DISTRIBUTIONS
 # Subplot order: these first (when present), the rest alphabetically.
 PREFERRED_ORDER = metric_names.PLOT_ORDER
 TITLES = metric_names.TITLES
@@ -57,7 +61,9 @@ def group_series(records: list[dict]) -> dict[str, dict[str, list[tuple[int, flo
         value = float(value)
       y = math.nan if value is None else float(value)
       parts = key.split("/")
-      if len(parts) > 1 and parts[0] in NAMESPACES:
+      if len(parts) > 2 and parts[0] in DISTRIBUTIONS:  # one subplot per distribution
+        group, label = "/".join(parts[:-1]), parts[-1]
+      elif len(parts) > 1 and parts[0] in NAMESPACES:
         group, label = parts[0], "/".join(parts[1:])
       elif len(parts) > 1:
         group, label = parts[-1], "/".join(parts[:-1])

@@ -161,6 +161,17 @@ KNOBS: tuple[Knob, ...] = (
     _k("induction_reward", "rewards", "induction_reward", G_REWARD,
        "Induction solver reward: binary (all held-out pairs right), accuracy, or "
        "if_one_correct.", choices=("binary", "accuracy", "if_one_correct")),
+    _k("complexity_reward_weight", "rewards", "complexity_reward_weight", G_REWARD,
+       "Ablation, off at 0: weight w_c of an intrinsic bonus for valid deduction/abduction "
+       "proposals, w_c x min((cyclomatic complexity - 1) / 10, 1), summed with the "
+       "diversity bonus and capped at 1 / (2 x n_solver_samples) so learnability stays "
+       "dominant (docs/method.md; the reference's complexity_reward)."),
+    _k("diversity_reward_weight", "rewards", "diversity_reward_weight", G_REWARD,
+       "Ablation, off at 0: weight w_d of an intrinsic bonus for valid deduction/abduction "
+       "proposals, w_d x the program's distance to the nearest program of its buffer "
+       "(canonical AST bigram Jaccard distance, in [0, 1]), summed with the complexity "
+       "bonus and capped at 1 / (2 x n_solver_samples) (docs/method.md; the reference's "
+       "mean_edit_distance_reward)."),
     _k("max_completion_chars", "parsing", "max_completion_chars", G_REWARD,
        "Longest response text parsed (longer: format error)."),
     _k("max_program_chars", "parsing", "max_program_chars", G_REWARD,

@@ -167,6 +167,8 @@ def _kill_when(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str
     (("--temperature=0",), "temperature must be > 0"),
     (("--learnability=sometimes",), "learnability"),
     (("--induction_min_pairs=1",), "min_pairs must be >= 2"),
+    (("--diversity_reward_weight=-1",),
+     "--diversity_reward_weight: diversity_reward_weight must be a finite number >= 0"),
 ])
 def test_bad_flag_values(workdir, args, expected):
   line = _error_line(_run(workdir, "experiments.azr", "--log_dir=bad", *args, timeout=120))
@@ -305,3 +307,8 @@ def test_helpfull_groups_the_project_flags_first(workdir):
   assert "--log_dir: The run directory" in text
   for knob in run_flags.KNOBS:
     assert f"--{knob.flag}" in text or f"--[no]{knob.flag}" in text
+  # The intrinsic-reward ablations, off by default, with the reward flags.
+  rewards = text[text.index(run_flags.G_REWARD + ":"):text.index(run_flags.G_SANDBOX + ":")]
+  for flag in ("complexity_reward_weight", "diversity_reward_weight"):
+    help_text = rewards[rewards.index(f"--{flag}:"):]
+    assert "(default: '0.0')" in help_text.split("--", 2)[1], help_text[:600]

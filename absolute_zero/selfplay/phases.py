@@ -215,10 +215,13 @@ def solve(ctx: PhaseContext, items: Sequence[tuple[TaskType, Triplet | Induction
 
 
 def score_proposals(ctx: PhaseContext, proposals: ProposeOutcome, n: int,
-                    key: jax.Array) -> list[Rollout]:
+                    key: jax.Array, intrinsic: Sequence[float] | None = None
+                    ) -> list[Rollout]:
   """Proposer rewards from `n` solver samples per valid proposal (learnability, §4).
 
-  Returns the estimation rollouts (not trained on, but logged)."""
+  `intrinsic`: per proposer rollout, its intrinsic bonus (`rewards.intrinsic_bonus`,
+  added to valid proposals only); None: none. Returns the estimation rollouts (not
+  trained on, but logged)."""
   valid = [(i, r.task_type, proposals.tasks[i]) for i, r in enumerate(proposals.rollouts)
            if r.valid]
   estimates = solve(ctx, [(t, task) for _, t, task in valid], n, key)
@@ -226,6 +229,7 @@ def score_proposals(ctx: PhaseContext, proposals: ProposeOutcome, n: int,
            for k, (i, _, _) in enumerate(valid)}
   for i, rollout in enumerate(proposals.rollouts):
     rollout.solve_rate = rates.get(i)
-    rollout.reward = rewards.final_proposer_reward(rollout.well_formed, rollout.valid,
-                                                   rollout.solve_rate, ctx.reward_config)
+    rollout.reward = rewards.final_proposer_reward(
+        rollout.well_formed, rollout.valid, rollout.solve_rate, ctx.reward_config,
+        intrinsic=intrinsic[i] if intrinsic is not None else 0.0)
   return estimates

@@ -23,11 +23,13 @@ import numpy as np
 
 from absolute_zero import batching, distributed, learner, loss
 from absolute_zero.sampler import Sampler, SamplerConfig
+from absolute_zero.selfplay import diversity
 from absolute_zero.selfplay import metric_names as mn
 from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
 from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals,
                                            solve)
 from absolute_zero.tasks.buffers import TaskBuffers, seed_target
+from absolute_zero.tasks.diversity import BufferIndex
 from absolute_zero.tasks.types import Role, TaskType
 
 ROLES = (Role.PROPOSE, Role.SOLVE)
@@ -93,6 +95,7 @@ class SelfPlayRun:
     self.train_state = learner.init_train_state(params, learner_config, mesh, model_config)
     self.train_step = learner.make_train_step(model_config, learner_config, mesh)
     self.buffers = TaskBuffers.seeded()
+    self.buffer_index = BufferIndex()  # canonical programs of the buffers (diversity)
     self.step = 0  # updates applied so far
     self.last_rollouts: dict[str, list[Rollout]] = {}  # of the last step, for logging
     self.seeded = False
@@ -192,6 +195,9 @@ class SelfPlayRun:
     self.log(f"step {step}: proposing {cfg.batch_size} task(s) per type ...")
     proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng,
                         k_propose)
+    # Against the buffers as they were before this step's proposals join them.
+    step_diversity = diversity.measure_step(self.buffer_index, self.buffers, proposals,
+                                            cfg.task_types, cfg.rewards)
     for task_type, entries in proposals.accepted.items():
       self.buffers[task_type].add(entries, step=step)
     items = [(t, task) for t in cfg.task_types for task in self.buffers[t].sample_solver_tasks(
@@ -203,7 +209,9 @@ class SelfPlayRun:
     if cfg.train_proposer and valid:
       self.log(f"step {step}: pricing {valid} valid proposal(s) with "
                f"{cfg.n_solver_samples} solver samples each ...")
-    estimates = (score_proposals(self.ctx, proposals, cfg.n_solver_samples, k_score)
+    estimates = (score_proposals(self.ctx, proposals, cfg.n_solver_samples, k_score,
+                                 intrinsic=step_diversity.bonuses if cfg.rewards.intrinsic
+                                 else None)
                  if cfg.train_proposer else [])
     rollout_seconds = time.perf_counter() - start
 
@@ -220,7 +228,9 @@ class SelfPlayRun:
     metrics: dict[str, Any] = {}
     metrics.update(_group_metrics(proposals.rollouts, solver_rollouts, train_rollouts,
                                   advantages, cfg.task_types))
+    metrics.update(step_diversity.metrics)
     metrics.update({f"buffer/{k}": v for k, v in self.buffers.sizes().items()})
+    metrics.update(diversity.buffer_metrics(self.buffer_index, self.buffers))
     metrics.update({f"learner/{k}": float(v) for k, v in update_metrics.items()})
     gen_s, sandbox_s = self._timed_sampler.seconds, self._timed_pool.seconds
     metrics.update({

@@ -8,6 +8,12 @@
   reward is positive; ``wrong_reward`` (−0.5) if well-formed but wrong, invalid or not
   learnable; ``format_error_reward`` (−1) if the format is broken.
 
+* Optional intrinsic bonus for valid deduction/abduction proposals, off by default
+  (``intrinsic_bonus``): ``b = clip(w_c * complexity + w_d * diversity, 0, 1 / (2n))``,
+  added to the final proposer reward. The cap is half the step of the learnability reward
+  (``1 - s`` moves in steps of ``1/n``), so the bonus can only reorder proposals whose
+  learnability rewards are equal: learnability stays dominant.
+
 The reference (reward_managers.py) scores a well-formed proposal that fails in the
 sandbox as a format error (−1); the spec scores it −0.5. ``invalid_proposal_is_format_error``
 switches to the reference's choice.
@@ -15,6 +21,7 @@ switches to the reference's choice.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -30,6 +37,10 @@ class RewardConfig:
     invalid_proposal_is_format_error: bool = False  # spec: -0.5; reference: -1
     induction_reward: str = "binary"  # 'binary' | 'accuracy' | 'if_one_correct' (reference code_f_reward_type)
     n_samples: int = 8  # solver samples per new proposal
+    # Intrinsic proposer rewards (ablations; 0 = off, the reference's default too):
+    # weights of the complexity score and of the distance to the nearest buffer program.
+    complexity_reward_weight: float = 0.0  # reference complexity_reward.coef
+    diversity_reward_weight: float = 0.0  # reference mean_edit_distance_reward.coef
 
     def __post_init__(self) -> None:
         if self.learnability not in ("one_minus", "inverse"):
@@ -40,6 +51,20 @@ class RewardConfig:
             )
         if self.n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
+        for name in ("complexity_reward_weight", "diversity_reward_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+
+    @property
+    def intrinsic(self) -> bool:
+        """Whether any intrinsic proposer reward is on."""
+        return self.complexity_reward_weight > 0 or self.diversity_reward_weight > 0
+
+    @property
+    def intrinsic_cap(self) -> float:
+        """Largest intrinsic bonus: half the learnability reward's step 1/n_samples."""
+        return 0.5 / self.n_samples
 
 
 def solver_reward(correct: bool | float) -> float:
@@ -97,18 +122,43 @@ def final_solver_reward(well_formed: bool, score: bool | float, config: RewardCo
     return apply_format_rule(role, well_formed, config)
 
 
+def intrinsic_bonus(complexity: float, distance: float, config: RewardConfig = RewardConfig()) -> float:
+    """Intrinsic bonus of one valid proposal: ``clip(w_c * complexity + w_d * distance, 0,
+    1 / (2 n))`` with the weights of ``config`` (0.0 when both are off).
+
+    ``complexity`` and ``distance`` lie in [0, 1]: the program's complexity score and its
+    distance to the nearest program of its buffer (``tasks.diversity``; docs/method.md).
+    The reference adds ``min(coef * value, max)`` per term with ``max = 0.5``; here the
+    sum is capped at half the learnability step so learnability stays dominant.
+    """
+    if not config.intrinsic:
+        return 0.0
+    for name, value in (("complexity", complexity), ("distance", distance)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    raw = config.complexity_reward_weight * complexity + config.diversity_reward_weight * distance
+    return min(max(raw, 0.0), config.intrinsic_cap)
+
+
 def final_proposer_reward(
     well_formed: bool,
     valid: bool,
     rate: Optional[float],
     config: RewardConfig = RewardConfig(),
+    intrinsic: float = 0.0,
 ) -> float:
     """Final reward of one proposer response.
 
     ``well_formed``: the parser accepted the response; ``valid``: the sandbox accepted the
-    proposal; ``rate``: solve rate of its ``n`` solver samples (ignored unless valid).
+    proposal; ``rate``: solve rate of its ``n`` solver samples (ignored unless valid);
+    ``intrinsic``: its ``intrinsic_bonus``, added after the format rule to valid proposals
+    only (ignored otherwise; 0 leaves the reward untouched).
     """
+    valid_proposal = well_formed and valid
     if well_formed and not valid and config.invalid_proposal_is_format_error:
         well_formed = False
     role = learnability_reward(rate if (well_formed and valid) else None, config)
-    return apply_format_rule(role, well_formed, config)
+    reward = apply_format_rule(role, well_formed, config)
+    if valid_proposal and intrinsic:
+        reward += float(intrinsic)
+    return reward
