@@ -20,8 +20,9 @@ seed 0 control, seed 1 trained, ... Rerunning the command continues: finished ru
 skipped, a partial one resumes from its last checkpoint (rerun with a larger --steps to
 go further). The flags that define the method are stored in <out_dir>/check_config.json
 by the first invocation; a rerun adopts them for flags it leaves out and refuses ones it
-changes (and adopts the last --steps and --seeds unless given). The runs share a JAX compilation cache (<out_dir>/jax_cache) so only the first
-pays most of the compilation. --report_only redraws the report from the run directories.
+changes (and adopts the last --steps and --seeds unless given). The runs share a JAX
+compilation cache (<out_dir>/jax_cache), so the first run pays most of the compilation.
+--report_only redraws the report from the run directories.
 """
 
 from __future__ import annotations
