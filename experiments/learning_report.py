@@ -226,6 +226,15 @@ def compare(trained: Mapping[int, float], control: Mapping[int, float]) -> dict[
   }
 
 
+def signal_share(by_seed: Mapping[int, Sequence[Mapping[str, Any]]], key: str,
+                 steps: int) -> float | None:
+  """Share of an arm's (seed, step) pairs whose group advantages were not all zero
+  (`key`: the group's advantage_std > 0), i.e. steps the update had a signal in that
+  group (None: no values)."""
+  values = [v for records in by_seed.values() for v in series(records, key, steps).values()]
+  return sum(v > 0 for v in values) / len(values) if values else None
+
+
 def first_step_identical(runs: Runs, groups: Sequence[str]) -> dict[str, bool | None]:
   """Per seed in both arms: whether step 1's group metrics (FIRST_STEP_METRICS) are equal
   in the two arms, as identical seeds before any update must make them (None: a run has
@@ -261,7 +270,8 @@ def build_report(runs: Runs, steps: int, config: Mapping[str, Any] | None = None
      'runs': {arm: {seed: last step logged}}, 'complete': every run reached `steps`,
      'first_step_identical': {seed: bool | None},
      'groups': {group: {'curves': {metric: {arm: per_step(...)}},
-                        'last_third': {metric: compare(...)}, 'passes': bool | None}},
+                        'last_third': {metric: compare(...)}, 'passes': bool | None,
+                        'signal_share': {arm: signal_share(...)}}},
      'passing_groups': [...], 'required_groups', 'verdict': 'pass' | 'fail' |
      'undetermined'}.
 
@@ -296,6 +306,8 @@ def build_report(runs: Runs, steps: int, config: Mapping[str, Any] | None = None
       entry["last_third"][metric] = compare(
           *(window_means(runs[arm], key, window, steps) for arm in ARMS))
     entry["passes"] = entry["last_third"][VERDICT_METRIC]["passes"]
+    entry["signal_share"] = {arm: signal_share(runs[arm], f"{group}/{mn.ADVANTAGE_STD}",
+                                               steps) for arm in ARMS}
     report["groups"][group] = entry
   passing = [g for g, e in report["groups"].items() if e["passes"]]
   undetermined = [g for g, e in report["groups"].items() if e["passes"] is None]
@@ -327,9 +339,11 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     c = entry["last_third"][VERDICT_METRIC]
     outcome = {True: "PASS", False: "fail", None: "n/a (needs >= 2 seeds per arm)"}[
         entry["passes"]]
+    share = entry.get("signal_share", {}).get(TRAINED)
     lines.append(f"  {group:<{width}}  trained {_fmt(c['trained_mean'])}  control "
                  f"{_fmt(c['control_mean'])}  diff {_fmt(c['difference'], True)}  spread "
-                 f"{_fmt(c['spread'])}  {outcome}")
+                 f"{_fmt(c['spread'])}  {outcome}  (trained steps with nonzero advantages: "
+                 + ("n/a" if share is None else f"{share:.0%}") + ")")
   lines.append(f"groups passing: {len(report['passing_groups'])} of {len(report['groups'])}"
                f" (needed {report['required_groups']}): {report['verdict']}"
                + ("" if report["complete"] else " (partial: not every run is complete)"))

@@ -55,6 +55,8 @@ def _records(rewards: dict, arm: str, seed: int, steps: int = 6) -> list[dict]:
         record[f"{group}/format_failure_rate"] = 0.5 if step == 1 else 0.25 * (arm == "control")
       if step == 1 and group == DED_SOLVE:
         record[f"{group}/solve_rate"] = 0.0
+      if group == DED_SOLVE and arm == "trained":  # advantages nonzero in 4 of 12 steps
+        record[f"{group}/advantage_std"] = 0.5 if step in (2, 3) else 0.0
     records.append(record)
   # A longer run's step beyond the check's steps is ignored.
   records.append({"step": steps + 1, "time": 99.0, f"{DED_SOLVE}/reward_mean": 100.0})
@@ -112,6 +114,7 @@ def test_report_against_hand_computed_values():
   fails = report["groups"][DED_SOLVE]["last_third"]["format_failure_rate"]
   assert fails["trained_mean"] == 0.0 and fails["control_mean"] == 0.25
   assert report["groups"][DED_SOLVE]["curves"]["solve_rate"]["trained"]["steps"] == [1]
+  assert report["groups"][DED_SOLVE]["signal_share"] == {"trained": 4 / 12, "control": None}
 
   # One group of the two needed passes.
   assert report["passing_groups"] == [DED_SOLVE]
@@ -155,7 +158,7 @@ def test_summary_and_plot(tmp_path):
   lines = lr.summary_lines(report)
   ded = [line for line in lines if DED_SOLVE in line][0]
   assert "trained 0.438" in ded and "control -0.750" in ded and "+1.188" in ded
-  assert "spread 0.375" in ded and "PASS" in ded
+  assert "spread 0.375" in ded and "PASS" in ded and "nonzero advantages: 33%" in ded
   assert lines[-1].startswith("groups passing: 1 of 2 (needed 2): fail")
   out = lr.plot_report(report, str(tmp_path / "report.png"))
   assert Path(out).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
