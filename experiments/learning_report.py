@@ -390,12 +390,18 @@ def plot_report(report: Mapping[str, Any], out: str) -> str:
                         color=styles[arm]["color"], alpha=0.2, linewidth=0)
       ax.axvspan(first - 0.5, last + 0.5, color="0.9", zorder=0)
       ax.set_xlim(0.5, report["steps"] + 0.5)
-      ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+      if report["steps"] <= 10:
+        ax.set_xticks(range(1, report["steps"] + 1))
+      else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+      if metric != VERDICT_METRIC:  # rates
+        ax.set_ylim(-0.05, 1.05)
       title = f"{group}: {mn.TITLES.get(metric, metric)}"
       if metric == VERDICT_METRIC:
         c = entry["last_third"][metric]
-        title += (f"\ndiff {_fmt(c['difference'], True)} vs spread {_fmt(c['spread'])}: "
-                  + {True: "PASS", False: "fail", None: "n/a"}[entry["passes"]])
+        title += (f"\ndiff {_fmt(c['difference'], True).strip()} vs spread "
+                  f"{_fmt(c['spread']).strip()}: "
+                  + {True: "PASS", False: "fail", None: "undetermined"}[entry["passes"]])
       ax.set_title(title, fontsize=9)
       ax.set_xlabel("step", fontsize=8)
       ax.tick_params(labelsize=7)
