@@ -14,6 +14,11 @@
   4. clip by global norm, AdamW (optax), step + 1.
 The state is donated: the caller must not reuse the `state` it passed in.
 
+`learning_rate=0` freezes the policy (the control arm of `experiments/learning_check.py`):
+the step computes no gradients and returns the parameters and optimizer state it was
+given, bit for bit (an AdamW step at rate 0 would add -0 * update, which turns a -0.0
+parameter into +0.0 and a NaN update into a NaN parameter), with step + 1.
+
 Batch layout and alignment: see `absolute_zero.batching`.
 """
 
@@ -42,7 +47,7 @@ from absolute_zero.models.transformer import (compute_logits, forward, init_para
 class LearnerConfig:
   """Optimiser and loss settings (defaults: spec §5)."""
 
-  learning_rate: float = 1e-6
+  learning_rate: float = 1e-6  # 0: frozen policy (no gradients, see make_train_step)
   b1: float = 0.9
   b2: float = 0.999
   adam_eps: float = 1e-8
@@ -64,8 +69,9 @@ class LearnerConfig:
   advantage_eps: float = 1e-6
 
   def __post_init__(self):
-    if not self.learning_rate > 0:
-      raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+    if not self.learning_rate >= 0:
+      raise ValueError(f"learning_rate must be >= 0 (0: a frozen policy), got "
+                       f"{self.learning_rate}")
     if not self.temperature > 0:
       raise ValueError(f"temperature must be positive, got {self.temperature}")
     if self.micro_batch_size is not None and self.micro_batch_size < 1:
@@ -476,6 +482,8 @@ def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
   Metrics (scalars): loss, pg_loss, grad_norm (before clipping), clip_fraction (+ low /
   high), approx_kl (k3 of pi_old vs pi_theta), ratio_mean, tokens, and kl / entropy when
   their coefficients are on. Shapes of `batch` are static: keep them to a few buckets.
+  With `learning_rate == 0` the step is frozen: no gradients, params and optimizer state
+  returned unchanged, metrics `tokens` only.
   """
   lc = learner_config
   optimizer = make_optimizer(lc)
@@ -497,6 +505,12 @@ def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
     new_state = TrainState(params=params, opt_state=opt_state, step=state.step + 1)
     return new_state, _metrics(stats, grad_norm, lc)
 
+  def frozen_step(state: TrainState, batch: TrainBatch):
+    tokens = jnp.sum(batch.loss_mask.astype(jnp.float32))
+    return state._replace(step=state.step + 1), {"tokens": tokens}
+
+  if lc.learning_rate == 0:
+    train_step = frozen_step
   if mesh is None:
     return jax.jit(train_step, donate_argnums=0)
   replicated = NamedSharding(mesh, PartitionSpec())

@@ -73,7 +73,8 @@ KNOBS: tuple[Knob, ...] = (
        "task-relative advantage (reference 64).", default=5),
     _k("seed", "selfplay", "seed", G_RUN,
        "Run seed: sampling keys and buffer draws derive from (seed, step)."),
-    _k("learning_rate", "learner", "learning_rate", G_RUN, "AdamW learning rate (constant)."),
+    _k("learning_rate", "learner", "learning_rate", G_RUN, "AdamW learning rate (constant); "
+       "0 freezes the policy (no gradients: the control arm of experiments.learning_check)."),
     # ---- rollouts and prompts
     _k("n_solver_samples", "selfplay", "n_solver_samples", G_ROLLOUT,
        "Solver samples per new valid proposal to estimate its solve rate (reference 8).",

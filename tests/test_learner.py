@@ -271,9 +271,37 @@ def test_kl_and_entropy_terms(setup, entropy_coef):
   assert _tree_max_abs_diff(grads, setup["ref_grads"]) > 1e-4  # the terms reach the gradient
 
 
+def _bits(tree) -> list[np.ndarray]:
+  """Every leaf's raw bytes (so -0.0 != +0.0 and NaN payloads count)."""
+  return [np.asarray(x).tobytes() for x in jax.tree.leaves(tree)]
+
+
+def test_learning_rate_zero_leaves_the_state_bit_identical(setup):
+  """The control arm of a learning check: lr 0 with weight decay changes nothing, not even
+  the sign of a -0.0 parameter (AdamW at rate 0 would add -0 * update and flip it to +0.0
+  wherever the update is negative: this test fails on that path); the same step at lr > 0
+  moves the params."""
+  params = {**setup["params"], "final_norm": {"scale": -jnp.zeros_like(
+      setup["params"]["final_norm"]["scale"])}}  # -0.0 everywhere; gradients of both signs
+  batch = learner.shard_batch(setup["batch"], None)
+  frozen_lc = dataclasses.replace(LEARNER, learning_rate=0.0, weight_decay=0.1)
+  state = learner.init_train_state(params, frozen_lc)
+  before = _bits(state.params), _bits(state.opt_state)
+  new_state, metrics = learner.make_train_step(MODEL, frozen_lc)(state, batch)
+  assert _bits(new_state.params) == before[0]
+  assert _bits(new_state.opt_state) == before[1]
+  assert int(new_state.step) == 1
+  assert float(metrics["tokens"]) == setup["batch"].num_tokens
+  trained_lc = dataclasses.replace(frozen_lc, learning_rate=1e-3)
+  state = learner.init_train_state(params, trained_lc)
+  moved, _ = learner.make_train_step(MODEL, trained_lc)(state, batch)
+  changed = [a != b for a, b in zip(_bits(moved.params), before[0])]
+  assert all(changed), changed  # weight decay alone moves every leaf at lr > 0
+
+
 def test_config_and_batch_errors(setup):
   with pytest.raises(ValueError, match="learning_rate"):
-    learner.LearnerConfig(learning_rate=0.0)
+    learner.LearnerConfig(learning_rate=-1e-6)
   with pytest.raises(ValueError, match="kl_estimator"):
     learner.LearnerConfig(kl_estimator="k2")
   lc = learner.LearnerConfig(micro_batch_size=3)
