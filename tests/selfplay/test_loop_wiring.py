@@ -374,6 +374,14 @@ def test_resumed_step_key_and_solver_task_strategy(monkeypatch, tiny, pool, stra
     assert solved - new, solved  # uniform over 16 entries: not only the 3 new ones
 
 
+def test_learner_temperature_must_be_the_sampling_temperature(tiny, pool):
+  model_config, params = tiny
+  with pytest.raises(ValueError, match="learner temperature 1.0 must equal the sampling "
+                                       "temperature 0.7"):
+    SelfPlayRun(model_config, params, _Tokens(), SelfPlayConfig(temperature=0.7),
+                learner.LearnerConfig(temperature=1.0), pool=pool)
+
+
 def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
   """Real sampler, real batch, the learner's log-probs: at temperature 0.7 and top-p 0.9
   the learner's log-prob of every trained token equals the sampler's (ratio 1) before
