@@ -79,7 +79,7 @@ class Target:
 
 
 _SELFPLAY_TESTS = ("tests/selfplay/test_open_answer.py", "tests/selfplay/test_loop_wiring.py",
-                   "tests/tasks/test_seed_data.py")
+                   "tests/selfplay/test_diversity_step.py", "tests/tasks/test_seed_data.py")
 TARGETS: tuple[Target, ...] = (
     Target("absolute_zero/loss.py",
            ("group_reward_stats", "task_relative_advantages", "clipped_surrogate_loss",
@@ -89,8 +89,10 @@ TARGETS: tuple[Target, ...] = (
            ("tests/test_batching.py",), 6),
     Target("absolute_zero/tasks/rewards.py",
            ("solver_reward", "induction_score", "solve_rate", "learnability_reward",
-            "apply_format_rule", "final_solver_reward", "final_proposer_reward"),
-           ("tests/tasks/test_rewards.py", "tests/tasks/test_grader_negatives.py"), 8),
+            "apply_format_rule", "final_solver_reward", "intrinsic_bonus",
+            "final_proposer_reward"),
+           ("tests/tasks/test_rewards.py", "tests/tasks/test_grader_negatives.py",
+            "tests/selfplay/test_diversity_step.py"), 8),
     Target("absolute_zero/tasks/parsers.py",
            ("extract_answer", "scan_fences", "check_program", "parse_triplet_proposal",
             "parse_induction_proposal", "_parse_literal_answer", "parse_induction_answer"),
@@ -110,7 +112,8 @@ TARGETS: tuple[Target, ...] = (
             "TaskBuffer.sample_solver_tasks", "TaskBuffers.sample_induction_programs"),
            ("tests/tasks/test_buffers.py", "tests/selfplay/test_loop_wiring.py"), 6),
     Target("absolute_zero/selfplay/run.py",
-           ("group_id", "SelfPlayRun.rows_per_step", "SelfPlayRun._randomness",
+           ("group_id", "SelfPlayRun.rows_per_step", "SelfPlayRun.rows_per_role",
+            "SelfPlayRun._randomness",
             "SelfPlayRun.run_step", "SelfPlayRun._update", "SelfPlayRun.restore",
             "_group_metrics"),
            _SELFPLAY_TESTS, 10),
@@ -363,6 +366,18 @@ def _copy_tree(dest: str) -> None:
       shutil.copy2(src, os.path.join(dest, rel))
 
 
+def _describe_source() -> str:
+  """The commit the mutated tree comes from (and whether local changes were copied)."""
+  ref = FLAGS.source or "HEAD"
+  commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref],
+                          capture_output=True, text=True, check=False).stdout.strip()
+  if FLAGS.source:
+    return f"{FLAGS.source} = {commit}"
+  dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain"], capture_output=True,
+                         text=True, check=False).stdout.strip()
+  return f"checkout at {commit}" + (" with local changes" if dirty else "")
+
+
 def _pytest(root: str, tests: list[str], timeout: int) -> tuple[str, str, float]:
   """(status, first failing test or '', seconds): status 'passed', 'failed', 'timeout'."""
   env = dict(os.environ, PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")
@@ -414,6 +429,7 @@ def run_mutants(root: str, mutants: list[Mutant], out) -> list[dict]:
             if status != "timeout" else "killed (timeout)"
         record = dict(dataclasses.asdict(m), status=status, test=test, seconds=seconds)
     record["tests"] = tests
+    record["tree"] = _describe_source()
     results.append(record)
     out.write(json.dumps(record) + "\n")
     out.flush()
@@ -451,6 +467,7 @@ def main(argv):
   cli.check(FLAGS.list or bool(FLAGS.out), "--out is required (the results file)")
   with tempfile.TemporaryDirectory(prefix="mutation_run_") as root:
     _copy_tree(root)
+    print(f"tree: {_describe_source()}", file=sys.stderr, flush=True)
     if FLAGS.rerun:
       path = cli.resolve(FLAGS.rerun, "--rerun", must_exist=True, kind="file")
       with open(path, encoding="utf-8") as f:

@@ -252,9 +252,10 @@ def _scripted_run(monkeypatch, tiny, pool, tasks=TASKS, proposals=PROPOSALS,
   batches = []
 
   def make_train_step(*args, **kwargs):
-    def train_step(state, batch):
-      batches.append(jax.tree.map(np.asarray, batch))
-      return state, {"tokens": np.float32(np.asarray(batch.loss_mask).sum())}
+    def train_step(state, batch):  # batch: one TrainBatch per role (a tuple of parts)
+      parts = jax.tree.map(np.asarray, tuple(batch))
+      batches.append(parts)
+      return state, {"tokens": np.float32(sum(p.loss_mask.sum() for p in parts))}
     return train_step
 
   monkeypatch.setattr(run_module, "Sampler", lambda *a, **k: sampler)
@@ -304,11 +305,20 @@ def test_rewards_advantages_and_knobs_of_one_step(monkeypatch, tiny, pool):
   assert sorted(r.reward for r in proposer) == sorted(
       proposer_reward(k, w, t) for t in TaskType for k, w in PROPOSALS[t])
 
-  # The train batch: every real row traced back to the script.
-  (batch,) = batches
-  rows = np.nonzero(batch.row_valid)[0]
-  assert len(rows) == 6 * B
-  emitted = [sampler.emitted[_uid(batch.old_logprobs[r][batch.loss_mask[r]])] for r in rows]
+  # The train batch (one part per role): every real row traced back to the script.
+  (parts,) = batches
+  emitted, group_ids, advantages = [], [], []
+  for part in parts:
+    rows = np.nonzero(part.row_valid)[0]
+    emitted += [sampler.emitted[_uid(part.old_logprobs[r][part.loss_mask[r]])] for r in rows]
+    group_ids += part.group_ids[rows].tolist()
+    advantages += part.advantages[rows].tolist()
+    assert (part.group_ids[~part.row_valid] == -1).all()
+    assert (part.advantages[~part.row_valid] == 0).all()
+    assert len({sampler.emitted[_uid(part.old_logprobs[r][part.loss_mask[r]])][1]
+                for r in rows}) == 1  # one role per part
+  assert len(emitted) == 6 * B
+  advantages = np.array(advantages)
   pairs = [(t, role) for t, role, _, _ in emitted]
   rewards = np.array([reward for *_, reward in emitted])
   # The six (task, role) groups have six different reward means: one baseline for the
@@ -316,15 +326,12 @@ def test_rewards_advantages_and_knobs_of_one_step(monkeypatch, tiny, pool):
   means = {p: rewards[[q == p for q in pairs]].mean() for p in set(pairs)}
   assert len(means) == 6 and len({round(m, 6) for m in means.values()}) == 6, means
   # Group ids: one id per (task, role), different ids for different pairs.
-  ids = {p: {int(batch.group_ids[r]) for r, q in zip(rows, pairs) if q == p} for p in means}
+  ids = {p: {g for g, q in zip(group_ids, pairs) if q == p} for p in means}
   assert all(len(v) == 1 for v in ids.values()) and len(set.union(*ids.values())) == 6, ids
-  assert (batch.group_ids[~batch.row_valid] == -1).all()
   # Advantages: NumPy per (task, role) group.
-  expected = numpy_advantages(rewards, pairs)
-  np.testing.assert_allclose(batch.advantages[rows], expected, atol=1e-5)
-  assert (batch.advantages[~batch.row_valid] == 0).all()
+  np.testing.assert_allclose(advantages, numpy_advantages(rewards, pairs), atol=1e-5)
   for p in means:
-    adv = batch.advantages[rows][[q == p for q in pairs]]
+    adv = advantages[[q == p for q in pairs]]
     assert abs(adv.mean()) < 1e-5, (p, adv)
     assert adv.std(ddof=1) == pytest.approx(1.0, abs=1e-4), (p, adv)
     name = f"{p[0].value}/{p[1].value}"
@@ -402,29 +409,31 @@ def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
   run = SelfPlayRun(model_config, params, tok, config, learner_config, pool=pool)
   seen = {}
 
-  def checked_step(state, batch):
-    seen["batch"] = jax.tree.map(np.asarray, batch)
-    seen["logp"] = np.asarray(learner.token_logprobs(state.params, batch, model_config,
-                                                     learner_config)[0])
-    hidden = forward(state.params, batch.tokens, batch.positions, batch.valid, model_config)
-    seen["logits"] = np.asarray(compute_logits(state.params, hidden, model_config),
-                                np.float64)
-    return state, {"tokens": np.float32(np.asarray(batch.loss_mask).sum())}
+  def checked_step(state, batch):  # one part per role
+    for part in batch:
+      logits = compute_logits(state.params, forward(state.params, part.tokens, part.positions,
+                                                    part.valid, model_config), model_config)
+      seen.setdefault("parts", []).append((
+          jax.tree.map(np.asarray, part),
+          np.asarray(learner.token_logprobs(state.params, part, model_config,
+                                            learner_config)[0]),
+          np.asarray(logits, np.float64)))
+    return state, {"tokens": np.float32(sum(np.asarray(p.loss_mask).sum() for p in batch))}
 
-  run.train_step = checked_step
-  run.run_step()
-  batch, logp, logits = seen["batch"], seen["logp"], seen["logits"]
-  mask = batch.loss_mask
-  assert mask.sum() >= 10
-  np.testing.assert_allclose(logp[mask], batch.old_logprobs[mask], atol=2e-4)
-
-  def numpy_logprobs(temperature):  # log_softmax(logits / T)[target], in float64
+  def numpy_logprobs(logits, targets, temperature):  # log_softmax(logits / T)[target]
     z = logits / temperature
     z = z - z.max(-1, keepdims=True)
     logz = z - np.log(np.exp(z).sum(-1, keepdims=True))
-    return np.take_along_axis(logz, batch.targets[..., None], -1)[..., 0]
+    return np.take_along_axis(logz, targets[..., None], -1)[..., 0]
 
-  np.testing.assert_allclose(numpy_logprobs(TEMPERATURE)[mask], batch.old_logprobs[mask],
-                             atol=2e-4)
-  # At temperature 1 the same tokens have other log-probs: the check can tell.
-  assert np.abs(numpy_logprobs(1.0)[mask] - batch.old_logprobs[mask]).max() > 0.05
+  run.train_step = checked_step
+  run.run_step()
+  assert len(seen["parts"]) == 2  # proposer and solver rows
+  for part, logp, logits in seen["parts"]:
+    mask, old = part.loss_mask, part.old_logprobs
+    assert mask.sum() >= 4
+    np.testing.assert_allclose(logp[mask], old[mask], atol=2e-4)
+    np.testing.assert_allclose(numpy_logprobs(logits, part.targets, TEMPERATURE)[mask],
+                               old[mask], atol=2e-4)
+    # At temperature 1 the same tokens have other log-probs: the check can tell.
+    assert np.abs(numpy_logprobs(logits, part.targets, 1.0)[mask] - old[mask]).max() > 0.05
