@@ -416,18 +416,22 @@ def run_mutants(root: str, mutants: list[Mutant], out) -> list[dict]:
         with open(path, encoding="utf-8") as f:
           original = f.read()
         lines = original.splitlines(keepends=True)
-        ending = "\n" if lines[m.line - 1].endswith("\n") else ""
-        lines[m.line - 1] = m.after + ending
-        try:
-          with open(path, "w", encoding="utf-8") as f:
-            f.write("".join(lines))
-          status, test, seconds = _pytest(root, tests, FLAGS.timeout)
-        finally:
-          with open(path, "w", encoding="utf-8") as f:
-            f.write(original)
-        status = {"passed": "survived", "failed": "killed", "timeout": "killed"}[status] \
-            if status != "timeout" else "killed (timeout)"
-        record = dict(dataclasses.asdict(m), status=status, test=test, seconds=seconds)
+        if lines[m.line - 1].rstrip("\n") != m.before:  # e.g. --rerun on another tree
+          record = dict(dataclasses.asdict(m), status="stale (line differs)", test="",
+                        seconds=0.0)
+        else:
+          ending = "\n" if lines[m.line - 1].endswith("\n") else ""
+          lines[m.line - 1] = m.after + ending
+          try:
+            with open(path, "w", encoding="utf-8") as f:
+              f.write("".join(lines))
+            status, test, seconds = _pytest(root, tests, FLAGS.timeout)
+          finally:
+            with open(path, "w", encoding="utf-8") as f:
+              f.write(original)
+          status = {"passed": "survived", "failed": "killed",
+                    "timeout": "killed (timeout)"}[status]
+          record = dict(dataclasses.asdict(m), status=status, test=test, seconds=seconds)
     record["tests"] = tests
     record["tree"] = _describe_source()
     results.append(record)
@@ -472,9 +476,10 @@ def main(argv):
       path = cli.resolve(FLAGS.rerun, "--rerun", must_exist=True, kind="file")
       with open(path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
-      fields = {f.name for f in dataclasses.fields(Mutant)}
-      mutants = [Mutant(**{k: (tuple(v) if k == "tests" else v) for k, v in r.items()
-                           if k in fields})
+      fields = {f.name for f in dataclasses.fields(Mutant)} - {"tests"}
+      tests = {t.path: t.tests for t in TARGETS}  # today's test lists, not the run's
+      mutants = [Mutant(**{k: v for k, v in r.items() if k in fields},
+                        tests=tests.get(r["path"], tuple(r["tests"])))
                  for r in records if r["status"] == "survived"]
     elif FLAGS.planted:
       mutants = planted_mutants(root)

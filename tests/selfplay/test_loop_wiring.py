@@ -339,6 +339,16 @@ def test_rewards_advantages_and_knobs_of_one_step(monkeypatch, tiny, pool):
     assert metrics[f"{name}/advantage_std"] == pytest.approx(adv.std(), abs=1e-5)
     assert metrics[f"{name}/reward_mean"] == pytest.approx(means[p])
   assert metrics["solver/estimation_samples"] == N * sum(len(TASKS[t]) for t in TaskType)
+  # Per-group rates by hand from the script.
+  for t in TaskType:
+    kinds = [k for k, _ in PROPOSALS[t]]
+    rates = [TASKS[t][w]["est"] / N for k, w in PROPOSALS[t] if k == "task"]
+    assert metrics[f"{t.value}/propose/validity_rate"] == pytest.approx(len(rates) / B)
+    assert metrics[f"{t.value}/propose/solve_rate_of_valid"] == pytest.approx(np.mean(rates))
+    assert metrics[f"{t.value}/propose/format_failure_rate"] == pytest.approx(
+        kinds.count("malformed") / B)
+    assert metrics[f"{t.value}/solve/solve_rate"] == pytest.approx(
+        SOLVE_OUTCOMES[t].count(RIGHT) / B)
 
 
 def _old_triplets(count: int) -> list[dict]:
