@@ -119,6 +119,12 @@ def test_bad_input_raises_clear_errors():
     build_train_batch([], [], [], [], shapes=shapes)
 
 
+def test_group_ids_default_to_zero_and_padding_rows_to_minus_one():
+  batch = build_train_batch([[1], [2]], [[3], [4]], [0.5, -0.5], [[0.0], [0.0]],
+                            shapes=BatchShapes(length_buckets=(8,), row_multiple=4))
+  np.testing.assert_array_equal(batch.group_ids, [0, 0, -1, -1])
+
+
 def test_completion_index_lists_each_rows_loss_positions():
   # Prompts of 3 / 1 / 5 tokens, completions of 2 / 0 / 4: loss positions are
   # t = P - 1 .. P + C - 2 (hand-listed), -1 beyond; one padding row (row_multiple 4).

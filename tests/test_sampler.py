@@ -117,6 +117,27 @@ def test_sampled_logprobs_are_tempered_log_softmax(family):
     assert ranks.max() < 50
 
 
+def test_top_k_one_and_a_tiny_nucleus_are_greedy_with_tempered_logprobs(family):
+  """top_k and top_p reach the token sampler: keeping one candidate is greedy decoding at
+  any temperature, and the log-probs stay those of the tempered full distribution."""
+  config, params, sampler = family
+  greedy = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=0.0,
+                            eos_token_ids=())
+  temperature = 1.5
+  for knobs in (dict(top_k=1), dict(top_p=1e-6)):
+    out = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=temperature, seed=5,
+                           eos_token_ids=(), **knobs)
+    for c, g in zip(out, greedy):
+      assert c.token_ids.tolist() == g.token_ids.tolist(), knobs
+      logits = reference_logits(config, params, PROMPTS[c.prompt_index], c.token_ids)
+      ref = _log_softmax(logits / temperature)[np.arange(MAX_NEW), c.token_ids]
+      np.testing.assert_allclose(c.logprobs, ref, atol=1e-4)
+  # Without them the same call samples other tokens (the check above can tell).
+  free = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=temperature, seed=5,
+                          eos_token_ids=())
+  assert [c.token_ids.tolist() for c in free] != [g.token_ids.tolist() for g in greedy]
+
+
 def test_seed_controls_randomness(family):
   _, _, sampler = family
   kw = dict(max_new_tokens=8, temperature=1.0, eos_token_ids=())

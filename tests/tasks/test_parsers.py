@@ -228,6 +228,17 @@ def test_gigantic_fields_are_capped():
     assert P.parse_deduction_answer(ok) == P.ParsedLiteral("7")
 
 
+def test_program_length_cap_is_inclusive():
+    """max_program_chars is the longest program accepted, not the first one refused."""
+    program = "def f(x):\n    return x"
+    exact = ParseConfig(max_program_chars=len(program))
+    result = P.parse_triplet_proposal(render_triplet_proposal(program, "1"), exact)
+    assert result == P.ParsedTripletProposal(program, "1"), result
+    shorter = ParseConfig(max_program_chars=len(program) - 1)
+    result = P.parse_triplet_proposal(render_triplet_proposal(program, "1"), shorter)
+    assert result.kind is K.FIELD_TOO_LONG
+
+
 def test_format_vs_content_classification():
     content = {K.FIELD_TOO_LONG, K.SYNTAX_ERROR, K.NO_FUNCTION_F, K.MULTIPLE_FUNCTIONS}
     for kind in K:

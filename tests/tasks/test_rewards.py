@@ -18,6 +18,7 @@ def test_solver_reward():
     assert solver_reward(True) == 1.0
     assert solver_reward(False) == 0.0
     assert solver_reward(0.25) == 0.25
+    assert solver_reward(0.0) == 0.0 and solver_reward(1.0) == 1.0  # graders' float scores
     with pytest.raises(ValueError):
         solver_reward(1.5)
 
@@ -76,12 +77,30 @@ def test_final_proposer_reward():
     assert final_proposer_reward(False, False, None) == -1.0
 
 
+def test_final_rewards_use_the_run_config():
+    """The final rewards apply the config they are given, not the defaults."""
+    custom = RewardConfig(wrong_reward=-0.25, format_error_reward=-2.0)
+    assert final_solver_reward(True, 0.0, custom) == -0.25
+    assert final_solver_reward(True, 1.0, custom) == 1.0
+    assert final_solver_reward(False, 0.0, custom) == -2.0
+    assert final_proposer_reward(True, True, 1.0, custom) == -0.25
+    assert final_proposer_reward(False, False, None, custom) == -2.0
+    inverse = RewardConfig(learnability="inverse")
+    assert final_proposer_reward(True, True, 0.0, inverse) == 1.0  # one_minus: -0.5
+    off = RewardConfig(use_format_rule=False)
+    assert final_solver_reward(False, 1.0, off) == 0.0  # a broken format earns nothing
+    assert final_solver_reward(True, 0.0, off) == 0.0
+    assert final_proposer_reward(False, True, 0.5, off) == 0.0
+    assert final_proposer_reward(True, True, 0.25, off) == 0.75
+
+
 def test_induction_score_modes():
     results = [True, True, False]
     assert induction_score(results) == 0.0
     assert induction_score([True, True]) == 1.0
     assert induction_score(results, RewardConfig(induction_reward="accuracy")) == pytest.approx(2 / 3)
     assert induction_score(results, RewardConfig(induction_reward="if_one_correct")) == 1.0
+    assert induction_score([False, False], RewardConfig(induction_reward="if_one_correct")) == 0.0
     assert induction_score([]) == 0.0
 
 
