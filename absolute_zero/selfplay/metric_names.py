@@ -8,7 +8,9 @@ name the run does not write. Key layout (flat, '/'-separated; see absolute_zero/
                             `deduction/solve/reward_mean`, `abduction/propose/validity_rate`;
   `{namespace}/{name}`      `buffer/{task}` sizes, `time/{phase}_s` seconds,
                             `throughput/...`, `learner/...` (loss, grad norm, ...),
-                            `seed/...` (the seeding rounds, at step 0), `solver/...`.
+                            `seed/...` (the seeding rounds, at step 0), `solver/...`,
+                            `eval/{benchmark}/score` (held-out evaluation during training,
+                            experiments/azr.py --eval_every; `evaluation.runner.eval_metrics`).
 
 No heavy imports here: plot_run reads this without JAX.
 """
@@ -36,10 +38,11 @@ THROUGHPUT = "throughput"
 LEARNER = "learner"
 SEED = "seed"
 SOLVER = "solver"
-NAMESPACES = (BUFFER, TIME, THROUGHPUT, LEARNER, SEED, SOLVER)
+EVAL = "eval"
+NAMESPACES = (BUFFER, TIME, THROUGHPUT, LEARNER, SEED, SOLVER, EVAL)
 
 # The run's plot: subplots in this order (the rest alphabetically after them), and titles.
-PLOT_ORDER = (REWARD_MEAN, VALIDITY_RATE, SOLVE_RATE, SOLVE_RATE_OF_VALID,
+PLOT_ORDER = (EVAL, REWARD_MEAN, VALIDITY_RATE, SOLVE_RATE, SOLVE_RATE_OF_VALID,
               FORMAT_FAILURE_RATE, ADVANTAGE_MEAN, ADVANTAGE_STD, RESPONSE_TOKENS_MEAN,
               COUNT, BUFFER, THROUGHPUT, TIME, LEARNER, SEED, SOLVER)
 TITLES = {
@@ -58,4 +61,5 @@ TITLES = {
     LEARNER: "learner",
     SEED: "seeding (step 0)",
     SOLVER: "solver",
+    EVAL: "held-out evaluation",
 }
