@@ -14,10 +14,11 @@ tokenizer gives the ids ours gives:
 
 Why the SentencePiece conversion is ours and not transformers' converter: transformers is
 not a dependency (only a test reference), and its GGUF conversion of Gemma's vocabulary
-splits runs of 32+ spaces differently from SentencePiece / llama.cpp (docs/models.md).
+splits runs of 32+ spaces differently from SentencePiece / llama.cpp
+(tests/test_tokenizers.py, test_transformers_tokenizers_diverge_only_in_known_ways).
 Added tokens are matched leftmost-longest by `tokenizers` and longest-first by our
 tokenizer (llama.cpp's rule); the two agree on every string of the tokenizer test set
-(tests/golden/tokenizer_strings.json), which tests/test_export.py checks.
+(tests/golden/tokenizer_strings.json), which tests/models/test_export.py checks.
 
 The chat template comes from the source (GGUF metadata or `tokenizer_config.json`); a Gemma
 vocabulary without one gets the Jinja form of `tokenizers.render_gemma_chat`.

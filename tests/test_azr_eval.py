@@ -1,10 +1,11 @@
 """Evaluation during training (--eval_every) and W&B tracking in experiments.azr.
 
-A tiny random model self-plays for one step with --eval_every=1 and
---eval_before_training, then resumes to step 2: the scores must be in metrics.jsonl and
-TensorBoard at steps 0, 1 and 2 (the resumed run keeps the schedule), in the plot's
-groups, and equal to what experiments/evaluate.py finds on the step-2 checkpoint reloaded
-in a separate process (so the in-process evaluation scored the current parameters).
+A tiny random model self-plays for one step with --eval_every=1 and --eval_before_training,
+then resumes to step 2 (slow, like the main job's test in test_cli_azr.py: two self-play
+sessions and an evaluation): the scores must be in metrics.jsonl and TensorBoard at steps
+0, 1 and 2 (the resumed run keeps the schedule), in the plot's groups, and equal to what
+experiments/evaluate.py finds on the step-2 checkpoint reloaded in a separate process (so
+the in-process evaluation scored the current parameters).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ EVAL = ("--eval_every=1", "--eval_benchmarks=cruxeval_o,gsm8k", "--eval_limit=2"
 KEYS = ("eval/cruxeval_o/score", "eval/gsm8k/score")
 
 
+@pytest.mark.slow
 def test_eval_every_step_resumed_on_schedule(workdir):  # noqa: F811
   from experiments.plot_run import group_series
   from tests.test_metrics import read_events, scalar_events
@@ -71,8 +73,6 @@ def test_eval_every_step_resumed_on_schedule(workdir):  # noqa: F811
 
 @pytest.mark.parametrize("args, expected", [
     (("--eval_every=-1",), "--eval_every=-1 must be >= 0"),
-    (("--eval_limit=-2",), "--eval_limit=-2 must be >= 0"),
-    (("--eval_max_new_tokens=0",), "--eval_max_new_tokens=0 must be >= 1"),
     (("--eval_benchmarks=cruxeval_o,mbpp",), "--eval_benchmarks: unknown 'mbpp'"),
     (("--wandb_mode=sometimes",), "wandb_mode"),
 ])
