@@ -149,6 +149,11 @@ def main(argv):
   kind, where = _source()
   run_source = _run_tokenizer_source(where) if kind == "run" else None
   tokenizer_source = _tokenizer_source(kind, where, run_source)
+  if kind in ("hf", "run"):
+    source_dir = os.path.realpath(where)
+    cli.check(os.path.commonpath([source_dir, os.path.realpath(out)]) != source_dir,
+              f"--output={FLAGS.output} is inside --checkpoint={FLAGS.checkpoint}; write the "
+              "export somewhere else")
   cli.ensure_writable_dir(out, "--output")
 
   from absolute_zero.models.hf_export import export_hf
