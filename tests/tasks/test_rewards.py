@@ -111,3 +111,6 @@ def test_config_validation():
         RewardConfig(induction_reward="partial")
     with pytest.raises(ValueError, match="n_samples"):
         RewardConfig(n_samples=0)
+    assert RewardConfig(n_samples=1).n_samples == 1  # one sample is allowed
+    with pytest.raises(ValueError, match="solve rate"):
+        learnability_reward(1.5)
