@@ -505,8 +505,8 @@ def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
     new_state = TrainState(params=params, opt_state=opt_state, step=state.step + 1)
     return new_state, _metrics(stats, grad_norm, lc)
 
-  def frozen_step(state: TrainState, batch: TrainBatch):
-    tokens = jnp.sum(batch.loss_mask.astype(jnp.float32))
+  def frozen_step(state: TrainState, batch: TrainBatch | tuple[TrainBatch, ...]):
+    tokens = sum(jnp.sum(p.loss_mask.astype(jnp.float32)) for p in _parts(batch))
     return state._replace(step=state.step + 1), {"tokens": tokens}
 
   if lc.learning_rate == 0:

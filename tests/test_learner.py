@@ -292,6 +292,10 @@ def test_learning_rate_zero_leaves_the_state_bit_identical(setup):
   assert _bits(new_state.opt_state) == before[1]
   assert int(new_state.step) == 1
   assert float(metrics["tokens"]) == setup["batch"].num_tokens
+  # Self-play hands the step a batch in parts (one per role): frozen there too.
+  new_state, metrics = learner.make_train_step(MODEL, frozen_lc)(state, (batch, batch))
+  assert _bits(new_state.params) == before[0]
+  assert float(metrics["tokens"]) == 2 * setup["batch"].num_tokens
   trained_lc = dataclasses.replace(frozen_lc, learning_rate=1e-3)
   state = learner.init_train_state(params, trained_lc)
   moved, _ = learner.make_train_step(MODEL, trained_lc)(state, batch)
