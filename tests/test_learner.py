@@ -293,6 +293,7 @@ def test_learning_rate_zero_leaves_the_state_bit_identical(setup):
   assert int(new_state.step) == 1
   assert float(metrics["tokens"]) == setup["batch"].num_tokens
   # Self-play hands the step a batch in parts (one per role): frozen there too.
+  state = learner.init_train_state(params, frozen_lc)  # the step above donated it
   new_state, metrics = learner.make_train_step(MODEL, frozen_lc)(state, (batch, batch))
   assert _bits(new_state.params) == before[0]
   assert float(metrics["tokens"]) == 2 * setup["batch"].num_tokens
