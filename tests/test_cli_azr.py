@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from experiments import run_flags
-from tests.selfplay.teaching import proposer_prompts, train_bpe
+from tests.cli_support import one_error_line, tokenizer_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ("--model=tiny-llama", "--random_init", "--tokenizer=tok/tokenizer.json",
@@ -47,10 +47,7 @@ def _run(cwd, module, *args, timeout=600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
   """A working directory holding tok/tokenizer.json (500 tokens, fits tiny-llama's 512)."""
-  cwd = tmp_path_factory.mktemp("cwd")
-  (cwd / "tok").mkdir()
-  train_bpe(proposer_prompts(), str(cwd / "tok" / "tokenizer.json"), 500)
-  return cwd
+  return tokenizer_workdir(tmp_path_factory)
 
 
 def _records(path: Path) -> list[dict]:
@@ -58,13 +55,7 @@ def _records(path: Path) -> list[dict]:
 
 
 def _error_line(proc: subprocess.CompletedProcess, prog: str = "azr") -> str:
-  assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-  lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  errors = [l for l in lines if l.startswith(f"{prog}: error:")]
-  assert len(errors) == 1, proc.stderr[-3000:]
-  assert "USAGE" not in proc.stderr and "--helpfull:" not in proc.stderr  # no help dump
-  return errors[0]
+  return one_error_line(proc, prog)
 
 
 def _check_logs_once(run_dir: Path, steps: int) -> None:

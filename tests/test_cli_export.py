@@ -20,6 +20,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from tests.cli_support import one_error_line, tokenizer_workdir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -31,11 +33,7 @@ def _run(cwd, *args) -> subprocess.CompletedProcess:
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
-  assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("export: error:")]
-  assert len(errors) == 1, proc.stderr[-3000:]
-  return errors[0]
+  return one_error_line(proc, "export")
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +42,8 @@ def workdir(tmp_path_factory) -> Path:
   from absolute_zero import learner
   from absolute_zero.checkpointing import RunCheckpointer, to_jsonable
   from absolute_zero.models import get_config, init_params
-  from tests.selfplay.teaching import proposer_prompts, train_bpe
 
-  cwd = tmp_path_factory.mktemp("cwd")
-  (cwd / "tok").mkdir()
-  train_bpe(proposer_prompts(), str(cwd / "tok" / "tokenizer.json"), 500)
+  cwd = tokenizer_workdir(tmp_path_factory)
   config = get_config("tiny-llama")
   lc = learner.LearnerConfig(learning_rate=1e-3)
   saved = to_jsonable({"model": dataclasses.asdict(config),

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from experiments import learning_report as lr
+from tests.cli_support import one_error_line, tokenizer_workdir
 
 # ------------------------------------------------------------------ the report
 
@@ -232,19 +233,11 @@ def _cmd(*args) -> list[str]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-  from tests.selfplay.teaching import proposer_prompts, train_bpe
-  cwd = tmp_path_factory.mktemp("cwd")
-  (cwd / "tok").mkdir()
-  train_bpe(proposer_prompts(), str(cwd / "tok" / "tokenizer.json"), 500)
-  return cwd
+  return tokenizer_workdir(tmp_path_factory)
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
-  assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("learning_check: error:")]
-  assert len(errors) == 1, proc.stderr[-3000:]
-  return errors[0]
+  return one_error_line(proc, "learning_check")
 
 
 @pytest.mark.parametrize("args, expected", [
