@@ -404,6 +404,11 @@ def _parts(batch) -> tuple[TrainBatch, ...]:
   return parts
 
 
+def _loss_tokens(parts: Sequence[TrainBatch]) -> jax.Array:
+  """Completion (loss) tokens over all parts: the token mean's denominator."""
+  return sum(jnp.sum(p.loss_mask.astype(jnp.float32)) for p in parts)
+
+
 def compute_gradients(params, batch: TrainBatch | Sequence[TrainBatch],
                       model_config: ModelConfig, learner_config: LearnerConfig,
                       mesh: Mesh | None = None, rules=sharding_lib.TRAIN_RULES,
@@ -420,8 +425,7 @@ def compute_gradients(params, batch: TrainBatch | Sequence[TrainBatch],
   lc = learner_config
   parts = _parts(batch)
   mbs = [_check_batch(p, lc, mesh, rules) for p in parts]
-  total_tokens = sum(jnp.sum(p.loss_mask.astype(jnp.float32)) for p in parts)
-  inv_tokens = 1.0 / jnp.maximum(total_tokens, 1.0)
+  inv_tokens = 1.0 / jnp.maximum(_loss_tokens(parts), 1.0)
   micros = [_split_micro_batches(p, m) for p, m in zip(parts, mbs)]
 
   def scaled(p, mb):
@@ -506,8 +510,7 @@ def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
     return new_state, _metrics(stats, grad_norm, lc)
 
   def frozen_step(state: TrainState, batch: TrainBatch | tuple[TrainBatch, ...]):
-    tokens = sum(jnp.sum(p.loss_mask.astype(jnp.float32)) for p in _parts(batch))
-    return state._replace(step=state.step + 1), {"tokens": tokens}
+    return state._replace(step=state.step + 1), {"tokens": _loss_tokens(_parts(batch))}
 
   if lc.learning_rate == 0:
     train_step = frozen_step
