@@ -89,6 +89,10 @@ flags.DEFINE_integer("sandbox_workers", 0, "Sandbox worker processes (0: one per
                      "core).", module_name=G_BUDGET)
 flags.DEFINE_bool("plot", True, "Write plot.png into the run directory at the end.",
                   module_name=G_BUDGET)
+flags.DEFINE_string("compilation_cache", None, "JAX persistent compilation cache "
+                   "directory: a rerun of the same configuration loads its compiled programs "
+                   "instead of compiling again (default $JAX_COMPILATION_CACHE_DIR, else "
+                   "~/.cache/absolute_zero/jax; '' (empty): off).", module_name=G_BUDGET)
 # Evaluation during training and run tracking: budget flags too (free on resume; a resumed
 # run evaluates on the same schedule when given the same flags, since steps are absolute).
 G_EVAL = "7 evaluation during training and run tracking (may change on resume)"
@@ -324,6 +328,7 @@ def main(argv):
   # Every bad flag, path or checkpoint fails here, before anything slow happens.
   # Inputs are checked before anything is created, so bad input leaves no run directory.
   check_flags()
+  cache = cli.use_compilation_cache(FLAGS.compilation_cache)
   log_dir, checkpoint_dir = resolve_paths()
   build_configs()  # the flags' values; rebuilt after a resume adopts the saved ones
   cli.ensure_writable_dir(log_dir, "--log_dir")
@@ -333,12 +338,12 @@ def main(argv):
   distributed.maybe_initialize_distributed()  # before Orbax asks for the process index
   checkpointer, latest = _open_checkpoints(checkpoint_dir)
   try:
-    _run(checkpointer, latest, log_dir, checkpoint_dir)
+    _run(checkpointer, latest, log_dir, checkpoint_dir, cache)
   finally:
     checkpointer.close()  # waits for a save in flight; stops Orbax's background threads
 
 
-def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
+def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None) -> None:
   selfplay_config, learner_config, sandbox_limits = build_configs()
 
   import jax
@@ -355,6 +360,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
   single_device = mesh.devices.size == 1
   _log(f"run directory {log_dir}" + (f", resuming from step {latest}" if latest else ""))
   _log(f"devices: {mesh.devices.size} x {jax.default_backend()}, mesh {dict(mesh.shape)}")
+  _log(f"compilation cache: {cache or 'off'}")
 
   _log(f"loading model {FLAGS.model} ...")
   start = time.perf_counter()

@@ -120,6 +120,38 @@ def resolve(value: str, flag: str, *, must_exist: bool = False,
   return path
 
 
+COMPILATION_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+
+
+def default_compilation_cache() -> str:
+  """$JAX_COMPILATION_CACHE_DIR if set, else $XDG_CACHE_HOME (or ~/.cache)/absolute_zero/jax."""
+  if os.environ.get(COMPILATION_CACHE_ENV):
+    return os.environ[COMPILATION_CACHE_ENV]
+  root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(root, "absolute_zero", "jax")
+
+
+def use_compilation_cache(value: str | None, flag: str = "--compilation_cache") -> str | None:
+  """Turns JAX's persistent compilation cache on (before anything compiles).
+
+  `value` None: `default_compilation_cache()`; '' (empty): off; else a directory (relative
+  to the working directory, ~ expanded). A rerun of the same configuration then loads its
+  compiled programs instead of compiling them again. JAX's own threshold applies: only
+  programs that took >= jax_persistent_cache_min_compile_time_secs (1 s) to compile are
+  stored. Returns the absolute directory, or None when off. Raises InputError when the
+  directory cannot be created or written.
+  """
+  import jax  # the entry points import JAX only once their flags have been checked
+
+  if value == "":
+    jax.config.update("jax_compilation_cache_dir", None)
+    return None
+  path = default_compilation_cache() if value is None else resolve(value, flag, kind="dir")
+  ensure_writable_dir(path, flag)
+  jax.config.update("jax_compilation_cache_dir", path)
+  return path
+
+
 def _probe_writable(directory: str) -> str | None:
   """Creates `directory` and writes a probe file in it; the OS's reason if that fails."""
   probe = os.path.join(directory, f".write_probe-{os.getpid()}")

@@ -68,6 +68,9 @@ flags.DEFINE_string("mesh", "1,1,-1", "Device mesh data,fsdp,tensor (as experime
                     "product = device count, -1 takes the rest.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation dtype "
                   "(bfloat16 on GPU/TPU; float32 on CPU), as experiments/azr.py.")
+flags.DEFINE_string("compilation_cache", None, "JAX persistent compilation cache directory "
+                   "(as experiments/azr.py; default $JAX_COMPILATION_CACHE_DIR, else "
+                   "~/.cache/absolute_zero/jax; '' (empty): off).")
 flags.DEFINE_bool("check_graders", False,
                   "Instead of evaluating a model: grade each benchmark's reference answers "
                   "and a shuffled set, and print the figures (full sets unless --limit).")
@@ -234,6 +237,7 @@ def main(argv):
         _check_graders(benchmarks, data_dir, output)
         return
 
+    cli.use_compilation_cache(FLAGS.compilation_cache)
     from absolute_zero.evaluation.runner import EvalConfig, run_evaluation
     from absolute_zero.models.embedded import EMBEDDED_MODELS
     from absolute_zero.sampler import Sampler

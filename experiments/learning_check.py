@@ -21,7 +21,8 @@ skipped, a partial one resumes from its last checkpoint (rerun with a larger --s
 go further). The flags that define the method are stored in <out_dir>/check_config.json
 by the first invocation; a rerun adopts them for flags it leaves out and refuses ones it
 changes (and adopts the last --steps and --seeds unless given). The runs share a JAX
-compilation cache (<out_dir>/jax_cache), so the first run pays most of the compilation.
+compilation cache (--compilation_cache, default <out_dir>/jax_cache), so the first run
+pays most of the compilation.
 --report_only redraws the report from the run directories.
 """
 
@@ -52,9 +53,6 @@ flags.DEFINE_string("out_dir", "runs/learning-check", "The check's directory: on
 flags.DEFINE_list("seeds", ["0", "1"], "Run seeds; each gets a trained and a control run "
                   "(>= 2 for a seed-to-seed spread). May grow on a rerun.",
                   module_name=G_CHECK)
-flags.DEFINE_string("compilation_cache", None, "JAX persistent compilation cache shared by "
-                    "the runs (default <out_dir>/jax_cache; '' (empty): none).",
-                    module_name=G_CHECK)
 flags.DEFINE_bool("report_only", False, "Only (re)write report.json and report.png from the "
                   "run directories as they are; runs nothing.", module_name=G_CHECK)
 for _name in ("out_dir", "seeds", "steps", "model", "learning_rate", "batch_size",

@@ -152,6 +152,8 @@ def _kill_when(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str
     (("--log_dir=gs://bucket/run",), "--log_dir=gs://bucket/run"),
     (("--checkpoint_dir=s3://bucket/run",), "s3:// paths are not supported"),
     (("--kl_coef=0.1",), "--kl_coef must be 0"),
+    (("--compilation_cache=tok/tokenizer.json",),
+     "--compilation_cache=tok/tokenizer.json: not a directory"),
     (("--task_types=deduction,summary",), "unknown task type 'summary'"),
     (("--batch_size=0",), "batch_size must be >= 1"),
     (("--top_p=1.5",), "top_p must be in (0, 1]"),
