@@ -227,7 +227,7 @@ class SelfPlayRun:
     self.last_rollouts = {"propose": proposals.rollouts, "solve": solver_rollouts}
     metrics: dict[str, Any] = {}
     metrics.update(_group_metrics(proposals.rollouts, solver_rollouts, train_rollouts,
-                                  advantages, cfg.task_types))
+                                  advantages, cfg.task_types, cfg.train_proposer))
     metrics.update(step_diversity.metrics)
     metrics.update({f"buffer/{k}": v for k, v in self.buffers.sizes().items()})
     metrics.update(diversity.buffer_metrics(self.buffer_index, self.buffers))
@@ -295,10 +295,13 @@ class SelfPlayRun:
 
 
 def _group_metrics(proposer: list[Rollout], solver: list[Rollout], trained: list[Rollout],
-                   advantages: np.ndarray, task_types) -> dict[str, float]:
+                   advantages: np.ndarray, task_types,
+                   proposals_scored: bool = True) -> dict[str, float]:
   """Per (task, role): reward, format failures, validity / solve rate, lengths, advantages.
 
   Keys `{task}/{role}/{name}` with names from `metric_names` (the plot reads the same).
+  Without `proposals_scored` (--train_proposer=false: proposals are never priced) the
+  proposer groups have no reward to report, so none is logged (it would read 0.0).
   """
   out: dict[str, float] = {}
   adv_by_rollout = {id(r): a for r, a in zip(trained, advantages)}
@@ -309,7 +312,8 @@ def _group_metrics(proposer: list[Rollout], solver: list[Rollout], trained: list
       out[f"{name}/{mn.COUNT}"] = len(group)
       if not group:
         continue
-      out[f"{name}/{mn.REWARD_MEAN}"] = float(np.mean([r.reward for r in group]))
+      if role is Role.SOLVE or proposals_scored:
+        out[f"{name}/{mn.REWARD_MEAN}"] = float(np.mean([r.reward for r in group]))
       out[f"{name}/{mn.FORMAT_FAILURE_RATE}"] = float(np.mean([not r.well_formed
                                                               for r in group]))
       out[f"{name}/{mn.RESPONSE_TOKENS_MEAN}"] = float(np.mean([len(r.completion_ids)

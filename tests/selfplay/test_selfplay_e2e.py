@@ -148,4 +148,7 @@ def test_solver_only_training(taught, pool):
   solver = run.last_rollouts["solve"]
   assert metrics["learner/tokens"] == sum(len(r.completion_ids) for r in solver)
   assert not any(k.endswith("propose/advantage_mean") for k in metrics)
+  # Proposals are never priced, so no proposer reward is reported (it would read 0.0).
+  assert not any(k.endswith("propose/reward_mean") for k in metrics)
+  assert metrics["deduction/propose/format_failure_rate"] >= 0
   assert metrics["solver/estimation_samples"] == 0
