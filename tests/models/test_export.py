@@ -5,7 +5,8 @@ directory goes through `AutoModelForCausalLM.from_pretrained` and
 `AutoTokenizer.from_pretrained`, and must give our logits (within 1e-4) and our ids on the
 tokenizer test strings (tests/golden/tokenizer_strings.json). The tiny models have every
 family switch on and randomised norms and biases (zeros and ones would hide a misplaced
-tensor); the embedded Gemma 3 270M runs the same check on real weights (slow).
+tensor); the embedded Gemma 3 270M runs the same check on real weights (slow), with a bound
+relative to its logits' scale (float32 rounding alone exceeds 1e-4 there; see that test).
 """
 
 from __future__ import annotations
@@ -268,9 +269,10 @@ np.savez(logits_file, **{str(i): np.asarray(fwd(params, ids[i:i + 1])) for i in 
 @pytest.mark.slow
 def test_embedded_gemma3_export_round_trip(tmp_path, strings):
   """gemma3-270m through the command line: the stored tensors are ours bit for bit,
-  transformers' float32 logits equal ours to float32 accuracy, its tokenizer gives our ids
-  (with BOS by default), its chat template renders as ours. One model per process (the
-  export and our side run in their own): the test's peak RSS is printed."""
+  transformers' float32 logits equal ours to float32 accuracy (5e-6 of max |logit|), its
+  tokenizer gives our ids (with BOS by default), its chat template renders as ours. One
+  model per process (the export and our side run in their own): the test's peak RSS is
+  printed."""
   import resource
 
   try:
@@ -316,10 +318,15 @@ def test_embedded_gemma3_export_round_trip(tmp_path, strings):
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   print(f"gemma3-270m: max |logit difference| per prompt {errors}, max |logit| {scales}, "
         f"test process peak RSS {peak:.2f} GiB")
-  # Float32 accumulation order differs between XLA and PyTorch over 18 layers: measured
-  # 3e-5 .. 1.8e-4 on logits up to ~100 in magnitude (tiny models: <= 1e-5). The weights
-  # are exact (the script above); the bound is 1e-4 relative to the logit scale.
-  assert all(e <= 1e-4 * max(1.0, s) for e, s in zip(errors, scales)), (errors, scales)
+  # Not the issue's 1e-4 absolute: that is below float32 rounding of this model's logits
+  # (up to ~98; its residual stream reaches ~1e5). Against an exact float64 forward of the
+  # same weights (experiments/export_precision.py), transformers' own float32 logits are
+  # off by up to 1.36e-4 and ours by up to 1.52e-4, both 0.7e-6 .. 1.6e-6 of max |logit|,
+  # and ours vs theirs 1.8e-6 of max |logit| on each of the three whole prompts (4.3e-5 ..
+  # 1.75e-4; this test's 9-token prefixes: 1.2e-6 .. 1.8e-6).
+  # The weights are exact (the script above); the bound, 5e-6 of max |logit| (~40 float32
+  # ulps), is 2.8x the largest measured difference.
+  assert all(e <= 5e-6 * s for e, s in zip(errors, scales)), (errors, scales)
 
   theirs_tok = _assert_same_ids(ours_tok, out, strings)
   for s in strings[:50]:
