@@ -28,6 +28,7 @@ import enum
 import json
 import math
 import os
+import re
 import time
 import uuid
 from pathlib import PurePath
@@ -65,6 +66,44 @@ class CheckpointDirError(CheckpointError):
 
 class IncompatibleCheckpointError(CheckpointError):
   """The checkpoint was written by a different model (or a different state layout)."""
+
+
+class CheckpointWriteError(CheckpointError):
+  """Writing a checkpoint failed (disk full, permissions, a vanished mount).
+
+  The step being written is left as an Orbax tmp directory, which `latest_step()` ignores
+  and the next `RunCheckpointer` on the directory removes: the last complete step stays
+  the one to resume from.
+  """
+
+
+def complete_steps(directory) -> list[int]:
+  """Steps with a complete checkpoint in `directory`, read from the directory names alone
+  (Orbax renames `<step>.orbax-checkpoint-tmp-*` to `<step>` once every item is written);
+  [] when the directory is missing or unreadable."""
+  try:
+    return sorted(int(p.name) for p in epath.Path(directory).iterdir()
+                  if p.name.isdigit() and p.is_dir())
+  except OSError:
+    return []
+
+
+def _write_failure(directory, error: BaseException) -> CheckpointWriteError:
+  """One readable CheckpointWriteError from what Orbax / TensorStore raised: the OS's
+  reason when the message carries one (TensorStore ends it with `: File too large
+  [os_error_code='27']`), else the message's first line."""
+  text = str(error)
+  errno = error.errno if isinstance(error, OSError) else None
+  found = re.search(r":\s*([^:\[\n]+?)\s*\[os_error_code='(\d+)'\]", text)
+  if found:
+    reason, errno = f"{found.group(1)} (errno {found.group(2)})", int(found.group(2))
+  else:
+    reason = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    if len(reason) > 300:
+      reason = reason[:300] + " ..."
+  full = errno == 28 or "no space left" in text.lower() or "resource_exhausted" in text.lower()
+  hint = " (the disk is full: free space, or keep fewer checkpoints)" if full else ""
+  return CheckpointWriteError(f"writing a checkpoint in {directory} failed{hint}: {reason}")
 
 
 class RestoredRun(NamedTuple):
@@ -312,20 +351,29 @@ class RunCheckpointer:
     meta = {"format_version": FORMAT_VERSION, "step": step,
             "rng": None if rng is None else rng_to_json(rng)}
     start = time.perf_counter()
-    saved = self._manager.save(step, args=ocp.args.Composite(**{
-        TRAIN_STATE: ocp.args.StandardSave(train_state),
-        META: ocp.args.JsonSave(meta),
-        BUFFERS: ocp.args.JsonSave(items[BUFFERS]),
-        CONFIG: ocp.args.JsonSave(items[CONFIG]),
-        EXTRA: ocp.args.JsonSave(items[EXTRA]),
-    }))
+    try:  # also reports a failure of the previous asynchronous save, which Orbax awaits here
+      saved = self._manager.save(step, args=ocp.args.Composite(**{
+          TRAIN_STATE: ocp.args.StandardSave(train_state),
+          META: ocp.args.JsonSave(meta),
+          BUFFERS: ocp.args.JsonSave(items[BUFFERS]),
+          CONFIG: ocp.args.JsonSave(items[CONFIG]),
+          EXTRA: ocp.args.JsonSave(items[EXTRA]),
+      }))
+    except (OSError, ValueError, RuntimeError) as e:
+      raise _write_failure(self.directory, e) from e
     self.last_save_blocking_s = time.perf_counter() - start
     if not saved:
       raise CheckpointError(f"Orbax declined to save step {step} in {self.directory}")
 
   def wait_until_finished(self) -> None:
-    """Blocks until every started save is complete on disk."""
-    self._manager.wait_until_finished()
+    """Blocks until every started save is complete on disk.
+
+    Raises CheckpointWriteError if a save failed in the background.
+    """
+    try:
+      self._manager.wait_until_finished()
+    except (OSError, ValueError, RuntimeError) as e:
+      raise _write_failure(self.directory, e) from e
 
   # -- restore
 
@@ -361,9 +409,12 @@ class RunCheckpointer:
                        extra=restored[EXTRA])
 
   def close(self) -> None:
-    """Waits for pending saves, then releases the manager."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Waits for pending saves, then releases the manager (CheckpointWriteError if a save
+    failed; the manager is released either way)."""
+    try:
+      self.wait_until_finished()
+    finally:
+      self._manager.close()
 
   def __enter__(self) -> "RunCheckpointer":
     return self

@@ -337,10 +337,32 @@ def main(argv):
   from absolute_zero import distributed
   distributed.maybe_initialize_distributed()  # before Orbax asks for the process index
   checkpointer, latest = _open_checkpoints(checkpoint_dir)
+  from absolute_zero.checkpointing import CheckpointWriteError
+  # A failed background save is reported below as one line; Orbax's own ERROR records of
+  # it (with tracebacks, from its threads) would bury that line.
+  absl_logging.get_absl_logger().addFilter(_drop_orbax_errors)
+  failure = None
   try:
     _run(checkpointer, latest, log_dir, checkpoint_dir, cache)
+  except CheckpointWriteError as e:
+    failure = e
   finally:
-    checkpointer.close()  # waits for a save in flight; stops Orbax's background threads
+    try:
+      checkpointer.close()  # waits for a save in flight; stops Orbax's background threads
+    except CheckpointWriteError as e:
+      failure = failure or e
+  if failure is not None:  # a full disk is not a bug: one line, and how to go on
+    from absolute_zero.checkpointing import complete_steps
+    resume = (complete_steps(checkpoint_dir) or [None])[-1]
+    raise cli.InputError(
+        f"{failure}. Nothing before it is lost: rerun the same command to resume from "
+        + (f"step {resume}" if resume is not None else "the start"))
+
+
+def _drop_orbax_errors(record) -> bool:
+  """logging filter: False for Orbax's ERROR records (every Orbax failure also raises, and
+  is reported as CheckpointWriteError / CheckpointError)."""
+  return not (record.levelno >= 40 and f"{os.sep}orbax{os.sep}" in record.pathname)
 
 
 def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None) -> None:

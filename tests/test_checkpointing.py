@@ -375,3 +375,58 @@ def test_sigkill_during_save_resumes_from_previous_complete_step(tmp_path):
     ckpt.save(2, _expected_state(2, n), jax.random.key(2), {}, {}, {})
     assert ckpt.all_steps() == [1, 2]
     assert sorted(os.listdir(directory)) == ["1", "2"]
+
+
+# ------------------------------------------------------------------ failed writes
+
+
+@pytest.mark.parametrize("async_save", [True, False])
+def test_a_failed_write_is_one_checkpoint_write_error_and_loses_nothing(
+    tmp_path, model_config, learner_config, async_save):
+  """A write the OS refuses (here a file-size limit, as a full disk refuses it) surfaces as
+  CheckpointWriteError naming the directory and the OS's reason, whether the save runs in
+  the background or not; the step before stays the latest complete one and a later save
+  into the same directory works."""
+  import resource
+
+  directory = tmp_path / "run"
+  mesh = sharding_lib.make_mesh((1, 1, 1), jax.devices()[:1])
+  state = make_train_state(model_config, learner_config, mesh)
+  expected = host_copy(state)
+  soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+  with ckpt_lib.RunCheckpointer(directory, keep=3, async_save=async_save) as ckpt:
+    ckpt.save(1, state, None, buffers_state(), run_config(model_config))
+    ckpt.wait_until_finished()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))  # files over 16 KiB fail
+    try:
+      with pytest.raises(ckpt_lib.CheckpointWriteError) as failed:
+        ckpt.save(2, state, None, buffers_state(), run_config(model_config))
+        ckpt.wait_until_finished()
+    finally:
+      resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    message = str(failed.value)
+    assert f"writing a checkpoint in {directory} failed" in message
+    assert message.endswith(": File too large (errno 27)"), message
+    assert "\n" not in message
+  assert ckpt_lib.complete_steps(directory) == [1]
+  with ckpt_lib.RunCheckpointer(directory, keep=3, async_save=async_save) as ckpt:
+    assert ckpt.latest_step() == 1
+    assert_tree_equal(ckpt.restore(None, state).train_state, expected)
+    ckpt.save(2, state, None, buffers_state(), run_config(model_config))
+  assert ckpt_lib.complete_steps(directory) == [1, 2]
+
+
+def test_a_full_disk_is_named_in_the_error():
+  error = ckpt_lib._write_failure("/runs/x", ValueError(
+      "RESOURCE_EXHAUSTED: Error writing \"a\" in OCDBT database\nmore detail"))
+  assert str(error) == ("writing a checkpoint in /runs/x failed (the disk is full: free "
+                        "space, or keep fewer checkpoints): RESOURCE_EXHAUSTED: Error "
+                        "writing \"a\" in OCDBT database")
+  assert "disk is full" in str(ckpt_lib._write_failure("/r", OSError(28, "No space left")))
+  tensorstore = ValueError("RESOURCE_EXHAUSTED: Error writing \"a\": Failed writing: \"/r/d/1\": "
+                           "Failed to write 9 bytes to file 19: No space left on device "
+                           "[os_error_code='28']")
+  assert str(ckpt_lib._write_failure("/r", tensorstore)).endswith(
+      "(the disk is full: free space, or keep fewer checkpoints): No space left on device "
+      "(errno 28)")
+  assert "disk is full" not in str(ckpt_lib._write_failure("/r", OSError(13, "denied")))

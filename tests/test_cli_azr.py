@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -305,3 +306,23 @@ def test_helpfull_groups_the_project_flags_first(workdir):
   for flag in ("complexity_reward_weight", "diversity_reward_weight"):
     help_text = rewards[rewards.index(f"--{flag}:"):]
     assert "(default: '0.0')" in help_text.split("--", 2)[1], help_text[:600]
+
+
+def test_a_checkpoint_write_failure_is_one_line_and_resumable(workdir):
+  """The disk refuses the checkpoint (a file-size limit stands in for a full disk): one
+  error line naming the directory, the OS's reason and how to go on, exit 2; the rerun
+  without the limit resumes and finishes."""
+  args = (*TINY, "--log_dir=full", "--steps=1", "--compilation_cache=")
+  # bash's `ulimit -S -f` (soft, 1 KiB blocks; the sandbox sets its own limits under the
+  # hard one) rather than preexec_fn, which would fork this JAX process. Checkpoint data
+  # files of tiny-llama are over 64 KiB, its logs are not.
+  shell = "ulimit -S -f 64 && exec " + " ".join(map(shlex.quote, _cmd("experiments.azr", *args)))
+  failed = subprocess.run(["bash", "-c", shell], cwd=workdir, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+  line = _error_line(failed)
+  assert f"writing a checkpoint in {workdir / 'full' / 'checkpoints'} failed" in line
+  assert "File too large (errno 27)" in line and "rerun the same command" in line
+  assert not any(p.name.isdigit() for p in (workdir / "full" / "checkpoints").iterdir())
+  done = _run(workdir, "experiments.azr", *args)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert [m["step"] for m in _records(workdir / "full" / "metrics.jsonl")] == [0, 1]
