@@ -365,7 +365,7 @@ def _drop_orbax_errors(record) -> bool:
   return not (record.levelno >= 40 and f"{os.sep}orbax{os.sep}" in record.pathname)
 
 
-def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None) -> None:
+def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None) -> None:
   selfplay_config, learner_config, sandbox_limits = build_configs()
 
   import jax
