@@ -17,6 +17,13 @@ RematPolicy = Literal["none", "full", "dots", "dots_no_batch"]
 AttentionImpl = Literal["auto", "blockwise", "cudnn", "dense"]  # see models/attention.py
 
 
+def default_compute_dtype(backend: str) -> str:
+  """Compute (activation) dtype for a JAX backend name: bfloat16 on "gpu"/"tpu" (their
+  matrix units run bfloat16 with float32 accumulation), float32 elsewhere (CPU has no
+  fast bfloat16 matmul). Weights and optimizer state keep `param_dtype` either way."""
+  return "bfloat16" if backend in ("gpu", "tpu") else "float32"
+
+
 @dataclasses.dataclass(frozen=True)
 class RopeScaling:
   """RoPE frequency scaling.
