@@ -81,23 +81,18 @@ def test_small_updates_survive_with_float32_master_weights(params32, steps):
   assert changed16 < 0.01 * changed32, (changed16, changed32)
 
 
-def test_bfloat16_compute_step_is_close_to_float32(params32, batch, steps):
-  """Loss and gradient of one step, bfloat16 compute vs float32 (same float32 weights):
-  loss within 1 % relative, gradient within 5 % relative L2 error (measured: see the
-  assertion messages; bfloat16 has an 8-bit significand, relative rounding 2^-9)."""
-  lc = LEARNER
-  g32, s32 = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      params32, batch)
-  g16, s16 = jax.jit(lambda p, b: learner.compute_gradients(
-      p, b, MODEL.replace(dtype="bfloat16"), lc))(params32, batch)
-  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(g16))
-  loss32, loss16 = float(s32["objective_sum"]), float(s16["objective_sum"])
-  assert abs(loss16 - loss32) <= 0.01 * abs(loss32), (loss16, loss32)
-  flat = lambda g: jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)])
-  rel = float(jnp.linalg.norm(flat(g16) - flat(g32)) / jnp.linalg.norm(flat(g32)))
-  assert rel <= 0.05, rel
-  # The train steps' metrics agree likewise (float32 metrics from bfloat16 compute).
-  m32, m16 = steps["float32"][1], steps["bfloat16"][1]
+def test_bfloat16_compute_step_is_close_to_float32(params32, steps):
+  """One step in bfloat16 compute vs float32 (same float32 weights and batch): loss and
+  gradient norm within 1 % relative, and the AdamW updates (lr x sign of the gradient on
+  a first step) agree in sign on >= 95 % of the weights; bfloat16 has an 8-bit
+  significand (relative rounding 2^-9), so only near-zero gradients flip sign."""
+  (state32, m32), (state16, m16) = steps["float32"], steps["bfloat16"]
   assert m16["loss"].dtype == np.float32
   assert abs(m16["loss"] - m32["loss"]) <= 0.01 * abs(m32["loss"]), (m16, m32)
-  assert abs(m16["grad_norm"] - m32["grad_norm"]) <= 0.05 * m32["grad_norm"], (m16, m32)
+  assert abs(m16["grad_norm"] - m32["grad_norm"]) <= 0.01 * m32["grad_norm"], (m16, m32)
+  flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+  before = flat(params32)
+  up32, up16 = flat(state32.params) - before, flat(state16.params) - before
+  moved = up32 != 0
+  agree = float(np.mean(np.sign(up32[moved]) == np.sign(up16[moved])))
+  assert agree >= 0.95, agree

@@ -174,6 +174,11 @@ def _blockwise(q, k, v, q_pos, k_pos, k_valid, window, scale, softcap, q_block, 
 def _blockwise_fwd(q, k, v, q_pos, k_pos, k_valid, window, scale, softcap, q_block,
                    kv_block):
   t = q.shape[1]
+  # Tie the positions to q: in a scanned layer stack they are loop constants, and scan's
+  # partial evaluation would otherwise hoist every block pair's mask-only values out of
+  # the loop and keep them, stacked: [q blocks, kv blocks, b, kv, g, Q, K], quadratic.
+  q, k, v, q_pos, k_pos, k_valid, window = jax.lax.optimization_barrier(
+      (q, k, v, q_pos, k_pos, k_valid, window))
   qb, qpb = _blocks(q, q_block, 0), _blocks(q_pos, q_block, -_FAR)
   kb, vb = _blocks(k, kv_block, 0), _blocks(v, kv_block, 0)
   kpb, kvb = _blocks(k_pos, kv_block, _FAR), _blocks(k_valid, kv_block, False)
@@ -187,6 +192,8 @@ def _blockwise_bwd(scale, softcap, q_block, kv_block, residuals, d_out):
   dv += p^T dO; dp = dO v^T; ds = p (dp - delta) [x (1 - tanh^2) with softcap];
   dq += ds k scale; dk += ds^T q scale, with delta = rowsum(dO * out)."""
   qb, qpb, kb, vb, k_pos, kvb, window, out_b, lse = residuals
+  d_out, qpb, k_pos, kvb, window = jax.lax.optimization_barrier(
+      (d_out, qpb, k_pos, kvb, window))  # as in _blockwise_fwd
   t, s_len = d_out.shape[1], k_pos.shape[1]
   kpb = _blocks(k_pos, kv_block, _FAR)
   dob = _blocks(d_out, q_block, 0)  # [nq, b, Q, kv, g, hd]
