@@ -19,7 +19,9 @@ from absolute_zero.batching import BatchShapes, build_train_batch
 from absolute_zero.models import get_config, init_params
 
 MODEL = get_config("tiny-llama")  # 139,584 parameters (the issue's tiny model), untied head
-LEARNER = learner.LearnerConfig(learning_rate=1e-6, logprob_chunk_size=16)
+# Unchunked log-probs ([B, T, V] float32 log-softmax): compiles ~30 % faster than the fused
+# chunked head, and the head's path does not change where the weights' precision is lost.
+LEARNER = learner.LearnerConfig(learning_rate=1e-6, logprob_chunk_size=None)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_small_updates_survive_with_float32_master_weights(params32, steps):
       params16, state_mixed.params, params32)
   changed16 = _changed(params16, stepped16)
   assert changed32 > 0.5 * n_params, changed32
-  # Measured: 110,400 (float32), 110,394 (bfloat16 compute), 394 (bfloat16 weights).
+  # Measured: 110,400 (float32), 110,397 (bfloat16 compute), 396 (bfloat16 weights).
   assert changed_mixed >= 0.99 * changed32, (changed_mixed, changed32)
   assert changed16 < 0.01 * changed32, (changed16, changed32)
 
@@ -87,7 +89,7 @@ def test_bfloat16_compute_step_is_close_to_float32(params32, steps):
   gradient norm within 2 % relative, and the AdamW updates (lr x sign of the gradient on
   a first step) agree in sign on >= 95 % of the weights; bfloat16 has an 8-bit
   significand (relative rounding 2^-9), so only near-zero gradients flip sign. Measured:
-  loss 0.5 %, gradient norm 0.7 %, signs 99.5 %."""
+  loss 0.5 %, gradient norm 0.6 %, signs 99.5 %."""
   (state32, m32), (state16, m16) = steps["float32"], steps["bfloat16"]
   assert m16["loss"].dtype == np.float32
   assert abs(m16["loss"] - m32["loss"]) <= 0.02 * abs(m32["loss"]), (m16, m32)

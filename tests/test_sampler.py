@@ -295,19 +295,17 @@ def test_weights_are_cast_to_the_compute_dtype_once_and_survive_donation():
   its own (1-D norm scales and biases stay float32), so deleting the learner's float32
   buffers (a donating train step) leaves its matrices alive; float32 compute shares the
   learner's arrays, no copy."""
-  config = get_config("tiny-qwen2", dtype="bfloat16")
   params = jax.tree.map(jnp.asarray, varied_params(get_config("tiny-qwen2")))
-  sampler = Sampler(config, params)
+  shared = Sampler(get_config("tiny-qwen2"), params)
+  assert shared.params["lm_head"].unsafe_buffer_pointer() == (
+      params["lm_head"].unsafe_buffer_pointer())
+  sampler = Sampler(get_config("tiny-qwen2", dtype="bfloat16"), params)
   for path, x in jax.tree_util.tree_leaves_with_path(sampler.params):
     assert x.dtype == (jnp.bfloat16 if x.ndim >= 2 else jnp.float32), path
   for x in jax.tree.leaves(params):
     x.delete()
   matrices = [x for x in jax.tree.leaves(sampler.params) if x.ndim >= 2]
   assert matrices and not any(x.is_deleted() for x in matrices)
-  params32 = jax.tree.map(jnp.asarray, varied_params(get_config("tiny-qwen2")))
-  shared = Sampler(get_config("tiny-qwen2"), params32)
-  assert shared.params["lm_head"].unsafe_buffer_pointer() == (
-      params32["lm_head"].unsafe_buffer_pointer())
 
 
 def test_bad_arguments_raise_clear_errors(gemma):
