@@ -98,6 +98,27 @@ class Completion:
   finish_reason: FinishReason
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _cast_matrices(params: Any, dtype) -> Any:
+  return jax.tree.map(lambda x: x.astype(dtype) if x.ndim >= 2 else x, params)
+
+
+def _to_compute_dtype(params: Any, dtype) -> Any:
+  """Weight matrices (ndim >= 2) in the compute dtype, cast once per update.
+
+  The model casts every matrix to the compute dtype where it uses it, so decoding with
+  pre-cast matrices computes the same thing, without re-reading float32 master weights
+  (twice the bytes) at every decode step. Norm scales and biases (1-D) keep their dtype
+  (RMSNorm works in float32). With bfloat16 compute the sampler so holds a bfloat16 copy
+  of its own (half the learner's float32 weights; the learner's buffers may be donated);
+  when the dtypes already agree nothing is cast and the learner's arrays are shared.
+  """
+  leaves = jax.tree.leaves(params)
+  if all(np.ndim(x) < 2 or x.dtype == dtype for x in leaves):
+    return params
+  return _cast_matrices(params, dtype)
+
+
 class Sampler:
   """Jitted, bucketed, optionally sharded generation for one model.
 
@@ -149,6 +170,7 @@ class Sampler:
         raise ValueError("update_params: new params differ in structure or shapes from the "
                          "sampler's (a different model needs a new Sampler)")
     self._params_treedef, self._params_shapes = treedef, shapes
+    params = _to_compute_dtype(params, jnp.dtype(self.config.dtype))
     if self._param_shardings is not None:
       self.params = jax.tree.map(distributed.put_global, params, self._param_shardings)
     else:

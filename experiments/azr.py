@@ -52,9 +52,16 @@ flags.DEFINE_bool("random_init", False, "Random weights for a preset (benchmarks
 flags.DEFINE_string("mesh", "1,1,-1", "Device mesh data,fsdp,tensor; product = device "
                     "count, -1 takes the rest. May change on resume.",
                     module_name=run_flags.G_RUN)
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Activation dtype "
-                  "(bfloat16 on GPU/TPU; float32 on CPU).", module_name=run_flags.G_RUN)
-flags.DEFINE_enum("param_dtype", "float32", ["float32", "bfloat16"], "Parameter dtype.",
+flags.DEFINE_enum("dtype", "auto", ["auto", "float32", "bfloat16"], "Compute (activation) "
+                  "dtype; weights and AdamW state stay in --param_dtype, log-softmax and "
+                  "loss in float32. auto: bfloat16 on GPU/TPU, float32 on CPU.",
+                  module_name=run_flags.G_RUN)
+flags.DEFINE_enum("param_dtype", "float32", ["float32", "bfloat16"], "Dtype of the weights "
+                  "the learner updates and of their AdamW moments (the master weights). "
+                  "Keep float32: in bfloat16 an AdamW step smaller than a weight's bfloat16 "
+                  "spacing (2^-8 of it) is rounded away (at learning rate 1e-6 one step "
+                  "changed 141 of 139,584 weights of a tiny model, against 107,968 in "
+                  "float32); use --dtype=bfloat16 for fast compute instead.",
                   module_name=run_flags.G_RUN)
 flags.DEFINE_string("seed_dataset", "builtin", "Seed tasks (JSONL: snippet/input/output, "
                     "or snippet/inputs/outputs/message for induction) validated in the "
@@ -66,6 +73,14 @@ run_flags.define_flags()
 flags.DEFINE_enum("remat", "full", ["none", "full", "dots", "dots_no_batch"],
                   "Rematerialisation policy of the scanned layers (may change on resume).",
                   module_name=run_flags.G_LEARNER)
+flags.DEFINE_enum("attention", "auto", ["auto", "blockwise", "cudnn", "dense"],
+                  "Multi-token attention of training and prefill (absolute_zero/models/"
+                  "attention.py; may change on resume): blockwise online softmax (any "
+                  "backend, memory linear in length), cudnn (GPU, bfloat16), dense (the "
+                  "whole score tensor, quadratic). auto: cudnn on GPU where it applies, "
+                  "else blockwise.", module_name=run_flags.G_LEARNER)
+flags.DEFINE_integer("attention_block_size", 512, "Query/key block of the blockwise "
+                     "attention (may change on resume).", module_name=run_flags.G_LEARNER)
 # Run control: budget flags, free to change on resume.
 G_BUDGET = "6 budget, logging and checkpoints (may change on resume)"
 flags.DEFINE_integer("steps", 2, "Self-play steps (policy updates) to reach; rerun with a "
@@ -141,6 +156,15 @@ METHOD_FLAGS = RUN_FLAGS + tuple(k.flag for k in run_flags.KNOBS if k.flag not i
     "sandbox_memory_mb", "sandbox_worker_memory_mb", "sandbox_max_output_chars"))
 
 
+def _compute_dtype() -> str:
+  """--dtype, with auto resolved for this process's JAX backend."""
+  if FLAGS.dtype != "auto":
+    return FLAGS.dtype
+  import jax
+  from absolute_zero.models.config import default_compute_dtype
+  return default_compute_dtype(jax.default_backend())
+
+
 def _log(msg: str) -> None:
   """A progress line on stderr, from process 0 only (every process runs the same steps)."""
   from absolute_zero import distributed
@@ -196,6 +220,7 @@ def check_flags() -> None:
   cli.at_least("checkpoint_every", 1, hint="save every N steps, N >= 1")
   cli.at_least("keep_checkpoints", 1)
   cli.at_least("sandbox_workers", 0, hint="0 means one per CPU core")
+  cli.at_least("attention_block_size", 1)
   cli.positive("sandbox_timeout", hint="seconds per sandboxed job")
   from absolute_zero.sharding import parse_mesh_shape
   try:
@@ -388,11 +413,12 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
   start = time.perf_counter()
   try:
     model_config, params, tokenizer = load_policy(
-        FLAGS.model, FLAGS.tokenizer, param_dtype=FLAGS.param_dtype, dtype=FLAGS.dtype,
+        FLAGS.model, FLAGS.tokenizer, param_dtype=FLAGS.param_dtype, dtype=_compute_dtype(),
         random_init=FLAGS.random_init, seed=FLAGS.seed)
   except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
     raise cli.InputError(f"--model={FLAGS.model}: {e}") from None
-  model_config = model_config.replace(remat_policy=FLAGS.remat)
+  model_config = model_config.replace(remat_policy=FLAGS.remat, attention=FLAGS.attention,
+                                      attention_block_size=FLAGS.attention_block_size)
   _log(f"loaded {model_config.name} ({model_config.num_params() / 1e6:.0f}M params) in "
        f"{time.perf_counter() - start:.0f}s (peak RSS {_peak_rss_gib():.1f} GiB)")
   config_dict = run_config_dict(model_config, selfplay_config, learner_config,

@@ -290,6 +290,24 @@ def test_sharded_mesh_matches_single_device():
   assert sharded.params["layers"]["mlp"]["up_proj"].sharding.spec[-1] == "tensor"
 
 
+def test_weights_are_cast_to_the_compute_dtype_once_and_survive_donation():
+  """bfloat16 compute with float32 master weights: the sampler holds bfloat16 matrices of
+  its own (1-D norm scales and biases stay float32), so deleting the learner's float32
+  buffers (a donating train step) leaves its matrices alive; float32 compute shares the
+  learner's arrays, no copy."""
+  params = jax.tree.map(jnp.asarray, varied_params(get_config("tiny-qwen2")))
+  shared = Sampler(get_config("tiny-qwen2"), params)
+  assert shared.params["lm_head"].unsafe_buffer_pointer() == (
+      params["lm_head"].unsafe_buffer_pointer())
+  sampler = Sampler(get_config("tiny-qwen2", dtype="bfloat16"), params)
+  for path, x in jax.tree_util.tree_leaves_with_path(sampler.params):
+    assert x.dtype == (jnp.bfloat16 if x.ndim >= 2 else jnp.float32), path
+  for x in jax.tree.leaves(params):
+    x.delete()
+  matrices = [x for x in jax.tree.leaves(sampler.params) if x.ndim >= 2]
+  assert matrices and not any(x.is_deleted() for x in matrices)
+
+
 def test_bad_arguments_raise_clear_errors(gemma):
   config, params, _ = gemma
   sampler = Sampler(config, params)  # no tokenizer

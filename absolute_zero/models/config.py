@@ -14,6 +14,14 @@ from typing import Literal
 Family = Literal["gemma3", "qwen2", "llama"]
 Activation = Literal["gelu_tanh", "silu"]
 RematPolicy = Literal["none", "full", "dots", "dots_no_batch"]
+AttentionImpl = Literal["auto", "blockwise", "cudnn", "dense"]  # see models/attention.py
+
+
+def default_compute_dtype(backend: str) -> str:
+  """Compute (activation) dtype for a JAX backend name: bfloat16 on "gpu"/"tpu" (their
+  matrix units run bfloat16 with float32 accumulation), float32 elsewhere (CPU has no
+  fast bfloat16 matmul). Weights and optimizer state keep `param_dtype` either way."""
+  return "bfloat16" if backend in ("gpu", "tpu") else "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +67,15 @@ class ModelConfig:
   global_every: int = 0  # Gemma 3: every 6th layer is global; 0 means all global
   query_pre_attn_scalar: float | None = None  # None: head_dim
   final_logit_softcap: float | None = None
+  attn_logit_softcap: float | None = None  # scores -> cap * tanh(scores / cap) (Gemma 2)
   max_position: int = 32_768
   dtype: str = "float32"  # activation / compute dtype
   param_dtype: str = "float32"
   remat_policy: RematPolicy = "none"
+  # Multi-token attention (training, prefill); decode has its own path. "auto": cuDNN on
+  # GPU where it applies, else blockwise online softmax; "dense": the whole score tensor.
+  attention: AttentionImpl = "auto"
+  attention_block_size: int = 512  # query and key block of the blockwise attention
 
   def __post_init__(self):
     if self.num_heads % self.num_kv_heads:
@@ -73,6 +86,11 @@ class ModelConfig:
       raise ValueError(f"{self.name}: global_every needs a sliding_window")
     if self.family not in ("gemma3", "qwen2", "llama"):
       raise ValueError(f"unknown model family {self.family!r}")
+    if self.attention not in ("auto", "blockwise", "cudnn", "dense"):
+      raise ValueError(f"unknown attention {self.attention!r}: one of auto, blockwise, "
+                       "cudnn, dense")
+    if self.attention_block_size < 1:
+      raise ValueError(f"attention_block_size must be >= 1, got {self.attention_block_size}")
 
   @property
   def is_local_layer(self) -> tuple[bool, ...]:

@@ -28,11 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from absolute_zero.models import attention as attention_lib
 from absolute_zero.models.config import ModelConfig, RopeScaling
 from absolute_zero.models.projection import project
 
 Array = jax.Array
-_MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)  # finite: all-masked rows stay NaN-free
+_MASK_VALUE = attention_lib.MASK_VALUE  # finite: all-masked rows stay NaN-free
 
 
 class KVCache(NamedTuple):
@@ -98,18 +99,8 @@ def apply_rope(x: Array, sin: Array, cos: Array) -> Array:
   return out.astype(x.dtype)
 
 
-def attention_masks(q_pos: Array, k_pos: Array, k_valid: Array,
-                    window: int | None) -> tuple[Array, Array]:
-  """(global, local) boolean masks [batch, q, k] from positions and key validity."""
-  diff = q_pos[:, :, None] - k_pos[:, None, :]  # [b, q, k]
-  causal = (diff >= 0) & k_valid[:, None, :]
-  if window is None:
-    return causal, causal
-  return causal, causal & (diff < window)
-
-
 def _decode_attention(q: Array, key: Array, val: Array, mask: Array, scale: float,
-                      dtype) -> Array:
+                      dtype, softcap: float | None = None) -> Array:
   """One query position against the cache: out [b, kv, g, hd].
 
   q [b, kv, g, hd]; key/val [b, slots, kv, hd]; mask [b, slots]. Decode attention only
@@ -121,6 +112,8 @@ def _decode_attention(q: Array, key: Array, val: Array, mask: Array, scale: floa
   """
   logits = jnp.einsum("bkgh,bskh->bksg", q, key,
                       preferred_element_type=jnp.float32) * scale  # [b, kv, slots, g]
+  if softcap is not None:
+    logits = softcap * jnp.tanh(logits / softcap)
   logits = jnp.where(mask[:, None, :, None], logits, _MASK_VALUE)
   probs = jax.nn.softmax(logits, axis=2).astype(dtype)
   return jnp.einsum("bksg,bskh->bkgh", probs, val)
@@ -168,7 +161,8 @@ class Attention(nn.Module):
   rules: tuple = ()
 
   @nn.compact
-  def __call__(self, x, sin, cos, mask, layer, cache, cache_index):
+  def __call__(self, x, sin, cos, attn_pos, is_local, layer, cache, cache_index):
+    """attn_pos: (q_pos [b, t], k_pos [b, s], k_valid [b, s]); is_local: traced bool."""
     c = self.config
     dtype, pdtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
     d, h, k, hd = c.embed_dim, c.num_heads, c.num_kv_heads, c.head_dim
@@ -212,16 +206,18 @@ class Attention(nn.Module):
     b, t = q.shape[:2]
     groups = h // k
     q = q.reshape(b, t, k, groups, hd)
+    q_pos, k_pos, k_valid = attn_pos
     if t == 1:
-      out = _decode_attention(q[:, 0], key, val, mask[:, 0], c.query_scale, dtype)
-      out = out.reshape(b, 1, h, hd)
+      window = attention_lib.effective_window(c.sliding_window, is_local)
+      mask = attention_lib.visible(q_pos, k_pos, k_valid, window)  # [b, 1, slots]
+      out = _decode_attention(q[:, 0], key, val, mask[:, 0], c.query_scale, dtype,
+                              c.attn_logit_softcap)
     else:
-      logits = jnp.einsum("btkgh,bskh->bkgts", q, key,
-                          preferred_element_type=jnp.float32) * c.query_scale
-      logits = jnp.where(mask[:, None, None, :, :], logits, _MASK_VALUE)
-      probs = jax.nn.softmax(logits, axis=-1).astype(dtype)  # [b, kv, g, t, s]
-      out = jnp.einsum("bkgts,bskh->bkgth", probs, val)
-      out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, hd)
+      out = attention_lib.attention(
+          q, key, val, q_pos, k_pos, k_valid, scale=c.query_scale, window=c.sliding_window,
+          local=is_local, softcap=c.attn_logit_softcap, impl=c.attention,
+          block_size=c.attention_block_size)  # [b, t, kv, g, hd]
+    out = out.reshape(b, t, h, hd)
     out = _constrain(out, ("activation_batch", "activation_length", "activation_heads",
                            None), self.mesh, self.rules)
     return project(out, wo.astype(dtype), contract=2), cache  # [b, t, d]
@@ -259,18 +255,17 @@ class Block(nn.Module):
   rules: tuple = ()
 
   @nn.compact
-  def __call__(self, carry, is_local, rope_global, rope_local, masks, cache_index):
+  def __call__(self, carry, is_local, rope_global, rope_local, attn_pos, cache_index):
     x, cache, layer = carry
     c = self.config
     norm = dict(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=jnp.dtype(c.dtype),
                 param_dtype=jnp.dtype(c.param_dtype))
     sin = jnp.where(is_local, rope_local[0], rope_global[0])
     cos = jnp.where(is_local, rope_local[1], rope_global[1])
-    mask = jnp.where(is_local, masks[1], masks[0])
 
     h = RMSNorm(name="pre_attn_norm", **norm)(x)
     h, cache = Attention(c, self.mesh, self.rules, name="attn")(
-        h, sin, cos, mask, layer, cache, cache_index)
+        h, sin, cos, attn_pos, is_local, layer, cache, cache_index)
     if c.post_norms:
       h = RMSNorm(name="post_attn_norm", **norm)(h)
     x = x + h
@@ -319,7 +314,7 @@ class Transformer(nn.Module):
                                            (0, cache_index))
       k_valid = jax.lax.dynamic_update_slice(cache.valid, valid, (0, cache_index))
       cache = cache._replace(positions=k_pos, valid=k_valid)
-    masks = attention_masks(positions, k_pos, k_valid, c.sliding_window)
+    attn_pos = (positions.astype(jnp.int32), k_pos.astype(jnp.int32), k_valid)
     rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base,
                                                        c.rope_scaling))
     rope_local = rope_tables(positions, rope_inv_freq(
@@ -338,7 +333,7 @@ class Transformer(nn.Module):
     )(c, self.mesh, self.rules, name="layers")
     is_local = jnp.asarray(c.is_local_layer)
     (x, cache, _), _ = layers((x, cache, jnp.int32(0)), is_local, rope_global,
-                              rope_local, masks, cache_index)
+                              rope_local, attn_pos, cache_index)
     x = RMSNorm(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=dtype,
                 param_dtype=jnp.dtype(c.param_dtype), name="final_norm")(x)
     if not c.tie_embeddings:
