@@ -166,14 +166,6 @@ def shard_batch(batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None,
       batch)
 
 
-def compute_advantages(rewards, group_ids, num_groups: int, valid,
-                       config: LearnerConfig) -> jax.Array:
-  """Sequence advantages with the config's mode (task-relative or one global baseline)."""
-  return loss_lib.task_relative_advantages(
-      rewards, group_ids, num_groups, valid, eps=config.advantage_eps,
-      mode=config.advantage_mode)
-
-
 # ---------------------------------------------------------------------------- the loss
 
 

@@ -131,11 +131,6 @@ def param_shardings(config, mesh: Mesh, rules: Rules = TRAIN_RULES):
   return tree_shardings(logical_axes(config), shapes, mesh, rules)
 
 
-def shard_params(params, shardings):
-  """Places host or device params onto the mesh."""
-  return jax.tree.map(lambda x, s: jax.device_put(x, s), params, shardings)
-
-
 def batch_sharding(mesh: Mesh, rules: Rules = TRAIN_RULES, ndim: int = 2) -> NamedSharding:
   """Sharding of a [batch, ...] array: batch over the batch axes, the rest replicated."""
   names = ("activation_batch",) + (None,) * (ndim - 1)

@@ -83,7 +83,7 @@ _SELFPLAY_TESTS = ("tests/selfplay/test_open_answer.py", "tests/selfplay/test_lo
 TARGETS: tuple[Target, ...] = (
     Target("absolute_zero/loss.py",
            ("group_reward_stats", "task_relative_advantages", "clipped_surrogate_loss",
-            "masks_from_lengths", "kl_per_token"),
+            "kl_per_token"),
            ("tests/test_loss.py",), 8),
     Target("absolute_zero/batching.py", ("build_train_batch", "completion_indices"),
            ("tests/test_batching.py",), 6),

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import jax
-import numpy as np
 
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.models.embedded import EMBEDDED_MODELS, embedded_gguf_path
@@ -143,11 +142,6 @@ def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
   if dtype:
     config = config.replace(dtype=dtype)
   return config, params
-
-
-def params_nbytes(params) -> int:
-  return sum(np.asarray(x).nbytes if not hasattr(x, "nbytes") else x.nbytes
-             for x in jax.tree.leaves(params))
 
 
 def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None, *,

@@ -98,7 +98,6 @@ class SelfPlayRun:
     self.buffer_index = BufferIndex()  # canonical programs of the buffers (diversity)
     self.step = 0  # updates applied so far
     self.last_rollouts: dict[str, list[Rollout]] = {}  # of the last step, for logging
-    self.seeded = False
     dp = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
     micro = learner_config.micro_batch_size or self.rows_per_step
     self.batch_shapes = batching.BatchShapes(length_buckets=LENGTH_BUCKETS,
@@ -150,7 +149,6 @@ class SelfPlayRun:
       rounds += 1
       self.log(f"seeding round {rounds}: buffers {self.buffers.sizes()} "
                f"(target {target}), {accepted}/{proposals} proposals valid")
-    self.seeded = True
     return {"seed/rounds": rounds, "seed/proposals": proposals, "seed/accepted": accepted,
             "seed/seconds": time.perf_counter() - start,
             **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()}}
@@ -280,7 +278,6 @@ class SelfPlayRun:
     self.train_state = train_state
     self.buffers.load_state_dict(buffers_state)
     self.step = int(step)
-    self.seeded = True
     self._share_params_with_sampler()
 
   def _share_params_with_sampler(self) -> None:
