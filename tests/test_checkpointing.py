@@ -1,5 +1,6 @@
 """Run checkpoints: exact round trip, keep-last-N, restore onto other meshes, crash safety,
-and the errors for an unwritable directory and a checkpoint from a different model.
+reading without writing (a read-only directory, a live run's save in progress), and the
+errors for an unwritable directory and a checkpoint from a different model.
 
 References are independent of Orbax: host NumPy copies taken before saving, shardings
 computed by `learner.train_state_shardings` for the target mesh, and the directory
@@ -9,7 +10,9 @@ listing on disk.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -23,6 +26,7 @@ import pytest
 from absolute_zero import checkpointing as ckpt_lib
 from absolute_zero import learner as learner_lib
 from absolute_zero import sharding as sharding_lib
+from absolute_zero.models.loading import load_run_checkpoint
 from absolute_zero.models.presets import get_config
 from absolute_zero.tasks.buffers import TaskBuffers
 from absolute_zero.tasks.types import TaskType, Triplet
@@ -278,6 +282,66 @@ def test_model_field_differences_reads_flat_or_nested_configs():
       "num_layers: checkpoint=2, current=4"]
   assert ckpt_lib.model_field_differences(saved, {"model": {"vocab_size": 10}}) == [
       "num_layers: checkpoint=2, current='<absent>'"]
+
+
+# ------------------------------------------------------------------ reading never writes
+
+
+def _tree_snapshot(root):
+  """Relative path -> (file type, mtime in ns, bytes of a file) for everything under `root`.
+
+  A created-and-deleted probe file still shows: it changes its directory's mtime."""
+  out = {".": (None, os.stat(root).st_mtime_ns, None)}
+  for dirpath, dirnames, filenames in os.walk(root):
+    for name in dirnames + filenames:
+      path = os.path.join(dirpath, name)
+      st = os.lstat(path)
+      content = None
+      if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+          content = f.read()
+      out[os.path.relpath(path, root)] = (stat.S_IFMT(st.st_mode), st.st_mtime_ns, content)
+  return out
+
+
+def _copy_with_save_in_progress(saved_run, tmp_path):
+  """A copy of the saved run beside the unfinished save of step 9 a live run would leave."""
+  directory = tmp_path / "run"
+  shutil.copytree(saved_run[0], directory)
+  live = directory / "9.orbax-checkpoint-tmp-1764490000" / "train_state"
+  live.mkdir(parents=True)
+  (live / "partial").write_bytes(b"half-written array")
+  return directory
+
+
+def _read_as_evaluation_and_export_do(directory, expected, model_config):
+  """The readers' paths: the step query, the saved config, the params (one device)."""
+  with ckpt_lib.RunCheckpointer(directory, async_save=False, read_only=True) as ckpt:
+    assert ckpt.latest_step() == 7 and ckpt.all_steps() == [7]
+    assert ckpt.saved_config(7) == expected["config"]
+  config, params, source = load_run_checkpoint(directory)
+  assert config.num_layers == model_config.num_layers and source == ""
+  assert_tree_equal(params, expected["state"].params)
+  assert load_run_checkpoint(directory, params_too=False)[1] is None
+
+
+def test_reading_leaves_a_save_in_progress_untouched(saved_run, tmp_path, model_config):
+  directory = _copy_with_save_in_progress(saved_run, tmp_path)
+  before = _tree_snapshot(directory)
+  _read_as_evaluation_and_export_do(directory, saved_run[1], model_config)
+  assert _tree_snapshot(directory) == before  # no probe file, no tmp cleanup, nothing new
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod a-w")
+def test_reading_works_on_a_read_only_directory(saved_run, tmp_path, model_config):
+  directory = _copy_with_save_in_progress(saved_run, tmp_path)
+  subprocess.run(["chmod", "-R", "a-w", str(directory)], check=True)
+  try:
+    before = _tree_snapshot(directory)
+    _read_as_evaluation_and_export_do(directory, saved_run[1], model_config)
+    assert _tree_snapshot(directory) == before
+  finally:
+    subprocess.run(["chmod", "-R", "u+w", str(directory)], check=True)
 
 
 # ------------------------------------------------------------------ crash safety
