@@ -362,7 +362,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir) -> None:
     model_config, params, tokenizer = load_policy(
         FLAGS.model, FLAGS.tokenizer, param_dtype=FLAGS.param_dtype, dtype=FLAGS.dtype,
         random_init=FLAGS.random_init, seed=FLAGS.seed)
-  except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
+  except (ValueError, FileNotFoundError) as e:  # ModelFileError is a ValueError
     raise cli.InputError(f"--model={FLAGS.model}: {e}") from None
   model_config = model_config.replace(remat_policy=FLAGS.remat)
   _log(f"loaded {model_config.name} ({model_config.num_params() / 1e6:.0f}M params) in "

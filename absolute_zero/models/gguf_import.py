@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from absolute_zero.models.config import ModelConfig, RopeScaling
-from absolute_zero.models.hf_layout import CheckpointError, params_from_hf_tensors
+from absolute_zero.models.hf_layout import ModelFileError, params_from_hf_tensors
 
 _ARCH_FAMILY = {"gemma3": "gemma3", "qwen2": "qwen2", "llama": "llama"}
 
@@ -64,7 +64,7 @@ def open_gguf(path: str | os.PathLike):
   try:
     return gguf.GGUFReader(str(path))
   except Exception as e:  # truncated files fail inside numpy memmap / struct parsing
-    raise CheckpointError(
+    raise ModelFileError(
         f"{path}: cannot read GGUF file ({type(e).__name__}: {e}); the file is "
         "truncated or not a GGUF file") from e
 
@@ -81,12 +81,12 @@ def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
   arch = _field(reader, "general.architecture")
   family = _ARCH_FAMILY.get(arch)
   if family is None:
-    raise CheckpointError(f"GGUF architecture {arch!r} is not supported "
+    raise ModelFileError(f"GGUF architecture {arch!r} is not supported "
                           f"(supported: {', '.join(sorted(_ARCH_FAMILY))})")
   f = lambda key, default=None: _field(reader, f"{arch}.{key}", default)
   tensors = {t.name: t for t in reader.tensors}
   if "token_embd.weight" not in tensors:
-    raise CheckpointError(f"GGUF file has no token_embd.weight tensor")
+    raise ModelFileError(f"GGUF file has no token_embd.weight tensor")
   d = int(f("embedding_length"))
   heads = int(f("attention.head_count"))
   head_dim = int(f("attention.key_length", d // heads))
@@ -114,7 +114,7 @@ def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
         query_pre_attn_scalar=float(d // heads if d == 5376 else head_dim))
   scaling = None
   if f("rope.scaling.type") == "llama3" or "rope_freqs.weight" in tensors:
-    raise CheckpointError(
+    raise ModelFileError(
         "GGUF files with Llama 3.1 RoPE scaling are not supported yet; load the HF "
         "safetensors checkpoint instead")
   return ModelConfig(**common, activation="silu", qkv_bias=family == "qwen2",
@@ -141,12 +141,12 @@ def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
         hf_name = hf.replace("{i}", m.group(1)) if m.groups() else hf
         break
     else:
-      raise CheckpointError(f"GGUF tensor {t.name!r} is unexpected for a "
+      raise ModelFileError(f"GGUF tensor {t.name!r} is unexpected for a "
                             f"{config.family} model")
     try:
       array = quants.dequantize(t.data, t.tensor_type).astype(np.float32)
     except Exception as e:
-      raise CheckpointError(f"GGUF tensor {t.name!r} ({t.tensor_type.name}) cannot be "
+      raise ModelFileError(f"GGUF tensor {t.name!r} ({t.tensor_type.name}) cannot be "
                             f"dequantised: {e}") from e
     array = array.reshape(tuple(int(s) for s in reversed(t.shape)))
     if config.family == "llama" and t.name.endswith(("attn_q.weight", "attn_k.weight")):

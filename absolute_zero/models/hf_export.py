@@ -30,7 +30,7 @@ import numpy as np
 
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.models.hf_import import config_to_hf
-from absolute_zero.models.hf_layout import CheckpointError, hf_tensors_from_params
+from absolute_zero.models.hf_layout import ModelFileError, hf_tensors_from_params
 
 EXPORT_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
                  "float16": np.dtype(np.float16)}
@@ -69,7 +69,7 @@ def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, 
     max_shard_bytes: tensor bytes per shard; a bigger tensor gets a shard of its own.
 
   Raises:
-    CheckpointError: the config cannot be written as its family's HF model, or `params`
+    ModelFileError: the config cannot be written as its family's HF model, or `params`
       does not fit it.
     ValueError: an unknown dtype or a tokenizer that does not fit the vocabulary.
     FileNotFoundError: a missing tokenizer source.
@@ -169,5 +169,5 @@ def _write_shards(tensors: Iterable[tuple[str, np.ndarray]], out: Path, dtype: n
   return final + [INDEX_FILE], len(weight_map), total_bytes
 
 
-__all__ = ["CheckpointError", "DEFAULT_MAX_SHARD_BYTES", "EXPORT_DTYPES", "ExportResult",
+__all__ = ["ModelFileError", "DEFAULT_MAX_SHARD_BYTES", "EXPORT_DTYPES", "ExportResult",
            "export_hf"]

@@ -187,9 +187,9 @@ def test_bfloat16_export_is_our_weights_rounded(tmp_path):
 
 
 def test_config_that_no_hf_model_has_is_refused(tmp_path):
-  from absolute_zero.models.hf_layout import CheckpointError
+  from absolute_zero.models.hf_layout import ModelFileError
   config = dataclasses.replace(get_config("tiny-llama"), qk_norm=True)
-  with pytest.raises(CheckpointError, match="qk_norm=True"):
+  with pytest.raises(ModelFileError, match="qk_norm=True"):
     export_hf(config, {}, tmp_path / "out", tokenizer_source=None)
   assert not (tmp_path / "out").exists()  # refused before anything is written
 
