@@ -1,6 +1,6 @@
 """What happened in a run: per-step metrics as JSONL and TensorBoard.
 
-Key convention (flat, '/'-separated; `experiments/plot_run.py` groups by it). The names a
+Key convention (flat, '/'-separated; `metrics_plot.py` groups by it). The names a
 self-play run writes are defined once, in `absolute_zero/selfplay/metric_names.py`:
   `{task}/{role}/{metric}`   per (task type, role), e.g. `deduction/solve/reward_mean`,
                              `abduction/propose/validity_rate`, `induction/solve/solve_rate`,
@@ -139,6 +139,7 @@ def truncate_after(path: str | os.PathLike, last_step: int | None) -> int:
 
 
 def _is_primary() -> bool:
+  # Imported here: distributed needs JAX, and metrics_plot reads metrics without it.
   from absolute_zero.distributed import is_primary
   return is_primary()
 
@@ -225,7 +226,7 @@ class MetricsWriter:
     """First write: drop stale lines at/after `first_step`; open TensorBoard with a purge."""
     self.truncate_after(first_step - 1)
     if self.use_tensorboard:
-      from tensorboardX import SummaryWriter
+      from tensorboardX import SummaryWriter  # heavy (protobuf); only with TensorBoard on
       # TensorBoard hides events of earlier sessions with step >= purge_step.
       self._tb = SummaryWriter(self.log_dir, purge_step=self._purge_step)
 

@@ -26,7 +26,7 @@ import pytest
 from absolute_zero import checkpointing as ckpt_lib
 from absolute_zero import learner as learner_lib
 from absolute_zero import sharding as sharding_lib
-from absolute_zero.models.loading import load_run_checkpoint
+from absolute_zero.policy_loading import load_run_checkpoint
 from absolute_zero.models.presets import get_config
 from absolute_zero.tasks.buffers import TaskBuffers
 from absolute_zero.tasks.types import TaskType, Triplet
@@ -52,7 +52,7 @@ def make_train_state(model_config, learner_config, mesh, seed=0, step=7):
 
   Built on the host with NumPy and placed with `device_put`: no per-leaf compilation.
   """
-  abstract = ckpt_lib.abstract_train_state(model_config, learner_config, mesh)
+  abstract = learner_lib.abstract_train_state(model_config, learner_config, mesh)
   rng = np.random.default_rng(seed)
 
   def leaf(x):
@@ -119,7 +119,7 @@ def test_round_trip_restores_every_item_exactly(saved_run, model_config, learner
   mesh = sharding_lib.make_mesh((2, 2, 2))
   with ckpt_lib.RunCheckpointer(directory) as ckpt:
     assert ckpt.latest_step() == 7 and ckpt.all_steps() == [7]
-    abstract = ckpt_lib.abstract_train_state(model_config, learner_config, mesh)
+    abstract = learner_lib.abstract_train_state(model_config, learner_config, mesh)
     run = ckpt.restore(None, abstract, config=run_config(model_config))
   assert isinstance(run.train_state, learner_lib.TrainState)
   assert_tree_equal(run.train_state, expected["state"])
@@ -147,7 +147,7 @@ def test_restore_onto_a_different_mesh(saved_run, model_config, learner_config, 
   else:
     mesh = sharding_lib.make_mesh((1, 8, 1))
   want = learner_lib.train_state_shardings(model_config, learner_config, mesh)
-  abstract = ckpt_lib.abstract_train_state(model_config, learner_config, mesh)
+  abstract = learner_lib.abstract_train_state(model_config, learner_config, mesh)
   with ckpt_lib.RunCheckpointer(directory) as ckpt:
     run = ckpt.restore(7, abstract)
   assert_tree_equal(run.train_state, expected["state"])
@@ -176,7 +176,7 @@ def test_async_save_survives_deleting_the_source_arrays(tmp_path, model_config,
     for leaf in jax.tree.leaves(state):
       leaf.delete()
     ckpt.wait_until_finished()
-    run = ckpt.restore(1, ckpt_lib.abstract_train_state(model_config, learner_config, mesh))
+    run = ckpt.restore(1, learner_lib.abstract_train_state(model_config, learner_config, mesh))
   assert_tree_equal(run.train_state, expected)
 
 
@@ -265,13 +265,13 @@ def test_checkpoint_from_a_different_model_is_refused(saved_run, model_config,
     assert "vocab_size" not in message
     # restore(config=...) checks before reading arrays.
     with pytest.raises(ckpt_lib.IncompatibleCheckpointError, match="num_layers"):
-      ckpt.restore(7, ckpt_lib.abstract_train_state(model_config, learner_config, mesh),
+      ckpt.restore(7, learner_lib.abstract_train_state(model_config, learner_config, mesh),
                    config=run_config(model_config, num_layers=3, embed_dim=96))
     # Without a config, the layout check names the leaves whose shapes differ.
     with pytest.raises(ckpt_lib.IncompatibleCheckpointError,
                        match=r"params/embedding: checkpoint shape \(512, 64\), target shape "
                              r"\(512, 96\)"):
-      ckpt.restore(7, ckpt_lib.abstract_train_state(other, learner_config, mesh))
+      ckpt.restore(7, learner_lib.abstract_train_state(other, learner_config, mesh))
 
 
 def test_model_field_differences_reads_flat_or_nested_configs():

@@ -212,7 +212,7 @@ def _synthetic_run(log_dir):
 
 
 def test_group_series_groups_by_metric_and_namespace():
-  from experiments.plot_run import group_series
+  from absolute_zero.metrics_plot import group_series
 
   groups = group_series([
       {"step": 1, "time": 0.0, "deduction/solve/reward_mean": 0.5,
@@ -228,7 +228,7 @@ def test_group_series_groups_by_metric_and_namespace():
 
 
 def test_plot_run_writes_png_files(tmp_path):
-  from experiments.plot_run import plot_run
+  from absolute_zero.metrics_plot import plot_run
 
   _synthetic_run(tmp_path)
   written = plot_run(str(tmp_path), str(tmp_path / "out" / "run.png"), per_group=True)
@@ -247,7 +247,7 @@ def test_plot_run_writes_png_files(tmp_path):
 
 
 def test_plot_run_errors(tmp_path):
-  from experiments.plot_run import plot_run
+  from absolute_zero.metrics_plot import plot_run
 
   with pytest.raises(FileNotFoundError, match="no metrics file"):
     plot_run(str(tmp_path))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from absolute_zero.models.config import ModelConfig, RopeScaling
+from absolute_zero.models.hf_import import check_config_matches
 from absolute_zero.models.hf_layout import ModelFileError, params_from_hf_tensors
 
 _ARCH_FAMILY = {"gemma3": "gemma3", "qwen2": "qwen2", "llama": "llama"}
@@ -56,7 +57,7 @@ def _name_map(family: str) -> list[tuple[re.Pattern, str]]:
 
 def open_gguf(path: str | os.PathLike):
   """A `gguf.GGUFReader`, with a clear error for a missing, truncated or corrupt file."""
-  import gguf
+  import gguf  # on use: GGUF paths only
 
   path = Path(path)
   if not path.exists():
@@ -130,7 +131,7 @@ def _unpermute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
 
 def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
   """Dequantised float32 tensors under HF names (fixes permutation and Gemma norms)."""
-  from gguf import quants
+  from gguf import quants  # on use: GGUF paths only
 
   names = _name_map(config.family)
   out = {}
@@ -161,8 +162,6 @@ def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
 def load_gguf(path: str | os.PathLike, config: ModelConfig | None = None,
               param_dtype: str | None = None) -> tuple[ModelConfig, dict]:
   """(config, params) from a GGUF file. A given `config` must match the file's shapes."""
-  from absolute_zero.models.hf_import import check_config_matches
-
   reader = open_gguf(path)
   file_config = config_from_gguf(reader, name=Path(path).stem)
   if config is not None:

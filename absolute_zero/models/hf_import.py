@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 from absolute_zero.models.config import ModelConfig, RopeScaling
@@ -249,7 +250,6 @@ def _load_shard(file: Path, load_file) -> dict[str, np.ndarray]:
     if "bfloat16" not in str(e).lower() and "bf16" not in str(e).lower():
       raise
   # numpy has no bfloat16: read the raw bytes through ml_dtypes.
-  import ml_dtypes
   header_len = int.from_bytes(file.read_bytes()[:8], "little")
   with open(file, "rb") as fh:
     fh.seek(8)

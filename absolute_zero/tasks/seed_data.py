@@ -51,6 +51,7 @@ import os
 import pathlib
 from typing import Any, Optional, Sequence, Union
 
+from absolute_zero.sandbox.literals import literals_equal
 from absolute_zero.tasks import validators
 from absolute_zero.tasks.buffers import dedup_key
 from absolute_zero.tasks.parsers import (ParseConfig, ParsedInductionProposal,
@@ -292,7 +293,6 @@ def _check_triplets(pool: Any, rows: Sequence[SeedRow]) -> list[Union[Triplet, R
 
 
 def _equal(recorded: str, computed: str) -> bool:
-  from absolute_zero.sandbox.literals import literals_equal
   return literals_equal(computed, recorded)
 
 

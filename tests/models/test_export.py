@@ -235,7 +235,7 @@ import jax
 import numpy as np
 from absolute_zero.models import compute_logits, forward
 from absolute_zero.models.hf_layout import hf_tensors_from_params
-from absolute_zero.models.loading import load_model
+from absolute_zero.policy_loading import load_model
 out, ids_file, logits_file = sys.argv[1:]
 config, params = load_model("gemma3-270m")
 weight_map = json.load(open(out + "/model.safetensors.index.json"))["weight_map"]

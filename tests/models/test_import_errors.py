@@ -11,7 +11,7 @@ from absolute_zero.models import get_config, init_params
 from absolute_zero.models.gguf_import import load_gguf
 from absolute_zero.models.hf_import import load_hf_checkpoint
 from absolute_zero.models.hf_layout import ModelFileError
-from absolute_zero.models.loading import load_model
+from absolute_zero.policy_loading import load_model
 
 gguf = pytest.importorskip("gguf")
 
@@ -217,7 +217,7 @@ def test_wrong_preset_name_lists_the_known_ones():
 def test_tokenizer_that_does_not_fit_the_model_is_rejected(tiny_llama, tmp_path):
   """A tokenizer.json of 600 tokens beside a 512-row model: one clear error."""
   tokenizers = pytest.importorskip("tokenizers")
-  from absolute_zero.models.loading import load_policy
+  from absolute_zero.policy_loading import load_policy
 
   config, params = tiny_llama
   ckpt = tmp_path / "ckpt"
