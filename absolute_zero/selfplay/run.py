@@ -23,7 +23,7 @@ import numpy as np
 
 from absolute_zero import batching, distributed, learner, loss
 from absolute_zero.sampler import Sampler, SamplerConfig
-from absolute_zero.selfplay import diversity
+from absolute_zero.selfplay import step_diversity as diversity
 from absolute_zero.selfplay import metric_names as mn
 from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
 from absolute_zero.selfplay.host_pool import HostShardedPool

@@ -82,7 +82,7 @@ def _parses(program: str) -> bool:
         return False
 
 
-# ----------------------------------------------------------------------------- batches of parsed answers
+# ------------------------------------------------------------------- batches of parsed answers
 
 
 @dataclass(frozen=True)
