@@ -28,6 +28,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from absolute_zero.buckets import bucket_length, length_bucket
+
 DEFAULT_LENGTH_BUCKETS: tuple[int, ...] = (
     64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
@@ -74,16 +76,6 @@ class BatchShapes:
           f"length_buckets must be strictly increasing lengths >= 2, got {self.length_buckets}")
     if self.row_multiple < 1:
       raise ValueError(f"row_multiple must be >= 1, got {self.row_multiple}")
-
-
-def bucket_length(length: int, buckets: Sequence[int]) -> int:
-  """Smallest bucket >= `length`; an error naming the limit when none fits."""
-  for b in buckets:
-    if length <= b:
-      return int(b)
-  raise ValueError(
-      f"a row of {length} tokens (prompt + completion) exceeds the largest length "
-      f"bucket {buckets[-1]}; add a larger bucket or truncate the rollout")
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -189,8 +181,6 @@ def completion_indices(prompt_lens: np.ndarray, completion_lens: np.ndarray, row
   C rounds the longest completion up to at most 4 sizes per octave (waste <= 25 %), capped
   at T - 1, so the learner's head work follows the completions, not the prompts.
   """
-  from absolute_zero.sampling.buckets import length_bucket
-
   longest = int(completion_lens.max()) if len(completion_lens) else 0
   width = min(length_bucket(max(longest, 1)), seq_len - 1)
   j = np.arange(width)[None, :]  # [1, C]

@@ -207,24 +207,6 @@ def abstract_tree(tree: Any, shardings: Any = None) -> Any:
                       tree, shardings)
 
 
-def abstract_train_state(model_config, learner_config, mesh, rules=None):
-  """Abstract `TrainState` of the learner, laid out on `mesh` by the training rules."""
-  from absolute_zero import learner as learner_lib
-  from absolute_zero import sharding as sharding_lib
-  from absolute_zero.models.transformer import init_params
-
-  rules = sharding_lib.TRAIN_RULES if rules is None else rules
-  shardings = learner_lib.train_state_shardings(model_config, learner_config, mesh, rules)
-  optimizer = learner_lib.make_optimizer(learner_config)
-
-  def init():
-    params = init_params(model_config, jax.random.key(0))
-    return learner_lib.TrainState(params=params, opt_state=optimizer.init(params),
-                                  step=jnp.zeros((), jnp.int32))
-
-  return abstract_tree(jax.eval_shape(init), shardings)
-
-
 def _leaf_name(path) -> str:
   return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
                   for k in path) or "<root>"

@@ -16,22 +16,21 @@ module also holds the few helpers that make that work with more than one process
     `jax.device_put(numpy, sharding)` checks equality across hosts on every call and
     `np.asarray(array)` fails; these helpers build arrays from each process's identical
     host copy and gather results before they are fetched.
-  * `allgather_json`: every process's small JSON-able value, on every process.
-  * `HostShardedPool`: a sandbox pool wrapper that runs only this host's share of each
-    batch and gathers the results, so sandbox work is split over hosts while every
-    process still sees every result, in order.
+  * `allgather_json`: every process's small JSON-able value, on every process;
+  * `shard_range`: this process's contiguous part of a batch (the self-play loop's
+    `selfplay.host_pool.HostShardedPool` splits sandbox batches with these two).
 Every helper has a fast path for one process that does exactly what the code did before.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 # Explicit variables (set by launch/slurm_gpu.sbatch, or by hand).
 _EXPLICIT_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -128,7 +127,6 @@ def put_global(x: Any, sharding: jax.sharding.Sharding) -> jax.Array:
 
 def _leaf_to_host(x: Any) -> np.ndarray:
   if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
-    from jax.experimental import multihost_utils
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(x)
 
@@ -162,7 +160,6 @@ def allgather_json(value: Any) -> list:
   """
   if jax.process_count() == 1:
     return [value]
-  from jax.experimental import multihost_utils
   data = np.frombuffer(json.dumps(value, separators=(",", ":")).encode("ascii"), np.uint8)
   lengths = np.asarray(multihost_utils.process_allgather(np.asarray([data.size], np.int32)))
   lengths = lengths.reshape(-1)
@@ -184,39 +181,3 @@ def shard_range(n: int, index: int, count: int) -> tuple[int, int]:
   base, extra = divmod(n, count)
   start = index * base + min(index, extra)
   return start, start + base + (1 if index < extra else 0)
-
-
-class HostShardedPool:
-  """A sandbox pool whose `run_batch` runs only this process's share of the jobs.
-
-  Every process calls `run_batch` with the same jobs (the program is SPMD); each runs its
-  contiguous part (`shard_range`) in its own local pool, then the `JobResult`s are
-  all-gathered (`allgather_json`) so every process returns the same full list, in input
-  order. Sandbox throughput scales with the number of hosts, and everything computed from
-  the results (validity, outputs, rewards, buffer additions) is identical everywhere.
-  `jobs_run` counts the jobs this process ran, `batches` the non-empty batches it shared.
-  Other attributes pass through.
-  """
-
-  def __init__(self, pool: Any):
-    self._pool = pool
-    self.index, self.count = jax.process_index(), jax.process_count()
-    self.jobs_run = self.batches = 0
-
-  def __getattr__(self, name):
-    return getattr(self._pool, name)
-
-  def run_batch(self, jobs: Sequence[Any]) -> list:
-    from absolute_zero.sandbox.job_types import JobResult
-    jobs = list(jobs)
-    if not jobs:  # the same on every process: nothing to run, nothing to gather
-      return []
-    start, stop = shard_range(len(jobs), self.index, self.count)
-    local = self._pool.run_batch(jobs[start:stop]) if stop > start else []
-    self.jobs_run += stop - start
-    self.batches += 1
-    parts = allgather_json([dataclasses.astuple(r) for r in local])
-    results = [JobResult(*fields) for part in parts for fields in part]
-    if len(results) != len(jobs):
-      raise RuntimeError(f"gathered {len(results)} sandbox results for {len(jobs)} jobs")
-    return results

@@ -146,6 +146,22 @@ def init_train_state(params, learner_config: LearnerConfig, mesh: Mesh | None = 
   return TrainState(params=params, opt_state=opt_state, step=step)
 
 
+def abstract_train_state(model_config: ModelConfig, learner_config: LearnerConfig, mesh: Mesh,
+                         rules=sharding_lib.TRAIN_RULES) -> TrainState:
+  """The TrainState as `jax.ShapeDtypeStruct`s laid out on `mesh` by `rules` (nothing is
+  allocated): the target a checkpoint restore needs."""
+  shardings = train_state_shardings(model_config, learner_config, mesh, rules)
+  optimizer = make_optimizer(learner_config)
+
+  def init():
+    params = init_params(model_config, jax.random.key(0))
+    return TrainState(params=params, opt_state=optimizer.init(params),
+                      step=jnp.zeros((), jnp.int32))
+
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      jax.eval_shape(init), shardings)
+
+
 def _own_copy(x, sharding) -> jax.Array:
   """`x` on `sharding`, in buffers of its own (copied on device first: a resharded array
   may share buffers with its source, and train steps donate the state)."""
@@ -164,14 +180,6 @@ def shard_batch(batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None,
   return jax.tree.map(
       lambda x: distributed.put_global(x, sharding_lib.batch_sharding(mesh, rules, np.ndim(x))),
       batch)
-
-
-def compute_advantages(rewards, group_ids, num_groups: int, valid,
-                       config: LearnerConfig) -> jax.Array:
-  """Sequence advantages with the config's mode (task-relative or one global baseline)."""
-  return loss_lib.task_relative_advantages(
-      rewards, group_ids, num_groups, valid, eps=config.advantage_eps,
-      mode=config.advantage_mode)
 
 
 # ---------------------------------------------------------------------------- the loss

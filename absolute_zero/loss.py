@@ -4,7 +4,7 @@ Everything here is a pure, jit-friendly JAX function; the learner wires them
 together (coefficients, micro-batching, optimiser). Conventions:
 
 * Shapes: `B` sequences, `T` token positions, `D` hidden size, `V` vocabulary.
-* Masks are built from lengths (`masks_from_lengths`), never from `token == pad`.
+* Masks are built from lengths (`batching.build_train_batch`), never from `token == pad`.
 * Per-token terms return masked *sums* plus a token count, so micro-batches
   aggregate by tokens: the learner adds sums and counts over micro-batches and
   divides once at the end (token-mean over the whole batch).
@@ -472,37 +472,3 @@ def entropy_bonus(
     if entropy.shape != mask.shape:
         raise ValueError(f"entropy {entropy.shape} and mask {mask.shape} differ")
     return jnp.sum(jnp.where(jnp.asarray(mask).astype(bool), entropy, 0.0))
-
-
-# ----------------------------------------------------------------------------
-# Masks
-# ----------------------------------------------------------------------------
-
-
-def masks_from_lengths(
-    prompt_lengths: jax.Array,  # [B] int: tokens of prompt
-    total_lengths: jax.Array,  # [B] int: prompt + response tokens
-    seq_len: int,
-) -> jax.Array:  # [B, T=seq_len] bool
-    """Response mask over token positions: `prompt_len <= t < total_len`.
-
-    Derived from lengths, never from `token == pad` (pad may equal EOS, and the
-    EOS that ends a response must be trained on). Position `t` indexes the
-    token sequence; when log-probs are aligned to predicted tokens
-    (`logprobs[:, t]` scores token `t + 1`), use `mask[:, 1:]`.
-    """
-    prompt_lengths = jnp.asarray(prompt_lengths, jnp.int32)
-    total_lengths = jnp.asarray(total_lengths, jnp.int32)
-    if prompt_lengths.ndim != 1 or total_lengths.shape != prompt_lengths.shape:
-        raise ValueError(
-            f"prompt_lengths and total_lengths must be [B]; got {prompt_lengths.shape}, {total_lengths.shape}"
-        )
-    if _is_concrete(prompt_lengths, total_lengths):
-        p, t = np.asarray(prompt_lengths), np.asarray(total_lengths)
-        if (p < 0).any() or (t < p).any() or (t > seq_len).any():
-            raise ValueError(
-                f"need 0 <= prompt_length <= total_length <= seq_len={seq_len}; "
-                f"got prompt_lengths={p.tolist()}, total_lengths={t.tolist()}"
-            )
-    positions = jnp.arange(seq_len, dtype=jnp.int32)[None, :]  # [1, T]
-    return (positions >= prompt_lengths[:, None]) & (positions < total_lengths[:, None])

@@ -1,6 +1,6 @@
-"""What happened in a run: per-step metrics as JSONL and TensorBoard, progress, phase times.
+"""What happened in a run: per-step metrics as JSONL and TensorBoard.
 
-Key convention (flat, '/'-separated; `experiments/plot_run.py` groups by it). The names a
+Key convention (flat, '/'-separated; `metrics_plot.py` groups by it). The names a
 self-play run writes are defined once, in `absolute_zero/selfplay/metric_names.py`:
   `{task}/{role}/{metric}`   per (task type, role), e.g. `deduction/solve/reward_mean`,
                              `abduction/propose/validity_rate`, `induction/solve/solve_rate`,
@@ -24,14 +24,12 @@ value, ...}`; a non-finite value is written as `null` and its key listed under
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-import sys
 import time
-from typing import Any, Callable, Iterator, Mapping, TextIO
+from typing import Any, Mapping, TextIO
 
 import numpy as np
 
@@ -141,6 +139,7 @@ def truncate_after(path: str | os.PathLike, last_step: int | None) -> int:
 
 
 def _is_primary() -> bool:
+  # Imported here: distributed needs JAX, and metrics_plot reads metrics without it.
   from absolute_zero.distributed import is_primary
   return is_primary()
 
@@ -227,7 +226,7 @@ class MetricsWriter:
     """First write: drop stale lines at/after `first_step`; open TensorBoard with a purge."""
     self.truncate_after(first_step - 1)
     if self.use_tensorboard:
-      from tensorboardX import SummaryWriter
+      from tensorboardX import SummaryWriter  # heavy (protobuf); only with TensorBoard on
       # TensorBoard hides events of earlier sessions with step >= purge_step.
       self._tb = SummaryWriter(self.log_dir, purge_step=self._purge_step)
 
@@ -254,107 +253,3 @@ class MetricsWriter:
   def __exit__(self, *exc) -> None:
     self.close()
 
-
-# ------------------------------------------------------------------ console progress
-
-
-def _format_seconds(seconds: float) -> str:
-  seconds = max(0.0, seconds)
-  if seconds < 60:
-    return f"{seconds:.0f}s"
-  minutes, secs = divmod(int(seconds + 0.5), 60)
-  if minutes < 60:
-    return f"{minutes}m{secs:02d}s"
-  hours, minutes = divmod(minutes, 60)
-  return f"{hours}h{minutes:02d}m"
-
-
-class Progress:
-  """Prints '[name] done/total unit (pct) rate, elapsed, ETA' to stderr every `every_s`.
-
-  For long host-side phases (generation batches, sandbox jobs, benchmark items); no tqdm.
-  `total=None` prints counts and rate without a percentage or ETA.
-  """
-
-  def __init__(self, name: str, total: int | None = None, *, unit: str = "items",
-               every_s: float = 10.0, stream: TextIO | None = None,
-               clock: Callable[[], float] = time.monotonic, enabled: bool | None = None):
-    self.name, self.total, self.unit, self.every_s = name, total, unit, every_s
-    self.stream = stream if stream is not None else sys.stderr
-    self.clock = clock
-    self.enabled = _is_primary() if enabled is None else enabled  # default: process 0 only
-    self.done = 0
-    self.start = clock()
-    self._last_print = self.start
-
-  def line(self) -> str:
-    """The current status line."""
-    elapsed = self.clock() - self.start
-    rate = self.done / elapsed if elapsed > 0 else 0.0
-    parts = [f"[{self.name}] {self.done}"]
-    if self.total is not None:
-      pct = 100.0 * self.done / self.total if self.total else 100.0
-      parts[0] += f"/{self.total} {self.unit} ({pct:.0f}%)"
-    else:
-      parts[0] += f" {self.unit}"
-    parts.append(f"{rate:.2f} {self.unit}/s")
-    parts.append(f"elapsed {_format_seconds(elapsed)}")
-    if self.total is not None and rate > 0 and self.done < self.total:
-      parts.append(f"ETA {_format_seconds((self.total - self.done) / rate)}")
-    return ", ".join(parts)
-
-  def update(self, n: int = 1) -> None:
-    """Counts `n` more finished items; prints if `every_s` passed since the last print."""
-    self.done += n
-    now = self.clock()
-    if now - self._last_print >= self.every_s:
-      self._print()
-      self._last_print = now
-
-  def finish(self) -> None:
-    """Prints the final line."""
-    self._print()
-
-  def _print(self) -> None:
-    if self.enabled:
-      print(self.line(), file=self.stream, flush=True)
-
-  def __enter__(self) -> "Progress":
-    return self
-
-  def __exit__(self, exc_type, *exc) -> None:
-    if exc_type is None:
-      self.finish()
-
-
-# ------------------------------------------------------------------ phase times
-
-
-class PhaseTimer:
-  """Wall time per named phase, summed over repeats: `with timer("sandbox"): ...`.
-
-  Device work is asynchronous: block on its results (`jax.block_until_ready`) inside the
-  phase, or its time lands in whichever phase next waits for it.
-  """
-
-  def __init__(self, clock: Callable[[], float] = time.perf_counter):
-    self.clock = clock
-    self.times: dict[str, float] = {}
-
-  @contextlib.contextmanager
-  def __call__(self, phase: str) -> Iterator[None]:
-    start = self.clock()
-    try:
-      yield
-    finally:
-      self.times[phase] = self.times.get(phase, 0.0) + (self.clock() - start)
-
-  def as_metrics(self, prefix: str = "time") -> dict[str, float]:
-    """{'time/generation': s, ..., 'time/total': sum}."""
-    out = {f"{prefix}/{phase}": seconds for phase, seconds in self.times.items()}
-    if self.times:
-      out[f"{prefix}/total"] = sum(self.times.values())
-    return out
-
-  def reset(self) -> None:
-    self.times = {}

@@ -32,10 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from absolute_zero import distributed
+from absolute_zero import distributed, sharding
 from absolute_zero.models.config import ModelConfig
+from absolute_zero.buckets import batch_bucket, length_bucket
 from absolute_zero.sampling import decode as dec
-from absolute_zero.sampling.buckets import batch_bucket, left_pad, length_bucket
+from absolute_zero.sampling.padding import left_pad
 from absolute_zero.sampling.token_sampling import SamplingKnobs
 
 FinishReason = Literal["eos", "stop", "length"]
@@ -135,8 +136,6 @@ class Sampler:
 
   def __init__(self, config: ModelConfig, params: Any, tokenizer=None, mesh=None,
                rules=None, sampler_config: SamplerConfig | None = None):
-    from absolute_zero import sharding
-
     self.config = config
     self.tokenizer = tokenizer
     self.mesh = mesh
@@ -181,8 +180,7 @@ class Sampler:
   def _batch_sharded(self, x: np.ndarray):
     if self.mesh is None:
       return jnp.asarray(x)
-    from absolute_zero.sharding import batch_sharding
-    return distributed.put_global(x, batch_sharding(self.mesh, self.rules, x.ndim))
+    return distributed.put_global(x, sharding.batch_sharding(self.mesh, self.rules, x.ndim))
 
   def _encode(self, prompts) -> list[list[int]]:
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):

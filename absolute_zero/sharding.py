@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from absolute_zero.models.transformer import Transformer, logical_axes
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -120,20 +124,11 @@ def tree_shardings(logical_tree, shapes_tree, mesh: Mesh, rules: Rules):
 
 def param_shardings(config, mesh: Mesh, rules: Rules = TRAIN_RULES):
   """NamedShardings matching the params pytree of `config`."""
-  from absolute_zero.models.transformer import Transformer, logical_axes
-  import jax.numpy as jnp
-  import flax.linen as nn
-
   tokens = jnp.zeros((1, 1), jnp.int32)
   shapes = jax.eval_shape(
       lambda: nn.meta.unbox(Transformer(config).init(jax.random.key(0), tokens, tokens))
   )["params"]
   return tree_shardings(logical_axes(config), shapes, mesh, rules)
-
-
-def shard_params(params, shardings):
-  """Places host or device params onto the mesh."""
-  return jax.tree.map(lambda x, s: jax.device_put(x, s), params, shardings)
 
 
 def batch_sharding(mesh: Mesh, rules: Rules = TRAIN_RULES, ndim: int = 2) -> NamedSharding:

@@ -86,7 +86,7 @@ def write_hf_tokenizer(source: str | os.PathLike, directory: str | os.PathLike, 
     hf_json = None
     chat_template = None
   elif kind == "tokenizer.model":
-    from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+    from sentencepiece import sentencepiece_model_pb2 as sp_pb2  # on use: Gemma only
     proto = sp_pb2.ModelProto()
     proto.ParseFromString(path.read_bytes())
     hf_json = _sentencepiece_tokenizer_json(proto, tokenizer)
@@ -163,7 +163,7 @@ def _id_to_text(tokenizer: tk.Tokenizer) -> dict[int, str]:
 
 def _bos_post_processor(tokenizer: tk.Tokenizer):
   """Prepends BOS when the model's convention is to (Gemma), as `encode` does."""
-  from tokenizers import processors
+  from tokenizers import processors  # on use: the HF tokenizers library
 
   if not tokenizer.add_bos_default or tokenizer.bos_id is None:
     return None
@@ -181,7 +181,7 @@ def _sentencepiece_tokenizer_json(proto, tokenizer: tk.Tokenizer):
   User-defined pieces (Gemma's whitespace runs and newline runs, HTML tags) and control
   pieces become added tokens, matched before BPE as SentencePiece matches them.
   """
-  from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+  from sentencepiece import sentencepiece_model_pb2 as sp_pb2  # on use: Gemma only
   from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
 
   if proto.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
@@ -229,6 +229,7 @@ def _sentencepiece_tokenizer_json(proto, tokenizer: tk.Tokenizer):
 
 def _byte_level_tokenizer_json(vocab: tk.GGUFVocab, tokenizer: tk.Tokenizer):
   """A `tokenizers.Tokenizer` from a GGUF `gpt2` vocabulary (as `tokenizers` builds ours)."""
+  # on use: the HF tokenizers library
   from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
   if vocab.merges is None:

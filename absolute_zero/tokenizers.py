@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from absolute_zero.models.embedded import EMBEDDED_MODELS, embedded_gguf_path
+
 Message = Mapping[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
 
 # SentencePiece / GGUF token types (same numbering in both).
@@ -556,7 +558,7 @@ def _sentencepiece_proto_from_gguf(vocab: GGUFVocab):
     user-defined pieces (stored with real spaces in the GGUF) are respelled with '▁';
     byte fallback on; identity normaliser with no dummy prefix and no whitespace collapsing.
     """
-    from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+    from sentencepiece import sentencepiece_model_pb2 as sp_pb2  # on use: Gemma paths only
 
     proto = sp_pb2.ModelProto()
     n = len(vocab.tokens)
@@ -597,7 +599,7 @@ def _sentencepiece_tokenizer(proto, name: str, add_bos: bool, chat_template: str
 
     `pieces` ((piece, type) per id, as in the proto) may be passed to skip reading them back.
     """
-    import sentencepiece as spm
+    import sentencepiece as spm  # on use: Gemma paths only
 
     sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
     if pieces is None:
@@ -635,6 +637,7 @@ def _sentencepiece_tokenizer(proto, name: str, add_bos: bool, chat_template: str
 def _byte_level_bpe_from_gguf(vocab: GGUFVocab, name: str) -> Tokenizer:
     """HF `tokenizers` BPE from a GGUF `gpt2` vocabulary (SmolLM2's `smollm` pre-tokenizer:
     every digit alone, then GPT-2's ByteLevel split, no prefix space)."""
+    # on use: the HF tokenizers library is needed by BPE paths only
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
 
     if vocab.merges is None:
@@ -699,7 +702,7 @@ def from_gguf(path: str | os.PathLike) -> Tokenizer:
 
 def from_sentencepiece_model(path: str | os.PathLike, add_bos: bool = True) -> Tokenizer:
     """A tokenizer from a SentencePiece `tokenizer.model` file (e.g. a Gemma HF checkpoint)."""
-    from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+    from sentencepiece import sentencepiece_model_pb2 as sp_pb2  # on use: Gemma paths only
 
     path = Path(path)
     if not path.is_file():
@@ -727,7 +730,7 @@ def from_tokenizer_json(path: str | os.PathLike, config_path: str | os.PathLike 
     BOS/EOS/PAD and the chat template come from `tokenizer_config.json` next to it (or
     `config_path`); without it they are guessed from well-known token texts.
     """
-    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import Tokenizer as HFTokenizer  # on use: BPE paths only
 
     path = Path(path)
     if not path.is_file():
@@ -781,9 +784,6 @@ def from_tokenizer_json(path: str | os.PathLike, config_path: str | os.PathLike 
 # Factory and checks
 # --------------------------------------------------------------------------------------
 
-_EMBEDDED_NAMES = ("gemma3-270m", "smollm2-135m")  # see absolute_zero.models.embedded
-
-
 def resolve_tokenizer_source(source: str | os.PathLike) -> tuple[str, Path]:
     """('gguf' | 'tokenizer.json' | 'tokenizer.model', file) for a tokenizer source.
 
@@ -791,10 +791,8 @@ def resolve_tokenizer_source(source: str | os.PathLike) -> tuple[str, Path]:
     (assembled into the cache on first use). Raises FileNotFoundError for a missing path or
     a directory holding no tokenizer, ValueError for a file of unknown kind.
     """
-    if isinstance(source, str) and source in _EMBEDDED_NAMES:
-        from absolute_zero.models.embedded import embedded_gguf_path  # finds / assembles the GGUF
-
-        return "gguf", Path(embedded_gguf_path(source))
+    if isinstance(source, str) and source in EMBEDDED_MODELS:
+        return "gguf", Path(embedded_gguf_path(source))  # finds / assembles the GGUF
     path = Path(source)
     if path.is_dir():
         for fname in ("tokenizer.json", "tokenizer.model"):
@@ -808,7 +806,7 @@ def resolve_tokenizer_source(source: str | os.PathLike) -> tuple[str, Path]:
             f"*.gguf file (found {len(ggufs)} .gguf files)")
     if not path.exists():
         raise FileNotFoundError(f"tokenizer source not found: {path} (give a .gguf, tokenizer.json, "
-                                f"tokenizer.model, a directory, or one of {list(_EMBEDDED_NAMES)})")
+                                f"tokenizer.model, a directory, or one of {list(EMBEDDED_MODELS)})")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == _GGUF_MAGIC:

@@ -104,6 +104,6 @@ class WandbTracker:
     files asynchronously: when this returns they are complete on disk (measured with
     wandb 0.31: after `finish()` alone, a second run's offline file was sometimes still
     empty)."""
-    import wandb
+    import wandb  # optional package (the wandb extra)
     self._run.finish()
     wandb.teardown()

@@ -292,13 +292,11 @@ def apply_saved_flags(saved: dict) -> list[str]:
 
 
 def run_config_dict(model_config, selfplay, learner, sandbox) -> dict:
-  import dataclasses
-  from absolute_zero.checkpointing import to_jsonable
-  return to_jsonable({"model": dataclasses.asdict(model_config), "model_source": FLAGS.model,
-                      "tokenizer_source": FLAGS.tokenizer,
-                      "selfplay": selfplay.to_dict(), "learner": dataclasses.asdict(learner),
-                      "sandbox": dataclasses.asdict(sandbox), "mesh": FLAGS.mesh,
-                      "flags": method_flag_values()})
+  """The run's resolved config (schema: `policy_loading.run_config`) from these flags."""
+  from absolute_zero.policy_loading import run_config
+  return run_config(model_config, selfplay, learner, sandbox, model_source=FLAGS.model,
+                    tokenizer_source=FLAGS.tokenizer, mesh=FLAGS.mesh,
+                    flags=method_flag_values())
 
 
 def _open_checkpoints(checkpoint_dir: str):
@@ -396,7 +394,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
   import jax
   from absolute_zero import checkpointing, distributed, sharding
   from absolute_zero.metrics import MetricsWriter, truncate_after
-  from absolute_zero.models.loading import load_policy
+  from absolute_zero.policy_loading import load_policy
   from absolute_zero.sandbox import SandboxPool
   from absolute_zero.selfplay.run import SelfPlayRun
 
@@ -415,7 +413,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
     model_config, params, tokenizer = load_policy(
         FLAGS.model, FLAGS.tokenizer, param_dtype=FLAGS.param_dtype, dtype=_compute_dtype(),
         random_init=FLAGS.random_init, seed=FLAGS.seed)
-  except (ValueError, FileNotFoundError) as e:  # CheckpointError is a ValueError
+  except (ValueError, FileNotFoundError) as e:  # ModelFileError is a ValueError
     raise cli.InputError(f"--model={FLAGS.model}: {e}") from None
   model_config = model_config.replace(remat_policy=FLAGS.remat, attention=FLAGS.attention,
                                       attention_block_size=FLAGS.attention_block_size)
@@ -490,7 +488,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
     tracker.finish()
   plot_path = None
   if FLAGS.plot and distributed.is_primary():
-    from experiments.plot_run import plot_run
+    from absolute_zero.metrics_plot import plot_run
     try:
       plot_path = plot_run(log_dir, os.path.join(log_dir, PLOT_FILE))[0]
     except ValueError as e:  # nothing numeric to plot yet

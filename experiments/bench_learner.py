@@ -112,7 +112,7 @@ def _run_jax(chunked: bool) -> dict:
   from absolute_zero import learner
   from absolute_zero.batching import BatchShapes, build_train_batch
   from absolute_zero.models import get_config, init_params
-  from absolute_zero.models.loading import load_model
+  from absolute_zero.policy_loading import load_model
 
   if FLAGS.embedded_weights:
     config, params = load_model(FLAGS.model)

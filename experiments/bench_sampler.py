@@ -69,7 +69,7 @@ def _peak_rss_mib() -> float:
 
 
 def _load_jax(model: str, random_weights: bool):
-  from absolute_zero.models.loading import load_model
+  from absolute_zero.policy_loading import load_model
   from absolute_zero.tokenizers import load_tokenizer
 
   config, params = load_model(model, random_init=random_weights)

@@ -30,8 +30,9 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absolute_zero.sandbox import SandboxPool, execute, grade_deduction, validate_proposals  # noqa: E402
-from absolute_zero.sandbox.azr import REFERENCE_BANNED  # noqa: E402
+from absolute_zero.sandbox import SandboxPool  # noqa: E402
+from absolute_zero.tasks.grading import grade_deduction  # noqa: E402
+from absolute_zero.tasks.validators import REFERENCE_BANNED, execute, validate_proposals  # noqa: E402
 from absolute_zero.evaluation.data import default_data_dir  # noqa: E402
 
 _DEFAULT_DATA = default_data_dir()  # $AZR_DATA_DIR, else the packaged benchmark data

@@ -139,7 +139,7 @@ def _model_source() -> tuple[str, str]:
     """(kind, source) of --model, every problem found before loading (InputError)."""
     from absolute_zero.checkpointing import CheckpointError
     from absolute_zero.models.embedded import EMBEDDED_MODELS
-    from absolute_zero.models.loading import ModelSourceError, resolve_model_source
+    from absolute_zero.policy_loading import ModelSourceError, resolve_model_source
     from absolute_zero.models.presets import PRESETS
 
     value = FLAGS.model
@@ -159,7 +159,7 @@ def _model_source() -> tuple[str, str]:
 def _check_run_checkpoint(value: str, directory: str) -> None:
     """The run's latest step has a readable saved config and tokenizer source."""
     from absolute_zero.checkpointing import CheckpointError
-    from absolute_zero.models.loading import load_run_checkpoint
+    from absolute_zero.policy_loading import load_run_checkpoint
 
     try:
         with cli.quiet_logs():
@@ -215,7 +215,7 @@ def _load(source: str, tokenizer_source: str | None):
     """(model config, params, tokenizer); a checkpoint whose files turn out unreadable, or a
     tokenizer that does not fit, is bad input (InputError)."""
     from absolute_zero.checkpointing import CheckpointError
-    from absolute_zero.models.loading import load_policy
+    from absolute_zero.policy_loading import load_policy
 
     try:
         with cli.quiet_logs():

@@ -64,11 +64,11 @@ def _output_dir() -> str:
 
 
 def _source() -> tuple[str, str]:
-  """(kind, where) of --checkpoint (see loading.resolve_model_source); InputError if bad."""
+  """(kind, where) of --checkpoint (see policy_loading.resolve_model_source); InputError if bad."""
   cli.check(FLAGS.checkpoint is not None, "--checkpoint is required: a run directory, a "
             "checkpoint directory or a model source")
   from absolute_zero.models.embedded import EMBEDDED_MODELS  # imports JAX: after the check
-  from absolute_zero.models.loading import ModelSourceError, resolve_model_source
+  from absolute_zero.policy_loading import ModelSourceError, resolve_model_source
   from absolute_zero.models.presets import PRESETS
 
   value = FLAGS.checkpoint
@@ -90,7 +90,7 @@ def _source() -> tuple[str, str]:
 def _run_tokenizer_source(where: str) -> str | None:
   """The run's recorded tokenizer source, with --step checked (InputError otherwise)."""
   from absolute_zero.checkpointing import CheckpointError
-  from absolute_zero.models.loading import load_run_checkpoint
+  from absolute_zero.policy_loading import load_run_checkpoint
 
   try:
     with cli.quiet_logs():
@@ -127,7 +127,7 @@ def _tokenizer_source(kind: str, where: str, run_source: str | None) -> str:
 def _load(kind: str, where: str):
   """(config, params) from the source; unreadable files are bad input (InputError)."""
   from absolute_zero.checkpointing import CheckpointError
-  from absolute_zero.models.loading import load_model, load_run_checkpoint
+  from absolute_zero.policy_loading import load_model, load_run_checkpoint
 
   try:
     with cli.quiet_logs():

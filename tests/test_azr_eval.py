@@ -25,7 +25,7 @@ KEYS = ("eval/cruxeval_o/score", "eval/gsm8k/score")
 
 @pytest.mark.slow
 def test_eval_every_step_resumed_on_schedule(workdir):  # noqa: F811
-  from experiments.plot_run import group_series
+  from absolute_zero.metrics_plot import group_series
   from tests.test_metrics import read_events, scalar_events
 
   run = workdir / "evalrun"

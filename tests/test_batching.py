@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from absolute_zero.batching import BatchShapes, TrainBatch, bucket_length, build_train_batch
+from absolute_zero.batching import BatchShapes, TrainBatch, build_train_batch
+from absolute_zero.buckets import bucket_length
 
 PAD = 9
 

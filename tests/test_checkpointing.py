@@ -1,5 +1,6 @@
 """Run checkpoints: exact round trip, keep-last-N, restore onto other meshes, crash safety,
-and the errors for an unwritable directory and a checkpoint from a different model.
+reading without writing (a read-only directory, a live run's save in progress), and the
+errors for an unwritable directory and a checkpoint from a different model.
 
 References are independent of Orbax: host NumPy copies taken before saving, shardings
 computed by `learner.train_state_shardings` for the target mesh, and the directory
@@ -9,7 +10,9 @@ listing on disk.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -23,6 +26,7 @@ import pytest
 from absolute_zero import checkpointing as ckpt_lib
 from absolute_zero import learner as learner_lib
 from absolute_zero import sharding as sharding_lib
+from absolute_zero.policy_loading import load_run_checkpoint
 from absolute_zero.models.presets import get_config
 from absolute_zero.tasks.buffers import TaskBuffers
 from absolute_zero.tasks.types import TaskType, Triplet
@@ -48,7 +52,7 @@ def make_train_state(model_config, learner_config, mesh, seed=0, step=7):
 
   Built on the host with NumPy and placed with `device_put`: no per-leaf compilation.
   """
-  abstract = ckpt_lib.abstract_train_state(model_config, learner_config, mesh)
+  abstract = learner_lib.abstract_train_state(model_config, learner_config, mesh)
   rng = np.random.default_rng(seed)
 
   def leaf(x):
@@ -115,7 +119,7 @@ def test_round_trip_restores_every_item_exactly(saved_run, model_config, learner
   mesh = sharding_lib.make_mesh((2, 2, 2))
   with ckpt_lib.RunCheckpointer(directory) as ckpt:
     assert ckpt.latest_step() == 7 and ckpt.all_steps() == [7]
-    abstract = ckpt_lib.abstract_train_state(model_config, learner_config, mesh)
+    abstract = learner_lib.abstract_train_state(model_config, learner_config, mesh)
     run = ckpt.restore(None, abstract, config=run_config(model_config))
   assert isinstance(run.train_state, learner_lib.TrainState)
   assert_tree_equal(run.train_state, expected["state"])
@@ -143,7 +147,7 @@ def test_restore_onto_a_different_mesh(saved_run, model_config, learner_config, 
   else:
     mesh = sharding_lib.make_mesh((1, 8, 1))
   want = learner_lib.train_state_shardings(model_config, learner_config, mesh)
-  abstract = ckpt_lib.abstract_train_state(model_config, learner_config, mesh)
+  abstract = learner_lib.abstract_train_state(model_config, learner_config, mesh)
   with ckpt_lib.RunCheckpointer(directory) as ckpt:
     run = ckpt.restore(7, abstract)
   assert_tree_equal(run.train_state, expected["state"])
@@ -172,7 +176,7 @@ def test_async_save_survives_deleting_the_source_arrays(tmp_path, model_config,
     for leaf in jax.tree.leaves(state):
       leaf.delete()
     ckpt.wait_until_finished()
-    run = ckpt.restore(1, ckpt_lib.abstract_train_state(model_config, learner_config, mesh))
+    run = ckpt.restore(1, learner_lib.abstract_train_state(model_config, learner_config, mesh))
   assert_tree_equal(run.train_state, expected)
 
 
@@ -261,13 +265,13 @@ def test_checkpoint_from_a_different_model_is_refused(saved_run, model_config,
     assert "vocab_size" not in message
     # restore(config=...) checks before reading arrays.
     with pytest.raises(ckpt_lib.IncompatibleCheckpointError, match="num_layers"):
-      ckpt.restore(7, ckpt_lib.abstract_train_state(model_config, learner_config, mesh),
+      ckpt.restore(7, learner_lib.abstract_train_state(model_config, learner_config, mesh),
                    config=run_config(model_config, num_layers=3, embed_dim=96))
     # Without a config, the layout check names the leaves whose shapes differ.
     with pytest.raises(ckpt_lib.IncompatibleCheckpointError,
                        match=r"params/embedding: checkpoint shape \(512, 64\), target shape "
                              r"\(512, 96\)"):
-      ckpt.restore(7, ckpt_lib.abstract_train_state(other, learner_config, mesh))
+      ckpt.restore(7, learner_lib.abstract_train_state(other, learner_config, mesh))
 
 
 def test_model_field_differences_reads_flat_or_nested_configs():
@@ -278,6 +282,66 @@ def test_model_field_differences_reads_flat_or_nested_configs():
       "num_layers: checkpoint=2, current=4"]
   assert ckpt_lib.model_field_differences(saved, {"model": {"vocab_size": 10}}) == [
       "num_layers: checkpoint=2, current='<absent>'"]
+
+
+# ------------------------------------------------------------------ reading never writes
+
+
+def _tree_snapshot(root):
+  """Relative path -> (file type, mtime in ns, bytes of a file) for everything under `root`.
+
+  A created-and-deleted probe file still shows: it changes its directory's mtime."""
+  out = {".": (None, os.stat(root).st_mtime_ns, None)}
+  for dirpath, dirnames, filenames in os.walk(root):
+    for name in dirnames + filenames:
+      path = os.path.join(dirpath, name)
+      st = os.lstat(path)
+      content = None
+      if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+          content = f.read()
+      out[os.path.relpath(path, root)] = (stat.S_IFMT(st.st_mode), st.st_mtime_ns, content)
+  return out
+
+
+def _copy_with_save_in_progress(saved_run, tmp_path):
+  """A copy of the saved run beside the unfinished save of step 9 a live run would leave."""
+  directory = tmp_path / "run"
+  shutil.copytree(saved_run[0], directory)
+  live = directory / "9.orbax-checkpoint-tmp-1764490000" / "train_state"
+  live.mkdir(parents=True)
+  (live / "partial").write_bytes(b"half-written array")
+  return directory
+
+
+def _read_as_evaluation_and_export_do(directory, expected, model_config):
+  """The readers' paths: the step query, the saved config, the params (one device)."""
+  with ckpt_lib.RunCheckpointer(directory, async_save=False, read_only=True) as ckpt:
+    assert ckpt.latest_step() == 7 and ckpt.all_steps() == [7]
+    assert ckpt.saved_config(7) == expected["config"]
+  config, params, source = load_run_checkpoint(directory)
+  assert config.num_layers == model_config.num_layers and source == ""
+  assert_tree_equal(params, expected["state"].params)
+  assert load_run_checkpoint(directory, params_too=False)[1] is None
+
+
+def test_reading_leaves_a_save_in_progress_untouched(saved_run, tmp_path, model_config):
+  directory = _copy_with_save_in_progress(saved_run, tmp_path)
+  before = _tree_snapshot(directory)
+  _read_as_evaluation_and_export_do(directory, saved_run[1], model_config)
+  assert _tree_snapshot(directory) == before  # no probe file, no tmp cleanup, nothing new
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod a-w")
+def test_reading_works_on_a_read_only_directory(saved_run, tmp_path, model_config):
+  directory = _copy_with_save_in_progress(saved_run, tmp_path)
+  subprocess.run(["chmod", "-R", "a-w", str(directory)], check=True)
+  try:
+    before = _tree_snapshot(directory)
+    _read_as_evaluation_and_export_do(directory, saved_run[1], model_config)
+    assert _tree_snapshot(directory) == before
+  finally:
+    subprocess.run(["chmod", "-R", "u+w", str(directory)], check=True)
 
 
 # ------------------------------------------------------------------ crash safety

@@ -8,6 +8,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from absolute_zero import distributed, sharding
 from absolute_zero.sandbox.job_types import Job, JobResult
+from absolute_zero.selfplay.host_pool import HostShardedPool
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 7, 64])
@@ -52,7 +53,7 @@ class _RecordingPool:
 
 def test_host_sharded_pool_in_one_process_runs_everything_in_order():
   inner = _RecordingPool()
-  pool = distributed.HostShardedPool(inner)
+  pool = HostShardedPool(inner)
   jobs = [Job("x = 1", "x", None) for _ in range(5)]
   results = pool.run_batch(jobs)
   assert [r.output for r in results] == [repr(i) for i in range(5)]

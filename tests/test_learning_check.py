@@ -319,7 +319,7 @@ def _check_params(lc: Path) -> None:
   """Saved configs of a seed's arms differ only in the learning rate; the control's
   params equal the initial ones bit for bit, the trained arm's moved."""
   from absolute_zero.checkpointing import RunCheckpointer
-  from absolute_zero.models.loading import load_policy, load_run_checkpoint
+  from absolute_zero.policy_loading import load_policy, load_run_checkpoint
   import jax
   for seed in (0, 1):
     saved = {}

@@ -373,20 +373,3 @@ def test_entropy_bonus_is_masked_sum():
     ent = np.arange(12, dtype=np.float32).reshape(3, 4)
     mask = np.array([[1, 1, 0, 0], [0, 0, 0, 0], [0, 1, 1, 1]], bool)
     assert float(loss.entropy_bonus(jnp.asarray(ent), jnp.asarray(mask))) == 0 + 1 + 9 + 10 + 11
-
-
-def test_masks_from_lengths_match_loop():
-    prompt = np.array([2, 0, 5, 3])
-    total = np.array([6, 4, 5, 8])
-    got = np.asarray(loss.masks_from_lengths(prompt, total, 8))
-    want = np.zeros((4, 8), bool)
-    for b in range(4):
-        for t in range(8):
-            want[b, t] = prompt[b] <= t < total[b]
-    np.testing.assert_array_equal(got, want)
-    jitted = jax.jit(loss.masks_from_lengths, static_argnums=2)(prompt, total, 8)
-    np.testing.assert_array_equal(np.asarray(jitted), want)
-    with pytest.raises(ValueError, match="seq_len"):
-        loss.masks_from_lengths(prompt, np.array([6, 4, 5, 9]), 8)
-    with pytest.raises(ValueError, match="prompt_length"):
-        loss.masks_from_lengths(np.array([3]), np.array([2]), 8)

@@ -1,10 +1,9 @@
 """Metrics: JSONL content, TensorBoard event files (read back with an independent reader),
-resume truncation, progress lines, phase times, and the run plot."""
+resume truncation, and the run plot."""
 
 from __future__ import annotations
 
 import glob
-import io
 import json
 import math
 import os
@@ -191,65 +190,6 @@ def test_disabled_writer_writes_nothing(tmp_path):
   assert not (tmp_path / "logs").exists()
 
 
-# ------------------------------------------------------------------ progress and timers
-
-
-class FakeClock:
-  def __init__(self):
-    self.now = 0.0
-
-  def __call__(self):
-    return self.now
-
-
-def test_progress_prints_rate_and_eta_every_interval():
-  clock, stream = FakeClock(), io.StringIO()
-  with metrics_lib.Progress("sandbox", total=100, unit="jobs", every_s=10, stream=stream,
-                            clock=clock) as progress:
-    clock.now = 4.0
-    progress.update(10)  # 4 s < 10 s: silent
-    assert stream.getvalue() == ""
-    clock.now = 10.0
-    progress.update(15)  # 25 jobs in 10 s
-    clock.now = 15.0
-    progress.update(5)  # 5 s since the last print: silent
-    clock.now = 200.0
-    progress.update(70)
-  lines = stream.getvalue().splitlines()
-  assert lines[0] == ("[sandbox] 25/100 jobs (25%), 2.50 jobs/s, elapsed 10s, ETA 30s")
-  assert lines[1] == "[sandbox] 100/100 jobs (100%), 0.50 jobs/s, elapsed 3m20s"
-  assert len(lines) == 3 and lines[2] == lines[1]  # the final line on exit
-
-
-def test_progress_without_total():
-  clock, stream = FakeClock(), io.StringIO()
-  progress = metrics_lib.Progress("generation", unit="tokens", every_s=1, stream=stream,
-                                  clock=clock)
-  clock.now = 2.0
-  progress.update(64)
-  assert stream.getvalue() == "[generation] 64 tokens, 32.00 tokens/s, elapsed 2s\n"
-
-
-def test_phase_timer_sums_repeats_and_survives_exceptions():
-  clock = FakeClock()
-  timer = metrics_lib.PhaseTimer(clock=clock)
-  with timer("generation"):
-    clock.now += 2.0
-  with timer("sandbox"):
-    clock.now += 0.5
-  with timer("generation"):
-    clock.now += 1.0
-  with pytest.raises(RuntimeError):
-    with timer("update"):
-      clock.now += 0.25
-      raise RuntimeError("boom")
-  assert timer.times == {"generation": 3.0, "sandbox": 0.5, "update": 0.25}
-  assert timer.as_metrics() == {"time/generation": 3.0, "time/sandbox": 0.5,
-                                "time/update": 0.25, "time/total": 3.75}
-  timer.reset()
-  assert timer.as_metrics() == {}
-
-
 # ------------------------------------------------------------------ plots
 
 
@@ -272,7 +212,7 @@ def _synthetic_run(log_dir):
 
 
 def test_group_series_groups_by_metric_and_namespace():
-  from experiments.plot_run import group_series
+  from absolute_zero.metrics_plot import group_series
 
   groups = group_series([
       {"step": 1, "time": 0.0, "deduction/solve/reward_mean": 0.5,
@@ -288,7 +228,7 @@ def test_group_series_groups_by_metric_and_namespace():
 
 
 def test_plot_run_writes_png_files(tmp_path):
-  from experiments.plot_run import plot_run
+  from absolute_zero.metrics_plot import plot_run
 
   _synthetic_run(tmp_path)
   written = plot_run(str(tmp_path), str(tmp_path / "out" / "run.png"), per_group=True)
@@ -307,7 +247,7 @@ def test_plot_run_writes_png_files(tmp_path):
 
 
 def test_plot_run_errors(tmp_path):
-  from experiments.plot_run import plot_run
+  from absolute_zero.metrics_plot import plot_run
 
   with pytest.raises(FileNotFoundError, match="no metrics file"):
     plot_run(str(tmp_path))

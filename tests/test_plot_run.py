@@ -102,7 +102,7 @@ def run_metrics(tmp_path_factory):
 
 
 def test_every_key_a_real_run_writes_has_a_planned_subplot(run_metrics):
-  from experiments.plot_run import PREFERRED_ORDER, TITLES, group_series, ordered_groups
+  from absolute_zero.metrics_plot import PREFERRED_ORDER, TITLES, group_series, ordered_groups
 
   _, records, _ = run_metrics
   assert [r["step"] for r in records] == [0, 1]
@@ -169,7 +169,7 @@ def test_diversity_metrics_of_the_scripted_proposals_by_hand(run_metrics):
 
 def test_plot_run_draws_the_run_with_the_default_name(run_metrics):
   from absolute_zero.metrics import PLOT_FILE
-  from experiments.plot_run import plot_run
+  from absolute_zero.metrics_plot import plot_run
 
   run_dir, _, _ = run_metrics
   written = plot_run(str(run_dir), per_group=True)
@@ -190,7 +190,7 @@ def test_group_metrics_names_are_the_plotted_ones():
   exactly RUN_GROUP_METRICS, all of which plot_run orders and titles."""
   from absolute_zero.selfplay.phases import Rollout
   from absolute_zero.selfplay.run import _group_metrics
-  from experiments.plot_run import PREFERRED_ORDER, TITLES
+  from absolute_zero.metrics_plot import PREFERRED_ORDER, TITLES
 
   def rollout(role, **kw):
     return Rollout(TaskType.DEDUCTION, role, (1, 2), np.zeros(3, np.int32),

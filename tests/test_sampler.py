@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from absolute_zero import sharding
 from absolute_zero.models import compute_logits, forward, get_config, init_params
 from absolute_zero.sampler import TRACE_COUNTS, Sampler, SamplerConfig
-from absolute_zero.sampling.buckets import batch_bucket, left_pad, length_bucket
+from absolute_zero.buckets import batch_bucket, length_bucket
+from absolute_zero.sampling.padding import left_pad
 from absolute_zero.tokenizers import Tokenizer
 from tests.test_sampler_token_sampling import chi_square_pvalue, reference_distribution
 

@@ -28,6 +28,12 @@ from absolute_zero.evaluation.data import (CODE_BENCHMARKS, MATH_BENCHMARKS, Cru
                                            HumanEvalItem, Item, MathItem)
 from absolute_zero.evaluation.math_answers import extract_answer
 from absolute_zero.evaluation.math_equivalence import any_reference_matches
+from absolute_zero.evaluation.math_verify_grader import math_verify_batch, require_math_verify
+from absolute_zero.sandbox.job_types import Job
+from absolute_zero.tasks import grading
+from absolute_zero.tasks.parsers import ParseFailure, parse_abduction_answer, parse_deduction_answer
+from absolute_zero.tasks.prompts import abduction_solver_prompt, deduction_solver_prompt
+from absolute_zero.tasks.types import TaskType, Triplet
 
 PROMPT_VERSION = 2  # bump when a prompt or stop list changes: scores are then not comparable
 # 2: the solver prompts no longer name the answer tags in running text ("between <answer>
@@ -58,20 +64,14 @@ class BenchmarkSpec:
 # --------------------------------------------------------------------------- prompts
 
 def _triplet(item: CruxItem):
-    from absolute_zero.tasks.types import Triplet
-
     return Triplet(program=item.code, input=item.input, output=item.output)
 
 
 def cruxeval_o_prompt(item: CruxItem) -> str:
-    from absolute_zero.tasks.prompts import deduction_solver_prompt
-
     return deduction_solver_prompt(_triplet(item))
 
 
 def cruxeval_i_prompt(item: CruxItem) -> str:
-    from absolute_zero.tasks.prompts import abduction_solver_prompt
-
     return abduction_solver_prompt(_triplet(item))
 
 
@@ -141,9 +141,6 @@ def _shared_grade_answers(pool, task_type, answers, tasks):
     """`tasks.grading.grade_answers`, with CRUXEval-I's expression inputs (lambdas, a few
     `dict(...)` calls) allowed when that function accepts `allow_expressions`; without it
     the self-play rule (literal inputs only) applies."""
-    from absolute_zero.tasks import grading
-    from absolute_zero.tasks.types import TaskType
-
     kwargs = {}
     if (task_type is TaskType.ABDUCTION
             and "allow_expressions" in inspect.signature(grading.grade_answers).parameters):
@@ -155,8 +152,6 @@ def grade_cruxeval(pool, items: Sequence[CruxItem], completions: Sequence[Sequen
                    output_prediction: bool) -> list[list[Graded]]:
     """CRUXEval-O (`output_prediction`) or -I, through the self-play solver's parser and
     grader."""
-    from absolute_zero.tasks.parsers import ParseFailure, parse_abduction_answer, parse_deduction_answer
-    from absolute_zero.tasks.types import TaskType
 
     flat_items, texts, sizes = _flatten(items, completions)
     parse = parse_deduction_answer if output_prediction else parse_abduction_answer
@@ -178,8 +173,6 @@ def humaneval_program(item: HumanEvalItem, completion: str) -> str:
 def grade_humaneval(pool, items: Sequence[HumanEvalItem],
                     completions: Sequence[Sequence[str]]) -> list[list[Graded]]:
     """A sample passes when its program (see `humaneval_program`) runs without error."""
-    from absolute_zero.sandbox import Job
-
     flat_items, texts, sizes = _flatten(items, completions)
     unique: dict[str, int] = {}
     for item, text in zip(flat_items, texts):
@@ -203,8 +196,6 @@ def check_math_grader(math_grader: str) -> None:
     if math_grader not in MATH_GRADERS:
         raise ValueError(f"math_grader must be one of {MATH_GRADERS}, got {math_grader!r}")
     if math_grader == "math_verify":
-        from absolute_zero.evaluation.math_verify_grader import require_math_verify
-
         require_math_verify()
 
 
@@ -215,8 +206,6 @@ def grade_math(items: Sequence[MathItem], completions: Sequence[Sequence[str]], 
     check_math_grader(math_grader)
     flat_items, texts, sizes = _flatten(items, completions)
     if math_grader == "math_verify":
-        from absolute_zero.evaluation.math_verify_grader import math_verify_batch
-
         results = math_verify_batch([(t, i.answers) for t, i in zip(texts, flat_items)])
         predictions = [extracted for _, extracted in results]
         verdicts = [ok for ok, _ in results]

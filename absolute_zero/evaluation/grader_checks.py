@@ -13,13 +13,12 @@ from typing import Callable, Optional, Sequence
 
 from absolute_zero.evaluation.benchmarks import grade_benchmark
 from absolute_zero.evaluation.data import CruxItem, HumanEvalItem, Item, MathItem, load_benchmark
+from absolute_zero.tasks.prompts import render_literal_answer
 
 
 def reference_completion(name: str, item: Item) -> str:
     """What a perfect model would write for `item`, in the format its prompt asks for."""
     if name in ("cruxeval_o", "cruxeval_i"):
-        from absolute_zero.tasks.prompts import render_literal_answer
-
         assert isinstance(item, CruxItem)
         literal = item.output if name == "cruxeval_o" else item.input
         return render_literal_answer(literal, reasoning="Tracing the function step by step.")

@@ -38,7 +38,6 @@ MAX_EXPRESSION_CHARS = 400
 # Identifiers an expression may use (everything else that is a word makes it unparseable).
 FUNCTIONS = ("sqrt", "log", "ln", "exp", "sin", "cos", "tan", "cot", "sec", "csc",
              "arcsin", "arccos", "arctan")
-CONSTANTS = ("pi", "oo", "E", "I")
 # The grammar the child re-checks: tokens separated by nothing else.
 TOKEN_RE = re.compile(r"\s*(\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+|\*\*|[-+*/()]|[A-Za-z]+)")
 
@@ -356,11 +355,6 @@ def answers_equivalent_batch(pairs: Sequence[tuple[Optional[str], str]], *,
         plans.append(_plan(normalize_answer(pred), normalize_answer(ref), pending))
     verdicts = sympy_equal_batch(pending.pairs, item_timeout_s=item_timeout_s)
     return [_resolve(plan, verdicts) for plan in plans]
-
-
-def answers_equivalent(pred: Optional[str], ref: str) -> bool:
-    """One pair (starts a SymPy child only if strings and numbers do not decide it)."""
-    return answers_equivalent_batch([(pred, ref)])[0]
 
 
 def any_reference_matches(pairs: Sequence[tuple[Optional[str], Sequence[str]]]) -> list[bool]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from absolute_zero.models.config import ModelConfig, RopeScaling
-from absolute_zero.models.hf_layout import CheckpointError, params_from_hf_tensors
+from absolute_zero.models.hf_import import check_config_matches
+from absolute_zero.models.hf_layout import ModelFileError, params_from_hf_tensors
 
 _ARCH_FAMILY = {"gemma3": "gemma3", "qwen2": "qwen2", "llama": "llama"}
 
@@ -56,7 +57,7 @@ def _name_map(family: str) -> list[tuple[re.Pattern, str]]:
 
 def open_gguf(path: str | os.PathLike):
   """A `gguf.GGUFReader`, with a clear error for a missing, truncated or corrupt file."""
-  import gguf
+  import gguf  # on use: GGUF paths only
 
   path = Path(path)
   if not path.exists():
@@ -64,7 +65,7 @@ def open_gguf(path: str | os.PathLike):
   try:
     return gguf.GGUFReader(str(path))
   except Exception as e:  # truncated files fail inside numpy memmap / struct parsing
-    raise CheckpointError(
+    raise ModelFileError(
         f"{path}: cannot read GGUF file ({type(e).__name__}: {e}); the file is "
         "truncated or not a GGUF file") from e
 
@@ -81,12 +82,12 @@ def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
   arch = _field(reader, "general.architecture")
   family = _ARCH_FAMILY.get(arch)
   if family is None:
-    raise CheckpointError(f"GGUF architecture {arch!r} is not supported "
+    raise ModelFileError(f"GGUF architecture {arch!r} is not supported "
                           f"(supported: {', '.join(sorted(_ARCH_FAMILY))})")
   f = lambda key, default=None: _field(reader, f"{arch}.{key}", default)
   tensors = {t.name: t for t in reader.tensors}
   if "token_embd.weight" not in tensors:
-    raise CheckpointError(f"GGUF file has no token_embd.weight tensor")
+    raise ModelFileError(f"GGUF file has no token_embd.weight tensor")
   d = int(f("embedding_length"))
   heads = int(f("attention.head_count"))
   head_dim = int(f("attention.key_length", d // heads))
@@ -114,7 +115,7 @@ def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
         query_pre_attn_scalar=float(d // heads if d == 5376 else head_dim))
   scaling = None
   if f("rope.scaling.type") == "llama3" or "rope_freqs.weight" in tensors:
-    raise CheckpointError(
+    raise ModelFileError(
         "GGUF files with Llama 3.1 RoPE scaling are not supported yet; load the HF "
         "safetensors checkpoint instead")
   return ModelConfig(**common, activation="silu", qkv_bias=family == "qwen2",
@@ -130,7 +131,7 @@ def _unpermute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
 
 def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
   """Dequantised float32 tensors under HF names (fixes permutation and Gemma norms)."""
-  from gguf import quants
+  from gguf import quants  # on use: GGUF paths only
 
   names = _name_map(config.family)
   out = {}
@@ -141,12 +142,12 @@ def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
         hf_name = hf.replace("{i}", m.group(1)) if m.groups() else hf
         break
     else:
-      raise CheckpointError(f"GGUF tensor {t.name!r} is unexpected for a "
+      raise ModelFileError(f"GGUF tensor {t.name!r} is unexpected for a "
                             f"{config.family} model")
     try:
       array = quants.dequantize(t.data, t.tensor_type).astype(np.float32)
     except Exception as e:
-      raise CheckpointError(f"GGUF tensor {t.name!r} ({t.tensor_type.name}) cannot be "
+      raise ModelFileError(f"GGUF tensor {t.name!r} ({t.tensor_type.name}) cannot be "
                             f"dequantised: {e}") from e
     array = array.reshape(tuple(int(s) for s in reversed(t.shape)))
     if config.family == "llama" and t.name.endswith(("attn_q.weight", "attn_k.weight")):
@@ -161,8 +162,6 @@ def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
 def load_gguf(path: str | os.PathLike, config: ModelConfig | None = None,
               param_dtype: str | None = None) -> tuple[ModelConfig, dict]:
   """(config, params) from a GGUF file. A given `config` must match the file's shapes."""
-  from absolute_zero.models.hf_import import check_config_matches
-
   reader = open_gguf(path)
   file_config = config_from_gguf(reader, name=Path(path).stem)
   if config is not None:

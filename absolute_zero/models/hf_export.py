@@ -30,7 +30,9 @@ import numpy as np
 
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.models.hf_import import config_to_hf
-from absolute_zero.models.hf_layout import CheckpointError, hf_tensors_from_params
+from absolute_zero.models.hf_layout import ModelFileError, hf_tensors_from_params
+from absolute_zero.tokenizer_export import write_hf_tokenizer
+from absolute_zero.tokenizers import check_tokenizer_matches_model, load_tokenizer
 
 EXPORT_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
                  "float16": np.dtype(np.float16)}
@@ -69,7 +71,7 @@ def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, 
     max_shard_bytes: tensor bytes per shard; a bigger tensor gets a shard of its own.
 
   Raises:
-    CheckpointError: the config cannot be written as its family's HF model, or `params`
+    ModelFileError: the config cannot be written as its family's HF model, or `params`
       does not fit it.
     ValueError: an unknown dtype or a tokenizer that does not fit the vocabulary.
     FileNotFoundError: a missing tokenizer source.
@@ -81,7 +83,6 @@ def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, 
     raise ValueError(f"max_shard_bytes must be >= 1, got {max_shard_bytes}")
   tokenizer = None
   if tokenizer_source is not None:
-    from absolute_zero.tokenizers import check_tokenizer_matches_model, load_tokenizer
     tokenizer = load_tokenizer(tokenizer_source)
     check_tokenizer_matches_model(tokenizer, config.vocab_size)
   ids = {}
@@ -109,7 +110,6 @@ def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, 
   _write_json(out / "generation_config.json", generation)
   files.append("generation_config.json")
   if tokenizer_source is not None:
-    from absolute_zero.tokenizer_export import write_hf_tokenizer
     files += write_hf_tokenizer(tokenizer_source, out, model_max_length=config.max_position,
                                 tokenizer_class=_TOKENIZER_CLASS.get(config.family))
   return ExportResult(directory=str(out), files=tuple(files), dtype=dtype,
@@ -129,7 +129,7 @@ def _write_shards(tensors: Iterable[tuple[str, np.ndarray]], out: Path, dtype: n
   (or `model.safetensors` when one shard holds everything), with the index file.
   Returns (file names, tensor count, tensor bytes).
   """
-  from safetensors.numpy import save_file
+  from safetensors.numpy import save_file  # on use: export only
 
   metadata = {"format": "pt"}  # transformers reads only files marked as PyTorch layout
   shard: dict[str, np.ndarray] = {}
@@ -169,5 +169,5 @@ def _write_shards(tensors: Iterable[tuple[str, np.ndarray]], out: Path, dtype: n
   return final + [INDEX_FILE], len(weight_map), total_bytes
 
 
-__all__ = ["CheckpointError", "DEFAULT_MAX_SHARD_BYTES", "EXPORT_DTYPES", "ExportResult",
+__all__ = ["ModelFileError", "DEFAULT_MAX_SHARD_BYTES", "EXPORT_DTYPES", "ExportResult",
            "export_hf"]

@@ -12,10 +12,11 @@ import json
 import os
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 from absolute_zero.models.config import ModelConfig, RopeScaling
-from absolute_zero.models.hf_layout import CheckpointError, params_from_hf_tensors
+from absolute_zero.models.hf_layout import ModelFileError, params_from_hf_tensors
 
 _FAMILIES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "qwen2": "qwen2",
              "llama": "llama"}
@@ -47,7 +48,7 @@ def _rope(cfg: dict, layer_type: str | None) -> tuple[float, RopeScaling | None]
         low_freq_factor=float(scaling["low_freq_factor"]),
         high_freq_factor=float(scaling["high_freq_factor"]),
         original_max_position=int(scaling["original_max_position_embeddings"]))
-  raise CheckpointError(f"unsupported RoPE scaling type {kind!r} in config.json")
+  raise ModelFileError(f"unsupported RoPE scaling type {kind!r} in config.json")
 
 
 # config.json fields every supported family must state (no defensible default).
@@ -59,31 +60,31 @@ def config_from_hf(cfg: dict, name: str = "hf", source: str = "config.json") -> 
   """A ModelConfig from a parsed HF `config.json` dict.
 
   Raises:
-    CheckpointError: naming `source` and every missing field (REQUIRED_FIELDS, or a RoPE
+    ModelFileError: naming `source` and every missing field (REQUIRED_FIELDS, or a RoPE
       scaling field), or an unsupported model type / layer pattern.
   """
   if not isinstance(cfg, dict):
-    raise CheckpointError(f"{source}: expected a JSON object, got {type(cfg).__name__}")
+    raise ModelFileError(f"{source}: expected a JSON object, got {type(cfg).__name__}")
   where = source
   if "text_config" in cfg and cfg.get("model_type") == "gemma3":
     cfg = {**cfg["text_config"], "model_type": "gemma3_text"}
     where = f"{source} (text_config)"
   missing = [f for f in REQUIRED_FIELDS if f not in cfg]
   if missing:
-    raise CheckpointError(
+    raise ModelFileError(
         f"{where} lacks required field{'s' if len(missing) > 1 else ''} "
         f"{', '.join(missing)} (is this a Hugging Face transformers checkpoint?)")
   try:
     return _config_from_hf(cfg, name)
   except KeyError as e:
-    raise CheckpointError(f"{where} lacks field {e.args[0]!r}") from None
+    raise ModelFileError(f"{where} lacks field {e.args[0]!r}") from None
 
 
 def _config_from_hf(cfg: dict, name: str) -> ModelConfig:
   model_type = cfg.get("model_type")
   family = _FAMILIES.get(model_type)
   if family is None:
-    raise CheckpointError(
+    raise ModelFileError(
         f"config.json model_type {model_type!r} is not supported "
         f"(supported: {', '.join(sorted(_FAMILIES))})")
   heads = cfg["num_attention_heads"]
@@ -103,7 +104,7 @@ def _config_from_hf(cfg: dict, name: str) -> ModelConfig:
       globals_ = [i for i, t in enumerate(layer_types) if t == "full_attention"]
       expected = [i for i in range(len(layer_types)) if (i + 1) % pattern == 0]
       if globals_ != expected:
-        raise CheckpointError(
+        raise ModelFileError(
             f"config.json layer_types put global layers at {globals_}; only a regular "
             f"pattern (every {pattern}th layer) is supported")
     base, scaling = _rope(cfg, "full_attention")
@@ -163,16 +164,16 @@ def config_to_hf(config: ModelConfig, *, torch_dtype: str = "float32",
   tokenizer's (None leaves them out).
 
   Raises:
-    CheckpointError: the config switches a family's fixed feature (e.g. a Llama config
+    ModelFileError: the config switches a family's fixed feature (e.g. a Llama config
       with QK-norm), which no HF model of that family has.
   """
   c = config
   if c.family not in _HF_CLASSES:
-    raise CheckpointError(f"model family {c.family!r} has no Hugging Face export")
+    raise ModelFileError(f"model family {c.family!r} has no Hugging Face export")
   wrong = [f"{name}={getattr(c, name)!r} (the HF {c.family} model has {value!r})"
            for name, value in _FIXED[c.family].items() if getattr(c, name) != value]
   if wrong:
-    raise CheckpointError(f"model {c.name!r} cannot be written as a Hugging Face "
+    raise ModelFileError(f"model {c.name!r} cannot be written as a Hugging Face "
                           f"{c.family} model: {'; '.join(wrong)}")
   architecture, model_type = _HF_CLASSES[c.family]
   out = {
@@ -224,21 +225,21 @@ def read_safetensors_dir(path: str | os.PathLike) -> dict[str, np.ndarray]:
     shards = sorted(set(weight_map.values()))
     missing = [s for s in shards if not (path / s).exists()]
     if missing:
-      raise CheckpointError(
+      raise ModelFileError(
           f"{path}: shard(s) listed in model.safetensors.index.json are missing: "
           f"{', '.join(missing)}")
   else:
     shards = sorted(p.name for p in path.glob("*.safetensors"))
     if not shards:
-      raise CheckpointError(f"{path}: no *.safetensors files found")
+      raise ModelFileError(f"{path}: no *.safetensors files found")
   tensors: dict[str, np.ndarray] = {}
   for shard in shards:
     try:
       tensors.update(_load_shard(path / shard, load_file))
-    except CheckpointError:
+    except ModelFileError:
       raise
     except Exception as e:  # corrupt or truncated shard
-      raise CheckpointError(f"{path / shard}: cannot read safetensors shard: {e}") from e
+      raise ModelFileError(f"{path / shard}: cannot read safetensors shard: {e}") from e
   return tensors
 
 
@@ -249,7 +250,6 @@ def _load_shard(file: Path, load_file) -> dict[str, np.ndarray]:
     if "bfloat16" not in str(e).lower() and "bf16" not in str(e).lower():
       raise
   # numpy has no bfloat16: read the raw bytes through ml_dtypes.
-  import ml_dtypes
   header_len = int.from_bytes(file.read_bytes()[:8], "little")
   with open(file, "rb") as fh:
     fh.seek(8)
@@ -273,11 +273,11 @@ def load_hf_checkpoint(path: str | os.PathLike, config: ModelConfig | None = Non
   path = Path(path)
   cfg_file = path / "config.json"
   if not cfg_file.exists():
-    raise CheckpointError(f"{path}: no config.json (is this a Hugging Face checkpoint?)")
+    raise ModelFileError(f"{path}: no config.json (is this a Hugging Face checkpoint?)")
   try:
     parsed = json.loads(cfg_file.read_text(encoding="utf-8"))
   except (UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise CheckpointError(f"{cfg_file}: not valid JSON ({e}); the file is corrupt or "
+    raise ModelFileError(f"{cfg_file}: not valid JSON ({e}); the file is corrupt or "
                           "truncated") from None
   file_config = config_from_hf(parsed, name=path.name, source=str(cfg_file))
   if config is not None:
@@ -297,7 +297,7 @@ def check_config_matches(expected: ModelConfig, found: ModelConfig, source: str)
   diffs = [f"{f}: model {getattr(expected, f)!r} vs {getattr(found, f)!r}"
            for f in _SHAPE_FIELDS if getattr(expected, f) != getattr(found, f)]
   if diffs:
-    raise CheckpointError(
+    raise ModelFileError(
         f"{source} does not match model config {expected.name!r}: " + "; ".join(diffs))
 
 

@@ -25,8 +25,11 @@ import numpy as np
 from absolute_zero.models.config import ModelConfig
 
 
-class CheckpointError(ValueError):
-  """A checkpoint does not fit the model: names the offending tensor key."""
+class ModelFileError(ValueError):
+  """A model file (Hugging Face directory, GGUF file) does not fit the model, or a model
+  cannot be written in the Hugging Face layout: names the offending tensor key or field.
+
+  (A self-play run's checkpoint raises `checkpointing.CheckpointError` instead.)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +138,7 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
                            source: str = "checkpoint") -> dict:
   """Builds our params pytree from HF-layout tensors, checking names and shapes.
 
-  Raises CheckpointError naming the key for a missing, unexpected or wrong-shaped
+  Raises ModelFileError naming the key for a missing, unexpected or wrong-shaped
   tensor. A tied model ignores a stored `lm_head.weight` (some exports keep it).
   Vision-tower tensors of multimodal checkpoints are skipped.
   """
@@ -158,14 +161,14 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
         continue
       expected = rule.hf_shape(config)
       if tuple(array.shape) != expected:
-        raise CheckpointError(
+        raise ModelFileError(
             f"{source}: tensor {raw_name!r} has shape {tuple(array.shape)} but model "
             f"{config.name!r} expects {expected}")
       value = rule.to_ours(np.asarray(array), config)
       if m.groups():
         idx = int(m.group(1))
         if idx >= config.num_layers:
-          raise CheckpointError(
+          raise ModelFileError(
               f"{source}: tensor {raw_name!r} is for layer {idx} but model "
               f"{config.name!r} has {config.num_layers} layers")
         layer_slots.setdefault(rule.target, [None] * config.num_layers)[idx] = value
@@ -175,7 +178,7 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
     else:
       unexpected.append(raw_name)
   if unexpected:
-    raise CheckpointError(
+    raise ModelFileError(
         f"{source}: unexpected tensor(s) for model {config.name!r}: "
         f"{', '.join(sorted(unexpected)[:10])}"
         + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else ""))
@@ -187,7 +190,7 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
     elif rule.target not in flat:
       missing.append(rule.hf_name())
   if missing:
-    raise CheckpointError(
+    raise ModelFileError(
         f"{source}: missing tensor(s) for model {config.name!r}: "
         f"{', '.join(missing[:10])}" + (f" (+{len(missing) - 10} more)"
                                         if len(missing) > 10 else ""))
@@ -217,7 +220,7 @@ def hf_tensors_from_params(params: dict, config: ModelConfig):
   a caller writing shards holds at most one converted tensor beside the parameters.
 
   Raises:
-    CheckpointError: `params` lacks a parameter the config needs, or has a wrong shape.
+    ModelFileError: `params` lacks a parameter the config needs, or has a wrong shape.
   """
   for rule in _rules(config):
     node = params
@@ -225,13 +228,13 @@ def hf_tensors_from_params(params: dict, config: ModelConfig):
       for key in rule.target:
         node = node[key]
     except (KeyError, TypeError):
-      raise CheckpointError(f"parameters of model {config.name!r} lack "
+      raise ModelFileError(f"parameters of model {config.name!r} lack "
                             f"{'/'.join(rule.target)}") from None
     array = np.asarray(node)  # a device array comes to the host here, one at a time
     ours = rule.ours(config)
     expected = ((config.num_layers,) + ours) if rule.per_layer else ours
     if array.shape != expected:
-      raise CheckpointError(
+      raise ModelFileError(
           f"parameter {'/'.join(rule.target)} of model {config.name!r} has shape "
           f"{array.shape}, expected {expected}")
     if rule.per_layer:

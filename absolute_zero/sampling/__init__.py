@@ -1,4 +1,4 @@
-"""Generation internals: token sampling, shape buckets, and the jitted decode loop.
+"""Generation internals: token sampling, left padding, and the jitted decode loop.
 
 The public entry point is `absolute_zero.sampler.Sampler`.
 """

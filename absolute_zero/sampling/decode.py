@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.models.transformer import KVCache, Transformer, compute_logits, init_cache
+from absolute_zero.sharding import logical_to_spec
 from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
 
 Array = jax.Array
@@ -53,7 +54,6 @@ class DecodeState(NamedTuple):
 def _shard(x: Array, names: tuple, mesh, rules) -> Array:
   if mesh is None:
     return x
-  from absolute_zero.sharding import logical_to_spec
   spec = logical_to_spec(names, rules, mesh, x.shape)
   return jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
 

@@ -1,8 +1,9 @@
 """The names of the metrics a self-play run writes, defined once.
 
 `absolute_zero/selfplay/run.py` writes its metrics under these names and
-`experiments/plot_run.py` orders and titles its subplots by them, so a plot cannot ask for a
-name the run does not write. Key layout (flat, '/'-separated; see absolute_zero/metrics.py):
+`absolute_zero/metrics_plot.py` orders and titles its subplots by them, so a plot cannot
+ask for a name the run does not write. Key layout (flat, '/'-separated; see
+absolute_zero/metrics.py):
 
   `{task}/{role}/{metric}`  per (task type, role): `metric` is one of GROUP_METRICS, e.g.
                             `deduction/solve/reward_mean`, `abduction/propose/validity_rate`;
@@ -18,7 +19,7 @@ name the run does not write. Key layout (flat, '/'-separated; see absolute_zero/
                             the inputs or outputs (`side`) of the step's valid proposals;
                             one subplot per (task, side), one line per type.
 
-No heavy imports here: plot_run reads this without JAX.
+No heavy imports here: metrics_plot reads this without JAX.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ GROUP_METRICS = (COUNT, REWARD_MEAN, FORMAT_FAILURE_RATE, RESPONSE_TOKENS_MEAN,
                  VALIDITY_RATE, SOLVE_RATE_OF_VALID, SOLVE_RATE, ADVANTAGE_MEAN,
                  ADVANTAGE_STD)
 
-# Per task type, proposers only (absolute_zero/selfplay/diversity.py; the measures are
+# Per task type, proposers only (absolute_zero/selfplay/step_diversity.py; the measures are
 # defined in absolute_zero/tasks/diversity.py), over the step's valid proposals.
 DISTINCT_PROGRAMS = "distinct_programs"  # distinct canonical programs (renamed copies: one)
 NOVEL_SHARE = "novel_share"  # share whose canonical program is not in the buffer yet

@@ -8,7 +8,7 @@ state, the buffers and the step.
 
 Multi-process (one JAX process per host): every process runs this same code with the same
 seeds. The sampler returns the whole batch of completions on every process, the sandbox
-pool is wrapped in `distributed.HostShardedPool` (each host runs its share of every batch,
+pool is wrapped in `host_pool.HostShardedPool` (each host runs its share of every batch,
 the results are gathered), so rollouts, rewards and buffer additions are identical on
 every process, and the train step gets one global batch built from identical host copies.
 """
@@ -23,11 +23,13 @@ import numpy as np
 
 from absolute_zero import batching, distributed, learner, loss
 from absolute_zero.sampler import Sampler, SamplerConfig
-from absolute_zero.selfplay import diversity
+from absolute_zero.selfplay import step_diversity as diversity
 from absolute_zero.selfplay import metric_names as mn
 from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
+from absolute_zero.selfplay.host_pool import HostShardedPool
 from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals,
                                            solve)
+from absolute_zero.tasks import seed_data
 from absolute_zero.tasks.buffers import TaskBuffers, seed_target
 from absolute_zero.tasks.diversity import BufferIndex
 from absolute_zero.tasks.types import Role, TaskType
@@ -87,7 +89,7 @@ class SelfPlayRun:
     if distributed.process_count() > 1:
       # Every process gets the same batches; each runs its share in its own sandbox pool
       # and the results are gathered, so all processes see identical results.
-      pool = distributed.HostShardedPool(pool)
+      pool = HostShardedPool(pool)
     self.pool = pool
     self._timed_pool = _Timed(pool, "run_batch")
     self.ctx = PhaseContext(sampler=self._timed_sampler, tokenizer=tokenizer,
@@ -98,7 +100,6 @@ class SelfPlayRun:
     self.buffer_index = BufferIndex()  # canonical programs of the buffers (diversity)
     self.step = 0  # updates applied so far
     self.last_rollouts: dict[str, list[Rollout]] = {}  # of the last step, for logging
-    self.seeded = False
     dp = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
     micro = learner_config.micro_batch_size or self.rows_per_step
     self.batch_shapes = batching.BatchShapes(length_buckets=LENGTH_BUCKETS,
@@ -150,7 +151,6 @@ class SelfPlayRun:
       rounds += 1
       self.log(f"seeding round {rounds}: buffers {self.buffers.sizes()} "
                f"(target {target}), {accepted}/{proposals} proposals valid")
-    self.seeded = True
     return {"seed/rounds": rounds, "seed/proposals": proposals, "seed/accepted": accepted,
             "seed/seconds": time.perf_counter() - start,
             **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()}}
@@ -165,8 +165,6 @@ class SelfPlayRun:
     before `seed_buffers()`, which then proposes only what the targets still lack, or
     instead of it. Raises `seed_data.SeedDataError` for an unusable file.
     """
-    from absolute_zero.tasks import seed_data
-
     start = time.perf_counter()
     data = seed_data.load_seed_dataset(path, self.ctx.pool,
                                        parse_config=self.ctx.parse_config,
@@ -280,7 +278,6 @@ class SelfPlayRun:
     self.train_state = train_state
     self.buffers.load_state_dict(buffers_state)
     self.step = int(step)
-    self.seeded = True
     self._share_params_with_sampler()
 
   def _share_params_with_sampler(self) -> None:

@@ -1,27 +1,88 @@
-"""Grade a batch of parsed solver answers with the sandbox; the inputs of the rewards.
+"""How a solver's answer is graded (docs/method.md, "Grading"); the inputs of the rewards.
 
-Deduction is graded without running code (``grade_deduction`` compares literals);
-abduction and induction run in one sandbox batch per call. Identical (task, answer)
+One answer each: deduction is graded without running code (``grade_deduction`` compares
+literals as values); abduction runs the task's program on the answered input, induction
+runs the answered program on every held-out input, and the results are compared here
+with the expected outputs as plain values (expected values never enter the sandbox).
+Batches of parsed answers (``grade_answers``): abduction and induction run in one
+sandbox batch per call. Identical (task, answer)
 pairs are graded once, as in the reference's answer cache: the ``n`` samples of one
 task often agree.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
+from absolute_zero.sandbox.literals import literals_equal
+from absolute_zero.sandbox.pool import SandboxPool
 from absolute_zero.tasks.parsers import ParsedLiteral, ParsedProgram, ParseFailure
 from absolute_zero.tasks.rewards import RewardConfig, induction_score, solve_rate
 from absolute_zero.tasks.types import InductionTask, TaskType, Triplet
+from absolute_zero.tasks.validators import run_calls
 
 Answer = Union[ParsedLiteral, ParsedProgram, ParseFailure]
 
 
-def _azr():
-    from absolute_zero.sandbox import azr
+# ----------------------------------------------------------------------------- one answer each
 
-    return azr
+def grade_deduction(expected_output: str, answer: str) -> bool:
+    """Deduction: the answered output literal equals the expected one as a value."""
+    return literals_equal(expected_output, answer)
+
+
+def grade_abduction(pool: SandboxPool, items: Sequence[tuple[str, str, str]], *,
+                    allow_expressions: bool = False) -> list[bool]:
+    """Abduction: for (program, answered input literal, expected output), f(*answer) == expected.
+
+    The answer is parsed as literals outside the sandbox (code in it is never run; with
+    `allow_expressions`, e.g. for CRUXEval-I, it may be an expression that passes
+    `check_input_expression`); the program's result is compared here with the expected
+    output, as plain values.
+    """
+    items = list(items)
+    results = run_calls(pool, [(p, a) for p, a, _ in items], [None], allow_expressions)
+    return [r.status == "ok" and r.output is not None and literals_equal(expected, r.output)
+            for (_, _, expected), r in zip(items, results)]
+
+
+def grade_induction(pool: SandboxPool, items: Sequence[tuple[str, Sequence[tuple[str, str]]]],
+                    *, allow_expressions: bool = True) -> list[bool]:
+    """Induction: the candidate program maps every held-out input to its output."""
+    items = [(program, list(pairs)) for program, pairs in items]
+    specs, owner = [], []
+    verdict = [bool(pairs) for _, pairs in items]
+    for i, (program, pairs) in enumerate(items):
+        if not isinstance(program, str) or _parses(program) is False:
+            verdict[i] = False
+            continue
+        for input_literal, _ in pairs:
+            specs.append((program, input_literal))
+            owner.append(i)
+    results = run_calls(pool, specs, [None], allow_expressions)
+    k = 0
+    for i, (program, pairs) in enumerate(items):
+        if not isinstance(program, str) or _parses(program) is False:
+            continue
+        for _, output in pairs:
+            r = results[k]
+            k += 1
+            if not (r.status == "ok" and r.output is not None and literals_equal(output, r.output)):
+                verdict[i] = False
+    return verdict
+
+
+def _parses(program: str) -> bool:
+    try:
+        ast.parse(program)
+        return True
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+
+
+# ------------------------------------------------------------------- batches of parsed answers
 
 
 @dataclass(frozen=True)
@@ -53,13 +114,12 @@ def _check_lengths(answers: Sequence[Any], tasks: Sequence[Any]) -> None:
 def grade_deduction_answers(answers: Sequence[Answer], tasks: Sequence[Triplet]) -> list[SolverOutcome]:
     """Deduction: value equality of the answer literal with the task's output."""
     _check_lengths(answers, tasks)
-    azr = _azr()
     out = []
     for answer, task in zip(answers, tasks):
         if isinstance(answer, ParseFailure):
             out.append(_failed(answer))
         else:
-            out.append(_graded(1.0 if azr.grade_deduction(task.output, answer.text) else 0.0))
+            out.append(_graded(1.0 if grade_deduction(task.output, answer.text) else 0.0))
     return out
 
 
@@ -75,7 +135,7 @@ def grade_abduction_answers(
     for answer, task in zip(answers, tasks):
         if isinstance(answer, ParsedLiteral):
             unique.setdefault((task.program, answer.text, task.output), len(unique))
-    verdicts = (_azr().grade_abduction(pool, list(unique), allow_expressions=allow_expressions)
+    verdicts = (grade_abduction(pool, list(unique), allow_expressions=allow_expressions)
                 if unique else [])
     out = []
     for answer, task in zip(answers, tasks):
@@ -111,7 +171,7 @@ def grade_induction_answers(
             for key in keys_for(answer.program, task):
                 unique.setdefault(key, len(unique))
     jobs = [(program, list(pairs)) for program, pairs in unique]
-    verdicts = _azr().grade_induction(pool, jobs) if jobs else []
+    verdicts = grade_induction(pool, jobs) if jobs else []
     out = []
     for answer, task in zip(answers, tasks):
         if isinstance(answer, ParseFailure):

@@ -268,8 +268,11 @@ def _rename_function(program: str, old: str, new: str) -> Optional[str]:
     return "".join(lines)
 
 
-def check_program(program: str, config: ParseConfig, *, reject_multiple_functions: bool) -> Union[str, ParseFailure]:
-    """Structural checks on a program; returns it (maybe with its function renamed to f)."""
+def parse_program(program: str, config: ParseConfig, *, reject_multiple_functions: bool) -> Union[str, ParseFailure]:
+    """The form of a model's program (size, syntax, one top-level function ``f``): returns it
+    (maybe with its function renamed to f) or the ParseFailure that decides the format
+    reward. Whether the program is a valid proposal (banned names, runs twice the same) is
+    decided by ``validators.check_program`` and ``validators.validate_proposals``."""
     if not program.strip():
         return ParseFailure(FailureKind.EMPTY_BLOCK, "code block is empty")
     if len(program) > config.max_program_chars:
@@ -345,7 +348,7 @@ def parse_triplet_proposal(text: str, config: ParseConfig = ParseConfig()) -> Un
         return ParseFailure(FailureKind.MISSING_INPUT_BLOCK, "no ```input block in the answer")
     if len(inputs) > 1:
         return ParseFailure(FailureKind.MULTIPLE_INPUT_BLOCKS, f"{len(inputs)} input blocks; give exactly one")
-    program = check_program(code[0].content, config, reject_multiple_functions=config.reject_multiple_functions)
+    program = parse_program(code[0].content, config, reject_multiple_functions=config.reject_multiple_functions)
     if isinstance(program, ParseFailure):
         return program
     literal = _literal_field(inputs[0].content, "input", config)
@@ -430,7 +433,7 @@ def parse_induction_answer(text: str, config: ParseConfig = ParseConfig()) -> Un
         return ParseFailure(FailureKind.MISSING_CODE_BLOCK, "no ```python block in the answer")
     if len(code) > 1:
         return ParseFailure(FailureKind.MULTIPLE_CODE_BLOCKS, f"{len(code)} code blocks; give exactly one")
-    program = check_program(code[0].content, config, reject_multiple_functions=False)
+    program = parse_program(code[0].content, config, reject_multiple_functions=False)
     if isinstance(program, ParseFailure):
         return program
     return ParsedProgram(program)

@@ -25,12 +25,12 @@ Validation, per row (rows that fail are counted, reported with their line and sk
 
 1. the row's shape: a JSON object with the fields above, as strings (``bad_json``,
    ``not_an_object``, ``missing_field``, ``wrong_type``, ``bad_task_type``);
-2. the proposal parser's checks (``parsers.check_program``: size cap, syntax, one top-level
+2. the proposal parser's checks (``parsers.parse_program``: size cap, syntax, one top-level
    function ``f``; literal and message size caps), statuses as ``parsers.FailureKind``;
 3. the sandbox, through ``validators.validate_triplet_proposals`` and
    ``validators.validate_induction_proposals``, the calls ``selfplay.phases.propose`` makes:
    banned modules, two runs that must agree (determinism), time/memory/output caps;
-   statuses as ``sandbox.azr``. Induction inputs that fail are dropped as for a proposal
+   statuses as ``validators.validate_proposals``. Induction inputs that fail are dropped as for a proposal
    (listed in ``SeedReport.dropped_inputs``) and the row needs ``min_pairs`` usable ones;
 4. the recorded output(s) must equal what the sandbox computed, as values
    (``sandbox.literals.literals_equal``, the deduction grader's equality):
@@ -51,11 +51,12 @@ import os
 import pathlib
 from typing import Any, Optional, Sequence, Union
 
+from absolute_zero.sandbox.literals import literals_equal
 from absolute_zero.tasks import validators
 from absolute_zero.tasks.buffers import dedup_key
 from absolute_zero.tasks.parsers import (ParseConfig, ParsedInductionProposal,
                                          ParsedTripletProposal, ParseFailure,
-                                         _literal_field, check_program)
+                                         _literal_field, parse_program)
 from absolute_zero.tasks.types import InductionTask, TaskType, Triplet
 
 # Written by the absolute-zero authors for this project (MIT, like the project); it holds
@@ -240,7 +241,7 @@ def _parse_checks(row: SeedRow, config: ParseConfig) -> Union[SeedRow, Rejection
   def failed(failure: ParseFailure) -> Rejection:
     return Rejection(row.line, failure.kind.value, failure.detail)
 
-  program = check_program(row.program, config,
+  program = parse_program(row.program, config,
                           reject_multiple_functions=config.reject_multiple_functions)
   if isinstance(program, ParseFailure):
     return failed(program)
@@ -292,7 +293,6 @@ def _check_triplets(pool: Any, rows: Sequence[SeedRow]) -> list[Union[Triplet, R
 
 
 def _equal(recorded: str, computed: str) -> bool:
-  from absolute_zero.sandbox.literals import literals_equal
   return literals_equal(computed, recorded)
 
 

@@ -188,9 +188,9 @@ def test_bfloat16_export_is_our_weights_rounded(tmp_path):
 
 
 def test_config_that_no_hf_model_has_is_refused(tmp_path):
-  from absolute_zero.models.hf_layout import CheckpointError
+  from absolute_zero.models.hf_layout import ModelFileError
   config = dataclasses.replace(get_config("tiny-llama"), qk_norm=True)
-  with pytest.raises(CheckpointError, match="qk_norm=True"):
+  with pytest.raises(ModelFileError, match="qk_norm=True"):
     export_hf(config, {}, tmp_path / "out", tokenizer_source=None)
   assert not (tmp_path / "out").exists()  # refused before anything is written
 
@@ -236,7 +236,7 @@ import jax
 import numpy as np
 from absolute_zero.models import compute_logits, forward
 from absolute_zero.models.hf_layout import hf_tensors_from_params
-from absolute_zero.models.loading import load_model
+from absolute_zero.policy_loading import load_model
 out, ids_file, logits_file = sys.argv[1:]
 config, params = load_model("gemma3-270m")
 weight_map = json.load(open(out + "/model.safetensors.index.json"))["weight_map"]

@@ -10,8 +10,8 @@ import pytest
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.gguf_import import load_gguf
 from absolute_zero.models.hf_import import load_hf_checkpoint
-from absolute_zero.models.hf_layout import CheckpointError
-from absolute_zero.models.loading import load_model
+from absolute_zero.models.hf_layout import ModelFileError
+from absolute_zero.policy_loading import load_model
 
 gguf = pytest.importorskip("gguf")
 
@@ -105,7 +105,7 @@ def test_truncated_gguf_is_a_clear_error(tiny_llama, tmp_path):
   data = path.read_bytes()
   cut = tmp_path / "cut.gguf"
   cut.write_bytes(data[: len(data) // 2])
-  with pytest.raises(CheckpointError, match="truncated or not a GGUF"):
+  with pytest.raises(ModelFileError, match="truncated or not a GGUF"):
     load_gguf(cut)
   with pytest.raises(FileNotFoundError, match="no such file or directory"):
     load_model(str(tmp_path / "absent.gguf"))
@@ -115,7 +115,7 @@ def test_gguf_config_mismatch_is_a_clear_error(tiny_llama, tmp_path):
   config, params = tiny_llama
   path = tmp_path / "tiny.gguf"
   write_tiny_llama_gguf(path, params, config)
-  with pytest.raises(CheckpointError, match="num_layers"):
+  with pytest.raises(ModelFileError, match="num_layers"):
     load_gguf(path, config=config.replace(num_layers=3))
 
 
@@ -173,7 +173,7 @@ def test_sharded_safetensors_round_trip_and_errors(tiny_llama, tmp_path):
   broken = tmp_path / "broken"
   shutil.copytree(ckpt, broken)
   (broken / "model-00002-of-00002.safetensors").unlink()
-  with pytest.raises(CheckpointError, match="model-00002-of-00002.safetensors"):
+  with pytest.raises(ModelFileError, match="model-00002-of-00002.safetensors"):
     load_hf_checkpoint(broken)
 
   # A config that disagrees with the weights names the tensor and the shapes.
@@ -181,14 +181,14 @@ def test_sharded_safetensors_round_trip_and_errors(tiny_llama, tmp_path):
   wrong = tmp_path / "wrong"
   shutil.copytree(ckpt, wrong)
   (wrong / "config.json").write_text(json.dumps({**cfg, "intermediate_size": 96}))
-  with pytest.raises(CheckpointError, match=r"mlp\.(gate|up|down)_proj\.weight.*shape"):
+  with pytest.raises(ModelFileError, match=r"mlp\.(gate|up|down)_proj\.weight.*shape"):
     load_hf_checkpoint(wrong)
 
   # Fewer layers in the config than in the weights: the extra tensor is named.
   fewer = tmp_path / "fewer"
   shutil.copytree(ckpt, fewer)
   (fewer / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 1}))
-  with pytest.raises(CheckpointError, match=r"model\.layers\.1\..*layer 1"):
+  with pytest.raises(ModelFileError, match=r"model\.layers\.1\..*layer 1"):
     load_hf_checkpoint(fewer)
 
 
@@ -197,11 +197,11 @@ def test_missing_tensor_is_named(tiny_llama, tmp_path):
   config, params = tiny_llama
   tensors = _save_sharded(tmp_path, config, params)
   del tensors["model.layers.1.mlp.up_proj.weight"]
-  with pytest.raises(CheckpointError, match=r"missing.*model\.layers\.1\.mlp\.up_proj"):
+  with pytest.raises(ModelFileError, match=r"missing.*model\.layers\.1\.mlp\.up_proj"):
     params_from_hf_tensors(tensors, config)
   tensors["model.layers.0.self_attn.rotary.extra"] = np.zeros(3, np.float32)
   tensors["model.layers.1.mlp.up_proj.weight"] = np.zeros((128, 64), np.float32)
-  with pytest.raises(CheckpointError, match=r"unexpected.*rotary\.extra"):
+  with pytest.raises(ModelFileError, match=r"unexpected.*rotary\.extra"):
     params_from_hf_tensors(tensors, config)
 
 
@@ -217,7 +217,7 @@ def test_wrong_preset_name_lists_the_known_ones():
 def test_tokenizer_that_does_not_fit_the_model_is_rejected(tiny_llama, tmp_path):
   """A tokenizer.json of 600 tokens beside a 512-row model: one clear error."""
   tokenizers = pytest.importorskip("tokenizers")
-  from absolute_zero.models.loading import load_policy
+  from absolute_zero.policy_loading import load_policy
 
   config, params = tiny_llama
   ckpt = tmp_path / "ckpt"

@@ -10,8 +10,8 @@ import pytest
 from absolute_zero import checkpointing, learner
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.hf_import import config_from_hf
-from absolute_zero.models.hf_layout import CheckpointError as ImportError_
-from absolute_zero.models.loading import (ModelSourceError, load_model, load_run_checkpoint,
+from absolute_zero.models.hf_layout import ModelFileError as ImportError_
+from absolute_zero.policy_loading import (ModelSourceError, load_model, load_run_checkpoint,
                                           resolve_model_source)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from absolute_zero.models import compute_logits, forward
-from absolute_zero.models.loading import load_model
+from absolute_zero.policy_loading import load_model
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -8,7 +8,7 @@ import numpy as np
 from absolute_zero import learner
 from absolute_zero.checkpointing import RunCheckpointer, to_jsonable
 from absolute_zero.models import get_config, init_params
-from absolute_zero.models.loading import (is_run_checkpoint_dir, load_run_checkpoint,
+from absolute_zero.policy_loading import (is_run_checkpoint_dir, load_run_checkpoint,
                                           resolve_model_source)
 
 

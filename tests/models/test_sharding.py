@@ -58,7 +58,7 @@ def test_sharded_forward_matches_single_device(name):
   mesh = sharding.make_mesh((2, 2, 2))
   rules = sharding.TRAIN_RULES
   shardings = sharding.param_shardings(config, mesh, rules)
-  sharded_params = sharding.shard_params(params, shardings)
+  sharded_params = jax.device_put(params, shardings)
   batch = sharding.batch_sharding(mesh, rules)
   fn = jax.jit(lambda p, t, q, v: forward(p, t, q, v, config, mesh=mesh, rules=rules))
   out = fn(sharded_params, jax.device_put(tokens, batch), jax.device_put(positions, batch),

@@ -2,10 +2,10 @@
 
 import pytest
 
-from absolute_zero.sandbox import (
-    BANNED_MODULES, BANNED_NAMES, check_program, execute, grade_abduction, grade_deduction,
-    grade_induction, validate_proposals)
-from absolute_zero.sandbox.azr import check_input_expression
+from absolute_zero.tasks.grading import grade_abduction, grade_deduction, grade_induction
+from absolute_zero.tasks.validators import (
+    BANNED_MODULES, BANNED_NAMES, check_input_expression, check_program, execute,
+    validate_proposals)
 
 
 def test_reference_banned_list():

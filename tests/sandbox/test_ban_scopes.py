@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from absolute_zero.sandbox import (
+from absolute_zero.tasks.validators import (
     BANNED_MODULES, BANNED_NAMES, DYNAMIC_ACCESS_NAMES, REFERENCE_BANNED, check_input_expression,
     check_program)
 

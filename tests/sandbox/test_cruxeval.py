@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from absolute_zero.sandbox import execute, grade_abduction, grade_deduction
+from absolute_zero.tasks.grading import grade_abduction, grade_deduction
+from absolute_zero.tasks.validators import execute
 from tests.sandbox.conftest import data_dir
 
 CRUXEVAL = os.path.join(data_dir(), "cruxeval", "cruxeval.jsonl")

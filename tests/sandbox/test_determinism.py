@@ -9,8 +9,9 @@ really printed different texts, so the test cannot pass by seeds that happen to 
 
 import pytest
 
-from absolute_zero.sandbox import Job, validate_proposals
+from absolute_zero.sandbox import Job
 from absolute_zero.sandbox.literals import same_literal
+from absolute_zero.tasks.validators import validate_proposals
 
 WORDS = [f"{c}{w}" for c in "abcdef" for w in ("ox", "ant", "elk", "yak", "emu")]  # 30
 INPUT = repr(WORDS)

@@ -13,7 +13,9 @@ import uuid
 
 import pytest
 
-from absolute_zero.sandbox import Job, grade_abduction, grade_induction, validate_proposals
+from absolute_zero.sandbox import Job
+from absolute_zero.tasks.grading import grade_abduction, grade_induction
+from absolute_zero.tasks.validators import validate_proposals
 from tests.sandbox.conftest import job_uids, processes_of_uids
 
 MARK = uuid.uuid4().hex  # names of files that hostile programs try to create on the host

@@ -10,7 +10,8 @@ import builtins
 
 import pytest
 
-from absolute_zero.sandbox import Job, validate_proposals
+from absolute_zero.sandbox import Job
+from absolute_zero.tasks.validators import validate_proposals
 
 # Expressions (inside the job) that evaluate to the builtins module or to its namespace dict.
 MODULE_ROUTES = {

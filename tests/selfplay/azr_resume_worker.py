@@ -28,7 +28,8 @@ def main(out_dir: str) -> None:
 
   import absolute_zero.sandbox
   import absolute_zero.selfplay.run
-  from absolute_zero.models import get_config, loading
+  from absolute_zero import policy_loading as loading
+  from absolute_zero.models import get_config
   from experiments import azr
 
   calls: dict = {}

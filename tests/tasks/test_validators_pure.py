@@ -105,8 +105,9 @@ class RecordingAzr:
 @pytest.fixture
 def fake(monkeypatch):
     azr = RecordingAzr()
-    monkeypatch.setattr(validators, "_azr", lambda: azr)
-    monkeypatch.setattr(grading, "_azr", lambda: azr)
+    monkeypatch.setattr(validators, "validate_proposals", azr.validate_proposals)
+    monkeypatch.setattr(grading, "grade_abduction", azr.grade_abduction)
+    monkeypatch.setattr(grading, "grade_induction", azr.grade_induction)
     return azr
 
 

@@ -2,19 +2,12 @@
 erroring and looping programs; induction splitting; solver grading; one end-to-end
 pass from model text to rewards."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-# The sandbox lands separately: skip only while its module is absent, so that a broken
-# sandbox import fails loudly instead of skipping.
-if importlib.util.find_spec("absolute_zero.sandbox.azr") is None:
-    pytest.skip("absolute_zero.sandbox.azr does not exist yet", allow_module_level=True)
+from absolute_zero.sandbox import SandboxLimits, SandboxPool
 
-from absolute_zero.sandbox import SandboxLimits, SandboxPool  # noqa: E402
-
-from absolute_zero.tasks import parsers as P  # noqa: E402
+from absolute_zero.tasks import parsers as P
 from absolute_zero.tasks.buffers import TaskBuffers
 from absolute_zero.tasks.grading import grade_answers, solve_rates
 from absolute_zero.tasks.prompts import (
@@ -150,7 +143,7 @@ def test_end_to_end_text_to_rewards(pool):
 
 
 def test_prompt_banned_list_matches_sandbox():
-    from absolute_zero.sandbox import REFERENCE_BANNED
+    from absolute_zero.tasks.validators import REFERENCE_BANNED
     from absolute_zero.tasks.prompts import REFERENCE_BANNED_WORDS
 
     assert set(REFERENCE_BANNED_WORDS) == set(REFERENCE_BANNED)

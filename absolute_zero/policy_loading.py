@@ -1,25 +1,35 @@
-"""One entry point to get a model from whatever a researcher points at.
+"""One entry point to get a policy from whatever a researcher points at.
 
-`load_model(source)` accepts an embedded model name (`gemma3-270m`, `smollm2-135m`), a
-GGUF file, or a Hugging Face directory (`config.json` + safetensors). A preset name that
-has no embedded weights (e.g. `qwen2.5-7b`) gets random weights only when asked for with
-`random_init=True` (benchmarks, shape tests) — never silently.
+`load_policy(source)` returns (config, params, tokenizer) and `load_model(source)`
+(config, params) for an embedded model name (`gemma3-270m`, `smollm2-135m`), a GGUF file,
+a Hugging Face directory (`config.json` + safetensors), or a self-play run's checkpoint
+directory (or the run directory holding it). A preset name that has no embedded weights
+(e.g. `qwen2.5-7b`) gets random weights only when asked for with `random_init=True`
+(benchmarks, shape tests) — never silently.
+
+This module also owns the run-config schema: the resolved configuration a self-play run
+saves with every checkpoint (`run_config`, written by experiments/azr.py) and its reading
+back (`model_config_from_run_config`, `learner_config_from_run_config`). It sits above
+`models`, `learner`, `checkpointing` and `tokenizers`, which it combines.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import jax
-import numpy as np
 
-from absolute_zero.models.config import ModelConfig
+from absolute_zero import checkpointing, learner, sharding
+from absolute_zero.models.config import ModelConfig, RopeScaling
 from absolute_zero.models.embedded import EMBEDDED_MODELS, embedded_gguf_path
 from absolute_zero.models.gguf_import import load_gguf
 from absolute_zero.models.hf_import import load_hf_checkpoint
 from absolute_zero.models.presets import PRESETS, get_config
 from absolute_zero.models.transformer import init_params
+from absolute_zero.tokenizers import check_tokenizer_matches_model, load_tokenizer
 
 DEFAULT_MODEL = "gemma3-270m"
 
@@ -145,11 +155,6 @@ def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
   return config, params
 
 
-def params_nbytes(params) -> int:
-  return sum(np.asarray(x).nbytes if not hasattr(x, "nbytes") else x.nbytes
-             for x in jax.tree.leaves(params))
-
-
 def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None, *,
                 param_dtype: str | None = None, dtype: str | None = None,
                 random_init: bool = False, seed: int = 0):
@@ -158,8 +163,6 @@ def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None
   The tokenizer comes from `tokenizer_source` when given, else from the model source
   (the GGUF file, or the checkpoint directory's tokenizer.json / tokenizer.model).
   """
-  from absolute_zero.tokenizers import check_tokenizer_matches_model, load_tokenizer
-
   config, params = load_model(source, param_dtype=param_dtype, dtype=dtype,
                               random_init=random_init, seed=seed)
   kind, where = resolve_model_source(source)
@@ -170,45 +173,76 @@ def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None
   return config, params, tokenizer
 
 
+def run_config(model_config: ModelConfig, selfplay_config, learner_config: learner.LearnerConfig,
+               sandbox_limits, *, model_source: str, tokenizer_source: str | None,
+               mesh: Any, flags: Mapping[str, Any]) -> dict:
+  """The resolved configuration a self-play run saves with every checkpoint, as JSON types.
+
+  Sections: `model` (ModelConfig fields), `model_source` and `tokenizer_source` (what the
+  run loaded, for the tokenizer of a later reader), `selfplay` (`SelfPlayConfig.to_dict`),
+  `learner` (LearnerConfig fields: the optimizer layout of the saved train state),
+  `sandbox` (SandboxLimits fields), `mesh` and `flags` (the method flags, compared on
+  resume). Read back by `model_config_from_run_config`, `learner_config_from_run_config`.
+  """
+  return checkpointing.to_jsonable({
+      "model": dataclasses.asdict(model_config), "model_source": model_source,
+      "tokenizer_source": tokenizer_source, "selfplay": selfplay_config.to_dict(),
+      "learner": dataclasses.asdict(learner_config),
+      "sandbox": dataclasses.asdict(sandbox_limits), "mesh": mesh, "flags": flags})
+
+
+def model_config_from_run_config(saved: Any, where: str) -> tuple[ModelConfig, str]:
+  """(model config, tokenizer source) from a saved `run_config`; `where` names it in errors.
+
+  ModelConfig fields the current class does not know are ignored. The tokenizer source is
+  the run's --tokenizer if it had one, else its --model ("" if neither was recorded).
+
+  Raises:
+    checkpointing.CheckpointError: `saved` is not a JSON object.
+    ValueError: it has no model or learner section (not written by experiments/azr.py).
+  """
+  if not isinstance(saved, dict):
+    raise checkpointing.CheckpointError(f"{where}: the saved config is not a "
+                                        "JSON object (corrupt checkpoint?)")
+  if "model" not in saved or "learner" not in saved:
+    raise ValueError(f"{where}: the saved config has no model/learner section "
+                     "(not written by experiments/azr.py?)")
+  fields = {f.name for f in dataclasses.fields(ModelConfig)}
+  model = {k: v for k, v in saved["model"].items() if k in fields}
+  if model.get("rope_scaling"):
+    model["rope_scaling"] = RopeScaling(**model["rope_scaling"])
+  source = saved.get("tokenizer_source") or saved.get("model_source", "")
+  return ModelConfig(**model), source
+
+
+def learner_config_from_run_config(saved: Mapping[str, Any]) -> learner.LearnerConfig:
+  """The LearnerConfig of a saved `run_config` (checked by `model_config_from_run_config`
+  first): the optimizer layout of the saved train state. Unknown fields are ignored."""
+  fields = {f.name for f in dataclasses.fields(learner.LearnerConfig)}
+  return learner.LearnerConfig(**{k: v for k, v in saved["learner"].items() if k in fields})
+
+
 def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *,
                         params_too: bool = True) -> tuple[ModelConfig, dict | None, str]:
   """(config, params, tokenizer source) from a self-play run's checkpoint (default: latest).
 
-  The run saved its resolved config (`experiments/azr.py`), so the model shapes, the
-  learner's optimizer layout (needed to read the train state) and the original model
-  source (for the tokenizer) all come from the checkpoint itself.
+  The run saved its resolved config (`run_config`), so the model shapes, the learner's
+  optimizer layout (needed to read the train state) and the original model source (for
+  the tokenizer) all come from the checkpoint itself. The checkpoint is opened read-only:
+  nothing is created, probed or cleaned up (a live run's unfinished save is left alone).
   """
-  import dataclasses as dc
-
-  from absolute_zero import checkpointing, learner, sharding
-  from absolute_zero.models.config import RopeScaling
-
   ckpt = checkpointing.RunCheckpointer(directory, async_save=False, read_only=True)
   try:
     step = ckpt.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"{directory}: no complete checkpoint")
     saved = ckpt.saved_config(step)
-    if not isinstance(saved, dict):
-      raise checkpointing.CheckpointError(f"{directory}/{step}: the saved config is not a "
-                                          "JSON object (corrupt checkpoint?)")
-    if "model" not in saved or "learner" not in saved:
-      raise ValueError(f"{directory}/{step}: the saved config has no model/learner section "
-                       "(not written by experiments/azr.py?)")
-    fields = {f.name for f in dc.fields(ModelConfig)}
-    model = {k: v for k, v in saved["model"].items() if k in fields}
-    if model.get("rope_scaling"):
-      model["rope_scaling"] = RopeScaling(**model["rope_scaling"])
-    config = ModelConfig(**model)
-    # The tokenizer's source: the run's --tokenizer if it had one, else its --model.
-    source = saved.get("tokenizer_source") or saved.get("model_source", "")
+    config, source = model_config_from_run_config(saved, f"{directory}/{step}")
     if not params_too:
       return config, None, source
-    learner_fields = {f.name for f in dc.fields(learner.LearnerConfig)}
-    learner_config = learner.LearnerConfig(
-        **{k: v for k, v in saved["learner"].items() if k in learner_fields})
+    learner_config = learner_config_from_run_config(saved)
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-    abstract = checkpointing.abstract_train_state(config, learner_config, mesh)
+    abstract = learner.abstract_train_state(config, learner_config, mesh)
     restored = ckpt.restore(step, abstract)
     return config, restored.train_state.params, source
   finally:
