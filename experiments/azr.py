@@ -78,7 +78,8 @@ flags.DEFINE_enum("attention", "auto", ["auto", "blockwise", "cudnn", "dense"],
                   "attention.py; may change on resume): blockwise online softmax (any "
                   "backend, memory linear in length), cudnn (GPU, bfloat16), dense (the "
                   "whole score tensor, quadratic). auto: cudnn on GPU where it applies, "
-                  "else blockwise.", module_name=run_flags.G_LEARNER)
+                  "else dense up to 1024 x 1024 scores per row (faster on CPU for short "
+                  "rows), else blockwise.", module_name=run_flags.G_LEARNER)
 flags.DEFINE_integer("attention_block_size", 512, "Query/key block of the blockwise "
                      "attention (may change on resume).", module_name=run_flags.G_LEARNER)
 # Run control: budget flags, free to change on resume.

@@ -157,3 +157,30 @@ def test_gradient_memory_grows_linearly_with_length():
   dense = temp_bytes("dense", 2048) / temp_bytes("dense", 1024)
   block = temp_bytes("blockwise", 2048) / temp_bytes("blockwise", 1024)
   assert dense > 2.8 and block < 2.2, (dense, block)
+
+
+def test_auto_is_dense_for_short_rows_and_blockwise_for_long_ones():
+  """"auto" off GPU: the dense path while q_len x kv_len <= DENSE_MAX_SCORES (faster on
+  CPU for the default run's rows), blockwise beyond (linear memory); identical outputs."""
+  rng = np.random.default_rng(3)
+
+  def run(t, impl):
+    q = jnp.asarray(rng.normal(size=(1, t, 1, 2, 8)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(1, t, 1, 8)), jnp.float32)
+    pos = jnp.arange(t, dtype=jnp.int32)[None]
+    valid = jnp.ones((1, t), bool)
+    return jax.jit(lambda q, k: att.attention(q, k, k, pos, pos, valid, scale=0.3,
+                                              impl=impl, block_size=256))(q, k)
+
+  short = 1024  # exactly DENSE_MAX_SCORES
+  long = 1040
+  assert short * short == att.DENSE_MAX_SCORES < long * long
+  for t, chosen, other in ((short, "dense", "blockwise"), (long, "blockwise", "dense")):
+    state = rng.bit_generator.state
+    auto = run(t, "auto")
+    rng.bit_generator.state = state
+    expected = run(t, chosen)
+    rng.bit_generator.state = state
+    np.testing.assert_array_equal(np.asarray(auto), np.asarray(expected))
+    rng.bit_generator.state = state
+    np.testing.assert_allclose(np.asarray(auto), np.asarray(run(t, other)), atol=1e-5)

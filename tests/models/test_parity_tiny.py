@@ -27,8 +27,9 @@ def loaded(request, tmp_path_factory):
   path = tmp_path_factory.mktemp(name)
   model.save_pretrained(path)
   config, params = load_hf_checkpoint(path)
-  # Blocks of 16 < the rows below: the blockwise attention's multi-block path is what runs.
-  config = config.replace(attention_block_size=16)
+  # Blockwise attention in blocks of 16 < the rows below ("auto" would pick dense for rows
+  # this short): the multi-block path is what runs.
+  config = config.replace(attention="blockwise", attention_block_size=16)
   return name, model, config, params
 
 
