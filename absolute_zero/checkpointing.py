@@ -90,13 +90,14 @@ def complete_steps(directory) -> list[int]:
 
 def _write_failure(directory, error: BaseException) -> CheckpointWriteError:
   """One readable CheckpointWriteError from what Orbax / TensorStore raised: the OS's
-  reason when the message carries one (TensorStore ends it with `: File too large
-  [os_error_code='27']`), else the message's first line."""
+  reason when the message carries its code (TensorStore ends it with
+  `[os_error_code='27']`), else the message's first line."""
   text = str(error)
   errno = error.errno if isinstance(error, OSError) else None
-  found = re.search(r":\s*([^:\[\n]+?)\s*\[os_error_code='(\d+)'\]", text)
-  if found:
-    reason, errno = f"{found.group(1)} (errno {found.group(2)})", int(found.group(2))
+  found = re.search(r"\[os_error_code='(\d+)'\]", text)
+  if found:  # TensorStore: the OS's code at the end (after a spec of the store, at times)
+    errno = int(found.group(1))
+    reason = f"{os.strerror(errno)} (errno {errno})"
   else:
     reason = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     if len(reason) > 300:

@@ -489,7 +489,7 @@ def test_a_full_disk_is_named_in_the_error():
   assert "disk is full" in str(ckpt_lib._write_failure("/r", OSError(28, "No space left")))
   tensorstore = ValueError("RESOURCE_EXHAUSTED: Error writing \"a\": Failed writing: \"/r/d/1\": "
                            "Failed to write 9 bytes to file 19: No space left on device "
-                           "[os_error_code='28']")
+                           "[tensorstore_spec='{\"a\": [1]}'] [os_error_code='28']")
   assert str(ckpt_lib._write_failure("/r", tensorstore)).endswith(
       "(the disk is full: free space, or keep fewer checkpoints): No space left on device "
       "(errno 28)")
