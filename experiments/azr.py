@@ -364,7 +364,7 @@ def main(argv):
   from absolute_zero.checkpointing import CheckpointWriteError
   # A failed background save is reported below as one line; Orbax's own ERROR records of
   # it (with tracebacks, from its threads) would bury that line.
-  absl_logging.get_absl_logger().addFilter(_drop_orbax_errors)
+  absl_logging.get_absl_handler().addFilter(_drop_orbax_errors)
   failure = None
   try:
     _run(checkpointer, latest, log_dir, checkpoint_dir, cache)
@@ -384,9 +384,11 @@ def main(argv):
 
 
 def _drop_orbax_errors(record) -> bool:
-  """logging filter: False for Orbax's ERROR records (every Orbax failure also raises, and
-  is reported as CheckpointWriteError / CheckpointError)."""
-  return not (record.levelno >= 40 and f"{os.sep}orbax{os.sep}" in record.pathname)
+  """logging filter: False for Orbax's ERROR records and asyncio's (only Orbax runs event
+  loops here: "exception was never retrieved" of its failed writes). Every Orbax failure
+  also raises, and is reported as CheckpointWriteError / CheckpointError."""
+  return not (record.levelno >= 40 and (f"{os.sep}orbax{os.sep}" in record.pathname
+                                        or record.name == "asyncio"))
 
 
 def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None) -> None:
