@@ -335,6 +335,13 @@ def attention(q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array, k_valid:
   """
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f"unknown attention impl {impl!r}; one of {', '.join(IMPLEMENTATIONS)}")
+  if impl == "auto":
+    if _cudnn_supported(q, softcap):
+      impl = "cudnn"
+    elif q.shape[1] * k.shape[1] <= DENSE_MAX_SCORES:
+      impl = "dense"
+    else:
+      impl = "blockwise"
   eff_window = effective_window(window, local)
   if impl == "dense":
     return dense_attention(q, k, v, visible(q_pos, k_pos, k_valid, eff_window), scale,
@@ -344,14 +351,6 @@ def attention(q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array, k_valid:
     return blockwise_attention(q, k, v, q_pos, k_pos, k_valid, eff_window, scale, softcap,
                                block_size, block_size)
 
-  if impl == "auto":
-    if _cudnn_supported(q, softcap):
-      impl = "cudnn"
-    elif q.shape[1] * k.shape[1] <= DENSE_MAX_SCORES:
-      return attention(q, k, v, q_pos, k_pos, k_valid, scale=scale, window=window,
-                       local=local, softcap=softcap, impl="dense")
-    else:
-      impl = "blockwise"
   if impl == "blockwise":
     return blockwise()
   if not _cudnn_supported(q, softcap):
