@@ -57,6 +57,8 @@ setup(
             "scipy>=1.10",  # chi-square checks of the sampler's distributions
             # The second math grader, checked against the builtin one in the tests.
             "math-verify==0.9.0",
+            # The formatter .ci/run checks (config: pyproject.toml [tool.pyink]).
+            "pyink==26.5.1",
         ],
         # --math_grader=math_verify: HuggingFace's grader, to compare scores with published
         # ones. Brings latex2sympy2_extended 1.11.0 and antlr4-python3-runtime 4.13.2.
