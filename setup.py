@@ -14,10 +14,14 @@ setup(
     # tasks written for --seed_dataset (absolute_zero/tasks/seed_data.py), and the benchmark
     # files (CRUXEval and the math sets, 3.3 MB) with their MIT licences, so evaluation works
     # from a non-editable install with no data flag.
-    package_data={"absolute_zero": ["data/*.jsonl"],
-                  "absolute_zero.evaluation": ["benchmark_data/README.md",
-                                               "benchmark_data/**/LICENSE",
-                                               "benchmark_data/**/*.jsonl"]},
+    package_data={
+        "absolute_zero": ["data/*.jsonl"],
+        "absolute_zero.evaluation": [
+            "benchmark_data/README.md",
+            "benchmark_data/**/LICENSE",
+            "benchmark_data/**/*.jsonl",
+        ],
+    },
     install_requires=[
         # Core numerics. jax and jaxlib move together; flax/optax/orbax are pinned to the
         # releases tested with this jax (see BUILD.md for GPU/TPU extras).

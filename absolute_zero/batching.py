@@ -30,8 +30,7 @@ import numpy as np
 
 from absolute_zero.buckets import bucket_length, length_bucket
 
-DEFAULT_LENGTH_BUCKETS: tuple[int, ...] = (
-    64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+DEFAULT_LENGTH_BUCKETS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 class TrainBatch(NamedTuple):
@@ -73,7 +72,8 @@ class BatchShapes:
     buckets = tuple(self.length_buckets)
     if not buckets or any(int(b) < 2 for b in buckets) or list(buckets) != sorted(set(buckets)):
       raise ValueError(
-          f"length_buckets must be strictly increasing lengths >= 2, got {self.length_buckets}")
+          f"length_buckets must be strictly increasing lengths >= 2, got {self.length_buckets}"
+      )
     if self.row_multiple < 1:
       raise ValueError(f"row_multiple must be >= 1, got {self.row_multiple}")
 
@@ -110,8 +110,11 @@ def build_train_batch(
   n = len(prompts)
   if n == 0:
     raise ValueError("build_train_batch needs at least one rollout")
-  for name, seq in (("completions", completions), ("advantages", advantages),
-                    ("old_logprobs", old_logprobs)):
+  for name, seq in (
+      ("completions", completions),
+      ("advantages", advantages),
+      ("old_logprobs", old_logprobs),
+  ):
     if len(seq) != n:
       raise ValueError(f"{name} has {len(seq)} rows but prompts has {n}")
   if group_ids is not None and len(group_ids) != n:
@@ -123,14 +126,20 @@ def build_train_batch(
   completion_lens = np.array([len(c) for c in completions], np.int64)  # [N]
   for i in range(n):
     if completion_lens[i] and prompt_lens[i] == 0:
-      raise ValueError(f"rollout {i}: empty prompt; the first completion token needs a "
-                       "prefix to be predicted from (prepend BOS)")
+      raise ValueError(
+          f"rollout {i}: empty prompt; the first completion token needs a "
+          "prefix to be predicted from (prepend BOS)"
+      )
     if len(old_logprobs[i]) != completion_lens[i]:
-      raise ValueError(f"rollout {i}: {len(old_logprobs[i])} old log-probs for "
-                       f"{completion_lens[i]} completion tokens")
+      raise ValueError(
+          f"rollout {i}: {len(old_logprobs[i])} old log-probs for "
+          f"{completion_lens[i]} completion tokens"
+      )
     if ref_logprobs is not None and len(ref_logprobs[i]) != completion_lens[i]:
-      raise ValueError(f"rollout {i}: {len(ref_logprobs[i])} reference log-probs for "
-                       f"{completion_lens[i]} completion tokens")
+      raise ValueError(
+          f"rollout {i}: {len(ref_logprobs[i])} reference log-probs for "
+          f"{completion_lens[i]} completion tokens"
+      )
   total_lens = prompt_lens + completion_lens  # [N]
   seq_len = bucket_length(int(total_lens.max()), shapes.length_buckets)
   rows = round_up(max(n, min_rows), shapes.row_multiple)
@@ -141,11 +150,11 @@ def build_train_batch(
   for i in range(n):
     p, c = prompt_lens[i], completion_lens[i]
     tokens[i, :p] = np.asarray(prompts[i], np.int32)
-    tokens[i, p:p + c] = np.asarray(completions[i], np.int32)
+    tokens[i, p : p + c] = np.asarray(completions[i], np.int32)
     # Completion token j (at tokens[p + j]) is predicted at t = p - 1 + j.
-    old[i, p - 1:p - 1 + c] = np.asarray(old_logprobs[i], np.float32)
+    old[i, p - 1 : p - 1 + c] = np.asarray(old_logprobs[i], np.float32)
     if ref is not None:
-      ref[i, p - 1:p - 1 + c] = np.asarray(ref_logprobs[i], np.float32)
+      ref[i, p - 1 : p - 1 + c] = np.asarray(ref_logprobs[i], np.float32)
   if (tokens < 0).any():
     raise ValueError("token ids must be non-negative")
 
@@ -167,15 +176,24 @@ def build_train_batch(
   groups = np.full(rows, -1, np.int32)
   groups[:n] = 0 if group_ids is None else np.asarray(group_ids, np.int32)
   row_valid = np.arange(rows) < n
-  return TrainBatch(tokens=tokens, positions=positions, valid=valid, targets=targets,
-                    loss_mask=loss_mask, old_logprobs=old, advantages=adv,
-                    group_ids=groups, row_valid=row_valid, ref_logprobs=ref,
-                    completion_index=completion_indices(prompt_lens, completion_lens, rows,
-                                                        seq_len))
+  return TrainBatch(
+      tokens=tokens,
+      positions=positions,
+      valid=valid,
+      targets=targets,
+      loss_mask=loss_mask,
+      old_logprobs=old,
+      advantages=adv,
+      group_ids=groups,
+      row_valid=row_valid,
+      ref_logprobs=ref,
+      completion_index=completion_indices(prompt_lens, completion_lens, rows, seq_len),
+  )
 
 
-def completion_indices(prompt_lens: np.ndarray, completion_lens: np.ndarray, rows: int,
-                       seq_len: int) -> np.ndarray:
+def completion_indices(
+    prompt_lens: np.ndarray, completion_lens: np.ndarray, rows: int, seq_len: int
+) -> np.ndarray:
   """[rows, C] int32 loss positions per row (P - 1 + j for j < C_row, else -1).
 
   C rounds the longest completion up to at most 4 sizes per octave (waste <= 25 %), capped

@@ -37,4 +37,5 @@ def bucket_length(length: int, buckets: Sequence[int]) -> int:
       return int(b)
   raise ValueError(
       f"a row of {length} tokens (prompt + completion) exceeds the largest length "
-      f"bucket {buckets[-1]}; add a larger bucket or truncate the rollout")
+      f"bucket {buckets[-1]}; add a larger bucket or truncate the rollout"
+  )

@@ -51,9 +51,21 @@ EXTRA = "extra"
 
 # ModelConfig fields that decide the params' shapes and meaning: a checkpoint whose saved
 # config differs in any of these cannot be restored into the current model.
-MODEL_SHAPE_FIELDS = ("family", "vocab_size", "embed_dim", "num_layers", "num_heads",
-                      "num_kv_heads", "head_dim", "mlp_dim", "tie_embeddings", "qkv_bias",
-                      "qk_norm", "post_norms", "global_every")
+MODEL_SHAPE_FIELDS = (
+    "family",
+    "vocab_size",
+    "embed_dim",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "mlp_dim",
+    "tie_embeddings",
+    "qkv_bias",
+    "qk_norm",
+    "post_norms",
+    "global_every",
+)
 
 
 class CheckpointError(RuntimeError):
@@ -82,8 +94,9 @@ def complete_steps(directory) -> list[int]:
   (Orbax renames `<step>.orbax-checkpoint-tmp-*` to `<step>` once every item is written);
   [] when the directory is missing or unreadable."""
   try:
-    return sorted(int(p.name) for p in epath.Path(directory).iterdir()
-                  if p.name.isdigit() and p.is_dir())
+    return sorted(
+        int(p.name) for p in epath.Path(directory).iterdir() if p.name.isdigit() and p.is_dir()
+    )
   except OSError:
     return []
 
@@ -162,8 +175,12 @@ def rng_to_json(rng: jax.Array) -> dict:
   if data.dtype != np.uint32:
     raise TypeError(f"rng must be a typed PRNG key or uint32 key data, got dtype {rng.dtype}")
   impl = str(jax.random.key_impl(rng)) if typed else None
-  return {"typed": bool(typed), "impl": impl, "shape": list(data.shape),
-          "data": data.reshape(-1).tolist()}
+  return {
+      "typed": bool(typed),
+      "impl": impl,
+      "shape": list(data.shape),
+      "data": data.reshape(-1).tolist(),
+  }
 
 
 def rng_from_json(state: Mapping[str, Any]) -> jax.Array:
@@ -203,31 +220,40 @@ def abstract_tree(tree: Any, shardings: Any = None) -> Any:
   if shardings is None:
     return jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
-        tree)
-  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                      tree, shardings)
+        tree,
+    )
+  return jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings
+  )
 
 
 def _leaf_name(path) -> str:
-  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))))
-                  for k in path) or "<root>"
+  return (
+      "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+      or "<root>"
+  )
 
 
 def _check_abstract_has_shardings(abstract) -> None:
-  missing = [_leaf_name(p) for p, x in jax.tree_util.tree_leaves_with_path(abstract)
-             if getattr(x, "sharding", None) is None]
+  missing = [
+      _leaf_name(p)
+      for p, x in jax.tree_util.tree_leaves_with_path(abstract)
+      if getattr(x, "sharding", None) is None
+  ]
   if missing:
     raise ValueError(
         "restore needs a target sharding on every leaf (without one Orbax puts the array "
         f"on a single device); leaves without: {', '.join(missing[:8])}"
-        + (f" and {len(missing) - 8} more" if len(missing) > 8 else ""))
+        + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    )
 
 
 def _saved_shapes(metadata_tree) -> dict[str, tuple[int, ...]]:
   """Leaf name -> shape from Orbax's saved tree metadata."""
   out = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(
-      metadata_tree, is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype")):
+      metadata_tree, is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype")
+  ):
     if hasattr(leaf, "shape"):
       out[_leaf_name(path)] = tuple(leaf.shape)
   return out
@@ -245,7 +271,8 @@ def ensure_writable(directory: str | os.PathLike) -> epath.Path:
     reason = e.strerror or type(e).__name__
     raise CheckpointDirError(
         f"checkpoint directory {os.fspath(directory)!r} is not writable ({reason}); "
-        "pass a --checkpoint_dir you can write to") from None
+        "pass a --checkpoint_dir you can write to"
+    ) from None
   return path
 
 
@@ -255,24 +282,33 @@ def ensure_writable(directory: str | os.PathLike) -> epath.Path:
 class RunCheckpointer:
   """Keep-last-N checkpoints of a run in one directory (Orbax CheckpointManager)."""
 
-  def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True,
-               read_only: bool = False):
+  def __init__(
+      self,
+      directory: str | os.PathLike,
+      *,
+      keep: int = 3,
+      async_save: bool = True,
+      read_only: bool = False,
+  ):
     """`read_only`: for readers such as evaluation: nothing is created, probed or cleaned
     up (a live run's unfinished save in the same directory is left alone); `save` fails."""
     if keep < 1:
       raise ValueError(f"keep must be >= 1, got {keep}")
     self.directory = epath.Path(directory) if read_only else ensure_writable(directory)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=not read_only, enable_async_checkpointing=async_save,
-        cleanup_tmp_directories=not read_only, read_only=read_only)
+        max_to_keep=keep,
+        create=not read_only,
+        enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=not read_only,
+        read_only=read_only,
+    )
     # Handlers named up front so a freshly opened manager can read item metadata.
     # At most ~1 GB of arrays in flight to TensorStore at once: with Orbax's default (96 GB)
     # every array is encoded at the same time, and saving a 3.2 GB train state (Gemma 3
     # 270M with AdamW) held +2.5 GB of host memory on CPU; with 1 GB, +1.2 GB, no slower.
     handlers = {TRAIN_STATE: ocp.StandardCheckpointHandler(save_concurrent_gb=1)}
     handlers.update({name: ocp.JsonCheckpointHandler() for name in (META, BUFFERS, CONFIG, EXTRA)})
-    self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                          item_handlers=handlers)
+    self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
     # Orbax deletes leftover tmp directories on a background thread that close() does not
     # wait for; a process that exits soon after (bad input found next) would print that
     # thread's traceback. Wait for it here: it is a directory listing and a few deletes.
@@ -292,8 +328,12 @@ class RunCheckpointer:
   def saved_config(self, step: int | None = None) -> dict:
     """The resolved config stored with `step` (default: latest)."""
     step = self._resolve_step(step)
-    return self._read(step, lambda: self._manager.restore(step, args=ocp.args.Composite(
-        **{CONFIG: ocp.args.JsonRestore()}))[CONFIG])
+    return self._read(
+        step,
+        lambda: self._manager.restore(
+            step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()})
+        )[CONFIG],
+    )
 
   def check_compatible(self, config: Mapping[str, Any], step: int | None = None) -> None:
     """Raises IncompatibleCheckpointError naming the model fields that differ."""
@@ -303,12 +343,20 @@ class RunCheckpointer:
       raise IncompatibleCheckpointError(
           f"checkpoint {self.directory}/{step} was written by a different model: "
           + "; ".join(diffs)
-          + ". Use the matching --model or a fresh --checkpoint_dir.")
+          + ". Use the matching --model or a fresh --checkpoint_dir."
+      )
 
   # -- save
 
-  def save(self, step: int, train_state: Any, rng: jax.Array | None, buffers_state: Mapping,
-           config: Mapping | Any, extra: Mapping | None = None) -> None:
+  def save(
+      self,
+      step: int,
+      train_state: Any,
+      rng: jax.Array | None,
+      buffers_state: Mapping,
+      config: Mapping | Any,
+      extra: Mapping | None = None,
+  ) -> None:
     """Starts writing checkpoint `step` (returns once arrays are copied off the devices).
 
     With async saving the files are written in the background; the caller may donate or
@@ -322,7 +370,8 @@ class RunCheckpointer:
     if latest is not None and step <= latest:
       raise CheckpointError(
           f"cannot save step {step}: {self.directory} already holds step {latest}; "
-          "steps must increase (resume from the latest step, or use a fresh directory)")
+          "steps must increase (resume from the latest step, or use a fresh directory)"
+      )
     items = {}
     for name, value in ((BUFFERS, buffers_state), (CONFIG, config), (EXTRA, extra or {})):
       try:
@@ -331,17 +380,25 @@ class RunCheckpointer:
       except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint item {name!r} is not JSON-able: {e}") from None
     # A run whose randomness derives from (seed, step) passes rng=None: nothing to save.
-    meta = {"format_version": FORMAT_VERSION, "step": step,
-            "rng": None if rng is None else rng_to_json(rng)}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "step": step,
+        "rng": None if rng is None else rng_to_json(rng),
+    }
     start = time.perf_counter()
     try:  # also reports a failure of the previous asynchronous save, which Orbax awaits here
-      saved = self._manager.save(step, args=ocp.args.Composite(**{
-          TRAIN_STATE: ocp.args.StandardSave(train_state),
-          META: ocp.args.JsonSave(meta),
-          BUFFERS: ocp.args.JsonSave(items[BUFFERS]),
-          CONFIG: ocp.args.JsonSave(items[CONFIG]),
-          EXTRA: ocp.args.JsonSave(items[EXTRA]),
-      }))
+      saved = self._manager.save(
+          step,
+          args=ocp.args.Composite(
+              **{
+                  TRAIN_STATE: ocp.args.StandardSave(train_state),
+                  META: ocp.args.JsonSave(meta),
+                  BUFFERS: ocp.args.JsonSave(items[BUFFERS]),
+                  CONFIG: ocp.args.JsonSave(items[CONFIG]),
+                  EXTRA: ocp.args.JsonSave(items[EXTRA]),
+              }
+          ),
+      )
     except (OSError, ValueError, RuntimeError) as e:
       raise _write_failure(self.directory, e) from e
     self.last_save_blocking_s = time.perf_counter() - start
@@ -360,8 +417,9 @@ class RunCheckpointer:
 
   # -- restore
 
-  def restore(self, step: int | None, abstract_train_state: Any, *,
-              config: Mapping | Any | None = None) -> RestoredRun:
+  def restore(
+      self, step: int | None, abstract_train_state: Any, *, config: Mapping | Any | None = None
+  ) -> RestoredRun:
     """Reads checkpoint `step` (None: latest) onto the shardings of `abstract_train_state`.
 
     `abstract_train_state`: pytree of `jax.ShapeDtypeStruct(shape, dtype, sharding=...)`
@@ -375,21 +433,35 @@ class RunCheckpointer:
     if config is not None:
       self.check_compatible(config, step)
     self._read(step, lambda: self._check_layout(step, abstract))
-    restored = self._read(step, lambda: self._manager.restore(step, args=ocp.args.Composite(**{
-        TRAIN_STATE: ocp.args.StandardRestore(abstract),
-        META: ocp.args.JsonRestore(),
-        BUFFERS: ocp.args.JsonRestore(),
-        CONFIG: ocp.args.JsonRestore(),
-        EXTRA: ocp.args.JsonRestore(),
-    })))
+    restored = self._read(
+        step,
+        lambda: self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                **{
+                    TRAIN_STATE: ocp.args.StandardRestore(abstract),
+                    META: ocp.args.JsonRestore(),
+                    BUFFERS: ocp.args.JsonRestore(),
+                    CONFIG: ocp.args.JsonRestore(),
+                    EXTRA: ocp.args.JsonRestore(),
+                }
+            ),
+        ),
+    )
     meta = restored[META]
     if meta.get("format_version") != FORMAT_VERSION or meta.get("step") != step:
-      raise CheckpointError(f"checkpoint {self.directory}/{step} has unexpected metadata "
-                            f"{ {k: meta.get(k) for k in ('format_version', 'step')} }")
+      raise CheckpointError(
+          f"checkpoint {self.directory}/{step} has unexpected metadata "
+          f"{ {k: meta.get(k) for k in ('format_version', 'step')} }"
+      )
     rng = None if meta.get("rng") is None else rng_from_json(meta["rng"])
-    return RestoredRun(train_state=restored[TRAIN_STATE], rng=rng,
-                       buffers=restored[BUFFERS], config=restored[CONFIG],
-                       extra=restored[EXTRA])
+    return RestoredRun(
+        train_state=restored[TRAIN_STATE],
+        rng=rng,
+        buffers=restored[BUFFERS],
+        config=restored[CONFIG],
+        extra=restored[EXTRA],
+    )
 
   def close(self) -> None:
     """Waits for pending saves, then releases the manager (CheckpointWriteError if a save
@@ -419,7 +491,8 @@ class RunCheckpointer:
       detail = " ".join(str(e).split())[:300]
       raise CheckpointError(
           f"checkpoint {self.directory}/{step} cannot be read (truncated or corrupt "
-          f"files?): {type(e).__name__}: {detail}") from e
+          f"files?): {type(e).__name__}: {detail}"
+      ) from e
 
   def _resolve_step(self, step: int | None) -> int:
     steps = self.all_steps()
@@ -428,22 +501,30 @@ class RunCheckpointer:
         raise CheckpointError(f"no complete checkpoint in {self.directory}")
       return steps[-1]
     if int(step) not in steps:
-      raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; "
-                            f"complete steps: {steps or 'none'}")
+      raise CheckpointError(
+          f"no checkpoint for step {step} in {self.directory}; "
+          f"complete steps: {steps or 'none'}"
+      )
     return int(step)
 
   def _check_layout(self, step: int, abstract) -> None:
     """Same leaves with the same shapes as saved, or an error naming the differences."""
     saved_tree = self._manager.item_metadata(step)[TRAIN_STATE]
     saved = _saved_shapes(getattr(saved_tree, "tree", saved_tree))
-    wanted = {_leaf_name(p): tuple(x.shape)
-              for p, x in jax.tree_util.tree_leaves_with_path(abstract)}
+    wanted = {
+        _leaf_name(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(abstract)
+    }
     problems = [f"{k}: missing in checkpoint" for k in wanted if k not in saved]
     problems += [f"{k}: not in the target state" for k in saved if k not in wanted]
-    problems += [f"{k}: checkpoint shape {saved[k]}, target shape {wanted[k]}"
-                 for k in wanted if k in saved and saved[k] != wanted[k]]
+    problems += [
+        f"{k}: checkpoint shape {saved[k]}, target shape {wanted[k]}"
+        for k in wanted
+        if k in saved and saved[k] != wanted[k]
+    ]
     if problems:
       raise IncompatibleCheckpointError(
           f"checkpoint {self.directory}/{step} does not match the target train state "
-          f"({len(problems)} differences): " + "; ".join(problems[:8])
-          + ("; ..." if len(problems) > 8 else ""))
+          f"({len(problems)} differences): "
+          + "; ".join(problems[:8])
+          + ("; ..." if len(problems) > 8 else "")
+      )

@@ -78,12 +78,17 @@ def maybe_initialize_distributed(environ: Mapping[str, str] | None = None) -> bo
       num_processes = int(env["JAX_NUM_PROCESSES"])
       process_id = int(env["JAX_PROCESS_ID"])
     except ValueError:
-      raise ValueError("JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers, got "
-                       f"{env['JAX_NUM_PROCESSES']!r} and {env['JAX_PROCESS_ID']!r}") from None
+      raise ValueError(
+          "JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers, got "
+          f"{env['JAX_NUM_PROCESSES']!r} and {env['JAX_PROCESS_ID']!r}"
+      ) from None
     if not 0 <= process_id < num_processes:
       raise ValueError(f"JAX_PROCESS_ID={process_id} is outside [0, {num_processes})")
-    jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
-                               num_processes=num_processes, process_id=process_id)
+    jax.distributed.initialize(
+        coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
+        num_processes=num_processes,
+        process_id=process_id,
+    )
   else:
     # SLURM, TPU VM slices, AZR_DISTRIBUTED=1: JAX's cluster detection reads the rest.
     jax.distributed.initialize()
@@ -164,10 +169,11 @@ def allgather_json(value: Any) -> list:
   lengths = np.asarray(multihost_utils.process_allgather(np.asarray([data.size], np.int32)))
   lengths = lengths.reshape(-1)
   padded = np.zeros((_bucket(int(lengths.max())),), np.uint8)
-  padded[:data.size] = data
+  padded[: data.size] = data
   gathered = np.asarray(multihost_utils.process_allgather(padded))  # [processes, size]
-  return [json.loads(gathered[i, :int(n)].tobytes().decode("ascii"))
-          for i, n in enumerate(lengths)]
+  return [
+      json.loads(gathered[i, : int(n)].tobytes().decode("ascii")) for i, n in enumerate(lengths)
+  ]
 
 
 def shard_range(n: int, index: int, count: int) -> tuple[int, int]:

@@ -39,8 +39,7 @@ from absolute_zero import sharding as sharding_lib
 from absolute_zero.batching import TrainBatch
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.models.projection import explicit_transposes, transposed_product
-from absolute_zero.models.transformer import (compute_logits, forward, init_params,
-                                              unembedding)
+from absolute_zero.models.transformer import (compute_logits, forward, init_params, unembedding)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,22 +69,23 @@ class LearnerConfig:
 
   def __post_init__(self):
     if not self.learning_rate >= 0:
-      raise ValueError(f"learning_rate must be >= 0 (0: a frozen policy), got "
-                       f"{self.learning_rate}")
+      raise ValueError(
+          f"learning_rate must be >= 0 (0: a frozen policy), got " f"{self.learning_rate}"
+      )
     if not self.temperature > 0:
       raise ValueError(f"temperature must be positive, got {self.temperature}")
     if self.micro_batch_size is not None and self.micro_batch_size < 1:
       raise ValueError(f"micro_batch_size must be >= 1 or None, got {self.micro_batch_size}")
     if self.logprob_chunk_size is not None and self.logprob_chunk_size < 1:
-      raise ValueError(
-          f"logprob_chunk_size must be >= 1 or None, got {self.logprob_chunk_size}")
+      raise ValueError(f"logprob_chunk_size must be >= 1 or None, got {self.logprob_chunk_size}")
     if self.max_grad_norm is not None and not self.max_grad_norm > 0:
       raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
     if self.kl_estimator not in ("k1", "k3"):
       raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
     if self.advantage_mode not in ("task_relative", "global"):
       raise ValueError(
-          f"advantage_mode must be 'task_relative' or 'global', got {self.advantage_mode!r}")
+          f"advantage_mode must be 'task_relative' or 'global', got {self.advantage_mode!r}"
+      )
     if self.kl_coef < 0 or self.entropy_coef < 0:
       raise ValueError("kl_coef and entropy_coef must be >= 0")
 
@@ -103,15 +103,24 @@ class TrainState(NamedTuple):
 
 def make_optimizer(config: LearnerConfig) -> optax.GradientTransformation:
   """clip_by_global_norm (optional) then AdamW at a constant learning rate."""
-  adamw = optax.adamw(config.learning_rate, b1=config.b1, b2=config.b2, eps=config.adam_eps,
-                      weight_decay=config.weight_decay)
+  adamw = optax.adamw(
+      config.learning_rate,
+      b1=config.b1,
+      b2=config.b2,
+      eps=config.adam_eps,
+      weight_decay=config.weight_decay,
+  )
   if config.max_grad_norm is None:
     return adamw
   return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adamw)
 
 
-def train_state_shardings(model_config: ModelConfig, learner_config: LearnerConfig,
-                          mesh: Mesh, rules=sharding_lib.TRAIN_RULES) -> TrainState:
+def train_state_shardings(
+    model_config: ModelConfig,
+    learner_config: LearnerConfig,
+    mesh: Mesh,
+    rules=sharding_lib.TRAIN_RULES,
+) -> TrainState:
   """NamedShardings for every leaf of the TrainState: optimizer moments like their params."""
   param_sh = sharding_lib.param_shardings(model_config, mesh, rules)
   optimizer = make_optimizer(learner_config)
@@ -119,14 +128,18 @@ def train_state_shardings(model_config: ModelConfig, learner_config: LearnerConf
   abstract_opt = jax.eval_shape(optimizer.init, abstract_params)
   replicated = NamedSharding(mesh, PartitionSpec())
   opt_sh = optax.tree_map_params(
-      optimizer, lambda _, sh: sh, abstract_opt, param_sh,
-      transform_non_params=lambda _: replicated)
+      optimizer, lambda _, sh: sh, abstract_opt, param_sh, transform_non_params=lambda _: replicated
+  )
   return TrainState(params=param_sh, opt_state=opt_sh, step=replicated)
 
 
-def init_train_state(params, learner_config: LearnerConfig, mesh: Mesh | None = None,
-                     model_config: ModelConfig | None = None,
-                     rules=sharding_lib.TRAIN_RULES) -> TrainState:
+def init_train_state(
+    params,
+    learner_config: LearnerConfig,
+    mesh: Mesh | None = None,
+    model_config: ModelConfig | None = None,
+    rules=sharding_lib.TRAIN_RULES,
+) -> TrainState:
   """A fresh TrainState; with a mesh, params and moments placed by `rules` (needs config).
 
   The state holds its own copy of `params` (train steps donate the state, so sharing
@@ -135,8 +148,9 @@ def init_train_state(params, learner_config: LearnerConfig, mesh: Mesh | None = 
   optimizer = make_optimizer(learner_config)
   if mesh is None:
     params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
-    return TrainState(params=params, opt_state=optimizer.init(params),
-                      step=jnp.zeros((), jnp.int32))
+    return TrainState(
+        params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32)
+    )
   if model_config is None:
     raise ValueError("init_train_state with a mesh needs model_config (for the shardings)")
   shardings = train_state_shardings(model_config, learner_config, mesh, rules)
@@ -146,8 +160,12 @@ def init_train_state(params, learner_config: LearnerConfig, mesh: Mesh | None = 
   return TrainState(params=params, opt_state=opt_state, step=step)
 
 
-def abstract_train_state(model_config: ModelConfig, learner_config: LearnerConfig, mesh: Mesh,
-                         rules=sharding_lib.TRAIN_RULES) -> TrainState:
+def abstract_train_state(
+    model_config: ModelConfig,
+    learner_config: LearnerConfig,
+    mesh: Mesh,
+    rules=sharding_lib.TRAIN_RULES,
+) -> TrainState:
   """The TrainState as `jax.ShapeDtypeStruct`s laid out on `mesh` by `rules` (nothing is
   allocated): the target a checkpoint restore needs."""
   shardings = train_state_shardings(model_config, learner_config, mesh, rules)
@@ -155,11 +173,15 @@ def abstract_train_state(model_config: ModelConfig, learner_config: LearnerConfi
 
   def init():
     params = init_params(model_config, jax.random.key(0))
-    return TrainState(params=params, opt_state=optimizer.init(params),
-                      step=jnp.zeros((), jnp.int32))
+    return TrainState(
+        params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32)
+    )
 
-  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                      jax.eval_shape(init), shardings)
+  return jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      jax.eval_shape(init),
+      shardings,
+  )
 
 
 def _own_copy(x, sharding) -> jax.Array:
@@ -168,8 +190,9 @@ def _own_copy(x, sharding) -> jax.Array:
   return distributed.put_global(jnp.array(x, copy=True), sharding)
 
 
-def shard_batch(batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None,
-                rules=sharding_lib.TRAIN_RULES) -> TrainBatch | tuple[TrainBatch, ...]:
+def shard_batch(
+    batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None, rules=sharding_lib.TRAIN_RULES
+) -> TrainBatch | tuple[TrainBatch, ...]:
   """Device arrays for `batch` (or each part): rows split over the batch axes of `mesh`.
 
   Multi-process: every process holds the same whole host batch, and `put_global` makes
@@ -179,28 +202,40 @@ def shard_batch(batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None,
     return jax.tree.map(jnp.asarray, batch)
   return jax.tree.map(
       lambda x: distributed.put_global(x, sharding_lib.batch_sharding(mesh, rules, np.ndim(x))),
-      batch)
+      batch,
+  )
 
 
 # ---------------------------------------------------------------------------- the loss
 
 
-def token_logprobs(params, batch: TrainBatch, model_config: ModelConfig,
-                   learner_config: LearnerConfig, mesh: Mesh | None = None,
-                   rules=sharding_lib.TRAIN_RULES,
-                   return_entropy: bool = False) -> tuple[jax.Array, jax.Array | None]:
+def token_logprobs(
+    params,
+    batch: TrainBatch,
+    model_config: ModelConfig,
+    learner_config: LearnerConfig,
+    mesh: Mesh | None = None,
+    rules=sharding_lib.TRAIN_RULES,
+    return_entropy: bool = False,
+) -> tuple[jax.Array, jax.Array | None]:
   """Log-probs `[b, T]` of `batch.targets` under the policy at the learner temperature.
 
   Entry t is log pi(tokens[t + 1] | tokens[<= t]); see `absolute_zero.batching`.
   """
-  hidden = forward(params, batch.tokens, batch.positions, batch.valid, model_config,
-                   mesh, rules)  # [b, T, D]
+  hidden = forward(
+      params, batch.tokens, batch.positions, batch.valid, model_config, mesh, rules
+  )  # [b, T, D]
   chunk = learner_config.logprob_chunk_size
   if chunk is not None:
     return loss_lib.chunked_token_logprobs(
-        hidden, unembedding(params, model_config), batch.targets,
-        temperature=learner_config.temperature, chunk_size=chunk,
-        logit_softcap=model_config.final_logit_softcap, return_entropy=return_entropy)
+        hidden,
+        unembedding(params, model_config),
+        batch.targets,
+        temperature=learner_config.temperature,
+        chunk_size=chunk,
+        logit_softcap=model_config.final_logit_softcap,
+        return_entropy=return_entropy,
+    )
   # Unchunked: the whole [b, T, V] logits at once (baseline for small vocabularies).
   logits = compute_logits(params, hidden, model_config) / learner_config.temperature
   logp_all = jax.nn.log_softmax(logits, axis=-1)  # [b, T, V]
@@ -209,8 +244,17 @@ def token_logprobs(params, batch: TrainBatch, model_config: ModelConfig,
   return logp, entropy
 
 
-def fused_head_objective(hidden, emb, targets, token_objective, token_args, temperature,
-                         chunk_size, logit_softcap, transposed_emb_grad: bool | None = None):
+def fused_head_objective(
+    hidden,
+    emb,
+    targets,
+    token_objective,
+    token_args,
+    temperature,
+    chunk_size,
+    logit_softcap,
+    transposed_emb_grad: bool | None = None,
+):
   """(objective_sum, logp [N]) with the head gradient formed in the forward pass.
 
   hidden [N, D], emb [V, D], targets [N]; token_objective(logp [1, C], *args [1, C]) ->
@@ -250,7 +294,8 @@ def fused_head_objective(hidden, emb, targets, token_objective, token_args, temp
       lse = jax.nn.logsumexp(z, axis=-1)  # [C]
       logp = jnp.take_along_axis(z, tgt[:, None], axis=-1)[:, 0] - lse  # [C]
       obj, g = jax.value_and_grad(
-          lambda lp: token_objective(lp[None], *(a[None] for a in chunk_args)))(logp)
+          lambda lp: token_objective(lp[None], *(a[None] for a in chunk_args))
+      )(logp)
       # d logp / d z = onehot(target) - softmax(z)
       dz = -g[:, None] * jnp.exp(z - lse[:, None])  # [C, V]
       dz = dz.at[jnp.arange(dz.shape[0]), tgt].add(g)
@@ -266,11 +311,9 @@ def fused_head_objective(hidden, emb, targets, token_objective, token_args, temp
     # XLA:CPU runs d emb = draw^T h (both operands contracted on their major axis) about
     # 15 % slower than the row-major [D, C] @ [C, V]; accumulate it transposed there and
     # transpose once at the end (Gemma 3 270M, 512-row chunks: 1.84 -> 1.61 s per chunk).
-    transposed_acc = (explicit_transposes() if transposed_emb_grad is None
-                      else transposed_emb_grad)
+    transposed_acc = explicit_transposes() if transposed_emb_grad is None else transposed_emb_grad
     acc_shape = emb.shape[::-1] if transposed_acc else emb.shape
-    grad_emb, (objs, logp, grad_h) = jax.lax.scan(
-        body, jnp.zeros(acc_shape, jnp.float32), xs)
+    grad_emb, (objs, logp, grad_h) = jax.lax.scan(body, jnp.zeros(acc_shape, jnp.float32), xs)
     if transposed_acc:
       grad_emb = grad_emb.T  # [V, D]
     logp = logp.reshape(-1)[:n]
@@ -280,8 +323,12 @@ def fused_head_objective(hidden, emb, targets, token_objective, token_args, temp
   def bwd(res, cts):
     grad_h, grad_emb, targets, args = res
     ct_obj, _ = cts  # logp carries no gradient (metrics only)
-    return (ct_obj * grad_h, ct_obj * grad_emb,
-            np.zeros(targets.shape, jax.dtypes.float0), jax.tree.map(jnp.zeros_like, args))
+    return (
+        ct_obj * grad_h,
+        ct_obj * grad_emb,
+        np.zeros(targets.shape, jax.dtypes.float0),
+        jax.tree.map(jnp.zeros_like, args),
+    )
 
   run.defvjp(fwd, bwd)
   objective, logp = run(hidden, emb, targets, tuple(token_args))
@@ -302,17 +349,20 @@ def _at_completions(mb: TrainBatch, hidden):
     return None if x is None else jnp.take_along_axis(x, safe, axis=1)
 
   picked = mb._replace(
-      targets=take(mb.targets), loss_mask=take(mb.loss_mask) & keep,
-      old_logprobs=take(mb.old_logprobs), ref_logprobs=take(mb.ref_logprobs),
-      completion_index=None)
+      targets=take(mb.targets),
+      loss_mask=take(mb.loss_mask) & keep,
+      old_logprobs=take(mb.old_logprobs),
+      ref_logprobs=take(mb.ref_logprobs),
+      completion_index=None,
+  )
   return picked, jnp.take_along_axis(hidden, safe[:, :, None], axis=1)  # [b, C, D]
 
 
-def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerConfig, mesh,
-                            rules):
+def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerConfig, mesh, rules):
   """`_micro_batch_sums` with the head gradient fused into the forward (no entropy)."""
-  hidden = forward(params, mb.tokens, mb.positions, mb.valid, model_config,
-                   mesh, rules)  # [b, T, D]
+  hidden = forward(
+      params, mb.tokens, mb.positions, mb.valid, model_config, mesh, rules
+  )  # [b, T, D]
   use_kl = lc.kl_coef > 0
   if mb.completion_index is not None:
     # Only the loss positions reach the head: [b, T, ...] -> [b, C, ...].
@@ -321,30 +371,50 @@ def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerCon
 
   def token_objective(logp, old, adv, mask, *ref):  # [1, C] each
     pg, _, _ = loss_lib.clipped_surrogate_loss(
-        logp, old, adv, mask > 0, clip_low=lc.clip_low, clip_high=lc.clip_high,
-        log_ratio_clip=lc.log_ratio_clip)
+        logp,
+        old,
+        adv,
+        mask > 0,
+        clip_low=lc.clip_low,
+        clip_high=lc.clip_high,
+        log_ratio_clip=lc.log_ratio_clip,
+    )
     if use_kl:
       pg = pg + lc.kl_coef * loss_lib.kl_penalty(logp, ref[0], mask > 0, lc.kl_estimator)
     return pg
 
-  args = [mb.old_logprobs.reshape(-1),
-          jnp.broadcast_to(mb.advantages[:, None], (b, t)).reshape(-1),
-          mb.loss_mask.astype(jnp.float32).reshape(-1)]
+  args = [
+      mb.old_logprobs.reshape(-1),
+      jnp.broadcast_to(mb.advantages[:, None], (b, t)).reshape(-1),
+      mb.loss_mask.astype(jnp.float32).reshape(-1),
+  ]
   if use_kl:
     args.append(mb.ref_logprobs.reshape(-1))
   objective, logp = fused_head_objective(
-      hidden.reshape(b * t, d), unembedding(params, model_config), mb.targets.reshape(-1),
-      token_objective, args, lc.temperature, lc.logprob_chunk_size,
-      model_config.final_logit_softcap)
+      hidden.reshape(b * t, d),
+      unembedding(params, model_config),
+      mb.targets.reshape(-1),
+      token_objective,
+      args,
+      lc.temperature,
+      lc.logprob_chunk_size,
+      model_config.final_logit_softcap,
+  )
   logp = logp.reshape(b, t)  # [b, T], no gradient: metrics only
   pg_sum, tokens, metric_sums = loss_lib.clipped_surrogate_loss(
-      logp, mb.old_logprobs, mb.advantages, mb.loss_mask, clip_low=lc.clip_low,
-      clip_high=lc.clip_high, log_ratio_clip=lc.log_ratio_clip)
-  stats = dict(metric_sums, pg_loss_sum=pg_sum, tokens=tokens,
-               objective_sum=jax.lax.stop_gradient(objective))
+      logp,
+      mb.old_logprobs,
+      mb.advantages,
+      mb.loss_mask,
+      clip_low=lc.clip_low,
+      clip_high=lc.clip_high,
+      log_ratio_clip=lc.log_ratio_clip,
+  )
+  stats = dict(
+      metric_sums, pg_loss_sum=pg_sum, tokens=tokens, objective_sum=jax.lax.stop_gradient(objective)
+  )
   if use_kl:
-    stats["kl_sum"] = loss_lib.kl_penalty(logp, mb.ref_logprobs, mb.loss_mask,
-                                          lc.kl_estimator)
+    stats["kl_sum"] = loss_lib.kl_penalty(logp, mb.ref_logprobs, mb.loss_mask, lc.kl_estimator)
   return objective, stats
 
 
@@ -354,11 +424,18 @@ def _micro_batch_sums(params, mb: TrainBatch, model_config, learner_config, mesh
   if lc.fused_head and lc.logprob_chunk_size is not None and lc.entropy_coef == 0:
     return _fused_micro_batch_sums(params, mb, model_config, lc, mesh, rules)
   need_entropy = lc.entropy_coef > 0
-  logp, entropy = token_logprobs(params, mb, model_config, lc, mesh, rules,
-                                 return_entropy=need_entropy)  # [b, T]
+  logp, entropy = token_logprobs(
+      params, mb, model_config, lc, mesh, rules, return_entropy=need_entropy
+  )  # [b, T]
   pg_sum, tokens, metric_sums = loss_lib.clipped_surrogate_loss(
-      logp, mb.old_logprobs, mb.advantages, mb.loss_mask, clip_low=lc.clip_low,
-      clip_high=lc.clip_high, log_ratio_clip=lc.log_ratio_clip)
+      logp,
+      mb.old_logprobs,
+      mb.advantages,
+      mb.loss_mask,
+      clip_low=lc.clip_low,
+      clip_high=lc.clip_high,
+      log_ratio_clip=lc.log_ratio_clip,
+  )
   objective = pg_sum
   stats = dict(metric_sums, pg_loss_sum=pg_sum, tokens=tokens)
   if lc.kl_coef > 0:
@@ -382,23 +459,27 @@ def _split_micro_batches(batch: TrainBatch, micro_batch_size: int) -> TrainBatch
   rows = batch.tokens.shape[0]
   num_micro = rows // micro_batch_size
   return jax.tree.map(
-      lambda x: x.reshape((micro_batch_size, num_micro) + x.shape[1:]).swapaxes(0, 1),
-      batch)
+      lambda x: x.reshape((micro_batch_size, num_micro) + x.shape[1:]).swapaxes(0, 1), batch
+  )
 
 
 def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh | None, rules) -> int:
   rows = batch.tokens.shape[0]
   mbs = lc.micro_batch_size or rows
   if rows % mbs:
-    raise ValueError(f"batch of {rows} rows is not a multiple of micro_batch_size={mbs}; "
-                     "build it with BatchShapes(row_multiple=micro_batch_size x data-parallel)")
+    raise ValueError(
+        f"batch of {rows} rows is not a multiple of micro_batch_size={mbs}; "
+        "build it with BatchShapes(row_multiple=micro_batch_size x data-parallel)"
+    )
   if mesh is not None:
     spec = sharding_lib.batch_sharding(mesh, rules).spec[0]
     axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
     dp = int(np.prod([mesh.shape[a] for a in axes]))
     if mbs % dp:
-      raise ValueError(f"micro_batch_size={mbs} must be a multiple of the data-parallel "
-                       f"size {dp} of mesh {dict(mesh.shape)}")
+      raise ValueError(
+          f"micro_batch_size={mbs} must be a multiple of the data-parallel "
+          f"size {dp} of mesh {dict(mesh.shape)}"
+      )
   if lc.kl_coef > 0 and batch.ref_logprobs is None:
     raise ValueError("kl_coef > 0 needs ref_logprobs in the batch")
   return mbs
@@ -417,10 +498,15 @@ def _loss_tokens(parts: Sequence[TrainBatch]) -> jax.Array:
   return sum(jnp.sum(p.loss_mask.astype(jnp.float32)) for p in parts)
 
 
-def compute_gradients(params, batch: TrainBatch | Sequence[TrainBatch],
-                      model_config: ModelConfig, learner_config: LearnerConfig,
-                      mesh: Mesh | None = None, rules=sharding_lib.TRAIN_RULES,
-                      grad_shardings=None):
+def compute_gradients(
+    params,
+    batch: TrainBatch | Sequence[TrainBatch],
+    model_config: ModelConfig,
+    learner_config: LearnerConfig,
+    mesh: Mesh | None = None,
+    rules=sharding_lib.TRAIN_RULES,
+    grad_shardings=None,
+):
   """(grads, stats): gradient of the batch token-mean objective, micro-batch accumulated.
 
   `batch` is one `TrainBatch` `[B, T]` or a sequence of parts `[B_k, T_k]`, each padded to
@@ -462,9 +548,12 @@ def compute_gradients(params, batch: TrainBatch | Sequence[TrainBatch],
   zeros = constrain(jax.tree.map(jnp.zeros_like, params))
   stat_zeros = jax.tree.map(
       lambda s: jnp.zeros(s.shape, s.dtype),
-      jax.eval_shape(lambda p, mb: _micro_batch_sums(p, mb, model_config, lc, mesh,
-                                                     rules)[1],
-                     params, jax.tree.map(lambda x: x[0], micros[0])))
+      jax.eval_shape(
+          lambda p, mb: _micro_batch_sums(p, mb, model_config, lc, mesh, rules)[1],
+          params,
+          jax.tree.map(lambda x: x[0], micros[0]),
+      ),
+  )
   carry = (zeros, stat_zeros)
   for micro in micros:  # one scan per part: its micro-batches share the part's [mb, T_k]
     carry, _ = jax.lax.scan(body, carry, micro)
@@ -475,8 +564,12 @@ def _metrics(stats, grad_norm, lc: LearnerConfig) -> dict[str, jax.Array]:
   tokens = stats["tokens"]
   denom = jnp.maximum(tokens, 1.0)
   out = loss_lib.metric_means(stats, tokens)
-  out.update(loss=stats["objective_sum"] / denom, pg_loss=stats["pg_loss_sum"] / denom,
-             grad_norm=grad_norm, tokens=tokens)
+  out.update(
+      loss=stats["objective_sum"] / denom,
+      pg_loss=stats["pg_loss_sum"] / denom,
+      grad_norm=grad_norm,
+      tokens=tokens,
+  )
   if "kl_sum" in stats:
     out["kl"] = stats["kl_sum"] / denom
   if "entropy_sum" in stats:
@@ -484,9 +577,12 @@ def _metrics(stats, grad_norm, lc: LearnerConfig) -> dict[str, jax.Array]:
   return out
 
 
-def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
-                    mesh: Mesh | None = None, rules=sharding_lib.TRAIN_RULES,
-                    ) -> Callable[[TrainState, TrainBatch], tuple[TrainState, dict]]:
+def make_train_step(
+    model_config: ModelConfig,
+    learner_config: LearnerConfig,
+    mesh: Mesh | None = None,
+    rules=sharding_lib.TRAIN_RULES,
+) -> Callable[[TrainState, TrainBatch], tuple[TrainState, dict]]:
   """Jitted `train_step(state, batch) -> (state, metrics)`; `state` is donated.
 
   `batch`: a `TrainBatch` or a tuple of parts with their own lengths (`compute_gradients`).
@@ -507,10 +603,19 @@ def make_train_step(model_config: ModelConfig, learner_config: LearnerConfig,
     if mesh is not None:
       batch = jax.tree.map(
           lambda x: jax.lax.with_sharding_constraint(
-              x, sharding_lib.batch_sharding(mesh, rules, x.ndim)), batch)
+              x, sharding_lib.batch_sharding(mesh, rules, x.ndim)
+          ),
+          batch,
+      )
     grads, stats = compute_gradients(
-        state.params, batch, model_config, lc, mesh, rules,
-        grad_shardings=None if state_sh is None else state_sh.params)
+        state.params,
+        batch,
+        model_config,
+        lc,
+        mesh,
+        rules,
+        grad_shardings=None if state_sh is None else state_sh.params,
+    )
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

@@ -36,7 +36,7 @@ DEFAULT_LOG_RATIO_CLIP = 20.0
 
 
 def _is_concrete(*arrays) -> bool:
-    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+  return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
 def group_reward_stats(
@@ -47,52 +47,52 @@ def group_reward_stats(
     weights: jax.Array | None = None,  # [N] float >= 0, e.g. response lengths
     unbiased: bool = True,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Per-group reward mean, standard deviation and member count.
+  """Per-group reward mean, standard deviation and member count.
 
-    Rows with `valid=False` are ignored. `weights` (optional) weights each row,
-    e.g. by its number of response tokens to reproduce the reference's
-    token-level whitening. With `unbiased=True` the variance carries Bessel's
-    correction `W / (W − 1)`, where `W` is the summed weight (the row count when
-    `weights` is None), as the reference's `masked_var` does.
+  Rows with `valid=False` are ignored. `weights` (optional) weights each row,
+  e.g. by its number of response tokens to reproduce the reference's
+  token-level whitening. With `unbiased=True` the variance carries Bessel's
+  correction `W / (W − 1)`, where `W` is the summed weight (the row count when
+  `weights` is None), as the reference's `masked_var` does.
 
-    Returns `(mean [G], std [G], count [G])`; `count` is the number of valid
-    rows. A group with `W <= 1` (incl. empty groups) gets std 0.
-    """
-    rewards = jnp.asarray(rewards, jnp.float32)  # [N]
-    group_ids = jnp.asarray(group_ids, jnp.int32)  # [N]
-    valid = jnp.asarray(valid, bool)  # [N]
-    if rewards.ndim != 1 or group_ids.shape != rewards.shape or valid.shape != rewards.shape:
-        raise ValueError(
-            "rewards, group_ids and valid must all have shape [N]; got "
-            f"{rewards.shape}, {group_ids.shape}, {valid.shape}"
-        )
-    if num_groups < 1:
-        raise ValueError(f"num_groups must be >= 1, got {num_groups}")
-    if _is_concrete(group_ids, valid):
-        ids = np.asarray(group_ids)[np.asarray(valid)]
-        if ids.size and (ids.min() < 0 or ids.max() >= num_groups):
-            raise ValueError(
-                f"group_ids of valid rows must lie in [0, {num_groups}); "
-                f"got range [{ids.min()}, {ids.max()}]"
-            )
-    row_weight = valid.astype(jnp.float32)  # [N]
-    if weights is not None:
-        weights = jnp.asarray(weights, jnp.float32)
-        if weights.shape != rewards.shape:
-            raise ValueError(f"weights must have shape {rewards.shape}, got {weights.shape}")
-        row_weight = row_weight * weights
-    # Invalid rows are sent to group 0 with weight 0, so they never contribute.
-    safe_ids = jnp.where(valid, group_ids, 0)  # [N]
-    seg_sum = lambda x: jax.ops.segment_sum(x, safe_ids, num_segments=num_groups)  # noqa: E731
-    count = seg_sum(valid.astype(jnp.int32))  # [G]
-    total_weight = seg_sum(row_weight)  # [G]
-    safe_rewards = jnp.where(valid, rewards, 0.0)  # [N]
-    mean = seg_sum(row_weight * safe_rewards) / jnp.maximum(total_weight, 1e-30)  # [G]
-    centred = safe_rewards - mean[safe_ids]  # [N]
-    sq_sum = seg_sum(row_weight * centred * centred)  # [G]
-    denom = total_weight - 1.0 if unbiased else total_weight  # [G]
-    var = jnp.where(denom > 0, sq_sum / jnp.where(denom > 0, denom, 1.0), 0.0)  # [G]
-    return mean, jnp.sqrt(var), count
+  Returns `(mean [G], std [G], count [G])`; `count` is the number of valid
+  rows. A group with `W <= 1` (incl. empty groups) gets std 0.
+  """
+  rewards = jnp.asarray(rewards, jnp.float32)  # [N]
+  group_ids = jnp.asarray(group_ids, jnp.int32)  # [N]
+  valid = jnp.asarray(valid, bool)  # [N]
+  if rewards.ndim != 1 or group_ids.shape != rewards.shape or valid.shape != rewards.shape:
+    raise ValueError(
+        "rewards, group_ids and valid must all have shape [N]; got "
+        f"{rewards.shape}, {group_ids.shape}, {valid.shape}"
+    )
+  if num_groups < 1:
+    raise ValueError(f"num_groups must be >= 1, got {num_groups}")
+  if _is_concrete(group_ids, valid):
+    ids = np.asarray(group_ids)[np.asarray(valid)]
+    if ids.size and (ids.min() < 0 or ids.max() >= num_groups):
+      raise ValueError(
+          f"group_ids of valid rows must lie in [0, {num_groups}); "
+          f"got range [{ids.min()}, {ids.max()}]"
+      )
+  row_weight = valid.astype(jnp.float32)  # [N]
+  if weights is not None:
+    weights = jnp.asarray(weights, jnp.float32)
+    if weights.shape != rewards.shape:
+      raise ValueError(f"weights must have shape {rewards.shape}, got {weights.shape}")
+    row_weight = row_weight * weights
+  # Invalid rows are sent to group 0 with weight 0, so they never contribute.
+  safe_ids = jnp.where(valid, group_ids, 0)  # [N]
+  seg_sum = lambda x: jax.ops.segment_sum(x, safe_ids, num_segments=num_groups)  # noqa: E731
+  count = seg_sum(valid.astype(jnp.int32))  # [G]
+  total_weight = seg_sum(row_weight)  # [G]
+  safe_rewards = jnp.where(valid, rewards, 0.0)  # [N]
+  mean = seg_sum(row_weight * safe_rewards) / jnp.maximum(total_weight, 1e-30)  # [G]
+  centred = safe_rewards - mean[safe_ids]  # [N]
+  sq_sum = seg_sum(row_weight * centred * centred)  # [G]
+  denom = total_weight - 1.0 if unbiased else total_weight  # [G]
+  var = jnp.where(denom > 0, sq_sum / jnp.where(denom > 0, denom, 1.0), 0.0)  # [G]
+  return mean, jnp.sqrt(var), count
 
 
 def task_relative_advantages(
@@ -105,44 +105,44 @@ def task_relative_advantages(
     weights: jax.Array | None = None,  # [N] optional row weights
     unbiased: bool = True,
 ) -> jax.Array:  # [N] float32
-    """Sequence advantages `A = (r − μ_g) / (σ_g + eps)` (spec §5).
+  """Sequence advantages `A = (r − μ_g) / (σ_g + eps)` (spec §5).
 
-    `mode="task_relative"`: μ, σ per (task, role) group given by `group_ids`.
-    `mode="global"`: one baseline over every valid row (ablation; `group_ids`
-    is ignored).
+  `mode="task_relative"`: μ, σ per (task, role) group given by `group_ids`.
+  `mode="global"`: one baseline over every valid row (ablation; `group_ids`
+  is ignored).
 
-    Std convention: Bessel-corrected (`unbiased=True`, sample std), matching
-    the reference trainer, which whitens each problem type's batch with verl's
-    `masked_whiten` (unbiased `masked_var`). The reference whitens over tokens
-    (each row weighted by its response length, then `rsqrt(var + 1e-8)`);
-    by default we weight rows equally as the spec's formula does; pass
-    `weights=response_lengths` for the reference's token weighting.
+  Std convention: Bessel-corrected (`unbiased=True`, sample std), matching
+  the reference trainer, which whitens each problem type's batch with verl's
+  `masked_whiten` (unbiased `masked_var`). The reference whitens over tokens
+  (each row weighted by its response length, then `rsqrt(var + 1e-8)`);
+  by default we weight rows equally as the spec's formula does; pass
+  `weights=response_lengths` for the reference's token weighting.
 
-    Rows with `valid=False` are ignored in the statistics and get 0. A row
-    alone in its group gets 0: it has no peers to form a baseline (its own
-    mean is itself, so the centred reward is 0 and the sample std is 0/0);
-    0 is that limit and keeps a lone sample from pushing the policy at all.
-    Likewise a group whose rewards are all equal (σ = 0) gets 0, also with
-    `eps=0`.
-    """
-    if mode not in ("task_relative", "global"):
-        raise ValueError(f"mode must be 'task_relative' or 'global', got {mode!r}")
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    valid = jnp.asarray(valid, bool)  # [N]
-    if mode == "global":
-        group_ids = jnp.zeros(jnp.shape(rewards), jnp.int32)  # [N]
-        num_groups = 1
-    group_ids = jnp.asarray(group_ids, jnp.int32)
-    mean, std, count = group_reward_stats(
-        rewards, group_ids, num_groups, valid, weights=weights, unbiased=unbiased
-    )  # [G] each
-    safe_ids = jnp.where(valid, group_ids, 0)  # [N]
-    rewards = jnp.asarray(rewards, jnp.float32)
-    row_std = std[safe_ids]  # [N]
-    keep = valid & (count[safe_ids] > 1) & (row_std > 0)  # [N]
-    denom = jnp.where(keep, row_std + eps, 1.0)  # [N]; never 0/0, even with eps=0
-    return jnp.where(keep, (rewards - mean[safe_ids]) / denom, 0.0)
+  Rows with `valid=False` are ignored in the statistics and get 0. A row
+  alone in its group gets 0: it has no peers to form a baseline (its own
+  mean is itself, so the centred reward is 0 and the sample std is 0/0);
+  0 is that limit and keeps a lone sample from pushing the policy at all.
+  Likewise a group whose rewards are all equal (σ = 0) gets 0, also with
+  `eps=0`.
+  """
+  if mode not in ("task_relative", "global"):
+    raise ValueError(f"mode must be 'task_relative' or 'global', got {mode!r}")
+  if eps < 0:
+    raise ValueError(f"eps must be >= 0, got {eps}")
+  valid = jnp.asarray(valid, bool)  # [N]
+  if mode == "global":
+    group_ids = jnp.zeros(jnp.shape(rewards), jnp.int32)  # [N]
+    num_groups = 1
+  group_ids = jnp.asarray(group_ids, jnp.int32)
+  mean, std, count = group_reward_stats(
+      rewards, group_ids, num_groups, valid, weights=weights, unbiased=unbiased
+  )  # [G] each
+  safe_ids = jnp.where(valid, group_ids, 0)  # [N]
+  rewards = jnp.asarray(rewards, jnp.float32)
+  row_std = std[safe_ids]  # [N]
+  keep = valid & (count[safe_ids] > 1) & (row_std > 0)  # [N]
+  denom = jnp.where(keep, row_std + eps, 1.0)  # [N]; never 0/0, even with eps=0
+  return jnp.where(keep, (rewards - mean[safe_ids]) / denom, 0.0)
 
 
 # ----------------------------------------------------------------------------
@@ -156,13 +156,13 @@ def _tempered_logits(
     temperature: jax.Array,  # [R] float32
     logit_softcap: float | None,
 ) -> jax.Array:  # [R, C] float32
-    """`softcap(h @ Eᵀ) / temperature` in float32, the sampler's distribution."""
-    logits = jnp.einsum(
-        "nd,vd->nv", hidden, unembedding, preferred_element_type=jnp.float32
-    )  # [R, C]
-    if logit_softcap is not None:
-        logits = logit_softcap * jnp.tanh(logits / logit_softcap)
-    return logits / temperature[:, None]
+  """`softcap(h @ Eᵀ) / temperature` in float32, the sampler's distribution."""
+  logits = jnp.einsum(
+      "nd,vd->nv", hidden, unembedding, preferred_element_type=jnp.float32
+  )  # [R, C]
+  if logit_softcap is not None:
+    logits = logit_softcap * jnp.tanh(logits / logit_softcap)
+  return logits / temperature[:, None]
 
 
 def _logprobs_token_chunks(
@@ -174,36 +174,36 @@ def _logprobs_token_chunks(
     logit_softcap: float | None,
     return_entropy: bool,
 ) -> tuple[jax.Array, jax.Array | None]:  # [N], [N] | None
-    """Scan over `chunk` rows at a time; exact log-softmax over full `[chunk, V]`."""
-    rows, dim = hidden.shape
-    chunk = min(chunk, rows)
-    num_chunks = -(-rows // chunk)
-    pad = num_chunks * chunk - rows
-    if pad:
-        hidden = jnp.pad(hidden, ((0, pad), (0, 0)))
-        targets = jnp.pad(targets, (0, pad))
-        temperature = jnp.pad(temperature, (0, pad), constant_values=1.0)
-    xs = (
-        hidden.reshape(num_chunks, chunk, dim),  # [K, C, D]
-        targets.reshape(num_chunks, chunk),  # [K, C]
-        temperature.reshape(num_chunks, chunk),  # [K, C]
-    )
+  """Scan over `chunk` rows at a time; exact log-softmax over full `[chunk, V]`."""
+  rows, dim = hidden.shape
+  chunk = min(chunk, rows)
+  num_chunks = -(-rows // chunk)
+  pad = num_chunks * chunk - rows
+  if pad:
+    hidden = jnp.pad(hidden, ((0, pad), (0, 0)))
+    targets = jnp.pad(targets, (0, pad))
+    temperature = jnp.pad(temperature, (0, pad), constant_values=1.0)
+  xs = (
+      hidden.reshape(num_chunks, chunk, dim),  # [K, C, D]
+      targets.reshape(num_chunks, chunk),  # [K, C]
+      temperature.reshape(num_chunks, chunk),  # [K, C]
+  )
 
-    @functools.partial(jax.checkpoint, prevent_cse=False)  # inside scan: CSE is safe
-    def chunk_stats(h, tgt, temp):
-        logits = _tempered_logits(h, unembedding, temp, logit_softcap)  # [C, V]
-        lse = jax.nn.logsumexp(logits, axis=-1)  # [C]
-        target_logit = jnp.take_along_axis(logits, tgt[:, None], axis=-1)[:, 0]  # [C]
-        if not return_entropy:
-            return target_logit - lse, None
-        probs = jnp.exp(logits - lse[:, None])  # [C, V]
-        return target_logit - lse, lse - jnp.sum(probs * logits, axis=-1)
+  @functools.partial(jax.checkpoint, prevent_cse=False)  # inside scan: CSE is safe
+  def chunk_stats(h, tgt, temp):
+    logits = _tempered_logits(h, unembedding, temp, logit_softcap)  # [C, V]
+    lse = jax.nn.logsumexp(logits, axis=-1)  # [C]
+    target_logit = jnp.take_along_axis(logits, tgt[:, None], axis=-1)[:, 0]  # [C]
+    if not return_entropy:
+      return target_logit - lse, None
+    probs = jnp.exp(logits - lse[:, None])  # [C, V]
+    return target_logit - lse, lse - jnp.sum(probs * logits, axis=-1)
 
-    _, (logp, entropy) = jax.lax.scan(lambda c, x: (c, chunk_stats(*x)), None, xs)  # [K, C]
-    logp = logp.reshape(-1)[:rows]  # [N]
-    if entropy is not None:
-        entropy = entropy.reshape(-1)[:rows]  # [N]
-    return logp, entropy
+  _, (logp, entropy) = jax.lax.scan(lambda c, x: (c, chunk_stats(*x)), None, xs)  # [K, C]
+  logp = logp.reshape(-1)[:rows]  # [N]
+  if entropy is not None:
+    entropy = entropy.reshape(-1)[:rows]  # [N]
+  return logp, entropy
 
 
 def _logprobs_vocab_chunks(
@@ -215,52 +215,52 @@ def _logprobs_vocab_chunks(
     logit_softcap: float | None,
     return_entropy: bool,
 ) -> tuple[jax.Array, jax.Array | None]:  # [N], [N] | None
-    """Scan over `chunk` vocabulary columns with an online logsumexp.
+  """Scan over `chunk` vocabulary columns with an online logsumexp.
 
-    Carry per row: running max `m` (held constant for autodiff: the result does
-    not depend on it), `s = Σ exp(z − m)`, `w = Σ exp(z − m)·z` (for entropy)
-    and the target logit. Padding columns (when `chunk` does not divide V) are
-    set to −inf.
-    """
-    vocab, dim = unembedding.shape
-    rows = hidden.shape[0]
-    chunk = min(chunk, vocab)
-    num_chunks = -(-vocab // chunk)
-    pad = num_chunks * chunk - vocab
+  Carry per row: running max `m` (held constant for autodiff: the result does
+  not depend on it), `s = Σ exp(z − m)`, `w = Σ exp(z − m)·z` (for entropy)
+  and the target logit. Padding columns (when `chunk` does not divide V) are
+  set to −inf.
+  """
+  vocab, dim = unembedding.shape
+  rows = hidden.shape[0]
+  chunk = min(chunk, vocab)
+  num_chunks = -(-vocab // chunk)
+  pad = num_chunks * chunk - vocab
+  if pad:
+    unembedding = jnp.pad(unembedding, ((0, pad), (0, 0)))
+  xs = (
+      unembedding.reshape(num_chunks, chunk, dim),  # [K, C, D]
+      jnp.arange(num_chunks, dtype=jnp.int32) * chunk,  # [K] first id of each chunk
+  )
+
+  @functools.partial(jax.checkpoint, prevent_cse=False)  # inside scan: CSE is safe
+  def step(carry, x):
+    m, s, w, target_logit = carry  # [N] each
+    emb_chunk, offset = x
+    z = _tempered_logits(hidden, emb_chunk, temperature, logit_softcap)  # [N, C]
+    col_ok = (offset + jnp.arange(chunk)) < vocab  # [C]
     if pad:
-        unembedding = jnp.pad(unembedding, ((0, pad), (0, 0)))
-    xs = (
-        unembedding.reshape(num_chunks, chunk, dim),  # [K, C, D]
-        jnp.arange(num_chunks, dtype=jnp.int32) * chunk,  # [K] first id of each chunk
-    )
+      z = jnp.where(col_ok[None, :], z, -jnp.inf)
+    m_new = jax.lax.stop_gradient(jnp.maximum(m, jnp.max(z, axis=-1)))  # [N]
+    rescale = jnp.exp(m - m_new)  # [N]; exp(-inf) = 0 on the first chunk
+    ex = jnp.exp(z - m_new[:, None])  # [N, C]
+    s = s * rescale + jnp.sum(ex, axis=-1)
+    if return_entropy:
+      z_safe = jnp.where(col_ok[None, :], z, 0.0) if pad else z  # no 0 * -inf
+      w = w * rescale + jnp.sum(ex * z_safe, axis=-1)
+    local = targets - offset  # [N]
+    inside = (local >= 0) & (local < chunk)
+    picked = jnp.take_along_axis(z, jnp.clip(local, 0, chunk - 1)[:, None], axis=-1)[:, 0]
+    target_logit = target_logit + jnp.where(inside, picked, 0.0)
+    return (m_new, s, w, target_logit), None
 
-    @functools.partial(jax.checkpoint, prevent_cse=False)  # inside scan: CSE is safe
-    def step(carry, x):
-        m, s, w, target_logit = carry  # [N] each
-        emb_chunk, offset = x
-        z = _tempered_logits(hidden, emb_chunk, temperature, logit_softcap)  # [N, C]
-        col_ok = (offset + jnp.arange(chunk)) < vocab  # [C]
-        if pad:
-            z = jnp.where(col_ok[None, :], z, -jnp.inf)
-        m_new = jax.lax.stop_gradient(jnp.maximum(m, jnp.max(z, axis=-1)))  # [N]
-        rescale = jnp.exp(m - m_new)  # [N]; exp(-inf) = 0 on the first chunk
-        ex = jnp.exp(z - m_new[:, None])  # [N, C]
-        s = s * rescale + jnp.sum(ex, axis=-1)
-        if return_entropy:
-            z_safe = jnp.where(col_ok[None, :], z, 0.0) if pad else z  # no 0 * -inf
-            w = w * rescale + jnp.sum(ex * z_safe, axis=-1)
-        local = targets - offset  # [N]
-        inside = (local >= 0) & (local < chunk)
-        picked = jnp.take_along_axis(z, jnp.clip(local, 0, chunk - 1)[:, None], axis=-1)[:, 0]
-        target_logit = target_logit + jnp.where(inside, picked, 0.0)
-        return (m_new, s, w, target_logit), None
-
-    zeros = jnp.zeros((rows,), jnp.float32)
-    init = (jnp.full((rows,), -jnp.inf, jnp.float32), zeros, zeros, zeros)
-    (m, s, w, target_logit), _ = jax.lax.scan(step, init, xs)
-    lse = m + jnp.log(s)  # [N]
-    entropy = lse - w / s if return_entropy else None
-    return target_logit - lse, entropy
+  zeros = jnp.zeros((rows,), jnp.float32)
+  init = (jnp.full((rows,), -jnp.inf, jnp.float32), zeros, zeros, zeros)
+  (m, s, w, target_logit), _ = jax.lax.scan(step, init, xs)
+  lse = m + jnp.log(s)  # [N]
+  entropy = lse - w / s if return_entropy else None
+  return target_logit - lse, entropy
 
 
 def chunked_token_logprobs(
@@ -273,72 +273,74 @@ def chunked_token_logprobs(
     return_entropy: bool = False,
     chunk_axis: Literal["vocab", "tokens"] = "vocab",
 ) -> tuple[jax.Array, jax.Array | None]:  # ([B, T] float32, [B, T] float32 | None)
-    """`log_softmax(softcap(h @ Eᵀ) / temperature)[target]` without `[B, T, V]`.
+  """`log_softmax(softcap(h @ Eᵀ) / temperature)[target]` without `[B, T, V]`.
 
-    `chunk_axis="vocab"` (default): `lax.scan` over `chunk_size` vocabulary
-    rows of `E` with an online logsumexp; each step holds `[B*T, chunk_size]`
-    float32 logits. `chunk_axis="tokens"`: scan over `chunk_size` token rows,
-    each step an exact log-softmax over `[chunk_size, V]`.
+  `chunk_axis="vocab"` (default): `lax.scan` over `chunk_size` vocabulary
+  rows of `E` with an online logsumexp; each step holds `[B*T, chunk_size]`
+  float32 logits. `chunk_axis="tokens"`: scan over `chunk_size` token rows,
+  each step an exact log-softmax over `[chunk_size, V]`.
 
-    Why vocab is the default: on this 2-core CPU both cost the same CPU time
-    (same matmul FLOPs; measured ~6.2-7.4 s CPU for fwd+bwd at B*T=2048,
-    V=32768, D=640 for token chunks 256/512 and vocab chunks 1024/2048), but
-    token chunks re-stream the whole `[V, D]` table per chunk and their
-    backward carries a `[V, D]` float32 gradient accumulator (671 MB for
-    Gemma 3's V=262144, D=640), while vocab chunks emit each `dE` slice once and
-    carry only `[B*T, D]`; compiled temp memory was 19-37 MB vs 113-145 MB.
-    The learner bounds `B*T` by micro-batching.
+  Why vocab is the default: on this 2-core CPU both cost the same CPU time
+  (same matmul FLOPs; measured ~6.2-7.4 s CPU for fwd+bwd at B*T=2048,
+  V=32768, D=640 for token chunks 256/512 and vocab chunks 1024/2048), but
+  token chunks re-stream the whole `[V, D]` table per chunk and their
+  backward carries a `[V, D]` float32 gradient accumulator (671 MB for
+  Gemma 3's V=262144, D=640), while vocab chunks emit each `dE` slice once and
+  carry only `[B*T, D]`; compiled temp memory was 19-37 MB vs 113-145 MB.
+  The learner bounds `B*T` by micro-batching.
 
-    Either way the step body is under `jax.checkpoint`, so the backward
-    recomputes a chunk's logits instead of storing them: memory scales with the
-    chunk. Logits use the layout `'nd,vd->nv'` with float32 accumulation.
-    Temperature is applied as the sampler does (logits / temperature, then
-    log-softmax), after the optional softcap `c * tanh(logits / c)`.
-    `targets` must be valid ids everywhere (use any id, e.g. 0, at masked
-    positions). Returns `(logprobs, entropy)`; `entropy` (of the same tempered
-    distribution) is None unless `return_entropy`.
-    """
-    if hidden.ndim != 3:
-        raise ValueError(f"hidden must be [B, T, D], got shape {hidden.shape}")
-    batch, seq, dim = hidden.shape
-    if unembedding.ndim != 2 or unembedding.shape[1] != dim:
-        raise ValueError(
-            f"unembedding must be [V, {dim}] to match hidden, got {unembedding.shape}"
-        )
-    if targets.shape != (batch, seq):
-        raise ValueError(f"targets must have shape {(batch, seq)}, got {targets.shape}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    if logit_softcap is not None and not logit_softcap > 0:
-        raise ValueError(f"logit_softcap must be positive or None, got {logit_softcap}")
-    if chunk_axis not in ("vocab", "tokens"):
-        raise ValueError(f"chunk_axis must be 'vocab' or 'tokens', got {chunk_axis!r}")
-    temperature = jnp.asarray(temperature, jnp.float32)
-    if temperature.ndim == 0:
-        temperature = jnp.broadcast_to(temperature, (batch, seq))  # [B, T]
-    elif temperature.shape == (batch,):
-        temperature = jnp.broadcast_to(temperature[:, None], (batch, seq))  # [B, T]
-    else:
-        raise ValueError(f"temperature must be a scalar or [B]={batch}, got {temperature.shape}")
-    if batch * seq == 0:
-        empty = jnp.zeros((batch, seq), jnp.float32)
-        return empty, (empty if return_entropy else None)
+  Either way the step body is under `jax.checkpoint`, so the backward
+  recomputes a chunk's logits instead of storing them: memory scales with the
+  chunk. Logits use the layout `'nd,vd->nv'` with float32 accumulation.
+  Temperature is applied as the sampler does (logits / temperature, then
+  log-softmax), after the optional softcap `c * tanh(logits / c)`.
+  `targets` must be valid ids everywhere (use any id, e.g. 0, at masked
+  positions). Returns `(logprobs, entropy)`; `entropy` (of the same tempered
+  distribution) is None unless `return_entropy`.
+  """
+  if hidden.ndim != 3:
+    raise ValueError(f"hidden must be [B, T, D], got shape {hidden.shape}")
+  batch, seq, dim = hidden.shape
+  if unembedding.ndim != 2 or unembedding.shape[1] != dim:
+    raise ValueError(f"unembedding must be [V, {dim}] to match hidden, got {unembedding.shape}")
+  if targets.shape != (batch, seq):
+    raise ValueError(f"targets must have shape {(batch, seq)}, got {targets.shape}")
+  if (
+      isinstance(chunk_size, bool)
+      or not isinstance(chunk_size, (int, np.integer))
+      or chunk_size < 1
+  ):
+    raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+  if logit_softcap is not None and not logit_softcap > 0:
+    raise ValueError(f"logit_softcap must be positive or None, got {logit_softcap}")
+  if chunk_axis not in ("vocab", "tokens"):
+    raise ValueError(f"chunk_axis must be 'vocab' or 'tokens', got {chunk_axis!r}")
+  temperature = jnp.asarray(temperature, jnp.float32)
+  if temperature.ndim == 0:
+    temperature = jnp.broadcast_to(temperature, (batch, seq))  # [B, T]
+  elif temperature.shape == (batch,):
+    temperature = jnp.broadcast_to(temperature[:, None], (batch, seq))  # [B, T]
+  else:
+    raise ValueError(f"temperature must be a scalar or [B]={batch}, got {temperature.shape}")
+  if batch * seq == 0:
+    empty = jnp.zeros((batch, seq), jnp.float32)
+    return empty, (empty if return_entropy else None)
 
-    rows = batch * seq
-    impl = _logprobs_vocab_chunks if chunk_axis == "vocab" else _logprobs_token_chunks
-    logp, entropy = impl(
-        hidden.reshape(rows, dim),  # [N, D]
-        unembedding,
-        targets.reshape(rows).astype(jnp.int32),  # [N]
-        temperature.reshape(rows),  # [N]
-        int(chunk_size),
-        logit_softcap,
-        return_entropy,
-    )
-    logp = logp.reshape(batch, seq)  # [B, T]
-    if entropy is not None:
-        entropy = entropy.reshape(batch, seq)  # [B, T]
-    return logp, entropy
+  rows = batch * seq
+  impl = _logprobs_vocab_chunks if chunk_axis == "vocab" else _logprobs_token_chunks
+  logp, entropy = impl(
+      hidden.reshape(rows, dim),  # [N, D]
+      unembedding,
+      targets.reshape(rows).astype(jnp.int32),  # [N]
+      temperature.reshape(rows),  # [N]
+      int(chunk_size),
+      logit_softcap,
+      return_entropy,
+  )
+  logp = logp.reshape(batch, seq)  # [B, T]
+  if entropy is not None:
+    entropy = entropy.reshape(batch, seq)  # [B, T]
+  return logp, entropy
 
 
 # ----------------------------------------------------------------------------
@@ -355,72 +357,72 @@ def clipped_surrogate_loss(
     clip_high: float = 0.2,
     log_ratio_clip: float = DEFAULT_LOG_RATIO_CLIP,
 ) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
-    """PPO clipped surrogate, summed over response tokens.
+  """PPO clipped surrogate, summed over response tokens.
 
-    `ρ = exp(clip(logp − old_logp, −c, c))`; per-token loss
-    `−min(ρ·A, clip(ρ, 1 − clip_low, 1 + clip_high)·A)`.
+  `ρ = exp(clip(logp − old_logp, −c, c))`; per-token loss
+  `−min(ρ·A, clip(ρ, 1 − clip_low, 1 + clip_high)·A)`.
 
-    Returns `(loss_sum, token_count, metric_sums)`: the learner sums these over
-    micro-batches and divides by the total token count (token-mean). Metric
-    sums (divide by `token_count`, see `metric_means`):
-    `clipped_tokens` (tokens whose gradient the clip removed),
-    `clipped_low_tokens` / `clipped_high_tokens` (ρ below / above the range with
-    A < 0 / A > 0), `approx_kl_sum` (k3 estimate of KL(π_old‖π_θ)),
-    `ratio_sum` (Σρ).
-    """
-    if logprobs.shape != old_logprobs.shape or logprobs.shape != mask.shape:
-        raise ValueError(
-            "logprobs, old_logprobs and mask must share a [B, T] shape; got "
-            f"{logprobs.shape}, {old_logprobs.shape}, {mask.shape}"
-        )
-    if advantages.ndim == 1:
-        if advantages.shape[0] != logprobs.shape[0]:
-            raise ValueError(f"advantages [B] must have B={logprobs.shape[0]}, got {advantages.shape}")
-        advantages = advantages[:, None]  # [B, 1]
-    elif advantages.shape != logprobs.shape:
-        raise ValueError(f"advantages must be [B] or {logprobs.shape}, got {advantages.shape}")
-    if clip_low < 0 or clip_high < 0 or clip_low >= 1:
-        raise ValueError(f"need 0 <= clip_low < 1 and clip_high >= 0; got {clip_low}, {clip_high}")
-    if log_ratio_clip <= 0:
-        raise ValueError(f"log_ratio_clip must be positive, got {log_ratio_clip}")
+  Returns `(loss_sum, token_count, metric_sums)`: the learner sums these over
+  micro-batches and divides by the total token count (token-mean). Metric
+  sums (divide by `token_count`, see `metric_means`):
+  `clipped_tokens` (tokens whose gradient the clip removed),
+  `clipped_low_tokens` / `clipped_high_tokens` (ρ below / above the range with
+  A < 0 / A > 0), `approx_kl_sum` (k3 estimate of KL(π_old‖π_θ)),
+  `ratio_sum` (Σρ).
+  """
+  if logprobs.shape != old_logprobs.shape or logprobs.shape != mask.shape:
+    raise ValueError(
+        "logprobs, old_logprobs and mask must share a [B, T] shape; got "
+        f"{logprobs.shape}, {old_logprobs.shape}, {mask.shape}"
+    )
+  if advantages.ndim == 1:
+    if advantages.shape[0] != logprobs.shape[0]:
+      raise ValueError(f"advantages [B] must have B={logprobs.shape[0]}, got {advantages.shape}")
+    advantages = advantages[:, None]  # [B, 1]
+  elif advantages.shape != logprobs.shape:
+    raise ValueError(f"advantages must be [B] or {logprobs.shape}, got {advantages.shape}")
+  if clip_low < 0 or clip_high < 0 or clip_low >= 1:
+    raise ValueError(f"need 0 <= clip_low < 1 and clip_high >= 0; got {clip_low}, {clip_high}")
+  if log_ratio_clip <= 0:
+    raise ValueError(f"log_ratio_clip must be positive, got {log_ratio_clip}")
 
-    mask = jnp.asarray(mask).astype(bool)  # [B, T]
-    advantages = jnp.asarray(advantages, jnp.float32)
-    # Sanitise masked positions first so padding can never produce inf/NaN
-    # (neither in the value nor in the gradient).
-    log_ratio = jnp.where(mask, logprobs.astype(jnp.float32) - old_logprobs.astype(jnp.float32), 0.0)
-    log_ratio = jnp.clip(log_ratio, -log_ratio_clip, log_ratio_clip)  # [B, T]
-    ratio = jnp.exp(log_ratio)  # [B, T]
-    clipped_ratio = jnp.clip(ratio, 1.0 - clip_low, 1.0 + clip_high)  # [B, T]
-    per_token = -jnp.minimum(ratio * advantages, clipped_ratio * advantages)  # [B, T]
-    maskf = mask.astype(jnp.float32)
-    loss_sum = jnp.sum(per_token * maskf)
-    token_count = jnp.sum(maskf)
+  mask = jnp.asarray(mask).astype(bool)  # [B, T]
+  advantages = jnp.asarray(advantages, jnp.float32)
+  # Sanitise masked positions first so padding can never produce inf/NaN
+  # (neither in the value nor in the gradient).
+  log_ratio = jnp.where(mask, logprobs.astype(jnp.float32) - old_logprobs.astype(jnp.float32), 0.0)
+  log_ratio = jnp.clip(log_ratio, -log_ratio_clip, log_ratio_clip)  # [B, T]
+  ratio = jnp.exp(log_ratio)  # [B, T]
+  clipped_ratio = jnp.clip(ratio, 1.0 - clip_low, 1.0 + clip_high)  # [B, T]
+  per_token = -jnp.minimum(ratio * advantages, clipped_ratio * advantages)  # [B, T]
+  maskf = mask.astype(jnp.float32)
+  loss_sum = jnp.sum(per_token * maskf)
+  token_count = jnp.sum(maskf)
 
-    ratio_sg = jax.lax.stop_gradient(ratio)
-    log_ratio_sg = jax.lax.stop_gradient(log_ratio)
-    low = (ratio_sg < 1.0 - clip_low) & (advantages < 0) & mask  # [B, T]
-    high = (ratio_sg > 1.0 + clip_high) & (advantages > 0) & mask  # [B, T]
-    metrics = {
-        "clipped_tokens": jnp.sum((low | high).astype(jnp.float32)),
-        "clipped_low_tokens": jnp.sum(low.astype(jnp.float32)),
-        "clipped_high_tokens": jnp.sum(high.astype(jnp.float32)),
-        "approx_kl_sum": jnp.sum(((ratio_sg - 1.0) - log_ratio_sg) * maskf),
-        "ratio_sum": jnp.sum(ratio_sg * maskf),
-    }
-    return loss_sum, token_count, metrics
+  ratio_sg = jax.lax.stop_gradient(ratio)
+  log_ratio_sg = jax.lax.stop_gradient(log_ratio)
+  low = (ratio_sg < 1.0 - clip_low) & (advantages < 0) & mask  # [B, T]
+  high = (ratio_sg > 1.0 + clip_high) & (advantages > 0) & mask  # [B, T]
+  metrics = {
+      "clipped_tokens": jnp.sum((low | high).astype(jnp.float32)),
+      "clipped_low_tokens": jnp.sum(low.astype(jnp.float32)),
+      "clipped_high_tokens": jnp.sum(high.astype(jnp.float32)),
+      "approx_kl_sum": jnp.sum(((ratio_sg - 1.0) - log_ratio_sg) * maskf),
+      "ratio_sum": jnp.sum(ratio_sg * maskf),
+  }
+  return loss_sum, token_count, metrics
 
 
 def metric_means(metric_sums: dict[str, jax.Array], token_count: jax.Array) -> dict[str, jax.Array]:
-    """Turn `clipped_surrogate_loss` metric sums into per-token means."""
-    denom = jnp.maximum(token_count, 1.0)
-    return {
-        "clip_fraction": metric_sums["clipped_tokens"] / denom,
-        "clip_fraction_low": metric_sums["clipped_low_tokens"] / denom,
-        "clip_fraction_high": metric_sums["clipped_high_tokens"] / denom,
-        "approx_kl": metric_sums["approx_kl_sum"] / denom,
-        "ratio_mean": metric_sums["ratio_sum"] / denom,
-    }
+  """Turn `clipped_surrogate_loss` metric sums into per-token means."""
+  denom = jnp.maximum(token_count, 1.0)
+  return {
+      "clip_fraction": metric_sums["clipped_tokens"] / denom,
+      "clip_fraction_low": metric_sums["clipped_low_tokens"] / denom,
+      "clip_fraction_high": metric_sums["clipped_high_tokens"] / denom,
+      "approx_kl": metric_sums["approx_kl_sum"] / denom,
+      "ratio_mean": metric_sums["ratio_sum"] / denom,
+  }
 
 
 def kl_per_token(
@@ -429,19 +431,19 @@ def kl_per_token(
     estimator: KLEstimator = "k1",
     log_ratio_clip: float = DEFAULT_LOG_RATIO_CLIP,
 ) -> jax.Array:  # [B, T]
-    """Per-token estimate of KL(π_θ‖π_ref) from tokens sampled by the policy.
+  """Per-token estimate of KL(π_θ‖π_ref) from tokens sampled by the policy.
 
-    `k1 = logp − ref` (unbiased, high variance, can be negative);
-    `k3 = exp(ref − logp) − (ref − logp) − 1` (Schulman's low-variance,
-    non-negative estimator; its log-difference is clipped before `exp`).
-    """
-    diff = logprobs.astype(jnp.float32) - ref_logprobs.astype(jnp.float32)  # [B, T]
-    if estimator == "k1":
-        return diff
-    if estimator == "k3":
-        neg = jnp.clip(-diff, -log_ratio_clip, log_ratio_clip)
-        return jnp.exp(neg) - neg - 1.0
-    raise ValueError(f"estimator must be 'k1' or 'k3', got {estimator!r}")
+  `k1 = logp − ref` (unbiased, high variance, can be negative);
+  `k3 = exp(ref − logp) − (ref − logp) − 1` (Schulman's low-variance,
+  non-negative estimator; its log-difference is clipped before `exp`).
+  """
+  diff = logprobs.astype(jnp.float32) - ref_logprobs.astype(jnp.float32)  # [B, T]
+  if estimator == "k1":
+    return diff
+  if estimator == "k3":
+    neg = jnp.clip(-diff, -log_ratio_clip, log_ratio_clip)
+    return jnp.exp(neg) - neg - 1.0
+  raise ValueError(f"estimator must be 'k1' or 'k3', got {estimator!r}")
 
 
 def kl_penalty(
@@ -450,25 +452,23 @@ def kl_penalty(
     mask: jax.Array,  # [B, T]
     estimator: KLEstimator = "k1",
 ) -> jax.Array:  # scalar: masked token sum
-    """Masked token-sum of `kl_per_token`; divide by the token count like the loss.
+  """Masked token-sum of `kl_per_token`; divide by the token count like the loss.
 
-    Off by default: the learner multiplies it by `kl_coef` (0 in the spec).
-    """
-    if logprobs.shape != ref_logprobs.shape or logprobs.shape != mask.shape:
-        raise ValueError(
-            f"shapes differ: {logprobs.shape}, {ref_logprobs.shape}, {mask.shape}"
-        )
-    mask = jnp.asarray(mask).astype(bool)
-    safe_ref = jnp.where(mask, ref_logprobs, logprobs)  # padding contributes exactly 0
-    kl = kl_per_token(logprobs, safe_ref, estimator)
-    return jnp.sum(jnp.where(mask, kl, 0.0))
+  Off by default: the learner multiplies it by `kl_coef` (0 in the spec).
+  """
+  if logprobs.shape != ref_logprobs.shape or logprobs.shape != mask.shape:
+    raise ValueError(f"shapes differ: {logprobs.shape}, {ref_logprobs.shape}, {mask.shape}")
+  mask = jnp.asarray(mask).astype(bool)
+  safe_ref = jnp.where(mask, ref_logprobs, logprobs)  # padding contributes exactly 0
+  kl = kl_per_token(logprobs, safe_ref, estimator)
+  return jnp.sum(jnp.where(mask, kl, 0.0))
 
 
 def entropy_bonus(
     entropy: jax.Array,  # [B, T] per-token entropy (chunked_token_logprobs)
     mask: jax.Array,  # [B, T]
 ) -> jax.Array:  # scalar: masked token sum
-    """Masked token-sum of entropy; the learner subtracts `coef * sum / tokens`."""
-    if entropy.shape != mask.shape:
-        raise ValueError(f"entropy {entropy.shape} and mask {mask.shape} differ")
-    return jnp.sum(jnp.where(jnp.asarray(mask).astype(bool), entropy, 0.0))
+  """Masked token-sum of entropy; the learner subtracts `coef * sum / tokens`."""
+  if entropy.shape != mask.shape:
+    raise ValueError(f"entropy {entropy.shape} and mask {mask.shape} differ")
+  return jnp.sum(jnp.where(jnp.asarray(mask).astype(bool), entropy, 0.0))

@@ -67,18 +67,20 @@ def to_scalar(name: str, value: Any) -> float | int | bool | str:
   if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy or jax array
     array = np.asarray(value)
     if array.size != 1:
-      raise ValueError(f"metric {name!r} must be a scalar, got an array of shape "
-                       f"{array.shape}")
+      raise ValueError(f"metric {name!r} must be a scalar, got an array of shape " f"{array.shape}")
     return array.reshape(()).item()
   raise TypeError(f"metric {name!r} has unsupported type {type(value).__name__}")
 
 
-def make_record(step: int, metrics: Mapping[str, Any],
-                wall_time: float | None = None) -> dict[str, Any]:
+def make_record(
+    step: int, metrics: Mapping[str, Any], wall_time: float | None = None
+) -> dict[str, Any]:
   """The JSON object of one step: flat keys, Python scalars, non-finite -> null + listed."""
   flat = flatten_metrics(metrics)
-  record: dict[str, Any] = {"step": int(step),
-                            "time": time.time() if wall_time is None else wall_time}
+  record: dict[str, Any] = {
+      "step": int(step),
+      "time": time.time() if wall_time is None else wall_time,
+  }
   nonfinite = []
   for name in sorted(flat):
     if name in _RESERVED:
@@ -141,6 +143,7 @@ def truncate_after(path: str | os.PathLike, last_step: int | None) -> int:
 def _is_primary() -> bool:
   # Imported here: distributed needs JAX, and metrics_plot reads metrics without it.
   from absolute_zero.distributed import is_primary
+
   return is_primary()
 
 
@@ -159,8 +162,14 @@ class MetricsWriter:
   `enabled=False`, or not being JAX process 0, makes every call a no-op.
   """
 
-  def __init__(self, log_dir: str | os.PathLike, *, enabled: bool = True,
-               resume_step: int | None = None, tensorboard: bool = True):
+  def __init__(
+      self,
+      log_dir: str | os.PathLike,
+      *,
+      enabled: bool = True,
+      resume_step: int | None = None,
+      tensorboard: bool = True,
+  ):
     self.log_dir = os.fspath(log_dir)
     self.enabled = bool(enabled) and _is_primary()
     self.path = os.path.join(self.log_dir, METRICS_FILE)
@@ -201,8 +210,9 @@ class MetricsWriter:
       return None
     step = int(step)
     if self.last_step is not None and step <= self.last_step:
-      raise ValueError(f"metrics step {step} is not after the last written step "
-                       f"{self.last_step}")
+      raise ValueError(
+          f"metrics step {step} is not after the last written step " f"{self.last_step}"
+      )
     record = make_record(step, metrics)
     if self.last_step is None and self._tb is None:
       self._start(step)
@@ -217,8 +227,12 @@ class MetricsWriter:
       for name, value in record.items():
         if name in _RESERVED or isinstance(value, str):
           continue
-        self._tb.add_scalar(name, float("nan") if value is None else float(value),
-                            global_step=step, walltime=record["time"])
+        self._tb.add_scalar(
+            name,
+            float("nan") if value is None else float(value),
+            global_step=step,
+            walltime=record["time"],
+        )
     self.last_step = step
     return record
 
@@ -252,4 +266,3 @@ class MetricsWriter:
 
   def __exit__(self, *exc) -> None:
     self.close()
-

@@ -64,8 +64,12 @@ def ordered_groups(groups) -> list[str]:
 def _draw(ax, title: str, lines: dict[str, list[tuple[int, float]]]) -> None:
   for label in sorted(lines):
     points = sorted(lines[label])
-    ax.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 30
-            else None, label=label)
+    ax.plot(
+        [p[0] for p in points],
+        [p[1] for p in points],
+        marker="." if len(points) < 30 else None,
+        label=label,
+    )
   ax.set_title(TITLES.get(title, title.replace("_", " ")), fontsize=10)
   ax.set_xlabel("step", fontsize=8)
   ax.tick_params(labelsize=7)
@@ -79,8 +83,9 @@ def metrics_path(run_dir: str) -> str:
   return run_dir if run_dir.endswith(".jsonl") else os.path.join(run_dir, METRICS_FILE)
 
 
-def plot_run(run_dir: str, out: str | None = None, *, per_group: bool = False,
-             columns: int = 3) -> list[str]:
+def plot_run(
+    run_dir: str, out: str | None = None, *, per_group: bool = False, columns: int = 3
+) -> list[str]:
   """Writes the grid PNG (and per-group PNGs); returns the paths written.
 
   Raises:
@@ -89,6 +94,7 @@ def plot_run(run_dir: str, out: str | None = None, *, per_group: bool = False,
   """
   # matplotlib is imported on first plot: a heavy dependency the run needs only here.
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
@@ -107,7 +113,7 @@ def plot_run(run_dir: str, out: str | None = None, *, per_group: bool = False,
   fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
   for ax, name in zip(axes.flat, names):
     _draw(ax, name, groups[name])
-  for ax in list(axes.flat)[len(names):]:
+  for ax in list(axes.flat)[len(names) :]:
     ax.set_visible(False)
   fig.suptitle(os.path.basename(os.path.abspath(os.path.dirname(path))), fontsize=11)
   fig.tight_layout()

@@ -55,11 +55,14 @@ def resolve_path(path: str | os.PathLike, flag: str | None = None) -> str:
     return os.path.abspath(os.path.expanduser(text))
   module = REMOTE_BACKENDS.get(found)
   if module is None:
-    raise PathError(f"{name}: {found}:// paths are not supported; use a local path or "
-                    "gs://bucket/dir")
+    raise PathError(
+        f"{name}: {found}:// paths are not supported; use a local path or " "gs://bucket/dir"
+    )
   if importlib.util.find_spec(module) is None:
-    raise PathError(f"{name}: {found}:// paths need the {module} package; install the "
-                    f"extra with pip install -e \".[gcs]\" (or pip install {module})")
+    raise PathError(
+        f"{name}: {found}:// paths need the {module} package; install the "
+        f'extra with pip install -e ".[gcs]" (or pip install {module})'
+    )
   return text
 
 

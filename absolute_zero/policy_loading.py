@@ -56,13 +56,19 @@ def is_run_checkpoint_dir(path: str | os.PathLike) -> bool:
   return any(p.name.isdigit() and (p / "train_state").is_dir() for p in path.iterdir())
 
 
-_KINDS = ("give an embedded model name, a .gguf file, a Hugging Face directory (config.json "
-          "and *.safetensors) or a self-play run directory")
+_KINDS = (
+    "give an embedded model name, a .gguf file, a Hugging Face directory (config.json "
+    "and *.safetensors) or a self-play run directory"
+)
 
 
 def _looks_like_path(source: str) -> bool:
-  return (os.sep in source or "/" in source or source.startswith(("~", "."))
-          or Path(source).suffix in (".gguf", ".json", ".safetensors", ".model"))
+  return (
+      os.sep in source
+      or "/" in source
+      or source.startswith(("~", "."))
+      or Path(source).suffix in (".gguf", ".json", ".safetensors", ".model")
+  )
 
 
 def _why_not_a_model_dir(path: Path) -> str:
@@ -73,14 +79,20 @@ def _why_not_a_model_dir(path: Path) -> str:
   torn = [e for e in entries if _ORBAX_TMP in e]
   steps = [e for e in entries if e.isdigit()]
   if steps:
-    return (f"it holds checkpoint step folders {steps[:5]} without train_state/ "
-            "(incomplete or not written by experiments/azr.py)")
+    return (
+        f"it holds checkpoint step folders {steps[:5]} without train_state/ "
+        "(incomplete or not written by experiments/azr.py)"
+    )
   if torn:
-    return (f"it holds no complete checkpoint, only unfinished saves {torn[:3]} "
-            "(the run stopped before its first checkpoint finished)")
+    return (
+        f"it holds no complete checkpoint, only unfinished saves {torn[:3]} "
+        "(the run stopped before its first checkpoint finished)"
+    )
   shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-  return (f"it holds no config.json (Hugging Face) and no numbered checkpoint steps "
-          f"(self-play run), only: {shown}")
+  return (
+      f"it holds no config.json (Hugging Face) and no numbered checkpoint steps "
+      f"(self-play run), only: {shown}"
+  )
 
 
 def resolve_model_source(source: str) -> tuple[str, str]:
@@ -107,7 +119,8 @@ def resolve_model_source(source: str) -> tuple[str, str]:
     raise ModelSourceError(
         f"cannot interpret model source {source!r}: no file or directory {path}, and not "
         f"an embedded model ({', '.join(EMBEDDED_MODELS)}) or a preset name "
-        f"({', '.join(sorted(PRESETS))})")
+        f"({', '.join(sorted(PRESETS))})"
+    )
   if path.suffix == ".gguf" or path.is_file():
     if not path.is_file():
       raise ModelSourceError(f"{path} is a directory, not a GGUF file")
@@ -122,19 +135,26 @@ def resolve_model_source(source: str) -> tuple[str, str]:
   if nested.is_dir():
     if is_run_checkpoint_dir(nested):
       return "run", str(nested)
-    raise ModelSourceError(f"{nested} holds no usable checkpoint: "
-                           f"{_why_not_a_model_dir(nested)}")
+    raise ModelSourceError(
+        f"{nested} holds no usable checkpoint: " f"{_why_not_a_model_dir(nested)}"
+    )
   raise ModelSourceError(f"{path} holds no model: {_why_not_a_model_dir(path)}; {_KINDS}")
 
 
-def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
-               dtype: str | None = None, random_init: bool = False,
-               seed: int = 0) -> tuple[ModelConfig, dict]:
+def load_model(
+    source: str = DEFAULT_MODEL,
+    *,
+    param_dtype: str | None = None,
+    dtype: str | None = None,
+    random_init: bool = False,
+    seed: int = 0,
+) -> tuple[ModelConfig, dict]:
   """(config, params as numpy/jax arrays on the host) for `source`."""
   kind, where = resolve_model_source(source)
   if kind == "embedded":
-    config, params = load_gguf(embedded_gguf_path(where), config=get_config(where),
-                               param_dtype=param_dtype)
+    config, params = load_gguf(
+        embedded_gguf_path(where), config=get_config(where), param_dtype=param_dtype
+    )
   elif kind == "gguf":
     config, params = load_gguf(where, param_dtype=param_dtype)
   elif kind == "hf":
@@ -145,7 +165,8 @@ def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
     if not random_init:
       raise ValueError(
           f"preset {where!r} has no embedded weights: pass a GGUF file or an HF "
-          "checkpoint directory, or ask for random weights explicitly (random_init)")
+          "checkpoint directory, or ask for random weights explicitly (random_init)"
+      )
     config = get_config(where)
     if param_dtype:
       config = config.replace(param_dtype=param_dtype)
@@ -155,16 +176,23 @@ def load_model(source: str = DEFAULT_MODEL, *, param_dtype: str | None = None,
   return config, params
 
 
-def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None, *,
-                param_dtype: str | None = None, dtype: str | None = None,
-                random_init: bool = False, seed: int = 0):
+def load_policy(
+    source: str = DEFAULT_MODEL,
+    tokenizer_source: str | None = None,
+    *,
+    param_dtype: str | None = None,
+    dtype: str | None = None,
+    random_init: bool = False,
+    seed: int = 0,
+):
   """(config, params, tokenizer), with the tokenizer checked against the embedding.
 
   The tokenizer comes from `tokenizer_source` when given, else from the model source
   (the GGUF file, or the checkpoint directory's tokenizer.json / tokenizer.model).
   """
-  config, params = load_model(source, param_dtype=param_dtype, dtype=dtype,
-                              random_init=random_init, seed=seed)
+  config, params = load_model(
+      source, param_dtype=param_dtype, dtype=dtype, random_init=random_init, seed=seed
+  )
   kind, where = resolve_model_source(source)
   if tokenizer_source is None and kind == "run":
     tokenizer_source = load_run_checkpoint(where, params_too=False)[2]
@@ -173,9 +201,17 @@ def load_policy(source: str = DEFAULT_MODEL, tokenizer_source: str | None = None
   return config, params, tokenizer
 
 
-def run_config(model_config: ModelConfig, selfplay_config, learner_config: learner.LearnerConfig,
-               sandbox_limits, *, model_source: str, tokenizer_source: str | None,
-               mesh: Any, flags: Mapping[str, Any]) -> dict:
+def run_config(
+    model_config: ModelConfig,
+    selfplay_config,
+    learner_config: learner.LearnerConfig,
+    sandbox_limits,
+    *,
+    model_source: str,
+    tokenizer_source: str | None,
+    mesh: Any,
+    flags: Mapping[str, Any],
+) -> dict:
   """The resolved configuration a self-play run saves with every checkpoint, as JSON types.
 
   Sections: `model` (ModelConfig fields), `model_source` and `tokenizer_source` (what the
@@ -184,11 +220,18 @@ def run_config(model_config: ModelConfig, selfplay_config, learner_config: learn
   `sandbox` (SandboxLimits fields), `mesh` and `flags` (the method flags, compared on
   resume). Read back by `model_config_from_run_config`, `learner_config_from_run_config`.
   """
-  return checkpointing.to_jsonable({
-      "model": dataclasses.asdict(model_config), "model_source": model_source,
-      "tokenizer_source": tokenizer_source, "selfplay": selfplay_config.to_dict(),
-      "learner": dataclasses.asdict(learner_config),
-      "sandbox": dataclasses.asdict(sandbox_limits), "mesh": mesh, "flags": flags})
+  return checkpointing.to_jsonable(
+      {
+          "model": dataclasses.asdict(model_config),
+          "model_source": model_source,
+          "tokenizer_source": tokenizer_source,
+          "selfplay": selfplay_config.to_dict(),
+          "learner": dataclasses.asdict(learner_config),
+          "sandbox": dataclasses.asdict(sandbox_limits),
+          "mesh": mesh,
+          "flags": flags,
+      }
+  )
 
 
 def model_config_from_run_config(saved: Any, where: str) -> tuple[ModelConfig, str]:
@@ -202,11 +245,14 @@ def model_config_from_run_config(saved: Any, where: str) -> tuple[ModelConfig, s
     ValueError: it has no model or learner section (not written by experiments/azr.py).
   """
   if not isinstance(saved, dict):
-    raise checkpointing.CheckpointError(f"{where}: the saved config is not a "
-                                        "JSON object (corrupt checkpoint?)")
+    raise checkpointing.CheckpointError(
+        f"{where}: the saved config is not a " "JSON object (corrupt checkpoint?)"
+    )
   if "model" not in saved or "learner" not in saved:
-    raise ValueError(f"{where}: the saved config has no model/learner section "
-                     "(not written by experiments/azr.py?)")
+    raise ValueError(
+        f"{where}: the saved config has no model/learner section "
+        "(not written by experiments/azr.py?)"
+    )
   fields = {f.name for f in dataclasses.fields(ModelConfig)}
   model = {k: v for k, v in saved["model"].items() if k in fields}
   if model.get("rope_scaling"):
@@ -222,8 +268,9 @@ def learner_config_from_run_config(saved: Mapping[str, Any]) -> learner.LearnerC
   return learner.LearnerConfig(**{k: v for k, v in saved["learner"].items() if k in fields})
 
 
-def load_run_checkpoint(directory: str | os.PathLike, step: int | None = None, *,
-                        params_too: bool = True) -> tuple[ModelConfig, dict | None, str]:
+def load_run_checkpoint(
+    directory: str | os.PathLike, step: int | None = None, *, params_too: bool = True
+) -> tuple[ModelConfig, dict | None, str]:
   """(config, params, tokenizer source) from a self-play run's checkpoint (default: latest).
 
   The run saved its resolved config (`run_config`), so the model shapes, the learner's

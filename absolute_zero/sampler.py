@@ -49,19 +49,25 @@ TRACE_COUNTS: collections.Counter[str] = collections.Counter()
 
 def _counted(name: str, fn):
   """fn, counting each trace in TRACE_COUNTS (side effects run only while tracing)."""
+
   @functools.wraps(fn)
   def traced(*args, **kwargs):
     TRACE_COUNTS[name] += 1
     return fn(*args, **kwargs)
+
   return traced
 
 
 _STATIC = ("config", "mesh", "rules")
 _prefill_jit = jax.jit(_counted("prefill", dec.prefill), static_argnames=_STATIC)
-_start_jit = jax.jit(_counted("start_decode", dec.start_decode),
-                     static_argnames=("new_slots", "mesh", "rules"))
-_decode_jit = jax.jit(_counted("decode", dec.decode), donate_argnums=(1,),
-                      static_argnames=_STATIC + ("num_candidates", "block_size"))
+_start_jit = jax.jit(
+    _counted("start_decode", dec.start_decode), static_argnames=("new_slots", "mesh", "rules")
+)
+_decode_jit = jax.jit(
+    _counted("decode", dec.decode),
+    donate_argnums=(1,),
+    static_argnames=_STATIC + ("num_candidates", "block_size"),
+)
 _FINISH_NAMES = {dec.FINISH_EOS: "eos", dec.FINISH_STOP: "stop", dec.FINISH_LENGTH: "length"}
 
 
@@ -134,8 +140,15 @@ class Sampler:
     sampler_config: fixed choices (buckets, candidate count, ...).
   """
 
-  def __init__(self, config: ModelConfig, params: Any, tokenizer=None, mesh=None,
-               rules=None, sampler_config: SamplerConfig | None = None):
+  def __init__(
+      self,
+      config: ModelConfig,
+      params: Any,
+      tokenizer=None,
+      mesh=None,
+      rules=None,
+      sampler_config: SamplerConfig | None = None,
+  ):
     self.config = config
     self.tokenizer = tokenizer
     self.mesh = mesh
@@ -155,8 +168,11 @@ class Sampler:
     self.last_stats: dict[str, float] = {}
 
     self._static = dict(config=config, mesh=mesh, rules=self.rules)
-    self._decode_static = dict(num_candidates=self.options.num_candidates,
-                               block_size=self.options.block_size, **self._static)
+    self._decode_static = dict(
+        num_candidates=self.options.num_candidates,
+        block_size=self.options.block_size,
+        **self._static,
+    )
 
   # ------------------------------------------------------------------ params
 
@@ -166,8 +182,10 @@ class Sampler:
     shapes = [tuple(x.shape) for x in jax.tree.leaves(params)]
     if self._params_treedef is not None:
       if treedef != self._params_treedef or shapes != self._params_shapes:
-        raise ValueError("update_params: new params differ in structure or shapes from the "
-                         "sampler's (a different model needs a new Sampler)")
+        raise ValueError(
+            "update_params: new params differ in structure or shapes from the "
+            "sampler's (a different model needs a new Sampler)"
+        )
     self._params_treedef, self._params_shapes = treedef, shapes
     params = _to_compute_dtype(params, jnp.dtype(self.config.dtype))
     if self._param_shardings is not None:
@@ -199,18 +217,21 @@ class Sampler:
         raise ValueError(f"prompt {i} is empty (a prompt needs at least one token, e.g. BOS)")
       bad = [t for t in ids if not 0 <= t < self.config.vocab_size]
       if bad:
-        raise ValueError(f"prompt {i} has token ids outside [0, {self.config.vocab_size}): "
-                         f"{bad[:5]}")
+        raise ValueError(
+            f"prompt {i} has token ids outside [0, {self.config.vocab_size}): " f"{bad[:5]}"
+        )
       out.append(ids)
     return out
 
   def _id_array(self, ids: Sequence[int], what: str) -> jax.Array:
     ids = sorted({int(i) for i in ids})
     if len(ids) > self.options.max_stop_ids:
-      raise ValueError(f"{len(ids)} {what} given; the sampler has room for "
-                       f"{self.options.max_stop_ids} (SamplerConfig.max_stop_ids)")
+      raise ValueError(
+          f"{len(ids)} {what} given; the sampler has room for "
+          f"{self.options.max_stop_ids} (SamplerConfig.max_stop_ids)"
+      )
     arr = np.full((self.options.max_stop_ids,), -1, np.int32)
-    arr[:len(ids)] = ids
+    arr[: len(ids)] = ids
     return jnp.asarray(arr)
 
   def _new_token_bucket(self, max_new_tokens: int) -> int:
@@ -230,11 +251,21 @@ class Sampler:
 
   # ------------------------------------------------------------------ generate
 
-  def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], *,
-               max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
-               top_k: int = 0, n: int = 1, stop: Sequence[str] = (),
-               stop_token_ids: Sequence[int] = (), eos_token_ids: Sequence[int] | None = None,
-               seed: int | None = None, rng: jax.Array | None = None) -> list[Completion]:
+  def generate(
+      self,
+      prompts: Sequence[str] | Sequence[Sequence[int]],
+      *,
+      max_new_tokens: int,
+      temperature: float = 1.0,
+      top_p: float = 1.0,
+      top_k: int = 0,
+      n: int = 1,
+      stop: Sequence[str] = (),
+      stop_token_ids: Sequence[int] = (),
+      eos_token_ids: Sequence[int] | None = None,
+      seed: int | None = None,
+      rng: jax.Array | None = None,
+  ) -> list[Completion]:
     """Samples `n` completions per prompt; returns them prompt-major (prompt 0's n first).
 
     temperature 0 is greedy. top_k 0 and top_p 1 are off. `stop` are strings (matched on
@@ -249,8 +280,10 @@ class Sampler:
     if not 0.0 < top_p <= 1.0:
       raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not 0 <= top_k <= self.options.num_candidates:
-      raise ValueError(f"top_k must be in [0, {self.options.num_candidates}] "
-                       f"(SamplerConfig.num_candidates), got {top_k}")
+      raise ValueError(
+          f"top_k must be in [0, {self.options.num_candidates}] "
+          f"(SamplerConfig.num_candidates), got {top_k}"
+      )
     if temperature < 0:
       raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
     if isinstance(stop, str):
@@ -264,8 +297,10 @@ class Sampler:
     encoded = self._encode(prompts)
     longest = max(len(p) for p in encoded)
     if longest + max_new_tokens > self.config.max_position:
-      raise ValueError(f"prompt ({longest}) + max_new_tokens ({max_new_tokens}) exceeds the "
-                       f"model's max_position {self.config.max_position}")
+      raise ValueError(
+          f"prompt ({longest}) + max_new_tokens ({max_new_tokens}) exceeds the "
+          f"model's max_position {self.config.max_position}"
+      )
     if rng is None:
       if seed is not None:
         rng = jax.random.key(seed)
@@ -276,23 +311,38 @@ class Sampler:
         knobs=SamplingKnobs.make(temperature, top_p, top_k),
         max_new_tokens=jnp.int32(max_new_tokens),
         eos_ids=self._id_array(eos_token_ids, "EOS ids"),
-        stop_ids=self._id_array(stop_token_ids, "stop token ids"))
+        stop_ids=self._id_array(stop_token_ids, "stop token ids"),
+    )
 
     # Group prompts (sorted by length, so each group pads little) to <= max_rows rows.
     per_group = max(1, self.options.max_rows // n)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results: dict[tuple[int, int], Completion] = {}
     for g, start in enumerate(range(0, len(order), per_group)):
-      members = order[start:start + per_group]
+      members = order[start : start + per_group]
       group_rng = jax.random.fold_in(rng, g)
-      for c in self._generate_group([encoded[i] for i in members], members, n,
-                                    max_new_tokens, settings, tuple(stop), group_rng):
+      for c in self._generate_group(
+          [encoded[i] for i in members],
+          members,
+          n,
+          max_new_tokens,
+          settings,
+          tuple(stop),
+          group_rng,
+      ):
         results[(c.prompt_index, c.sample_index)] = c
     return [results[(i, j)] for i in range(len(encoded)) for j in range(n)]
 
-  def _generate_group(self, prompts: list[list[int]], indices: list[int], n: int,
-                      max_new_tokens: int, settings: dec.DecodeSettings,
-                      stop: tuple[str, ...], rng: jax.Array) -> list[Completion]:
+  def _generate_group(
+      self,
+      prompts: list[list[int]],
+      indices: list[int],
+      n: int,
+      max_new_tokens: int,
+      settings: dec.DecodeSettings,
+      stop: tuple[str, ...],
+      rng: jax.Array,
+  ) -> list[Completion]:
     prompt_len = length_bucket(max(len(p) for p in prompts), self.options.min_length_bucket)
     new_slots = self._new_token_bucket(max_new_tokens)
     prompt_rows = batch_bucket(len(prompts), self._batch_shards)
@@ -304,8 +354,12 @@ class Sampler:
     tokens, positions, valid, lengths = left_pad(prompts, prompt_rows, prompt_len, pad_id)
     start_time = time.perf_counter()
     last_hidden, cache = _prefill_jit(
-        self.params, self._batch_sharded(tokens), self._batch_sharded(positions),
-        self._batch_sharded(valid), **self._static)
+        self.params,
+        self._batch_sharded(tokens),
+        self._batch_sharded(positions),
+        self._batch_sharded(valid),
+        **self._static,
+    )
     last_hidden.block_until_ready()  # only for the timing: decode needs it anyway
     prefill_time = time.perf_counter() - start_time
 
@@ -313,15 +367,24 @@ class Sampler:
     row_prompt = np.zeros((decode_rows,), np.int32)
     row_prompt[:real] = np.repeat(np.arange(len(prompts)), n)
     row_is_real = np.arange(decode_rows) < real
-    state = _start_jit(cache, last_hidden, jnp.asarray(row_prompt),
-                       jnp.asarray(lengths[row_prompt]), jnp.asarray(row_is_real), rng,
-                       new_slots=new_slots, mesh=self.mesh, rules=self.rules)
+    state = _start_jit(
+        cache,
+        last_hidden,
+        jnp.asarray(row_prompt),
+        jnp.asarray(lengths[row_prompt]),
+        jnp.asarray(row_is_real),
+        rng,
+        new_slots=new_slots,
+        mesh=self.mesh,
+        rules=self.rules,
+    )
     del cache, last_hidden
 
     stop_cut: dict[int, int] = {}  # row -> number of tokens through the stop string's end
     if not stop:
-      state = _decode_jit(self.params, state, settings, jnp.int32(max_new_tokens),
-                          **self._decode_static)
+      state = _decode_jit(
+          self.params, state, settings, jnp.int32(max_new_tokens), **self._decode_static
+      )
     else:
       step = 0
       # Host fetches go through distributed.to_host: with several processes the rows are
@@ -330,10 +393,10 @@ class Sampler:
       unchecked = distributed.to_host(state.finish) != dec.PADDING_ROW  # end unknown
       while step < max_new_tokens:
         step = min(step + self.options.stop_check_interval, max_new_tokens)
-        state = _decode_jit(self.params, state, settings, jnp.int32(step),
-                            **self._decode_static)
+        state = _decode_jit(self.params, state, settings, jnp.int32(step), **self._decode_static)
         tokens, generated, finish = distributed.to_host(
-            (state.tokens, state.num_generated, state.finish))
+            (state.tokens, state.num_generated, state.finish)
+        )
         # Rows still running, and rows that ended (EOS, stop id, length) in this segment:
         # a stop string before their end wins.
         newly = self._match_stop_strings(tokens, generated, unchecked, stop, stop_cut)
@@ -342,18 +405,23 @@ class Sampler:
           finish = finish.copy()
           finish[newly] = dec.FINISH_STOP
           unchecked[newly] = False
-          state = state._replace(
-              finish=distributed.put_global(finish, state.finish.sharding))
+          state = state._replace(finish=distributed.put_global(finish, state.finish.sharding))
         if not np.any(finish == dec.RUNNING):
           break
 
     decode_steps = int(distributed.to_host(state.step))  # waits for the decode
-    self.last_stats = dict(prompt_bucket=prompt_len, prompt_rows=prompt_rows,
-                           decode_rows=decode_rows, new_token_bucket=new_slots,
-                           decode_steps=decode_steps, prefill_seconds=prefill_time,
-                           decode_seconds=time.perf_counter() - start_time - prefill_time)
+    self.last_stats = dict(
+        prompt_bucket=prompt_len,
+        prompt_rows=prompt_rows,
+        decode_rows=decode_rows,
+        new_token_bucket=new_slots,
+        decode_steps=decode_steps,
+        prefill_seconds=prefill_time,
+        decode_seconds=time.perf_counter() - start_time - prefill_time,
+    )
     out_tokens, out_logprobs, generated, finish = distributed.to_host(
-        (state.tokens, state.logprobs, state.num_generated, state.finish))
+        (state.tokens, state.logprobs, state.num_generated, state.finish)
+    )
     eos_set = {int(i) for i in np.asarray(settings.eos_ids) if i >= 0}
     stop_id_set = {int(i) for i in np.asarray(settings.stop_ids) if i >= 0}
     completions = []
@@ -366,24 +434,38 @@ class Sampler:
       ids = out_tokens[r, :count]
       text_ids = ids
       if r in stop_cut:
-        ids = ids[:stop_cut[r]]
+        ids = ids[: stop_cut[r]]
         text_ids = ids
-      elif code in (dec.FINISH_EOS, dec.FINISH_STOP) and count and (
-          int(ids[-1]) in eos_set or int(ids[-1]) in stop_id_set):
+      elif (
+          code in (dec.FINISH_EOS, dec.FINISH_STOP)
+          and count
+          and (int(ids[-1]) in eos_set or int(ids[-1]) in stop_id_set)
+      ):
         text_ids = ids[:-1]
       text = self._decode_text(text_ids) if self.tokenizer is not None else ""
       if r in stop_cut:
         text = _cut_at_stop(text, stop)
-      completions.append(Completion(
-          prompt_index=indices[p], sample_index=r % n,
-          prompt_token_ids=tuple(prompts[p]), token_ids=ids.astype(np.int32).copy(),
-          logprobs=out_logprobs[r, :len(ids)].astype(np.float32).copy(), text=text,
-          finish_reason=_FINISH_NAMES[code]))
+      completions.append(
+          Completion(
+              prompt_index=indices[p],
+              sample_index=r % n,
+              prompt_token_ids=tuple(prompts[p]),
+              token_ids=ids.astype(np.int32).copy(),
+              logprobs=out_logprobs[r, : len(ids)].astype(np.float32).copy(),
+              text=text,
+              finish_reason=_FINISH_NAMES[code],
+          )
+      )
     return completions
 
-  def _match_stop_strings(self, tokens: np.ndarray, generated: np.ndarray,
-                          rows: np.ndarray, stop: tuple[str, ...],
-                          stop_cut: dict[int, int]) -> list[int]:
+  def _match_stop_strings(
+      self,
+      tokens: np.ndarray,
+      generated: np.ndarray,
+      rows: np.ndarray,
+      stop: tuple[str, ...],
+      stop_cut: dict[int, int],
+  ) -> list[int]:
     """Rows (a [B] mask) whose text contains a stop string; records where to cut them."""
     newly = []
     for r in np.nonzero(rows)[0]:
@@ -405,4 +487,4 @@ class Sampler:
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
   """text up to (not including) the earliest stop string."""
   cuts = [text.find(s) for s in stop if s in text]
-  return text[:min(cuts)] if cuts else text
+  return text[: min(cuts)] if cuts else text

@@ -59,18 +59,21 @@ def parse_mesh_shape(spec: str | Sequence[int]) -> tuple[int, int, int]:
     try:
       dims = tuple(int(x) for x in spec.split(","))
     except ValueError:
-      raise ValueError(f"--mesh must be three integers like '1,4,2' "
-                       f"(data,fsdp,tensor), got {spec!r}") from None
+      raise ValueError(
+          f"--mesh must be three integers like '1,4,2' " f"(data,fsdp,tensor), got {spec!r}"
+      ) from None
   else:
     dims = tuple(int(x) for x in spec)
   if len(dims) != 3 or any(d == 0 or d < -1 for d in dims) or dims.count(-1) > 1:
-    raise ValueError(f"mesh shape must be three positive sizes (one may be -1) for "
-                     f"{MESH_AXES}, got {spec!r}")
+    raise ValueError(
+        f"mesh shape must be three positive sizes (one may be -1) for " f"{MESH_AXES}, got {spec!r}"
+    )
   return dims  # type: ignore[return-value]
 
 
-def make_mesh(shape: str | Sequence[int] = (1, 1, -1),
-              devices: Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(
+    shape: str | Sequence[int] = (1, 1, -1), devices: Sequence[jax.Device] | None = None
+) -> Mesh:
   """A ('data', 'fsdp', 'tensor') mesh; the product must equal the device count."""
   devices = list(devices if devices is not None else jax.devices())
   dims = list(parse_mesh_shape(shape))
@@ -83,12 +86,14 @@ def make_mesh(shape: str | Sequence[int] = (1, 1, -1),
     raise ValueError(
         f"mesh {tuple(dims)} for axes {MESH_AXES} needs {int(np.prod(dims))} devices, "
         f"but {len(devices)} are available ({jax.default_backend()}); pass a --mesh whose "
-        "product is the device count")
+        "product is the device count"
+    )
   return Mesh(np.asarray(devices).reshape(dims), MESH_AXES)
 
 
-def logical_to_spec(names: Sequence[str | None], rules: Rules, mesh: Mesh,
-                    shape: Sequence[int] | None = None) -> PartitionSpec:
+def logical_to_spec(
+    names: Sequence[str | None], rules: Rules, mesh: Mesh, shape: Sequence[int] | None = None
+) -> PartitionSpec:
   """PartitionSpec for logical `names`; drops mesh axes that do not divide `shape`."""
   table = dict(rules)
   used: set[str] = set()
@@ -116,10 +121,13 @@ def logical_to_spec(names: Sequence[str | None], rules: Rules, mesh: Mesh,
 
 def tree_shardings(logical_tree, shapes_tree, mesh: Mesh, rules: Rules):
   """NamedSharding for every leaf, from a pytree of logical names and one of shapes."""
+
   def one(names, shaped):
     return NamedSharding(mesh, logical_to_spec(tuple(names), rules, mesh, shaped.shape))
-  return jax.tree.map(one, logical_tree, shapes_tree,
-                      is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+  return jax.tree.map(
+      one, logical_tree, shapes_tree, is_leaf=lambda x: isinstance(x, PartitionSpec)
+  )
 
 
 def param_shardings(config, mesh: Mesh, rules: Rules = TRAIN_RULES):

@@ -35,8 +35,13 @@ from typing import Any
 from absolute_zero import tokenizers as tk
 
 # Files a tokenizer.json source may have beside it, copied as they are.
-_COMPANIONS = ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-               "chat_template.json", "added_tokens.json")
+_COMPANIONS = (
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "added_tokens.json",
+)
 
 # The Jinja form of `render_gemma_chat` (Gemma 3's own template without images): a leading
 # system message joins the first user turn, 'assistant' is written 'model', contents are
@@ -55,12 +60,17 @@ GEMMA_CHAT_TEMPLATE = (
     "{{ '<start_of_turn>' + role + '\n' + ((first_user_prefix if loop.first else '')"
     " + message['content']) | trim + '<end_of_turn>\n' }}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}")
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
 
 
-def write_hf_tokenizer(source: str | os.PathLike, directory: str | os.PathLike, *,
-                       model_max_length: int | None = None,
-                       tokenizer_class: str | None = None) -> list[str]:
+def write_hf_tokenizer(
+    source: str | os.PathLike,
+    directory: str | os.PathLike,
+    *,
+    model_max_length: int | None = None,
+    tokenizer_class: str | None = None,
+) -> list[str]:
   """Writes the HF tokenizer files of `source` into `directory`; returns their names.
 
   Args:
@@ -87,6 +97,7 @@ def write_hf_tokenizer(source: str | os.PathLike, directory: str | os.PathLike, 
     chat_template = None
   elif kind == "tokenizer.model":
     from sentencepiece import sentencepiece_model_pb2 as sp_pb2  # on use: Gemma only
+
     proto = sp_pb2.ModelProto()
     proto.ParseFromString(path.read_bytes())
     hf_json = _sentencepiece_tokenizer_json(proto, tokenizer)
@@ -107,30 +118,49 @@ def write_hf_tokenizer(source: str | os.PathLike, directory: str | os.PathLike, 
   if hf_json is not None:
     hf_json.save(str(directory / "tokenizer.json"))
     written.append("tokenizer.json")
-  if chat_template is None and tokenizer.has_chat_template and \
-      "<start_of_turn>" in tokenizer.special_tokens:
+  if (
+      chat_template is None
+      and tokenizer.has_chat_template
+      and "<start_of_turn>" in tokenizer.special_tokens
+  ):
     chat_template = GEMMA_CHAT_TEMPLATE
-  config = tokenizer_config(tokenizer, tokenizer_class=tokenizer_class,
-                            model_max_length=model_max_length, chat_template=chat_template)
+  config = tokenizer_config(
+      tokenizer,
+      tokenizer_class=tokenizer_class,
+      model_max_length=model_max_length,
+      chat_template=chat_template,
+  )
   (directory / "tokenizer_config.json").write_text(
-      json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+      json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+  )
   return written + ["tokenizer_config.json"]
 
 
-def tokenizer_config(tokenizer: tk.Tokenizer, *, tokenizer_class: str | None = None,
-                     model_max_length: int | None = None,
-                     chat_template: str | None = None) -> dict[str, Any]:
+def tokenizer_config(
+    tokenizer: tk.Tokenizer,
+    *,
+    tokenizer_class: str | None = None,
+    model_max_length: int | None = None,
+    chat_template: str | None = None,
+) -> dict[str, Any]:
   """A `tokenizer_config.json` dict: class, special tokens, BOS rule, chat template."""
   text = _id_to_text(tokenizer)
   config: dict[str, Any] = {"tokenizer_class": tokenizer_class or "PreTrainedTokenizerFast"}
-  for key, token_id in (("bos_token", tokenizer.bos_id), ("eos_token", tokenizer.eos_id),
-                        ("pad_token", tokenizer.pad_id), ("unk_token", tokenizer.unk_id)):
+  for key, token_id in (
+      ("bos_token", tokenizer.bos_id),
+      ("eos_token", tokenizer.eos_id),
+      ("pad_token", tokenizer.pad_id),
+      ("unk_token", tokenizer.unk_id),
+  ):
     config[key] = text.get(token_id) if token_id is not None else None
   # Some tokenizer classes (transformers 5's GemmaTokenizer) add a default '<mask>' token
   # unless the config names the mask token: name it, or say there is none.
   config["mask_token"] = "<mask>" if "<mask>" in tokenizer.special_tokens else None
-  config.update(add_bos_token=bool(tokenizer.add_bos_default), add_eos_token=False,
-                clean_up_tokenization_spaces=False)
+  config.update(
+      add_bos_token=bool(tokenizer.add_bos_default),
+      add_eos_token=False,
+      clean_up_tokenization_spaces=False,
+  )
   if model_max_length:
     config["model_max_length"] = int(model_max_length)
   if chat_template:
@@ -168,8 +198,9 @@ def _bos_post_processor(tokenizer: tk.Tokenizer):
   if not tokenizer.add_bos_default or tokenizer.bos_id is None:
     return None
   bos = _id_to_text(tokenizer)[tokenizer.bos_id]
-  return processors.TemplateProcessing(single=f"{bos} $A:0", pair=f"{bos} $A:0 {bos} $B:1",
-                                       special_tokens=[(bos, tokenizer.bos_id)])
+  return processors.TemplateProcessing(
+      single=f"{bos} $A:0", pair=f"{bos} $A:0 {bos} $B:1", special_tokens=[(bos, tokenizer.bos_id)]
+  )
 
 
 def _sentencepiece_tokenizer_json(proto, tokenizer: tk.Tokenizer):
@@ -185,16 +216,23 @@ def _sentencepiece_tokenizer_json(proto, tokenizer: tk.Tokenizer):
   from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
 
   if proto.trainer_spec.model_type != sp_pb2.TrainerSpec.BPE:
-    raise ValueError("only SentencePiece BPE models can be written as tokenizer.json "
-                     f"(this one is model type {proto.trainer_spec.model_type})")
+    raise ValueError(
+        "only SentencePiece BPE models can be written as tokenizer.json "
+        f"(this one is model type {proto.trainer_spec.model_type})"
+    )
   ns = proto.normalizer_spec
-  if (ns.name not in ("identity", "") or ns.remove_extra_whitespaces or ns.add_dummy_prefix
-      or not ns.escape_whitespaces):
+  if (
+      ns.name not in ("identity", "")
+      or ns.remove_extra_whitespaces
+      or ns.add_dummy_prefix
+      or not ns.escape_whitespaces
+  ):
     raise ValueError(
         f"this SentencePiece model's normaliser (name {ns.name!r}, add_dummy_prefix="
         f"{ns.add_dummy_prefix}, remove_extra_whitespaces={ns.remove_extra_whitespaces}) is "
         "not covered: only the identity normaliser with escaped whitespace and no dummy "
-        "prefix (Gemma's) can be written as tokenizer.json")
+        "prefix (Gemma's) can be written as tokenizer.json"
+    )
   pieces = [(p.piece, p.type, p.score) for p in proto.pieces]
   vocab: dict[str, int] = {}
   for i, (piece, _, _) in enumerate(pieces):
@@ -208,12 +246,19 @@ def _sentencepiece_tokenizer_json(proto, tokenizer: tk.Tokenizer):
         ranked.append((-pieces[i][2], i, normal[left], left, right))
   ranked.sort()
   unk = next((p for p, typ, _ in pieces if typ == tk.TOKEN_UNKNOWN), None)
-  hf = Tokenizer(models.BPE(vocab=vocab, merges=[(l, r) for *_, l, r in ranked],
-                            unk_token=unk, fuse_unk=True,
-                            byte_fallback=bool(proto.trainer_spec.byte_fallback)))
+  hf = Tokenizer(
+      models.BPE(
+          vocab=vocab,
+          merges=[(l, r) for *_, l, r in ranked],
+          unk_token=unk,
+          fuse_unk=True,
+          byte_fallback=bool(proto.trainer_spec.byte_fallback),
+      )
+  )
   hf.normalizer = normalizers.Replace(" ", "\u2581")
-  hf.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(),
-                                  decoders.Fuse()])
+  hf.decoder = decoders.Sequence(
+      [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+  )
   added = []
   for piece, typ, _ in pieces:
     if typ in (tk.TOKEN_CONTROL, tk.TOKEN_UNKNOWN):
@@ -234,17 +279,25 @@ def _byte_level_tokenizer_json(vocab: tk.GGUFVocab, tokenizer: tk.Tokenizer):
 
   if vocab.merges is None:
     raise ValueError("GGUF gpt2 vocabulary has no tokenizer.ggml.merges")
-  hf = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(vocab.tokens)},
-                            merges=[tuple(m.split(" ", 1)) for m in vocab.merges]))
+  hf = Tokenizer(
+      models.BPE(
+          vocab={t: i for i, t in enumerate(vocab.tokens)},
+          merges=[tuple(m.split(" ", 1)) for m in vocab.merges],
+      )
+  )
   pre = [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
   if vocab.pre == "smollm":
     pre.insert(0, pre_tokenizers.Digits(individual_digits=True))
   hf.pre_tokenizer = pre_tokenizers.Sequence(pre)
   hf.decoder = decoders.ByteLevel()
   special_types = (tk.TOKEN_CONTROL, tk.TOKEN_UNKNOWN, tk.TOKEN_USER_DEFINED)
-  hf.add_tokens([AddedToken(t, special=typ != tk.TOKEN_USER_DEFINED, normalized=False)
-                 for t, typ in zip(vocab.tokens, vocab.token_types.tolist())
-                 if typ in special_types])
+  hf.add_tokens(
+      [
+          AddedToken(t, special=typ != tk.TOKEN_USER_DEFINED, normalized=False)
+          for t, typ in zip(vocab.tokens, vocab.token_types.tolist())
+          if typ in special_types
+      ]
+  )
   post = _bos_post_processor(tokenizer)
   if post is not None:
     hf.post_processor = post

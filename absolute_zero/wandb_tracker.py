@@ -44,13 +44,21 @@ class WandbTracker:
     ImportError: wandb is not installed (message names the extra).
   """
 
-  def __init__(self, log_dir: str, project: str, *, mode: str = "offline",
-               config: Mapping[str, Any] | None = None, name: str | None = None):
+  def __init__(
+      self,
+      log_dir: str,
+      project: str,
+      *,
+      mode: str = "offline",
+      config: Mapping[str, Any] | None = None,
+      name: str | None = None,
+  ):
     try:
       import wandb
     except ImportError as e:
-      raise ImportError("W&B logging needs the wandb package: pip install "
-                        "'absolute-zero[wandb]'") from e
+      raise ImportError(
+          "W&B logging needs the wandb package: pip install " "'absolute-zero[wandb]'"
+      ) from e
     os.makedirs(log_dir, exist_ok=True)
     self.state_path = os.path.join(log_dir, RUN_FILE)
     state = self._read_state()
@@ -59,9 +67,15 @@ class WandbTracker:
     self.last_step: int | None = state.get("last_step")
     self.project = project
     self._run = wandb.init(
-        project=project, id=self.run_id, resume="allow", dir=log_dir, mode=mode,
+        project=project,
+        id=self.run_id,
+        resume="allow",
+        dir=log_dir,
+        mode=mode,
         name=name or os.path.basename(os.path.abspath(log_dir)),
-        config=dict(config or {}), settings=wandb.Settings(console="off", silent=True))
+        config=dict(config or {}),
+        settings=wandb.Settings(console="off", silent=True),
+    )
     self._write_state()
 
   def _read_state(self) -> dict:
@@ -71,8 +85,9 @@ class WandbTracker:
     except FileNotFoundError:
       return {}
     except (OSError, json.JSONDecodeError) as e:
-      raise ValueError(f"{self.state_path}: cannot be read ({e}); delete it to start a new "
-                       "W&B run") from None
+      raise ValueError(
+          f"{self.state_path}: cannot be read ({e}); delete it to start a new " "W&B run"
+      ) from None
     return state if isinstance(state, dict) else {}
 
   def _write_state(self) -> None:
@@ -105,5 +120,6 @@ class WandbTracker:
     wandb 0.31: after `finish()` alone, a second run's offline file was sometimes still
     empty)."""
     import wandb  # optional package (the wandb extra)
+
     self._run.finish()
     wandb.teardown()

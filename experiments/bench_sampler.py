@@ -54,12 +54,15 @@ def make_prompts(vocab_size: int, batch: int, length: int, tokenizer=None) -> li
   if tokenizer is not None:
     import inspect
     import collections, json as json_mod, argparse, textwrap, typing, dataclasses  # noqa
-    sources = [inspect.getsource(m) for m in (collections, json_mod, argparse, textwrap,
-                                              typing, dataclasses)]
+
+    sources = [
+        inspect.getsource(m)
+        for m in (collections, json_mod, argparse, textwrap, typing, dataclasses)
+    ]
     ids = tokenizer.encode("\n".join(sources))
     bos = [tokenizer.bos_id] if tokenizer.add_bos_default else []
     stride = max(1, (len(ids) - length) // max(batch, 1))
-    return [bos + ids[i * stride:i * stride + length - len(bos)] for i in range(batch)]
+    return [bos + ids[i * stride : i * stride + length - len(bos)] for i in range(batch)]
   rng = np.random.default_rng(0)
   return rng.integers(3, vocab_size, (batch, length)).tolist()
 
@@ -110,14 +113,16 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       k=jnp.asarray(rng.standard_normal(cache.k.shape).astype(np.float32)),
       v=jnp.asarray(rng.standard_normal(cache.v.shape).astype(np.float32)),
       valid=jnp.ones(cache.valid.shape, bool),
-      positions=jnp.broadcast_to(jnp.arange(slots), cache.positions.shape))
+      positions=jnp.broadcast_to(jnp.arange(slots), cache.positions.shape),
+  )
   model = Transformer(config)
   tokens = jnp.zeros((batch, 1), jnp.int32)
   positions = jnp.full((batch, 1), slots - 1, jnp.int32)
 
   def trunk(params, cache):
-    h, cache = model.apply({"params": params}, tokens, positions, None, cache=cache,
-                           cache_index=slots - 1)
+    h, cache = model.apply(
+        {"params": params}, tokens, positions, None, cache=cache, cache_index=slots - 1
+    )
     return h, cache
 
   trunk = jax.jit(trunk, donate_argnums=(1,))  # in place, as in the decode loop
@@ -141,8 +146,7 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
     v = jnp.einsum("bd,dnh->bnh", x, a["v_proj"])
     x = x + jnp.einsum("bnh,nhd->bd", q, a["o_proj"]) + 0 * (k.sum() + v.sum())
     m = w["mlp"]
-    g = jnp.einsum("bd,df->bf", x, m["gate_proj"]) * jnp.einsum("bd,df->bf", x,
-                                                                  m["up_proj"])
+    g = jnp.einsum("bd,df->bf", x, m["gate_proj"]) * jnp.einsum("bd,df->bf", x, m["up_proj"])
     return x + jnp.einsum("bf,fd->bd", g, m["down_proj"]), None
 
   @jax.jit
@@ -160,12 +164,15 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       s = jnp.einsum("bkgh,bskh->bkgs", q, k) * config.query_scale
       p = jax.nn.softmax(s, axis=-1)
       return None, jnp.einsum("bkgs,bskh->bkgh", p, v)
+
     return jax.lax.scan(one, None, (q, k, v))[1]
 
   groups = config.num_heads // config.num_kv_heads
-  q = jnp.asarray(rng.standard_normal(
-      (config.num_layers, batch, config.num_kv_heads, groups, config.head_dim)
-  ).astype(np.float32))
+  q = jnp.asarray(
+      rng.standard_normal(
+          (config.num_layers, batch, config.num_kv_heads, groups, config.head_dim)
+      ).astype(np.float32)
+  )
   logits = lm_head(params, hidden)
   sample = jax.jit(sample_tokens)
   out = {
@@ -175,12 +182,15 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       "attention_ms": _time_fn(attention_only, q, cache.k, cache.v),
       "sample_greedy_ms": _time_fn(sample, logits, SamplingKnobs.make(0.0), jax.random.key(0)),
       "sample_t1_ms": _time_fn(sample, logits, SamplingKnobs.make(1.0), jax.random.key(0)),
-      "sample_top_p_0.95_ms": _time_fn(sample, logits, SamplingKnobs.make(1.0, 0.95),
-                                       jax.random.key(0)),
-      "sample_top_k_50_ms": _time_fn(sample, logits, SamplingKnobs.make(1.0, 1.0, 50),
-                                     jax.random.key(0)),
-      "categorical_reference_ms": _time_fn(jax.jit(jax.random.categorical),
-                                           jax.random.key(0), logits),
+      "sample_top_p_0.95_ms": _time_fn(
+          sample, logits, SamplingKnobs.make(1.0, 0.95), jax.random.key(0)
+      ),
+      "sample_top_k_50_ms": _time_fn(
+          sample, logits, SamplingKnobs.make(1.0, 1.0, 50), jax.random.key(0)
+      ),
+      "categorical_reference_ms": _time_fn(
+          jax.jit(jax.random.categorical), jax.random.key(0), logits
+      ),
   }
   return {k: v * 1000 for k, v in out.items()}
 
@@ -193,8 +203,9 @@ def prefill_ceiling(config, params, tokens: int) -> dict[str, float]:
   import numpy as np
 
   layers = jax.device_put(params["layers"])
-  x = jnp.asarray(np.random.default_rng(0).standard_normal(
-      (tokens, config.embed_dim)).astype(np.float32))
+  x = jnp.asarray(
+      np.random.default_rng(0).standard_normal((tokens, config.embed_dim)).astype(np.float32)
+  )
 
   def one(x, w):
     a, m = w["attn"], w["mlp"]
@@ -207,11 +218,24 @@ def prefill_ceiling(config, params, tokens: int) -> dict[str, float]:
 
   trunk = jax.jit(lambda ls, x: jax.lax.scan(one, x, ls)[0])
   seconds = _time_fn(trunk, layers, x, repeats=2)
-  flops = 2 * tokens * sum(int(np.prod(a.shape)) for a in jax.tree.leaves(
-      {"attn": {k: layers["attn"][k] for k in ("q_proj", "k_proj", "v_proj", "o_proj")},
-       "mlp": layers["mlp"]}))
-  return {"prefill_matmul_ceiling_s": seconds, "trunk_gflops_per_s": flops / seconds / 1e9,
-          "prefill_trunk_tflop": flops / 1e12}
+  flops = (
+      2
+      * tokens
+      * sum(
+          int(np.prod(a.shape))
+          for a in jax.tree.leaves(
+              {
+                  "attn": {k: layers["attn"][k] for k in ("q_proj", "k_proj", "v_proj", "o_proj")},
+                  "mlp": layers["mlp"],
+              }
+          )
+      )
+  )
+  return {
+      "prefill_matmul_ceiling_s": seconds,
+      "trunk_gflops_per_s": flops / seconds / 1e9,
+      "prefill_trunk_tflop": flops / 1e12,
+  }
 
 
 def run_jax(args: dict) -> dict:
@@ -223,10 +247,15 @@ def run_jax(args: dict) -> dict:
   load_s = time.perf_counter() - t0
   prompts = make_prompts(config.vocab_size, args["batch"], args["prompt_len"], tokenizer)
   new = args["new_tokens"]
-  sampler = Sampler(config, params, tokenizer,
-                    sampler_config=SamplerConfig(new_token_buckets=(new,)))
-  result = {"backend": "jax", "load_s": load_s, "devices": str(jax.devices()[0]),
-            "prompt_tokens": sum(len(p) for p in prompts)}
+  sampler = Sampler(
+      config, params, tokenizer, sampler_config=SamplerConfig(new_token_buckets=(new,))
+  )
+  result = {
+      "backend": "jax",
+      "load_s": load_s,
+      "devices": str(jax.devices()[0]),
+      "prompt_tokens": sum(len(p) for p in prompts),
+  }
   kw = dict(eos_token_ids=(), seed=0)
   # Compile (prefill, start, decode) with a 1-token call in the same buckets.
   t0 = time.perf_counter()
@@ -240,16 +269,19 @@ def run_jax(args: dict) -> dict:
     assert all(len(c.token_ids) == new for c in out)
     stats = sampler.last_stats
     result[mode] = dict(
-        prefill_s=stats["prefill_seconds"], total_s=total,
+        prefill_s=stats["prefill_seconds"],
+        total_s=total,
         decode_tokens_per_s=len(prompts) * new / stats["decode_seconds"],
         end_to_end_tokens_per_s=len(prompts) * new / total,
         step_ms=1000 * stats["decode_seconds"] / stats["decode_steps"],
-        sample_text=out[0].text[:80])
+        sample_text=out[0].text[:80],
+    )
   if args["breakdown"]:
     slots = sampler.last_stats["prompt_bucket"] + sampler.last_stats["new_token_bucket"]
     result["breakdown"] = step_breakdown(config, params, len(prompts), slots)
-    result["prefill_ceiling"] = prefill_ceiling(config, params,
-                                                len(prompts) * stats["prompt_bucket"])
+    result["prefill_ceiling"] = prefill_ceiling(
+        config, params, len(prompts) * stats["prompt_bucket"]
+    )
   result["peak_rss_mib"] = _peak_rss_mib()
   return result
 
@@ -265,12 +297,12 @@ def run_transformers(args: dict) -> dict:
     torch.set_num_threads(args["threads"])
   t0 = time.perf_counter()
   path = embedded_gguf_path(args["model"])
-  model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                               dtype=torch.float32).eval()
+  model = AutoModelForCausalLM.from_pretrained(
+      str(path.parent), gguf_file=path.name, dtype=torch.float32
+  ).eval()
   tokenizer = load_tokenizer(args["model"])
   load_s = time.perf_counter() - t0
-  prompts = make_prompts(model.config.vocab_size, args["batch"], args["prompt_len"],
-                         tokenizer)
+  prompts = make_prompts(model.config.vocab_size, args["batch"], args["prompt_len"], tokenizer)
   ids = torch.tensor(prompts)
   new = args["new_tokens"]
   result = {"backend": "transformers", "load_s": load_s, "threads": torch.get_num_threads()}
@@ -289,11 +321,18 @@ def run_transformers(args: dict) -> dict:
     torch.manual_seed(0)
     with torch.no_grad():
       return model.generate(
-          input_ids=batch_ids, attention_mask=torch.ones_like(batch_ids),
-          max_new_tokens=max_new, min_new_tokens=max_new, do_sample=do_sample,
-          temperature=1.0 if do_sample else None, top_k=0 if do_sample else None,
-          top_p=1.0 if do_sample else None, use_cache=True, pad_token_id=0,
-          logits_processor=[clock] if clock else None)
+          input_ids=batch_ids,
+          attention_mask=torch.ones_like(batch_ids),
+          max_new_tokens=max_new,
+          min_new_tokens=max_new,
+          do_sample=do_sample,
+          temperature=1.0 if do_sample else None,
+          top_k=0 if do_sample else None,
+          top_p=1.0 if do_sample else None,
+          use_cache=True,
+          pad_token_id=0,
+          logits_processor=[clock] if clock else None,
+      )
 
   generate(ids[:1, :16], 2, False)  # warm-up
   for mode in args["modes"]:
@@ -306,23 +345,33 @@ def run_transformers(args: dict) -> dict:
     prefill_s = clock.times[0] - t0
     decode_s = total - prefill_s
     result[mode] = dict(
-        prefill_s=prefill_s, total_s=total,
+        prefill_s=prefill_s,
+        total_s=total,
         decode_tokens_per_s=len(prompts) * new / decode_s,
         end_to_end_tokens_per_s=len(prompts) * new / total,
-        step_ms=1000 * decode_s / new)
+        step_ms=1000 * decode_s / new,
+    )
   result["peak_rss_mib"] = _peak_rss_mib()
   return result
 
 
 def _child_args() -> dict:
-  return dict(model=FLAGS.model, batch=FLAGS.batch, prompt_len=FLAGS.prompt_len,
-              new_tokens=FLAGS.new_tokens, modes=FLAGS.modes, breakdown=FLAGS.breakdown,
-              threads=FLAGS.threads, random_weights=FLAGS.random_weights)
+  return dict(
+      model=FLAGS.model,
+      batch=FLAGS.batch,
+      prompt_len=FLAGS.prompt_len,
+      new_tokens=FLAGS.new_tokens,
+      modes=FLAGS.modes,
+      breakdown=FLAGS.breakdown,
+      threads=FLAGS.threads,
+      random_weights=FLAGS.random_weights,
+  )
 
 
 def _run_child(backend: str) -> dict:
   cmd = [sys.executable, os.path.abspath(__file__), f"--child={backend}"] + [
-      a for a in sys.argv[1:] if not a.startswith("--child")]
+      a for a in sys.argv[1:] if not a.startswith("--child")
+  ]
   proc = subprocess.run(cmd, capture_output=True, text=True)
   if proc.returncode:
     sys.stderr.write(proc.stderr[-4000:])
@@ -331,29 +380,37 @@ def _run_child(backend: str) -> dict:
 
 
 def _report(results: dict) -> None:
-  print(f"model {FLAGS.model}, float32, batch {FLAGS.batch}, prompt {FLAGS.prompt_len} "
-        f"tokens, {FLAGS.new_tokens} new tokens; load average {os.getloadavg()}")
+  print(
+      f"model {FLAGS.model}, float32, batch {FLAGS.batch}, prompt {FLAGS.prompt_len} "
+      f"tokens, {FLAGS.new_tokens} new tokens; load average {os.getloadavg()}"
+  )
   for name, r in results.items():
     print(f"\n[{name}] load {r['load_s']:.1f}s, peak RSS {r['peak_rss_mib']:.0f} MiB")
     for mode in FLAGS.modes:
       m = r[mode]
-      print(f"  {mode:7s} prefill {m['prefill_s']:7.2f}s  decode {m['decode_tokens_per_s']:7.1f}"
-            f" tok/s  ({m['step_ms']:.1f} ms/step)  end-to-end "
-            f"{m['end_to_end_tokens_per_s']:7.1f} tok/s")
+      print(
+          f"  {mode:7s} prefill {m['prefill_s']:7.2f}s  decode {m['decode_tokens_per_s']:7.1f}"
+          f" tok/s  ({m['step_ms']:.1f} ms/step)  end-to-end "
+          f"{m['end_to_end_tokens_per_s']:7.1f} tok/s"
+      )
   if "jax" in results and "transformers" in results:
     j, t = results["jax"], results["transformers"]
     print("\nratios JAX / transformers:")
     for mode in FLAGS.modes:
-      print(f"  {mode:7s} decode {j[mode]['decode_tokens_per_s'] / t[mode]['decode_tokens_per_s']:.2f}x"
-            f"  end-to-end {j[mode]['end_to_end_tokens_per_s'] / t[mode]['end_to_end_tokens_per_s']:.2f}x"
-            f"  prefill {t[mode]['prefill_s'] / j[mode]['prefill_s']:.2f}x faster")
+      print(
+          f"  {mode:7s} decode {j[mode]['decode_tokens_per_s'] / t[mode]['decode_tokens_per_s']:.2f}x"
+          f"  end-to-end {j[mode]['end_to_end_tokens_per_s'] / t[mode]['end_to_end_tokens_per_s']:.2f}x"
+          f"  prefill {t[mode]['prefill_s'] / j[mode]['prefill_s']:.2f}x faster"
+      )
     print(f"  peak RSS {j['peak_rss_mib'] / t['peak_rss_mib']:.2f}x")
   if "jax" in results and "breakdown" in results["jax"]:
     b = results["jax"]["breakdown"]
     step = results["jax"][FLAGS.modes[0]]["step_ms"]
     ceiling = b["trunk_matmul_ceiling_ms"] + b["lm_head_ms"]
-    print(f"\nJAX decode step breakdown (ms; matmul-only ceiling = trunk matmuls + LM head "
-          f"= {ceiling:.1f} ms, i.e. {1000 * FLAGS.batch / ceiling:.0f} tok/s):")
+    print(
+        f"\nJAX decode step breakdown (ms; matmul-only ceiling = trunk matmuls + LM head "
+        f"= {ceiling:.1f} ms, i.e. {1000 * FLAGS.batch / ceiling:.0f} tok/s):"
+    )
     for k, v in b.items():
       print(f"  {k:28s} {v:8.1f}")
     for mode in FLAGS.modes:
@@ -361,12 +418,16 @@ def _report(results: dict) -> None:
       print(f"  full step ({mode}) {s:8.1f} ms = {s / ceiling:.2f}x the ceiling")
   if "jax" in results and "prefill_ceiling" in results["jax"]:
     c = results["jax"]["prefill_ceiling"]
-    print(f"\nprefill floor: the trunk's matmuls alone over all prompt tokens "
-          f"({c['prefill_trunk_tflop']:.2f} TFLOP) take {c['prefill_matmul_ceiling_s']:.2f} s "
-          f"= {c['trunk_gflops_per_s']:.0f} GFLOP/s")
+    print(
+        f"\nprefill floor: the trunk's matmuls alone over all prompt tokens "
+        f"({c['prefill_trunk_tflop']:.2f} TFLOP) take {c['prefill_matmul_ceiling_s']:.2f} s "
+        f"= {c['trunk_gflops_per_s']:.0f} GFLOP/s"
+    )
     for name, r in results.items():
       for mode in FLAGS.modes:
-        print(f"  {name:12s} {mode:7s} prefill = {r[mode]['prefill_s'] / c['prefill_matmul_ceiling_s']:.2f}x the floor")
+        print(
+            f"  {name:12s} {mode:7s} prefill = {r[mode]['prefill_s'] / c['prefill_matmul_ceiling_s']:.2f}x the floor"
+        )
 
 
 def main(argv):

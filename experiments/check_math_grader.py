@@ -45,15 +45,28 @@ flags.DEFINE_string("output", None, "Write the table, every case and disagreemen
 flags.DEFINE_integer("show", 3, "Disagreements printed per benchmark and kind.")
 
 MINUS = "\u2212"
-VULGAR = {Fraction(1, 2): "\u00bd", Fraction(1, 3): "\u2153", Fraction(2, 3): "\u2154",
-          Fraction(1, 4): "\u00bc", Fraction(3, 4): "\u00be", Fraction(1, 8): "\u215b"}
+VULGAR = {
+    Fraction(1, 2): "\u00bd",
+    Fraction(1, 3): "\u2153",
+    Fraction(2, 3): "\u2154",
+    Fraction(1, 4): "\u00bc",
+    Fraction(3, 4): "\u00be",
+    Fraction(1, 8): "\u215b",
+}
 # LaTeX -> the Unicode symbol a model may write instead (hand-listed, not the grader's table).
-UNICODE_SPELLINGS = [(r"\\pi(?![a-zA-Z])", "\u03c0"), (r"\\infty", "\u221e"),
-                     (r"\\leq?(?![a-zA-Z])", "\u2264"), (r"\\geq?(?![a-zA-Z])", "\u2265"),
-                     (r"\\neq?(?![a-zA-Z])", "\u2260"), (r"\\times", "\u00d7"),
-                     (r"\\cdot", "\u00b7"), (r"\\pm", "\u00b1"),
-                     (r"\\sqrt\{(\w+)\}", "\u221a(\\1)"), (r"\^(?:\{2\}|2(?!\d))", "\u00b2"),
-                     (r"\^(?:\{3\}|3(?!\d))", "\u00b3")]
+UNICODE_SPELLINGS = [
+    (r"\\pi(?![a-zA-Z])", "\u03c0"),
+    (r"\\infty", "\u221e"),
+    (r"\\leq?(?![a-zA-Z])", "\u2264"),
+    (r"\\geq?(?![a-zA-Z])", "\u2265"),
+    (r"\\neq?(?![a-zA-Z])", "\u2260"),
+    (r"\\times", "\u00d7"),
+    (r"\\cdot", "\u00b7"),
+    (r"\\pm", "\u00b1"),
+    (r"\\sqrt\{(\w+)\}", "\u221a(\\1)"),
+    (r"\^(?:\{2\}|2(?!\d))", "\u00b2"),
+    (r"\^(?:\{3\}|3(?!\d))", "\u00b3"),
+]
 
 
 def _value(ref: str) -> Optional[Fraction]:
@@ -62,8 +75,7 @@ def _value(ref: str) -> Optional[Fraction]:
   s = ref.strip().replace("\\dfrac", "\\frac").replace("$", "")
   if re.fullmatch(r"-?\d+(\.\d+)?", s):
     return Fraction(s)
-  match = (re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", s)
-           or re.fullmatch(r"(-?)(\d+)/(\d+)", s))
+  match = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", s) or re.fullmatch(r"(-?)(\d+)/(\d+)", s)
   if match and int(match.group(3)):
     value = Fraction(int(match.group(2)), int(match.group(3)))
     return -value if match.group(1) else value
@@ -135,14 +147,19 @@ def perturbations(ref: str) -> list[tuple[str, str, bool]]:
     if abs(v) > 1:
       whole, rest = divmod(abs(v.numerator), v.denominator)
       sign = "-" if v < 0 else ""
-      out.append(("mixed_number", _boxed(f"{sign}{whole}\\frac{{{rest}}}{{{v.denominator}}}"),
-                  True))
+      out.append(
+          ("mixed_number", _boxed(f"{sign}{whole}\\frac{{{rest}}}{{{v.denominator}}}"), True)
+      )
       if Fraction(rest, v.denominator) in VULGAR:
         vulgar = VULGAR[Fraction(rest, v.denominator)]
         out.append(("mixed_unicode", _boxed(f"{sign}{whole}{vulgar}"), True))
-      out.append(("mixed_number_times", _boxed(f"{sign}{whole}\\cdot\\frac{{{rest}}}"
-                                               f"{{{v.denominator}}}"),
-                  Fraction(whole * rest, v.denominator) == abs(v)))
+      out.append(
+          (
+              "mixed_number_times",
+              _boxed(f"{sign}{whole}\\cdot\\frac{{{rest}}}" f"{{{v.denominator}}}"),
+              Fraction(whole * rest, v.denominator) == abs(v),
+          )
+      )
   return out
 
 
@@ -150,14 +167,35 @@ def cases(name: str, items) -> list[dict]:
   """Every (item, kind, completion, expected) case of one benchmark; kind 'reference' first."""
   out = []
   for item in items:
-    out.append({"id": item.id, "kind": "reference", "expected": True,
-                "completion": reference_completion(name, item), "refs": list(item.answers)})
+    out.append(
+        {
+            "id": item.id,
+            "kind": "reference",
+            "expected": True,
+            "completion": reference_completion(name, item),
+            "refs": list(item.answers),
+        }
+    )
     if item.solution.strip():  # the data's worked solution, as a completion
-      out.append({"id": item.id, "kind": "solution", "expected": True,
-                  "completion": item.solution, "refs": list(item.answers)})
+      out.append(
+          {
+              "id": item.id,
+              "kind": "solution",
+              "expected": True,
+              "completion": item.solution,
+              "refs": list(item.answers),
+          }
+      )
     for kind, completion, expected in perturbations(item.answers[0]):
-      out.append({"id": item.id, "kind": kind, "expected": expected, "completion": completion,
-                  "refs": list(item.answers)})
+      out.append(
+          {
+              "id": item.id,
+              "kind": kind,
+              "expected": expected,
+              "completion": completion,
+              "refs": list(item.answers),
+          }
+      )
   return out
 
 
@@ -167,8 +205,12 @@ def grade(name: str, items, rows: list[dict]) -> None:
   graded = grade_math([by_id[r["id"]] for r in rows], [[r["completion"]] for r in rows])
   verified = math_verify_batch([(r["completion"], r["refs"]) for r in rows])
   for row, (g,), (ok, extracted) in zip(rows, graded, verified):
-    row.update(builtin=bool(g.correct), builtin_pred=g.prediction, math_verify=ok,
-               math_verify_pred=extracted)
+    row.update(
+        builtin=bool(g.correct),
+        builtin_pred=g.prediction,
+        math_verify=ok,
+        math_verify_pred=extracted,
+    )
 
 
 def _rate(rows, key) -> Optional[float]:
@@ -179,10 +221,11 @@ def _rate(rows, key) -> Optional[float]:
 def summarise(rows: list[dict]) -> dict:
   """Agreement and accuracies for the reference, worked-solution and perturbation rows."""
   out = {}
-  for part, subset in (("reference", [r for r in rows if r["kind"] == "reference"]),
-                       ("solution", [r for r in rows if r["kind"] == "solution"]),
-                       ("perturbed", [r for r in rows
-                                      if r["kind"] not in ("reference", "solution")])):
+  for part, subset in (
+      ("reference", [r for r in rows if r["kind"] == "reference"]),
+      ("solution", [r for r in rows if r["kind"] == "solution"]),
+      ("perturbed", [r for r in rows if r["kind"] not in ("reference", "solution")]),
+  ):
     out[part] = {
         "n": len(subset),
         "agreement": _rate(subset, lambda r: r["builtin"] == r["math_verify"]),
@@ -192,11 +235,15 @@ def summarise(rows: list[dict]) -> dict:
   kinds = collections.defaultdict(list)
   for r in rows:
     kinds[r["kind"]].append(r)
-  out["by_kind"] = {k: {"n": len(v),
-                        "agreement": _rate(v, lambda r: r["builtin"] == r["math_verify"]),
-                        "builtin_right": _rate(v, lambda r: r["builtin"] == r["expected"]),
-                        "math_verify_right": _rate(v, lambda r: r["math_verify"] == r["expected"])}
-                    for k, v in sorted(kinds.items())}
+  out["by_kind"] = {
+      k: {
+          "n": len(v),
+          "agreement": _rate(v, lambda r: r["builtin"] == r["math_verify"]),
+          "builtin_right": _rate(v, lambda r: r["builtin"] == r["expected"]),
+          "math_verify_right": _rate(v, lambda r: r["math_verify"] == r["expected"]),
+      }
+      for k, v in sorted(kinds.items())
+  }
   return out
 
 
@@ -205,9 +252,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   data_dir = FLAGS.data_dir or data_lib.default_data_dir()
   results = {}
-  header = (f"{'benchmark':<14} {'refs':>5} {'agree%':>7} {'built%':>7} {'mv%':>7} "
-            f"{'perts':>6} {'agree%':>7} {'built%':>7} {'mv%':>7} "
-            f"{'sols':>5} {'agree%':>7} {'built%':>7} {'mv%':>7} {'s':>5}")
+  header = (
+      f"{'benchmark':<14} {'refs':>5} {'agree%':>7} {'built%':>7} {'mv%':>7} "
+      f"{'perts':>6} {'agree%':>7} {'built%':>7} {'mv%':>7} "
+      f"{'sols':>5} {'agree%':>7} {'built%':>7} {'mv%':>7} {'s':>5}"
+  )
   print(header, flush=True)
   for name in FLAGS.benchmarks:
     start = time.perf_counter()
@@ -219,20 +268,26 @@ def main(argv):
     line = f"{name:<14}"
     for part, width in (("reference", 6), ("perturbed", 7), ("solution", 6)):
       p = summary[part]
-      line += (f"{p['n']:>{width}} {100 * p['agreement']:>7.2f} {100 * p['builtin_right']:>7.2f} "
-               f"{100 * p['math_verify_right']:>7.2f}" if p["n"] else f"{0:>{width}} {'-':>7} "
-               f"{'-':>7} {'-':>7}")
+      line += (
+          f"{p['n']:>{width}} {100 * p['agreement']:>7.2f} {100 * p['builtin_right']:>7.2f} "
+          f"{100 * p['math_verify_right']:>7.2f}"
+          if p["n"]
+          else f"{0:>{width}} {'-':>7} " f"{'-':>7} {'-':>7}"
+      )
     print(f"{line} {seconds:>5.0f}", flush=True)
-    disagreements = [r for r in rows
-                     if r["builtin"] != r["math_verify"] and r["kind"] != "solution"]
+    disagreements = [
+        r for r in rows if r["builtin"] != r["math_verify"] and r["kind"] != "solution"
+    ]
     shown = collections.Counter()
     for r in disagreements:
       shown[r["kind"]] += 1
       if shown[r["kind"]] > FLAGS.show:
         continue
-      print(f"  {r['kind']:<18} ref={r['refs'][0]!r:.40} expected={r['expected']} "
-            f"builtin={r['builtin']} ({r['builtin_pred']!r:.30}) math_verify={r['math_verify']} "
-            f"({r['math_verify_pred']!r:.30})")
+      print(
+          f"  {r['kind']:<18} ref={r['refs'][0]!r:.40} expected={r['expected']} "
+          f"builtin={r['builtin']} ({r['builtin_pred']!r:.30}) math_verify={r['math_verify']} "
+          f"({r['math_verify_pred']!r:.30})"
+      )
     if disagreements:
       by_kind = dict(collections.Counter(r["kind"] for r in disagreements))
       print(f"  disagreements by kind: {by_kind}")

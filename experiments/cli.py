@@ -43,8 +43,11 @@ def _flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     except flags.Error as e:
       fail(prog, f"{e} (see --helpfull)")
     if len(rest) > 1:
-      fail(prog, f"unexpected positional arguments {rest[1:]}: every option is a flag "
-           "(--name=value); see --helpfull")
+      fail(
+          prog,
+          f"unexpected positional arguments {rest[1:]}: every option is a flag "
+          "(--name=value); see --helpfull",
+      )
     return rest
 
   return parse
@@ -100,8 +103,7 @@ def path_flag(name: str, *, must_exist: bool = False, kind: str | None = None) -
   return resolve(value, f"--{name}", must_exist=must_exist, kind=kind)
 
 
-def resolve(value: str, flag: str, *, must_exist: bool = False,
-            kind: str | None = None) -> str:
+def resolve(value: str, flag: str, *, must_exist: bool = False, kind: str | None = None) -> str:
   """`paths.resolve_path` with the existence checks of `path_flag`; raises InputError."""
   try:
     path = paths.resolve_path(value, flag)
@@ -171,8 +173,7 @@ def ensure_writable_dir(path: str, flag: str) -> None:
     return
   reason = _probe_writable(path)
   if reason:
-    raise InputError(f"{flag}={path} is not writable ({reason}); pass a {flag} you can "
-                     "write to")
+    raise InputError(f"{flag}={path} is not writable ({reason}); pass a {flag} you can " "write to")
 
 
 def ensure_writable_file(path: str, flag: str, value: str | None = None) -> None:
@@ -188,8 +189,9 @@ def ensure_writable_file(path: str, flag: str, value: str | None = None) -> None
   directory = os.path.dirname(path)
   reason = _probe_writable(directory)
   if reason:
-    raise InputError(f"{shown}: cannot write to {directory} ({reason}); pass a {flag} "
-                     "you can write to")
+    raise InputError(
+        f"{shown}: cannot write to {directory} ({reason}); pass a {flag} " "you can write to"
+    )
 
 
 @contextlib.contextmanager
@@ -231,5 +233,6 @@ def one_of(name: str, values: Sequence[str], choices: Sequence[str]) -> None:
   """Every value of list flag `--name` is in `choices` (InputError otherwise)."""
   unknown = [v for v in values if v not in choices]
   if unknown:
-    raise InputError(f"--{name}: unknown {', '.join(map(repr, unknown))}; choose from "
-                     f"{', '.join(choices)}")
+    raise InputError(
+        f"--{name}: unknown {', '.join(map(repr, unknown))}; choose from " f"{', '.join(choices)}"
+    )

@@ -34,19 +34,29 @@ from experiments import cli
 
 PROG = "export_precision"
 FLAGS = flags.FLAGS
-flags.DEFINE_string("hf_dir", None, "Exported Gemma 3 directory (experiments/export.py "
-                    "--output). Required.")
-flags.DEFINE_string("work", None, "Directory for the per-side result files (created). "
-                    "Required.")
-flags.DEFINE_enum("side", None, ["ours", "hf", "ref", "compare"], "Which forward to run, "
-                  "or compare the three saved results. Required.")
-flags.DEFINE_string("tokenizer", "gemma3-270m", "Tokenizer source for the prompts (our "
-                    "tokenizer; the ids are saved by --side=ours for the other sides).")
+flags.DEFINE_string(
+    "hf_dir", None, "Exported Gemma 3 directory (experiments/export.py " "--output). Required."
+)
+flags.DEFINE_string("work", None, "Directory for the per-side result files (created). " "Required.")
+flags.DEFINE_enum(
+    "side",
+    None,
+    ["ours", "hf", "ref", "compare"],
+    "Which forward to run, " "or compare the three saved results. Required.",
+)
+flags.DEFINE_string(
+    "tokenizer",
+    "gemma3-270m",
+    "Tokenizer source for the prompts (our "
+    "tokenizer; the ids are saved by --side=ours for the other sides).",
+)
 
 # The prompts of tests/models/test_export.py::test_embedded_gemma3_export_round_trip.
-PROMPTS = ["def add(a, b):\n    return a + b\n\nprint(add(2, 3))",
-           "The capital of France is the city of",
-           "<start_of_turn>user\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n"]
+PROMPTS = [
+    "def add(a, b):\n    return a + b\n\nprint(add(2, 3))",
+    "The capital of France is the city of",
+    "<start_of_turn>user\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n",
+]
 
 
 def _ids(work: str) -> list[np.ndarray]:
@@ -80,8 +90,9 @@ def run_ours(hf_dir: str, work: str) -> None:
   for k, row in enumerate(ids):
     tokens = jnp.asarray(row)[None]  # [1, T]
     pos = jnp.arange(row.size)[None]
-    x = jnp.take(params["embedding"], tokens, axis=0) * jnp.asarray(np.sqrt(c.embed_dim),
-                                                                     jnp.float32)
+    x = jnp.take(params["embedding"], tokens, axis=0) * jnp.asarray(
+        np.sqrt(c.embed_dim), jnp.float32
+    )
     masks = tf.attention_masks(pos, pos, jnp.ones_like(tokens, bool), c.sliding_window)
     rope_g = tf.rope_tables(pos, tf.rope_inv_freq(c.head_dim, c.rope_base, c.rope_scaling))
     rope_l = tf.rope_tables(pos, tf.rope_inv_freq(c.head_dim, c.rope_base_local, None))
@@ -90,12 +101,14 @@ def run_ours(hf_dir: str, work: str) -> None:
       p_i = jax.tree.map(lambda a, i=i: a[i], params["layers"])
       x = layer(p_i, x, jnp.int32(i), jnp.asarray(c.is_local_layer[i]), rope_g, rope_l, masks)
       hidden.append(np.asarray(x[0]))
-    normed = tf.RMSNorm(c.rms_norm_eps, c.norm_offset).apply(
-        {"params": params["final_norm"]}, x)
+    normed = tf.RMSNorm(c.rms_norm_eps, c.norm_offset).apply({"params": params["final_norm"]}, x)
     logits = np.asarray(compute_logits(params, normed, c))[0]
     whole = np.asarray(scanned(params, tokens, pos))[0]
-    print(f"prompt {k}: T={row.size}, unrolled vs scanned forward max |logit difference| "
-          f"{np.abs(logits - whole).max():.3g}", flush=True)
+    print(
+        f"prompt {k}: T={row.size}, unrolled vs scanned forward max |logit difference| "
+        f"{np.abs(logits - whole).max():.3g}",
+        flush=True,
+    )
     out[f"{k}/hidden"] = np.stack(hidden)  # [L + 1, T, d]
     out[f"{k}/logits"] = whole  # the scanned forward's: what the export test compares
   np.savez(os.path.join(work, "ours.npz"), **out)
@@ -107,12 +120,12 @@ def run_hf(hf_dir: str, work: str) -> None:
   import transformers
 
   model = transformers.AutoModelForCausalLM.from_pretrained(
-      hf_dir, dtype=torch.float32, attn_implementation="eager")
+      hf_dir, dtype=torch.float32, attn_implementation="eager"
+  )
   recorded = []
   model.model.embed_tokens.register_forward_hook(lambda m, a, o: recorded.append(o))
   for lay in model.model.layers:
-    lay.register_forward_hook(
-        lambda m, a, o: recorded.append(o[0] if isinstance(o, tuple) else o))
+    lay.register_forward_hook(lambda m, a, o: recorded.append(o[0] if isinstance(o, tuple) else o))
   out = {}
   with torch.no_grad():
     for k, row in enumerate(_ids(work)):
@@ -138,17 +151,26 @@ def run_ref(hf_dir: str, work: str) -> None:
     if name.endswith(".safetensors"):
       w.update(load_file(os.path.join(hf_dir, name)))
   f64 = lambda name: w[name].astype(np.float64)  # noqa: E731
-  d, heads, kv, hd = (cfg["hidden_size"], cfg["num_attention_heads"],
-                      cfg["num_key_value_heads"], cfg["head_dim"])
+  d, heads, kv, hd = (
+      cfg["hidden_size"],
+      cfg["num_attention_heads"],
+      cfg["num_key_value_heads"],
+      cfg["head_dim"],
+  )
   eps, window = cfg["rms_norm_eps"], cfg["sliding_window"]
   emb = f64("model.embed_tokens.weight")  # [V, d]
   del w["model.embed_tokens.weight"]
   scale = float(np.float32(np.sqrt(d)))  # both implementations round sqrt(d) to float32
   inv = {}  # float32 inverse frequencies, as both implementations compute them
-  for kind, base in (("sliding_attention", cfg["rope_local_base_freq"]),
-                     ("full_attention", cfg["rope_theta"])):
-    inv[kind] = (1.0 / (np.float32(base) ** (np.arange(0, hd, 2).astype(np.float32) / hd))
-                 ).astype(np.float32).astype(np.float64)
+  for kind, base in (
+      ("sliding_attention", cfg["rope_local_base_freq"]),
+      ("full_attention", cfg["rope_theta"]),
+  ):
+    inv[kind] = (
+        (1.0 / (np.float32(base) ** (np.arange(0, hd, 2).astype(np.float32) / hd)))
+        .astype(np.float32)
+        .astype(np.float64)
+    )
   out = {}
   for k, row in enumerate(_ids(work)):
     t = row.size
@@ -165,7 +187,7 @@ def run_ref(hf_dir: str, work: str) -> None:
       cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]  # [T, 1, hd/2]
 
       def rope(v):  # v [T, h, hd]
-        a, b = v[..., :hd // 2], v[..., hd // 2:]
+        a, b = v[..., : hd // 2], v[..., hd // 2 :]
         return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
 
       h = _rms_norm(x, f64(p + "input_layernorm.weight"), eps)
@@ -185,7 +207,7 @@ def run_ref(hf_dir: str, work: str) -> None:
       x = x + _rms_norm(attn, f64(p + "post_attention_layernorm.weight"), eps)
       h = _rms_norm(x, f64(p + "pre_feedforward_layernorm.weight"), eps)
       g = h @ f64(p + "mlp.gate_proj.weight").T
-      gelu = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
+      gelu = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g**3)))
       m = (gelu * (h @ f64(p + "mlp.up_proj.weight").T)) @ f64(p + "mlp.down_proj.weight").T
       x = x + _rms_norm(m, f64(p + "post_feedforward_layernorm.weight"), eps)
       hidden.append(x)
@@ -203,11 +225,16 @@ def compare(work: str) -> None:
     r = ref[f"{k}/logits"]
     e_ours = np.abs(ours[f"{k}/logits"] - r)
     e_hf = np.abs(hf[f"{k}/logits"] - r)
-    row = dict(prompt=k, tokens=int(r.shape[0]), max_abs_logit=float(np.abs(r).max()),
-               ours_vs_f64=float(e_ours.max()), hf_vs_f64=float(e_hf.max()),
-               ours_vs_hf=float(np.abs(ours[f"{k}/logits"] - hf[f"{k}/logits"]).max()),
-               ours_vs_f64_rms=float(np.sqrt(np.mean(e_ours ** 2))),
-               hf_vs_f64_rms=float(np.sqrt(np.mean(e_hf ** 2))))
+    row = dict(
+        prompt=k,
+        tokens=int(r.shape[0]),
+        max_abs_logit=float(np.abs(r).max()),
+        ours_vs_f64=float(e_ours.max()),
+        hf_vs_f64=float(e_hf.max()),
+        ours_vs_hf=float(np.abs(ours[f"{k}/logits"] - hf[f"{k}/logits"]).max()),
+        ours_vs_f64_rms=float(np.sqrt(np.mean(e_ours**2))),
+        hf_vs_f64_rms=float(np.sqrt(np.mean(e_hf**2))),
+    )
     for key in ("ours_vs_f64", "hf_vs_f64", "ours_vs_hf"):
       row[key + "_per_max_logit"] = row[key] / row["max_abs_logit"]
     rows.append(row)
@@ -216,8 +243,10 @@ def compare(work: str) -> None:
     for i in range(ref[f"{k}/hidden"].shape[0]):
       hr = ref[f"{k}/hidden"][i]
       ho, hh = ours[f"{k}/hidden"][i], hf[f"{k}/hidden"][i]
-      print(f"  {i:5d}  {np.abs(hr).max():9.3g}  {np.abs(ho - hr).max():9.3g}  "
-            f"{np.abs(hh - hr).max():9.3g}  {np.abs(ho - hh).max():9.3g}")
+      print(
+          f"  {i:5d}  {np.abs(hr).max():9.3g}  {np.abs(ho - hr).max():9.3g}  "
+          f"{np.abs(hh - hr).max():9.3g}  {np.abs(ho - hh).max():9.3g}"
+      )
   json.dump(rows, open(os.path.join(work, "summary.json"), "w"), indent=1)
 
 
@@ -227,18 +256,27 @@ def main(argv) -> None:
   cli.check(FLAGS.work is not None, "--work is required: a directory for the result files")
   work = cli.path_flag("work", kind="dir")
   if FLAGS.side == "compare":
-    missing = [s for s in ("ids", "ours", "hf", "ref")
-               if not os.path.isfile(os.path.join(work, f"{s}.npz"))]
-    cli.check(not missing, f"--work={FLAGS.work}: no {', '.join(missing)} results; run "
-              "--side=ours, then --side=hf and --side=ref, with this --work first")
+    missing = [
+        s
+        for s in ("ids", "ours", "hf", "ref")
+        if not os.path.isfile(os.path.join(work, f"{s}.npz"))
+    ]
+    cli.check(
+        not missing,
+        f"--work={FLAGS.work}: no {', '.join(missing)} results; run "
+        "--side=ours, then --side=hf and --side=ref, with this --work first",
+    )
     return compare(work)
   cli.check(FLAGS.hf_dir is not None, "--hf_dir is required: an exported Gemma 3 directory")
   hf_dir = cli.path_flag("hf_dir", kind="dir")
-  cli.check(os.path.isfile(os.path.join(hf_dir, "config.json")),
-            f"--hf_dir={FLAGS.hf_dir}: no config.json; give experiments/export.py's --output")
-  cli.check(FLAGS.side == "ours" or os.path.isfile(os.path.join(work, "ids.npz")),
-            f"--work={FLAGS.work}: no ids.npz; run --side=ours first (it tokenizes the "
-            "prompts)")
+  cli.check(
+      os.path.isfile(os.path.join(hf_dir, "config.json")),
+      f"--hf_dir={FLAGS.hf_dir}: no config.json; give experiments/export.py's --output",
+  )
+  cli.check(
+      FLAGS.side == "ours" or os.path.isfile(os.path.join(work, "ids.npz")),
+      f"--work={FLAGS.work}: no ids.npz; run --side=ours first (it tokenizes the " "prompts)",
+  )
   os.makedirs(work, exist_ok=True)
   {"ours": run_ours, "hf": run_hf, "ref": run_ref}[FLAGS.side](hf_dir, work)
 

@@ -46,17 +46,39 @@ FLAGS = flags.FLAGS
 PROG = "learning_check"
 G_CHECK = "0 learning check"
 
-flags.DEFINE_string("out_dir", "runs/learning-check", "The check's directory: one azr run "
-                    "directory per arm and seed (<arm>/seed-<seed>), check_config.json, "
-                    "report.json, report.png. Relative paths are to the working directory.",
-                    module_name=G_CHECK)
-flags.DEFINE_list("seeds", ["0", "1"], "Run seeds; each gets a trained and a control run "
-                  "(>= 2 for a seed-to-seed spread). May grow on a rerun.",
-                  module_name=G_CHECK)
-flags.DEFINE_bool("report_only", False, "Only (re)write report.json and report.png from the "
-                  "run directories as they are; runs nothing.", module_name=G_CHECK)
-for _name in ("out_dir", "seeds", "steps", "model", "learning_rate", "batch_size",
-              "task_types", "temperature", "seed_dataset"):
+flags.DEFINE_string(
+    "out_dir",
+    "runs/learning-check",
+    "The check's directory: one azr run "
+    "directory per arm and seed (<arm>/seed-<seed>), check_config.json, "
+    "report.json, report.png. Relative paths are to the working directory.",
+    module_name=G_CHECK,
+)
+flags.DEFINE_list(
+    "seeds",
+    ["0", "1"],
+    "Run seeds; each gets a trained and a control run "
+    "(>= 2 for a seed-to-seed spread). May grow on a rerun.",
+    module_name=G_CHECK,
+)
+flags.DEFINE_bool(
+    "report_only",
+    False,
+    "Only (re)write report.json and report.png from the "
+    "run directories as they are; runs nothing.",
+    module_name=G_CHECK,
+)
+for _name in (
+    "out_dir",
+    "seeds",
+    "steps",
+    "model",
+    "learning_rate",
+    "batch_size",
+    "task_types",
+    "temperature",
+    "seed_dataset",
+):
   flags.declare_key_flag(_name)
 
 CONFIG_FILE = "check_config.json"
@@ -73,8 +95,14 @@ INSTEAD = {
 }
 # Method flags stored for the whole check (the seed is per run).
 CHECK_METHOD_FLAGS = tuple(n for n in azr.METHOD_FLAGS if n != "seed")
-AZR_GROUPS = (run_flags.G_RUN, run_flags.G_ROLLOUT, run_flags.G_LEARNER, run_flags.G_REWARD,
-              run_flags.G_SANDBOX, azr.G_BUDGET)
+AZR_GROUPS = (
+    run_flags.G_RUN,
+    run_flags.G_ROLLOUT,
+    run_flags.G_LEARNER,
+    run_flags.G_REWARD,
+    run_flags.G_SANDBOX,
+    azr.G_BUDGET,
+)
 
 
 def _log(msg: str) -> None:
@@ -96,11 +124,14 @@ def _seeds() -> list[int]:
   try:
     seeds = [int(s) for s in FLAGS.seeds]
   except ValueError:
-    raise cli.InputError(f"--seeds={','.join(FLAGS.seeds)}: give comma-separated integers, "
-                         "e.g. --seeds=0,1") from None
+    raise cli.InputError(
+        f"--seeds={','.join(FLAGS.seeds)}: give comma-separated integers, " "e.g. --seeds=0,1"
+    ) from None
   cli.check(bool(seeds), "--seeds is empty: give at least one seed, e.g. --seeds=0,1")
-  cli.check(len(set(seeds)) == len(seeds), f"--seeds={','.join(FLAGS.seeds)}: a seed is "
-            "repeated; give distinct seeds")
+  cli.check(
+      len(set(seeds)) == len(seeds),
+      f"--seeds={','.join(FLAGS.seeds)}: a seed is " "repeated; give distinct seeds",
+  )
   cli.check(min(seeds) >= 0, f"--seeds={','.join(FLAGS.seeds)}: seeds must be >= 0")
   return seeds
 
@@ -115,15 +146,16 @@ def _adopt_saved_config(path: str) -> dict | None:
     if not isinstance(saved.get("flags"), dict):
       raise ValueError("no 'flags' object")
   except (OSError, ValueError) as e:
-    raise cli.InputError(f"--out_dir: {path} cannot be read ({e}); move it away or use a "
-                         "fresh --out_dir") from None
-  conflicts = [c.replace(": checkpoint=", ": stored=", 1)
-               for c in azr.apply_saved_flags(saved)]
+    raise cli.InputError(
+        f"--out_dir: {path} cannot be read ({e}); move it away or use a " "fresh --out_dir"
+    ) from None
+  conflicts = [c.replace(": checkpoint=", ": stored=", 1) for c in azr.apply_saved_flags(saved)]
   if conflicts:
     raise cli.InputError(
         f"--out_dir holds a check made with other settings: {'; '.join(conflicts)}. Both "
         "arms of every seed must share one config: drop those flags to continue the check "
-        "as stored, or use a fresh --out_dir")
+        "as stored, or use a fresh --out_dir"
+    )
   return saved
 
 
@@ -135,8 +167,12 @@ def _common_args() -> list[str]:
   by_module = FLAGS.flags_by_module_dict()
   for group in AZR_GROUPS:
     for flag in by_module.get(group, []):
-      if (flag.present and flag.name not in CHECK_METHOD_FLAGS and flag.name != "steps"
-          and flag.name not in learning_report.PLAN_FLAGS):
+      if (
+          flag.present
+          and flag.name not in CHECK_METHOD_FLAGS
+          and flag.name != "steps"
+          and flag.name not in learning_report.PLAN_FLAGS
+      ):
         args.append(flag.serialize())
   return [a for a in args if a]
 
@@ -151,6 +187,7 @@ def latest_checkpoint(directory: str) -> int | None:
   if not os.path.isdir(checkpoints):
     return None
   from absolute_zero.checkpointing import CheckpointError, RunCheckpointer
+
   try:
     with cli.quiet_logs():
       with RunCheckpointer(checkpoints, async_save=False, read_only=True) as c:
@@ -204,9 +241,13 @@ class Check:
     last logged step; returns the last logged step."""
     last = max((r["step"] for r in records if isinstance(r.get("step"), int)), default=0)
     self.done_steps[run.name] = min(last if done is None else done, self.steps)
-    self.step_times[run.name] = [r["time/step_s"] for r in records
-                                 if isinstance(r.get("step"), int) and r["step"] >= 1
-                                 and isinstance(r.get("time/step_s"), (int, float))]
+    self.step_times[run.name] = [
+        r["time/step_s"]
+        for r in records
+        if isinstance(r.get("step"), int)
+        and r["step"] >= 1
+        and isinstance(r.get("time/step_s"), (int, float))
+    ]
     return last
 
   def eta(self, current: Run | None = None) -> float | None:
@@ -216,25 +257,45 @@ class Check:
       per_arm.setdefault(run.arm, []).extend(self.step_times.get(run.name, []))
     means = {arm: sum(t) / len(t) for arm, t in per_arm.items() if t}
     startup = sum(self.startups) / len(self.startups) if self.startups else 0.0
-    remaining = [(r.arm, self.steps - self.done_steps[r.name], r is current)
-                 for r in self.runs if self.done_steps[r.name] < self.steps]
+    remaining = [
+        (r.arm, self.steps - self.done_steps[r.name], r is current)
+        for r in self.runs
+        if self.done_steps[r.name] < self.steps
+    ]
     return learning_report.eta_seconds(remaining, means, startup)
 
   def progress(self, index: int, run: Run) -> None:
-    _log(f"run {index + 1}/{len(self.runs)} {run.name}: step {self.done_steps[run.name]}/"
-         f"{self.steps} | elapsed {_fmt_s(time.monotonic() - self.start)} | ETA "
-         f"{_fmt_s(self.eta(run))}")
+    _log(
+        f"run {index + 1}/{len(self.runs)} {run.name}: step {self.done_steps[run.name]}/"
+        f"{self.steps} | elapsed {_fmt_s(time.monotonic() - self.start)} | ETA "
+        f"{_fmt_s(self.eta(run))}"
+    )
 
   def execute(self, index: int, run: Run) -> None:
     """Runs (or resumes) one run to --steps, streaming its output with a prefix."""
-    cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), "-m",
-           "experiments.azr", *run.args]
+    cmd = [
+        sys.executable,
+        "-c",
+        _DIE_WITH_PARENT,
+        str(os.getpid()),
+        "-m",
+        "experiments.azr",
+        *run.args,
+    ]
     launched, launched_wall = time.monotonic(), time.time()
     printed = self.done_steps[run.name]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace", env=self.env)
-    _log(f"run {index + 1}/{len(self.runs)} {run.name}: started (pid {proc.pid})"
-         + (f", resuming from step {printed}" if printed else ""))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        env=self.env,
+    )
+    _log(
+        f"run {index + 1}/{len(self.runs)} {run.name}: started (pid {proc.pid})"
+        + (f", resuming from step {printed}" if printed else "")
+    )
     metrics_path = os.path.join(run.run_dir, METRICS_FILE)
     seen = None
     last_line = ""
@@ -255,8 +316,13 @@ class Check:
         records = _records(run.run_dir)
         # Steps this process logged (older lines past the checkpoint are about to be
         # dropped and redone).
-        fresh = [r for r in records if isinstance(r.get("step"), int) and r["step"] >= 1
-                 and r.get("time", 0) >= launched_wall]
+        fresh = [
+            r
+            for r in records
+            if isinstance(r.get("step"), int)
+            and r["step"] >= 1
+            and r.get("time", 0) >= launched_wall
+        ]
         last = max((r["step"] for r in fresh), default=printed)
         if last == printed:
           continue
@@ -275,8 +341,10 @@ class Check:
     if rc == 2 and f"{azr.PROG}: error:" in last_line:
       raise cli.InputError(f"{run.name}: {last_line.split(': error: ', 1)[1]}")
     if rc != 0:
-      _log(f"{run.name} failed with exit status {rc}; its output is above. Rerun the same "
-           "command to resume once the cause is fixed.")
+      _log(
+          f"{run.name} failed with exit status {rc}; its output is above. Rerun the same "
+          "command to resume once the cause is fixed."
+      )
       sys.exit(1)
     self.note(run, _records(run.run_dir))
 
@@ -305,8 +373,9 @@ def _child_env(out_dir: str) -> dict[str, str]:
   JAX compilation cache (unless the caller set one)."""
   env = dict(os.environ)
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(
-      os.pathsep) if p])
+  env["PYTHONPATH"] = os.pathsep.join(
+      [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+  )
   env["PYTHONUNBUFFERED"] = "1"
   cache = FLAGS.compilation_cache
   if cache is None:
@@ -330,8 +399,10 @@ def main(argv):
   azr.check_flags()
   cli.at_least("steps", 1, hint="steps per run")
   out_dir = cli.resolve(FLAGS.out_dir, "--out_dir", kind="dir")
-  cli.check(not paths.is_remote(out_dir), f"--out_dir={FLAGS.out_dir}: the check's "
-            "directory must be local")
+  cli.check(
+      not paths.is_remote(out_dir),
+      f"--out_dir={FLAGS.out_dir}: the check's " "directory must be local",
+  )
   config_path = os.path.join(out_dir, CONFIG_FILE)
   azr.resolve_paths()  # model, tokenizer and seed file as absolute paths, checked
   saved = _adopt_saved_config(config_path)
@@ -342,16 +413,22 @@ def main(argv):
       FLAGS.seeds = [str(s) for s in saved["seeds"]]
       seeds = _seeds()
   if FLAGS.report_only:
-    cli.check(saved is not None, f"--out_dir={FLAGS.out_dir}: no {CONFIG_FILE}: not a "
-              "learning check's directory (or it never started)")
+    cli.check(
+        saved is not None,
+        f"--out_dir={FLAGS.out_dir}: no {CONFIG_FILE}: not a "
+        "learning check's directory (or it never started)",
+    )
     report = write_report(out_dir, seeds, FLAGS.steps, saved["flags"])
     for line in learning_report.summary_lines(report):
       _log(line)
     return
   cli.positive("learning_rate", hint="the trained arm's rate (the control arm runs at 0)")
   azr.build_configs()  # every config value checked before anything starts
-  config = {"flags": {name: FLAGS[name].value for name in CHECK_METHOD_FLAGS},
-            "steps": FLAGS.steps, "seeds": seeds}
+  config = {
+      "flags": {name: FLAGS[name].value for name in CHECK_METHOD_FLAGS},
+      "steps": FLAGS.steps,
+      "seeds": seeds,
+  }
   cli.ensure_writable_dir(out_dir, "--out_dir")
   tmp = config_path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
@@ -359,8 +436,10 @@ def main(argv):
   os.replace(tmp, config_path)
   runs = learning_report.plan_runs(out_dir, seeds, FLAGS.learning_rate, _common_args())
   check = Check(runs, FLAGS.steps, _child_env(out_dir))
-  _log(f"{len(runs)} runs ({len(seeds)} seeds x trained at learning rate "
-       f"{FLAGS.learning_rate:g} / control at 0), {FLAGS.steps} steps each, in {out_dir}")
+  _log(
+      f"{len(runs)} runs ({len(seeds)} seeds x trained at learning rate "
+      f"{FLAGS.learning_rate:g} / control at 0), {FLAGS.steps} steps each, in {out_dir}"
+  )
   latest = {}
   for run in runs:  # logged steps past the last checkpoint are redone, so they do not count
     latest[run.name] = latest_checkpoint(run.run_dir)
@@ -369,8 +448,10 @@ def main(argv):
   try:
     for index, run in enumerate(runs):
       if latest[run.name] is not None and latest[run.name] >= FLAGS.steps:
-        _log(f"run {index + 1}/{len(runs)} {run.name}: complete (checkpoint step "
-             f"{latest[run.name]}), skipped")
+        _log(
+            f"run {index + 1}/{len(runs)} {run.name}: complete (checkpoint step "
+            f"{latest[run.name]}), skipped"
+        )
         continue
       check.execute(index, run)
       report = write_report(out_dir, seeds, FLAGS.steps, config["flags"])  # so far
@@ -379,8 +460,10 @@ def main(argv):
     sys.exit(130)
   if report is None:  # every run was already complete
     report = write_report(out_dir, seeds, FLAGS.steps, config["flags"])
-  _log(f"done in {_fmt_s(time.monotonic() - check.start)}; report {out_dir}/{REPORT_FILE}, "
-       f"plot {out_dir}/{PLOT_FILE}")
+  _log(
+      f"done in {_fmt_s(time.monotonic() - check.start)}; report {out_dir}/{REPORT_FILE}, "
+      f"plot {out_dir}/{PLOT_FILE}"
+  )
   for line in learning_report.summary_lines(report):
     _log(line)
 

@@ -33,19 +33,30 @@ TASK_ORDER = ("deduction", "abduction", "induction")
 ROLE_ORDER = ("propose", "solve")
 # Per role: the curves reported and drawn (the first is the one the verdict uses).
 METRICS = {
-    "propose": (mn.REWARD_MEAN, mn.FORMAT_FAILURE_RATE, mn.VALIDITY_RATE,
-                mn.SOLVE_RATE_OF_VALID),
+    "propose": (mn.REWARD_MEAN, mn.FORMAT_FAILURE_RATE, mn.VALIDITY_RATE, mn.SOLVE_RATE_OF_VALID),
     "solve": (mn.REWARD_MEAN, mn.FORMAT_FAILURE_RATE, mn.SOLVE_RATE),
 }
 VERDICT_METRIC = mn.REWARD_MEAN
 # Step-1 rollouts are sampled before any update, so they are equal in both arms of a seed.
-FIRST_STEP_METRICS = (mn.COUNT, mn.REWARD_MEAN, mn.FORMAT_FAILURE_RATE,
-                      mn.RESPONSE_TOKENS_MEAN, mn.VALIDITY_RATE, mn.SOLVE_RATE)
+FIRST_STEP_METRICS = (
+    mn.COUNT,
+    mn.REWARD_MEAN,
+    mn.FORMAT_FAILURE_RATE,
+    mn.RESPONSE_TOKENS_MEAN,
+    mn.VALIDITY_RATE,
+    mn.SOLVE_RATE,
+)
 
 Runs = Mapping[str, Mapping[int, Sequence[Mapping[str, Any]]]]  # {arm: {seed: records}}
 # experiments.azr flags the plan sets for each run (common arguments must not).
-PLAN_FLAGS = ("seed", "learning_rate", "log_dir", "checkpoint_dir", "resume",
-              "override_saved_config")
+PLAN_FLAGS = (
+    "seed",
+    "learning_rate",
+    "log_dir",
+    "checkpoint_dir",
+    "resume",
+    "override_saved_config",
+)
 
 
 # ------------------------------------------------------------------ the plan
@@ -67,8 +78,9 @@ def run_dir(out_dir: str, arm: str, seed: int) -> str:
   return os.path.join(out_dir, arm, f"seed-{seed}")
 
 
-def plan_runs(out_dir: str, seeds: Sequence[int], learning_rate: float,
-              common_args: Sequence[str]) -> list[Run]:
+def plan_runs(
+    out_dir: str, seeds: Sequence[int], learning_rate: float, common_args: Sequence[str]
+) -> list[Run]:
   """Every (arm, seed) run in order (per seed: trained, then control).
 
   Both arms of a seed get `common_args` plus the same --seed; they differ only in
@@ -90,14 +102,22 @@ def plan_runs(out_dir: str, seeds: Sequence[int], learning_rate: float,
   for seed in seeds:
     for arm, lr in ((TRAINED, learning_rate), (CONTROL, 0.0)):
       directory = run_dir(out_dir, arm, seed)
-      runs.append(Run(arm, seed, directory, (*common_args, f"--seed={seed}",
-                                             f"--learning_rate={lr!r}",
-                                             f"--log_dir={directory}")))
+      runs.append(
+          Run(
+              arm,
+              seed,
+              directory,
+              (*common_args, f"--seed={seed}", f"--learning_rate={lr!r}", f"--log_dir={directory}"),
+          )
+      )
   return runs
 
 
-def eta_seconds(remaining: Sequence[tuple[str, int, bool]], step_seconds: Mapping[str, float],
-                startup_seconds: float) -> float | None:
+def eta_seconds(
+    remaining: Sequence[tuple[str, int, bool]],
+    step_seconds: Mapping[str, float],
+    startup_seconds: float,
+) -> float | None:
   """Seconds left: `remaining` holds (arm, steps still to run, started?) per unfinished
   run; an arm without a measured step time borrows the slowest measured arm's (None if
   none is measured); each run not yet started also pays `startup_seconds` (model load,
@@ -154,8 +174,12 @@ def groups_of(runs: Runs) -> list[str]:
 
   def rank(group):
     task, role = group
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task,
-            ROLE_ORDER.index(role))
+    return (
+        TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER),
+        task,
+        ROLE_ORDER.index(role),
+    )
+
   return [f"{t}/{r}" for t, r in sorted(found, key=rank)]
 
 
@@ -171,8 +195,9 @@ def _std(values: Sequence[float]) -> float | None:
   return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
-def per_step(by_seed: Mapping[int, Sequence[Mapping[str, Any]]], key: str,
-             steps: int) -> dict[str, list]:
+def per_step(
+    by_seed: Mapping[int, Sequence[Mapping[str, Any]]], key: str, steps: int
+) -> dict[str, list]:
   """One arm's curve of `key` over its seeds: steps with a value in any seed, and per step
   the mean, min, max, sample std (None below 2 seeds) and the number of seeds."""
   per_seed = [series(records, key, steps) for records in by_seed.values()]
@@ -188,13 +213,16 @@ def per_step(by_seed: Mapping[int, Sequence[Mapping[str, Any]]], key: str,
   return out
 
 
-def window_means(by_seed: Mapping[int, Sequence[Mapping[str, Any]]], key: str,
-                 window: tuple[int, int], steps: int) -> dict[int, float]:
+def window_means(
+    by_seed: Mapping[int, Sequence[Mapping[str, Any]]],
+    key: str,
+    window: tuple[int, int],
+    steps: int,
+) -> dict[int, float]:
   """{seed: mean of `key` over the steps of `window` it has} (seeds with none left out)."""
   out = {}
   for seed, records in by_seed.items():
-    values = [v for s, v in series(records, key, steps).items()
-              if window[0] <= s <= window[1]]
+    values = [v for s, v in series(records, key, steps).items() if window[0] <= s <= window[1]]
     if values:
       out[seed] = sum(values) / len(values)
   return out
@@ -215,19 +243,26 @@ def compare(trained: Mapping[int, float], control: Mapping[int, float]) -> dict[
   spread = None if t_range is None or c_range is None else max(t_range, c_range)
   diff = None if t_mean is None or c_mean is None else t_mean - c_mean
   return {
-      "trained_mean": t_mean, "control_mean": c_mean, "difference": diff,
-      "trained_range": t_range, "control_range": c_range, "spread": spread,
-      "trained_std": _std(t), "control_std": _std(c),
+      "trained_mean": t_mean,
+      "control_mean": c_mean,
+      "difference": diff,
+      "trained_range": t_range,
+      "control_range": c_range,
+      "spread": spread,
+      "trained_std": _std(t),
+      "control_std": _std(c),
       "trained_per_seed": {str(k): v for k, v in sorted(trained.items())},
       "control_per_seed": {str(k): v for k, v in sorted(control.items())},
-      "paired_differences": {str(s): trained[s] - control[s]
-                             for s in sorted(set(trained) & set(control))},
+      "paired_differences": {
+          str(s): trained[s] - control[s] for s in sorted(set(trained) & set(control))
+      },
       "passes": None if diff is None or spread is None else diff > spread,
   }
 
 
-def signal_share(by_seed: Mapping[int, Sequence[Mapping[str, Any]]], key: str,
-                 steps: int) -> float | None:
+def signal_share(
+    by_seed: Mapping[int, Sequence[Mapping[str, Any]]], key: str, steps: int
+) -> float | None:
   """Share of an arm's (seed, step) pairs whose group advantages were not all zero
   (`key`: the group's advantage_std > 0), i.e. steps the update had a signal in that
   group (None: no values)."""
@@ -253,8 +288,7 @@ def first_step_identical(runs: Runs, groups: Sequence[str]) -> dict[str, bool | 
   return out
 
 
-def build_report(runs: Runs, steps: int, config: Mapping[str, Any] | None = None
-                 ) -> dict[str, Any]:
+def build_report(runs: Runs, steps: int, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
   """The check's report from every run's metric records.
 
   Args:
@@ -284,16 +318,24 @@ def build_report(runs: Runs, steps: int, config: Mapping[str, Any] | None = None
   window = last_third(steps)
   runs = {arm: runs.get(arm, {}) for arm in ARMS}
   groups = groups_of(runs)
-  last = {arm: {str(seed): max([r["step"] for r in records if isinstance(r.get("step"), int)
-                                and r["step"] <= steps], default=None)
-                for seed, records in sorted(by_seed.items())}
-          for arm, by_seed in runs.items()}
+  last = {
+      arm: {
+          str(seed): max(
+              [r["step"] for r in records if isinstance(r.get("step"), int) and r["step"] <= steps],
+              default=None,
+          )
+          for seed, records in sorted(by_seed.items())
+      }
+      for arm, by_seed in runs.items()
+  }
   report: dict[str, Any] = {
-      "config": dict(config or {}), "steps": steps, "window": list(window),
+      "config": dict(config or {}),
+      "steps": steps,
+      "window": list(window),
       "seeds": {arm: sorted(by_seed) for arm, by_seed in runs.items()},
       "runs": last,
       "complete": all(v == steps for by_seed in last.values() for v in by_seed.values())
-                  and all(runs[arm] for arm in ARMS),
+      and all(runs[arm] for arm in ARMS),
       "first_step_identical": first_step_identical(runs, groups),
       "groups": {},
   }
@@ -304,10 +346,12 @@ def build_report(runs: Runs, steps: int, config: Mapping[str, Any] | None = None
       key = f"{group}/{metric}"
       entry["curves"][metric] = {arm: per_step(runs[arm], key, steps) for arm in ARMS}
       entry["last_third"][metric] = compare(
-          *(window_means(runs[arm], key, window, steps) for arm in ARMS))
+          *(window_means(runs[arm], key, window, steps) for arm in ARMS)
+      )
     entry["passes"] = entry["last_third"][VERDICT_METRIC]["passes"]
-    entry["signal_share"] = {arm: signal_share(runs[arm], f"{group}/{mn.ADVANTAGE_STD}",
-                                               steps) for arm in ARMS}
+    entry["signal_share"] = {
+        arm: signal_share(runs[arm], f"{group}/{mn.ADVANTAGE_STD}", steps) for arm in ARMS
+    }
     report["groups"][group] = entry
   passing = [g for g, e in report["groups"].items() if e["passes"]]
   undetermined = [g for g, e in report["groups"].items() if e["passes"] is None]
@@ -332,26 +376,34 @@ def _fmt(value: float | None, signed: bool = False) -> str:
 def summary_lines(report: Mapping[str, Any]) -> list[str]:
   """Console lines: per group the last-third mean rewards, difference, spread, outcome."""
   first, last = report["window"]
-  lines = [f"mean reward over steps {first}-{last} (last third of {report['steps']}); "
-           "spread = largest seed-to-seed range in either arm"]
+  lines = [
+      f"mean reward over steps {first}-{last} (last third of {report['steps']}); "
+      "spread = largest seed-to-seed range in either arm"
+  ]
   width = max([len(g) for g in report["groups"]] + [5])
   for group, entry in report["groups"].items():
     c = entry["last_third"][VERDICT_METRIC]
-    outcome = {True: "PASS", False: "fail", None: "n/a (needs >= 2 seeds per arm)"}[
-        entry["passes"]]
+    outcome = {True: "PASS", False: "fail", None: "n/a (needs >= 2 seeds per arm)"}[entry["passes"]]
     share = entry.get("signal_share", {}).get(TRAINED)
-    lines.append(f"  {group:<{width}}  trained {_fmt(c['trained_mean'])}  control "
-                 f"{_fmt(c['control_mean'])}  diff {_fmt(c['difference'], True)}  spread "
-                 f"{_fmt(c['spread'])}  {outcome}  (trained steps with nonzero advantages: "
-                 + ("n/a" if share is None else f"{share:.0%}") + ")")
-  lines.append(f"groups passing: {len(report['passing_groups'])} of {len(report['groups'])}"
-               f" (needed {report['required_groups']}): {report['verdict']}"
-               + ("" if report["complete"] else " (partial: not every run is complete)"))
+    lines.append(
+        f"  {group:<{width}}  trained {_fmt(c['trained_mean'])}  control "
+        f"{_fmt(c['control_mean'])}  diff {_fmt(c['difference'], True)}  spread "
+        f"{_fmt(c['spread'])}  {outcome}  (trained steps with nonzero advantages: "
+        + ("n/a" if share is None else f"{share:.0%}")
+        + ")"
+    )
+  lines.append(
+      f"groups passing: {len(report['passing_groups'])} of {len(report['groups'])}"
+      f" (needed {report['required_groups']}): {report['verdict']}"
+      + ("" if report["complete"] else " (partial: not every run is complete)")
+  )
   same = report["first_step_identical"]
   if any(v is False for v in same.values()):
-    lines.append("warning: step 1 differs between the arms for seeds "
-                 f"{[s for s, v in same.items() if v is False]} (identical seeds should "
-                 "sample identical first steps)")
+    lines.append(
+        "warning: step 1 differs between the arms for seeds "
+        f"{[s for s, v in same.items() if v is False]} (identical seeds should "
+        "sample identical first steps)"
+    )
   return lines
 
 
@@ -363,6 +415,7 @@ def plot_report(report: Mapping[str, Any], out: str) -> str:
     ValueError: the report has no groups (no run logged a step).
   """
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   from matplotlib.ticker import MaxNLocator
@@ -371,10 +424,13 @@ def plot_report(report: Mapping[str, Any], out: str) -> str:
   if not groups:
     raise ValueError("the report has no groups to plot (no run has logged a step)")
   columns = max(len(v) for v in METRICS.values())
-  fig, axes = plt.subplots(len(groups), columns, figsize=(4.2 * columns, 2.9 * len(groups)),
-                           squeeze=False)
-  styles = {TRAINED: dict(color="tab:blue", marker="."),
-            CONTROL: dict(color="tab:orange", marker="x", linestyle="--")}
+  fig, axes = plt.subplots(
+      len(groups), columns, figsize=(4.2 * columns, 2.9 * len(groups)), squeeze=False
+  )
+  styles = {
+      TRAINED: dict(color="tab:blue", marker="."),
+      CONTROL: dict(color="tab:orange", marker="x", linestyle="--"),
+  }
   first, last = report["window"]
   for row, group in zip(axes, groups):
     entry = report["groups"][group]
@@ -384,10 +440,17 @@ def plot_report(report: Mapping[str, Any], out: str) -> str:
         curve = entry["curves"][metric][arm]
         if not curve["steps"]:
           continue
-        ax.plot(curve["steps"], curve["mean"], label=f"{arm} (mean of {max(curve['n'])})",
-                **styles[arm])
-        ax.fill_between(curve["steps"], curve["min"], curve["max"],
-                        color=styles[arm]["color"], alpha=0.2, linewidth=0)
+        ax.plot(
+            curve["steps"], curve["mean"], label=f"{arm} (mean of {max(curve['n'])})", **styles[arm]
+        )
+        ax.fill_between(
+            curve["steps"],
+            curve["min"],
+            curve["max"],
+            color=styles[arm]["color"],
+            alpha=0.2,
+            linewidth=0,
+        )
       ax.axvspan(first - 0.5, last + 0.5, color="0.9", zorder=0)
       ax.set_xlim(0.5, report["steps"] + 0.5)
       if report["steps"] <= 10:
@@ -399,9 +462,11 @@ def plot_report(report: Mapping[str, Any], out: str) -> str:
       title = f"{group}: {mn.TITLES.get(metric, metric)}"
       if metric == VERDICT_METRIC:
         c = entry["last_third"][metric]
-        title += (f"\ndiff {_fmt(c['difference'], True).strip()} vs spread "
-                  f"{_fmt(c['spread']).strip()}: "
-                  + {True: "PASS", False: "fail", None: "undetermined"}[entry["passes"]])
+        title += (
+            f"\ndiff {_fmt(c['difference'], True).strip()} vs spread "
+            f"{_fmt(c['spread']).strip()}: "
+            + {True: "PASS", False: "fail", None: "undetermined"}[entry["passes"]]
+        )
       ax.set_title(title, fontsize=9)
       ax.set_xlabel("step", fontsize=8)
       ax.tick_params(labelsize=7)
@@ -410,11 +475,14 @@ def plot_report(report: Mapping[str, Any], out: str) -> str:
         ax.legend(fontsize=6, loc="best")
       else:
         ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", fontsize=8)
-    for ax in row[len(metrics):]:
+    for ax in row[len(metrics) :]:
       ax.set_visible(False)
-  fig.suptitle(f"learning check: {len(report['passing_groups'])} of {len(groups)} groups "
-               f"pass (needed {report['required_groups']}): {report['verdict']}; shaded: "
-               f"steps {first}-{last}; bands: min-max over seeds", fontsize=11)
+  fig.suptitle(
+      f"learning check: {len(report['passing_groups'])} of {len(groups)} groups "
+      f"pass (needed {report['required_groups']}): {report['verdict']}; shaded: "
+      f"steps {first}-{last}; bands: min-max over seeds",
+      fontsize=11,
+  )
   fig.tight_layout()
   fig.savefig(out, dpi=90)
   plt.close(fig)

@@ -52,21 +52,32 @@ FLAGS = flags.FLAGS
 PROG = "mutation_run"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-flags.DEFINE_string("source", None, "Git ref whose tree is mutated and tested (e.g. main); "
-                    "default: this checkout's files as they are.")
+flags.DEFINE_string(
+    "source",
+    None,
+    "Git ref whose tree is mutated and tested (e.g. main); "
+    "default: this checkout's files as they are.",
+)
 flags.DEFINE_string("out", None, "JSON-lines results file (one line per mutant).")
-flags.DEFINE_bool("planted", False, "Run the hand-written PLANTED bugs instead of the "
-                  "generated mutants.")
+flags.DEFINE_bool(
+    "planted", False, "Run the hand-written PLANTED bugs instead of the " "generated mutants."
+)
 flags.DEFINE_bool("list", False, "Print the chosen mutants and exit (runs nothing).")
-flags.DEFINE_list("modules", [], "Only these TARGETS modules (paths as in the table); "
-                  "default: all.")
+flags.DEFINE_list(
+    "modules", [], "Only these TARGETS modules (paths as in the table); " "default: all."
+)
 flags.DEFINE_integer("seed", 0, "Seed of the mutant choice.")
 flags.DEFINE_float("scale", 1.0, "Multiplies every module's mutant count.")
-flags.DEFINE_integer("timeout", 900, "Seconds per test run of one mutant (a run past it "
-                     "counts as killed).")
+flags.DEFINE_integer(
+    "timeout", 900, "Seconds per test run of one mutant (a run past it " "counts as killed)."
+)
 flags.DEFINE_integer("limit", 0, "Stop after this many mutants (0: all), for a quick try.")
-flags.DEFINE_string("rerun", None, "Results file of an earlier run: rerun only its "
-                    "survivors (with --add_tests, e.g. to try slower test files on them).")
+flags.DEFINE_string(
+    "rerun",
+    None,
+    "Results file of an earlier run: rerun only its "
+    "survivors (with --add_tests, e.g. to try slower test files on them).",
+)
 flags.DEFINE_list("add_tests", [], "Test files added to every mutant's own.")
 
 
@@ -78,48 +89,124 @@ class Target:
   count: int  # mutants to draw
 
 
-_SELFPLAY_TESTS = ("tests/selfplay/test_open_answer.py", "tests/selfplay/test_loop_wiring.py",
-                   "tests/selfplay/test_diversity_step.py", "tests/tasks/test_seed_data.py")
+_SELFPLAY_TESTS = (
+    "tests/selfplay/test_open_answer.py",
+    "tests/selfplay/test_loop_wiring.py",
+    "tests/selfplay/test_diversity_step.py",
+    "tests/tasks/test_seed_data.py",
+)
 TARGETS: tuple[Target, ...] = (
-    Target("absolute_zero/loss.py",
-           ("group_reward_stats", "task_relative_advantages", "clipped_surrogate_loss",
-            "kl_per_token"),
-           ("tests/test_loss.py",), 8),
-    Target("absolute_zero/batching.py", ("build_train_batch", "completion_indices"),
-           ("tests/test_batching.py",), 6),
-    Target("absolute_zero/tasks/rewards.py",
-           ("solver_reward", "induction_score", "solve_rate", "learnability_reward",
-            "apply_format_rule", "final_solver_reward", "intrinsic_bonus",
-            "final_proposer_reward"),
-           ("tests/tasks/test_rewards.py", "tests/tasks/test_grader_negatives.py",
-            "tests/selfplay/test_diversity_step.py"), 8),
-    Target("absolute_zero/tasks/parsers.py",
-           ("extract_answer", "scan_fences", "parse_program", "parse_triplet_proposal",
-            "parse_induction_proposal", "_parse_literal_answer", "parse_induction_answer"),
-           ("tests/tasks/test_parsers.py",), 6),
-    Target("absolute_zero/tasks/grading.py",
-           ("grade_deduction", "grade_abduction", "grade_induction",
-            "grade_deduction_answers", "grade_abduction_answers", "grade_induction_answers",
-            "grade_answers", "solve_rates", "_failed", "_graded"),
-           ("tests/sandbox/test_azr.py", "tests/tasks/test_validators_sandbox.py",
+    Target(
+        "absolute_zero/loss.py",
+        (
+            "group_reward_stats",
+            "task_relative_advantages",
+            "clipped_surrogate_loss",
+            "kl_per_token",
+        ),
+        ("tests/test_loss.py",),
+        8,
+    ),
+    Target(
+        "absolute_zero/batching.py",
+        ("build_train_batch", "completion_indices"),
+        ("tests/test_batching.py",),
+        6,
+    ),
+    Target(
+        "absolute_zero/tasks/rewards.py",
+        (
+            "solver_reward",
+            "induction_score",
+            "solve_rate",
+            "learnability_reward",
+            "apply_format_rule",
+            "final_solver_reward",
+            "intrinsic_bonus",
+            "final_proposer_reward",
+        ),
+        (
+            "tests/tasks/test_rewards.py",
             "tests/tasks/test_grader_negatives.py",
-            "tests/evaluation/test_grader_negatives.py"), 10),
-    Target("absolute_zero/tasks/validators.py", ("_judge_two_runs",),
-           ("tests/sandbox/test_azr.py", "tests/tasks/test_validators_sandbox.py"), 1),
-    Target("absolute_zero/tasks/buffers.py",
-           ("TaskBuffer.add", "TaskBuffer.count_since", "TaskBuffer.sample_references",
-            "TaskBuffer.sample_solver_tasks", "TaskBuffers.sample_induction_programs"),
-           ("tests/tasks/test_buffers.py", "tests/selfplay/test_loop_wiring.py"), 6),
-    Target("absolute_zero/selfplay/run.py",
-           ("group_id", "SelfPlayRun.rows_per_step", "SelfPlayRun.rows_per_role",
+            "tests/selfplay/test_diversity_step.py",
+        ),
+        8,
+    ),
+    Target(
+        "absolute_zero/tasks/parsers.py",
+        (
+            "extract_answer",
+            "scan_fences",
+            "parse_program",
+            "parse_triplet_proposal",
+            "parse_induction_proposal",
+            "_parse_literal_answer",
+            "parse_induction_answer",
+        ),
+        ("tests/tasks/test_parsers.py",),
+        6,
+    ),
+    Target(
+        "absolute_zero/tasks/grading.py",
+        (
+            "grade_deduction",
+            "grade_abduction",
+            "grade_induction",
+            "grade_deduction_answers",
+            "grade_abduction_answers",
+            "grade_induction_answers",
+            "grade_answers",
+            "solve_rates",
+            "_failed",
+            "_graded",
+        ),
+        (
+            "tests/sandbox/test_azr.py",
+            "tests/tasks/test_validators_sandbox.py",
+            "tests/tasks/test_grader_negatives.py",
+            "tests/evaluation/test_grader_negatives.py",
+        ),
+        10,
+    ),
+    Target(
+        "absolute_zero/tasks/validators.py",
+        ("_judge_two_runs",),
+        ("tests/sandbox/test_azr.py", "tests/tasks/test_validators_sandbox.py"),
+        1,
+    ),
+    Target(
+        "absolute_zero/tasks/buffers.py",
+        (
+            "TaskBuffer.add",
+            "TaskBuffer.count_since",
+            "TaskBuffer.sample_references",
+            "TaskBuffer.sample_solver_tasks",
+            "TaskBuffers.sample_induction_programs",
+        ),
+        ("tests/tasks/test_buffers.py", "tests/selfplay/test_loop_wiring.py"),
+        6,
+    ),
+    Target(
+        "absolute_zero/selfplay/run.py",
+        (
+            "group_id",
+            "SelfPlayRun.rows_per_step",
+            "SelfPlayRun.rows_per_role",
             "SelfPlayRun._randomness",
-            "SelfPlayRun.run_step", "SelfPlayRun._update", "SelfPlayRun.restore",
-            "_group_metrics"),
-           _SELFPLAY_TESTS, 10),
-    Target("absolute_zero/selfplay/phases.py",
-           ("_generate", "_response_text", "_rollout", "propose", "solve",
-            "score_proposals"),
-           _SELFPLAY_TESTS, 10),
+            "SelfPlayRun.run_step",
+            "SelfPlayRun._update",
+            "SelfPlayRun.restore",
+            "_group_metrics",
+        ),
+        _SELFPLAY_TESTS,
+        10,
+    ),
+    Target(
+        "absolute_zero/selfplay/phases.py",
+        ("_generate", "_response_text", "_rollout", "propose", "solve", "score_proposals"),
+        _SELFPLAY_TESTS,
+        10,
+    ),
     Target("absolute_zero/sampler.py", ("Sampler.generate",), ("tests/test_sampler.py",), 5),
 )
 
@@ -136,20 +223,39 @@ class Planted:
 
 
 PLANTED: tuple[Planted, ...] = (
-    Planted("one group id for every rollout", "absolute_zero/selfplay/run.py",
-            "groups = np.asarray([group_id(r.task_type, r.role) for r in rollouts], np.int32)",
-            "groups = np.zeros(len(rollouts), np.int32)", _SELFPLAY_TESTS),
-    Planted("group_id ignores the role", "absolute_zero/selfplay/run.py",
-            "return GROUPS.index((task_type, role))",
-            "return GROUPS.index((task_type, Role.PROPOSE))", _SELFPLAY_TESTS),
-    Planted("proposer priced with another task's samples", "absolute_zero/selfplay/phases.py",
-            "estimates[k * n:(k + 1) * n]", "estimates[k:k + n]", _SELFPLAY_TESTS),
-    Planted("abduction: f raising counts as returning None", "absolute_zero/tasks/grading.py",
-            'r.status == "ok" and r.output is not None and literals_equal(expected, r.output)',
-            "literals_equal(expected, str(r.output))",
-            ("tests/sandbox/test_azr.py", "tests/tasks/test_validators_sandbox.py",
-             "tests/tasks/test_grader_negatives.py",
-             "tests/evaluation/test_grader_negatives.py")),
+    Planted(
+        "one group id for every rollout",
+        "absolute_zero/selfplay/run.py",
+        "groups = np.asarray([group_id(r.task_type, r.role) for r in rollouts], np.int32)",
+        "groups = np.zeros(len(rollouts), np.int32)",
+        _SELFPLAY_TESTS,
+    ),
+    Planted(
+        "group_id ignores the role",
+        "absolute_zero/selfplay/run.py",
+        "return GROUPS.index((task_type, role))",
+        "return GROUPS.index((task_type, Role.PROPOSE))",
+        _SELFPLAY_TESTS,
+    ),
+    Planted(
+        "proposer priced with another task's samples",
+        "absolute_zero/selfplay/phases.py",
+        "estimates[k * n:(k + 1) * n]",
+        "estimates[k:k + n]",
+        _SELFPLAY_TESTS,
+    ),
+    Planted(
+        "abduction: f raising counts as returning None",
+        "absolute_zero/tasks/grading.py",
+        'r.status == "ok" and r.output is not None and literals_equal(expected, r.output)',
+        "literals_equal(expected, str(r.output))",
+        (
+            "tests/sandbox/test_azr.py",
+            "tests/tasks/test_validators_sandbox.py",
+            "tests/tasks/test_grader_negatives.py",
+            "tests/evaluation/test_grader_negatives.py",
+        ),
+    ),
 )
 
 
@@ -171,9 +277,18 @@ class Mutant:
     return f"{self.path}:{self.line}:{self.operator}:{self.after.strip()}"
 
 
-_CMP_FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
-             ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-             ast.In: ast.NotIn, ast.NotIn: ast.In}
+_CMP_FLIP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
 _BIN_FLIP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
 
 
@@ -210,9 +325,17 @@ def _variants(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
       a, b = node.args[i], node.args[i + 1]
       # Two plain variables (likely the same kind of value, as in f(task_type, role));
       # swapping a type, a constant or an expression mostly just crashes.
-      if not commutative and all(isinstance(x, ast.Name) and x.id.islower()
-                                 and x.id != "self" and not hasattr(builtins, x.id)
-                                 for x in (a, b)) and a.id != b.id:
+      if (
+          not commutative
+          and all(
+              isinstance(x, ast.Name)
+              and x.id.islower()
+              and x.id != "self"
+              and not hasattr(builtins, x.id)
+              for x in (a, b)
+          )
+          and a.id != b.id
+      ):
         new = copy.deepcopy(node)
         new.args[i], new.args[i + 1] = new.args[i + 1], new.args[i]
         yield "swap-args", new
@@ -240,8 +363,7 @@ def _validation_lines(function: ast.AST) -> set[int]:
   """Lines of `if <check>: raise ...` branches (input validation, not the computation)."""
   lines = set()
   for node in ast.walk(function):
-    if isinstance(node, ast.If) and node.body and all(isinstance(s, ast.Raise)
-                                                      for s in node.body):
+    if isinstance(node, ast.If) and node.body and all(isinstance(s, ast.Raise) for s in node.body):
       lines.update(range(node.lineno, node.end_lineno + 1))
     if isinstance(node, ast.Raise):
       lines.update(range(node.lineno, node.end_lineno + 1))
@@ -289,9 +411,15 @@ def enumerate_mutants(root: str, target: Target) -> list[Mutant]:
   for name, function in _functions(tree, target.functions):
     skip = _validation_lines(function)
     skipped_nodes = _skipped_nodes(function)
-    body = function.body[1:] if (function.body and isinstance(function.body[0], ast.Expr)
-                                 and isinstance(function.body[0].value, ast.Constant)) \
+    body = (
+        function.body[1:]
+        if (
+            function.body
+            and isinstance(function.body[0], ast.Expr)
+            and isinstance(function.body[0].value, ast.Constant)
+        )
         else function.body
+    )
     for stmt in body:
       for node in ast.walk(stmt):
         if id(node) in skipped_nodes or not hasattr(node, "lineno"):
@@ -301,14 +429,23 @@ def enumerate_mutants(root: str, target: Target) -> list[Mutant]:
         for operator, new in _variants(node):
           line = lines[node.lineno - 1]
           after = _splice(line, node.col_offset, node.end_col_offset, _unparse(new))
-          mutated = "".join(lines[:node.lineno - 1] + [after] + lines[node.lineno:])
+          mutated = "".join(lines[: node.lineno - 1] + [after] + lines[node.lineno :])
           try:
             if ast.dump(ast.parse(mutated)) == original:
               continue
           except SyntaxError:
             continue
-          out.append(Mutant(target.path, name, node.lineno, operator, line.rstrip("\n"),
-                            after.rstrip("\n"), target.tests))
+          out.append(
+              Mutant(
+                  target.path,
+                  name,
+                  node.lineno,
+                  operator,
+                  line.rstrip("\n"),
+                  after.rstrip("\n"),
+                  target.tests,
+              )
+          )
   unique = {m.key: m for m in out}
   return list(unique.values())
 
@@ -336,11 +473,14 @@ def planted_mutants(root: str) -> list[Mutant]:
       lines = f.read().splitlines()
     hits = [i for i, line in enumerate(lines) if p.old in line]
     if len(hits) != 1:
-      raise cli.InputError(f"planted bug {p.name!r}: {len(hits)} lines of {p.path} hold "
-                           f"{p.old!r} (need exactly 1)")
+      raise cli.InputError(
+          f"planted bug {p.name!r}: {len(hits)} lines of {p.path} hold "
+          f"{p.old!r} (need exactly 1)"
+      )
     i = hits[0]
-    out.append(Mutant(p.path, p.name, i + 1, "planted", lines[i],
-                      lines[i].replace(p.old, p.new), p.tests))
+    out.append(
+        Mutant(p.path, p.name, i + 1, "planted", lines[i], lines[i].replace(p.old, p.new), p.tests)
+    )
   return out
 
 
@@ -350,14 +490,19 @@ def planted_mutants(root: str) -> list[Mutant]:
 def _copy_tree(dest: str) -> None:
   """The tree to mutate: a git ref's files, or this checkout's tracked + untracked files."""
   if FLAGS.source:
-    archive = subprocess.run(["git", "-C", REPO, "archive", FLAGS.source],
-                             capture_output=True, check=False)
+    archive = subprocess.run(
+        ["git", "-C", REPO, "archive", FLAGS.source], capture_output=True, check=False
+    )
     if archive.returncode:
       raise cli.InputError(f"--source={FLAGS.source}: {archive.stderr.decode().strip()}")
     subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
     return
-  files = subprocess.run(["git", "-C", REPO, "ls-files", "-co", "--exclude-standard"],
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+  files = subprocess.run(
+      ["git", "-C", REPO, "ls-files", "-co", "--exclude-standard"],
+      capture_output=True,
+      text=True,
+      check=True,
+  ).stdout.splitlines()
   for rel in files:
     src = os.path.join(REPO, rel)
     if os.path.isfile(src):
@@ -368,24 +513,38 @@ def _copy_tree(dest: str) -> None:
 def _describe_source() -> str:
   """The commit the mutated tree comes from (and whether local changes were copied)."""
   ref = FLAGS.source or "HEAD"
-  commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", ref],
-                          capture_output=True, text=True, check=False).stdout.strip()
+  commit = subprocess.run(
+      ["git", "-C", REPO, "rev-parse", "--short", ref], capture_output=True, text=True, check=False
+  ).stdout.strip()
   if FLAGS.source:
     return f"{FLAGS.source} = {commit}"
-  dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain"], capture_output=True,
-                         text=True, check=False).stdout.strip()
+  dirty = subprocess.run(
+      ["git", "-C", REPO, "status", "--porcelain"], capture_output=True, text=True, check=False
+  ).stdout.strip()
   return f"checkout at {commit}" + (" with local changes" if dirty else "")
 
 
 def _pytest(root: str, tests: list[str], timeout: int) -> tuple[str, str, float]:
   """(status, first failing test or '', seconds): status 'passed', 'failed', 'timeout'."""
   env = dict(os.environ, PYTHONPATH=root, PYTHONDONTWRITEBYTECODE="1")
-  cmd = ["nice", "-n", "19", sys.executable, "-m", "pytest", "-x", "-q", "-p",
-         "no:cacheprovider", "-m", "not slow", *tests]
+  cmd = [
+      "nice",
+      "-n",
+      "19",
+      sys.executable,
+      "-m",
+      "pytest",
+      "-x",
+      "-q",
+      "-p",
+      "no:cacheprovider",
+      "-m",
+      "not slow",
+      *tests,
+  ]
   start = time.perf_counter()
   try:
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
   except subprocess.TimeoutExpired:
     return "timeout", "", time.perf_counter() - start
   seconds = time.perf_counter() - start
@@ -405,19 +564,22 @@ def run_mutants(root: str, mutants: list[Mutant], out) -> list[dict]:
       key = tuple(tests)
       if key not in baseline:  # the unmutated tree must pass these tests
         baseline[key] = _pytest(root, tests, FLAGS.timeout)
-        print(f"[clean] {' '.join(tests)}: {baseline[key][0]} ({baseline[key][2]:.0f}s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"[clean] {' '.join(tests)}: {baseline[key][0]} ({baseline[key][2]:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
       if baseline[key][0] != "passed":
-        record = dict(dataclasses.asdict(m), status="clean run fails", test=baseline[key][1],
-                      seconds=0.0)
+        record = dict(
+            dataclasses.asdict(m), status="clean run fails", test=baseline[key][1], seconds=0.0
+        )
       else:
         path = os.path.join(root, m.path)
         with open(path, encoding="utf-8") as f:
           original = f.read()
         lines = original.splitlines(keepends=True)
         if lines[m.line - 1].rstrip("\n") != m.before:  # e.g. --rerun on another tree
-          record = dict(dataclasses.asdict(m), status="stale (line differs)", test="",
-                        seconds=0.0)
+          record = dict(dataclasses.asdict(m), status="stale (line differs)", test="", seconds=0.0)
         else:
           ending = "\n" if lines[m.line - 1].endswith("\n") else ""
           lines[m.line - 1] = m.after + ending
@@ -428,16 +590,19 @@ def run_mutants(root: str, mutants: list[Mutant], out) -> list[dict]:
           finally:
             with open(path, "w", encoding="utf-8") as f:
               f.write(original)
-          status = {"passed": "survived", "failed": "killed",
-                    "timeout": "killed (timeout)"}[status]
+          status = {"passed": "survived", "failed": "killed", "timeout": "killed (timeout)"}[status]
           record = dict(dataclasses.asdict(m), status=status, test=test, seconds=seconds)
     record["tests"] = tests
     record["tree"] = _describe_source()
     results.append(record)
     out.write(json.dumps(record) + "\n")
     out.flush()
-    print(f"[{k + 1}/{len(mutants)}] {record['status']:>16} {m.path}:{m.line} "
-          f"{m.operator}: {m.after.strip()}  {record['test']}", file=sys.stderr, flush=True)
+    print(
+        f"[{k + 1}/{len(mutants)}] {record['status']:>16} {m.path}:{m.line} "
+        f"{m.operator}: {m.after.strip()}  {record['test']}",
+        file=sys.stderr,
+        flush=True,
+    )
   return results
 
 
@@ -477,9 +642,14 @@ def main(argv):
         records = [json.loads(line) for line in f if line.strip()]
       fields = {f.name for f in dataclasses.fields(Mutant)} - {"tests"}
       tests = {t.path: t.tests for t in TARGETS}  # today's test lists, not the run's
-      mutants = [Mutant(**{k: v for k, v in r.items() if k in fields},
-                        tests=tests.get(r["path"], tuple(r["tests"])))
-                 for r in records if r["status"] == "survived"]
+      mutants = [
+          Mutant(
+              **{k: v for k, v in r.items() if k in fields},
+              tests=tests.get(r["path"], tuple(r["tests"])),
+          )
+          for r in records
+          if r["status"] == "survived"
+      ]
     elif FLAGS.planted:
       mutants = planted_mutants(root)
     else:
@@ -490,14 +660,18 @@ def main(argv):
         count = max(1, round(target.count * FLAGS.scale))
         mutants += choose(enumerate_mutants(root, target), count, FLAGS.seed)
     if FLAGS.add_tests:
-      mutants = [dataclasses.replace(m, tests=tuple(dict.fromkeys(m.tests + tuple(
-          FLAGS.add_tests)))) for m in mutants]
+      mutants = [
+          dataclasses.replace(m, tests=tuple(dict.fromkeys(m.tests + tuple(FLAGS.add_tests))))
+          for m in mutants
+      ]
     if FLAGS.limit:
-      mutants = mutants[:FLAGS.limit]
+      mutants = mutants[: FLAGS.limit]
     if FLAGS.list:
       for m in mutants:
-        print(f"{m.path}:{m.line} [{m.function}] {m.operator}\n  - {m.before.strip()}\n"
-              f"  + {m.after.strip()}")
+        print(
+            f"{m.path}:{m.line} [{m.function}] {m.operator}\n  - {m.before.strip()}\n"
+            f"  + {m.after.strip()}"
+        )
       return
     out_path = cli.resolve(FLAGS.out, "--out")
     cli.ensure_writable_file(out_path, "--out")

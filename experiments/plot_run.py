@@ -21,8 +21,11 @@ from absolute_zero.metrics_plot import group_series, metrics_path, plot_run
 from experiments import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", None, "Run directory holding metrics.jsonl (the --log_dir), "
-                    "or the metrics.jsonl file itself.")
+flags.DEFINE_string(
+    "run_dir",
+    None,
+    "Run directory holding metrics.jsonl (the --log_dir), " "or the metrics.jsonl file itself.",
+)
 flags.DEFINE_string("out", None, f"Output PNG (default: <run_dir>/{PLOT_FILE}).")
 flags.DEFINE_bool("per_group", False, "Also write one PNG per subplot next to --out.")
 flags.DEFINE_integer("columns", 3, "Subplots per row.")
@@ -34,23 +37,33 @@ def main(argv):
   del argv  # cli.run refuses positional arguments
   if not FLAGS["verbosity"].present:  # matplotlib logs its font-cache build at INFO
     absl_logging.set_verbosity(absl_logging.WARNING)
-  cli.check(FLAGS.run_dir is not None, "--run_dir is required: the run directory (azr's "
-            "--log_dir) that holds metrics.jsonl")
+  cli.check(
+      FLAGS.run_dir is not None,
+      "--run_dir is required: the run directory (azr's " "--log_dir) that holds metrics.jsonl",
+  )
   cli.at_least("columns", 1)
   run_dir = cli.path_flag("run_dir", must_exist=True)
-  cli.check(not (os.path.isfile(run_dir) and not run_dir.endswith(".jsonl")),
-            f"--run_dir={FLAGS.run_dir}: {run_dir} is a file; give the run directory")
+  cli.check(
+      not (os.path.isfile(run_dir) and not run_dir.endswith(".jsonl")),
+      f"--run_dir={FLAGS.run_dir}: {run_dir} is a file; give the run directory",
+  )
   metrics = metrics_path(run_dir)
-  cli.check(os.path.isfile(metrics), f"--run_dir={FLAGS.run_dir}: no {METRICS_FILE} in "
-            f"{run_dir}; give the directory a run wrote (azr's --log_dir)")
+  cli.check(
+      os.path.isfile(metrics),
+      f"--run_dir={FLAGS.run_dir}: no {METRICS_FILE} in "
+      f"{run_dir}; give the directory a run wrote (azr's --log_dir)",
+  )
   out = cli.path_flag("out", kind="file") or os.path.join(os.path.dirname(metrics), PLOT_FILE)
   cli.ensure_writable_file(out, "--out", FLAGS.out)
   try:  # before matplotlib loads
     empty = not group_series(read_metrics(metrics))
   except ValueError as e:
     raise cli.InputError(f"--run_dir={FLAGS.run_dir}: {e}") from None
-  cli.check(not empty, f"--run_dir={FLAGS.run_dir}: {metrics} holds no numeric metrics to "
-            "plot (did the run finish a step?)")
+  cli.check(
+      not empty,
+      f"--run_dir={FLAGS.run_dir}: {metrics} holds no numeric metrics to "
+      "plot (did the run finish a step?)",
+  )
   try:
     written = plot_run(run_dir, out, per_group=FLAGS.per_group, columns=FLAGS.columns)
   except (FileNotFoundError, ValueError) as e:

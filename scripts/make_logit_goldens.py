@@ -30,6 +30,7 @@ def prompt_texts() -> list[str]:
   import heapq
   import json.decoder
   import textwrap
+
   return [inspect.getsource(m) for m in (textwrap, json.decoder, heapq)]
 
 
@@ -39,7 +40,8 @@ def make(name: str, path: Path) -> None:
 
   tokenizer = load_tokenizer(path)
   model = transformers.AutoModelForCausalLM.from_pretrained(
-      str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+      str(path.parent), gguf_file=path.name, dtype=torch.float32
+  ).eval()
   rng = np.random.default_rng(0)
   arrays = {}
   for i, (text, n) in enumerate(zip(prompt_texts(), PROMPT_TOKENS)):
@@ -57,8 +59,13 @@ def make(name: str, path: Path) -> None:
     arrays[f"scale_{i}"] = np.float32(np.abs(logits).max())
   OUT.mkdir(parents=True, exist_ok=True)
   np.savez_compressed(OUT / f"logits_{name}.npz", **arrays)
-  meta = {"model": name, "file": path.name, "transformers": transformers.__version__,
-          "torch": torch.__version__, "prompt_tokens": PROMPT_TOKENS}
+  meta = {
+      "model": name,
+      "file": path.name,
+      "transformers": transformers.__version__,
+      "torch": torch.__version__,
+      "prompt_tokens": PROMPT_TOKENS,
+  }
   print(json.dumps(meta))
 
 

@@ -18,8 +18,12 @@ import pytest
 
 from tests.test_cli_azr import TINY, _error_line, _records, _run, workdir  # noqa: F401
 
-EVAL = ("--eval_every=1", "--eval_benchmarks=cruxeval_o,gsm8k", "--eval_limit=2",
-        "--eval_max_new_tokens=6")
+EVAL = (
+    "--eval_every=1",
+    "--eval_benchmarks=cruxeval_o,gsm8k",
+    "--eval_limit=2",
+    "--eval_max_new_tokens=6",
+)
 KEYS = ("eval/cruxeval_o/score", "eval/gsm8k/score")
 
 
@@ -29,8 +33,15 @@ def test_eval_every_step_resumed_on_schedule(workdir):  # noqa: F811
   from tests.test_metrics import read_events, scalar_events
 
   run = workdir / "evalrun"
-  first = _run(workdir, "experiments.azr", *TINY, *EVAL, "--eval_before_training",
-               "--log_dir=evalrun", "--steps=1")
+  first = _run(
+      workdir,
+      "experiments.azr",
+      *TINY,
+      *EVAL,
+      "--eval_before_training",
+      "--log_dir=evalrun",
+      "--steps=1",
+  )
   assert first.returncode == 0, first.stderr[-3000:]
   assert "step 1 eval: cruxeval_o" in first.stderr
   records = _records(run / "metrics.jsonl")
@@ -60,21 +71,32 @@ def test_eval_every_step_resumed_on_schedule(workdir):  # noqa: F811
   assert [step for step, _ in groups["eval"]["cruxeval_o/score"]] == [0, 1, 2]
 
   # The same benchmarks on the step-2 checkpoint, reloaded by experiments/evaluate.py.
-  reloaded = _run(workdir, "experiments.evaluate", "--model=evalrun",
-                  "--benchmarks=cruxeval_o,gsm8k", "--limit=2", "--max_new_tokens=6",
-                  "--output=reloaded.json", "--sandbox_workers=2")
+  reloaded = _run(
+      workdir,
+      "experiments.evaluate",
+      "--model=evalrun",
+      "--benchmarks=cruxeval_o,gsm8k",
+      "--limit=2",
+      "--max_new_tokens=6",
+      "--output=reloaded.json",
+      "--sandbox_workers=2",
+  )
   assert reloaded.returncode == 0, reloaded.stderr[-3000:]
   theirs = json.loads((workdir / "reloaded.json").read_text())["benchmarks"]
   ours = json.loads((run / "eval" / "step_2.json").read_text())["benchmarks"]
   for name in ("cruxeval_o", "gsm8k"):
-    assert [(r["prediction"], r["correct"]) for r in ours[name]["records"]] == \
-        [(r["prediction"], r["correct"]) for r in theirs[name]["records"]], name
+    assert [(r["prediction"], r["correct"]) for r in ours[name]["records"]] == [
+        (r["prediction"], r["correct"]) for r in theirs[name]["records"]
+    ], name
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("--eval_every=-1",), "--eval_every=-1 must be >= 0"),
-    (("--eval_benchmarks=cruxeval_o,mbpp",), "--eval_benchmarks: unknown 'mbpp'"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--eval_every=-1",), "--eval_every=-1 must be >= 0"),
+        (("--eval_benchmarks=cruxeval_o,mbpp",), "--eval_benchmarks: unknown 'mbpp'"),
+    ],
+)
 def test_bad_eval_and_tracking_flags(workdir, args, expected):  # noqa: F811
   line = _error_line(_run(workdir, "experiments.azr", "--log_dir=bad", *args, timeout=120))
   assert expected in line, line
@@ -83,8 +105,9 @@ def test_bad_eval_and_tracking_flags(workdir, args, expected):  # noqa: F811
 def test_wandb_project_without_wandb_names_the_extra(workdir):  # noqa: F811
   if importlib.util.find_spec("wandb") is not None:
     pytest.skip("wandb is installed")
-  line = _error_line(_run(workdir, "experiments.azr", "--log_dir=bad",
-                          "--wandb_project=azr", timeout=120))
+  line = _error_line(
+      _run(workdir, "experiments.azr", "--log_dir=bad", "--wandb_project=azr", timeout=120)
+  )
   assert "--wandb_project" in line and "absolute-zero[wandb]" in line
   assert not (workdir / "bad").exists()
 
@@ -99,8 +122,7 @@ def test_offline_wandb_run_resumes_by_id(tmp_path):
   tracker = WandbTracker(log_dir, "azr-test", mode="offline", config={"seed": 3})
   assert not tracker.resumed
   assert tracker.log({"step": 0, "time": 1.0, "eval/cruxeval_o/score": 0.25, "note": "x"})
-  assert tracker.log({"step": 1, "time": 2.0, "learner/loss": None,
-                      "nonfinite": ["learner/loss"]})
+  assert tracker.log({"step": 1, "time": 2.0, "learner/loss": None, "nonfinite": ["learner/loss"]})
   tracker.finish()
   run_id = tracker.run_id
   assert json.loads((tmp_path / "run" / RUN_FILE).read_text())["id"] == run_id
@@ -113,8 +135,11 @@ def test_offline_wandb_run_resumes_by_id(tmp_path):
   offline = sorted((tmp_path / "run" / "wandb").glob(f"offline-run-*-{run_id}*"))
   assert len(offline) == 2, list((tmp_path / "run" / "wandb").iterdir())
   history = _offline_history(offline[0]) + _offline_history(offline[1])
-  assert [(h["_step"], h.get("eval/cruxeval_o/score")) for h in history] == \
-      [(0, 0.25), (1, None), (2, None)]
+  assert [(h["_step"], h.get("eval/cruxeval_o/score")) for h in history] == [
+      (0, 0.25),
+      (1, None),
+      (2, None),
+  ]
   assert history[2]["learner/loss"] == 0.5
 
 
@@ -135,8 +160,8 @@ def _offline_history(run_dir: Path) -> list[dict]:
     if block - pos % block < 7:  # a block's tail too short for a header is padding
       pos += block - pos % block
       continue
-    crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-    chunk = data[pos + 7:pos + 7 + length]
+    crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+    chunk = data[pos + 7 : pos + 7 + length]
     pos += 7 + length
     if kind == 0:
       break
@@ -146,6 +171,10 @@ def _offline_history(run_dir: Path) -> list[dict]:
       record = wandb_internal_pb2.Record()
       record.ParseFromString(pending)
       if record.WhichOneof("record_type") == "history":
-        rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                     for item in record.history.item})
+        rows.append(
+            {
+                item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                for item in record.history.item
+            }
+        )
   return rows

@@ -29,40 +29,58 @@ def test_alignment_matches_hand_built_arrays():
   b = _example()
   # T: longest row is 5 tokens -> bucket 8. B: 3 rows -> multiple of 4.
   assert b.tokens.shape == (4, 8)
-  np.testing.assert_array_equal(b.tokens, [
-      [5, 6, 7, 11, 12, PAD, PAD, PAD],
-      [8, 13, 14, 9, PAD, PAD, PAD, PAD],
-      [5, 6, PAD, PAD, PAD, PAD, PAD, PAD],
-      [PAD] * 8,
-  ])
+  np.testing.assert_array_equal(
+      b.tokens,
+      [
+          [5, 6, 7, 11, 12, PAD, PAD, PAD],
+          [8, 13, 14, 9, PAD, PAD, PAD, PAD],
+          [5, 6, PAD, PAD, PAD, PAD, PAD, PAD],
+          [PAD] * 8,
+      ],
+  )
   # targets[t] = tokens[t + 1]; 0 where nothing follows.
-  np.testing.assert_array_equal(b.targets, [
-      [6, 7, 11, 12, PAD, PAD, PAD, 0],
-      [13, 14, 9, PAD, PAD, PAD, PAD, 0],
-      [6, PAD, PAD, PAD, PAD, PAD, PAD, 0],
-      [PAD] * 7 + [0],
-  ])
+  np.testing.assert_array_equal(
+      b.targets,
+      [
+          [6, 7, 11, 12, PAD, PAD, PAD, 0],
+          [13, 14, 9, PAD, PAD, PAD, PAD, 0],
+          [6, PAD, PAD, PAD, PAD, PAD, PAD, 0],
+          [PAD] * 7 + [0],
+      ],
+  )
   # loss at t where targets[t] is a completion token: t in [P - 1, P + C - 1).
-  np.testing.assert_array_equal(b.loss_mask.astype(int), [
-      [0, 0, 1, 1, 0, 0, 0, 0],
-      [1, 1, 1, 0, 0, 0, 0, 0],  # includes the EOS that equals the pad id
-      [0] * 8,
-      [0] * 8,
-  ])
-  np.testing.assert_allclose(b.old_logprobs, [
-      [0, 0, -0.1, -0.2, 0, 0, 0, 0],
-      [-1.0, -2.0, -3.0, 0, 0, 0, 0, 0],
-      [0] * 8,
-      [0] * 8,
-  ], rtol=0, atol=1e-7)
-  np.testing.assert_allclose(b.ref_logprobs[:2, :4], [[0, 0, -0.3, -0.4],
-                                                      [-4.0, -5.0, -6.0, 0]], atol=1e-7)
-  np.testing.assert_array_equal(b.valid.astype(int), [
-      [1, 1, 1, 1, 1, 0, 0, 0],
-      [1, 1, 1, 1, 0, 0, 0, 0],
-      [1, 1, 0, 0, 0, 0, 0, 0],
-      [0] * 8,
-  ])
+  np.testing.assert_array_equal(
+      b.loss_mask.astype(int),
+      [
+          [0, 0, 1, 1, 0, 0, 0, 0],
+          [1, 1, 1, 0, 0, 0, 0, 0],  # includes the EOS that equals the pad id
+          [0] * 8,
+          [0] * 8,
+      ],
+  )
+  np.testing.assert_allclose(
+      b.old_logprobs,
+      [
+          [0, 0, -0.1, -0.2, 0, 0, 0, 0],
+          [-1.0, -2.0, -3.0, 0, 0, 0, 0, 0],
+          [0] * 8,
+          [0] * 8,
+      ],
+      rtol=0,
+      atol=1e-7,
+  )
+  np.testing.assert_allclose(
+      b.ref_logprobs[:2, :4], [[0, 0, -0.3, -0.4], [-4.0, -5.0, -6.0, 0]], atol=1e-7
+  )
+  np.testing.assert_array_equal(
+      b.valid.astype(int),
+      [
+          [1, 1, 1, 1, 1, 0, 0, 0],
+          [1, 1, 1, 1, 0, 0, 0, 0],
+          [1, 1, 0, 0, 0, 0, 0, 0],
+          [0] * 8,
+      ],
+  )
   np.testing.assert_array_equal(b.positions[1], np.arange(8))
   np.testing.assert_allclose(b.advantages, [1.5, -0.5, 2.0, 0.0])
   np.testing.assert_array_equal(b.group_ids, [3, 1, 4, -1])
@@ -77,8 +95,13 @@ def test_every_sampled_token_meets_its_logprob_at_the_predicting_position():
   comps = [list(rng.integers(0, 50, rng.integers(0, 20))) for _ in range(13)]
   # Encode (row, index) in the log-prob so each can be traced back.
   olds = [[-(i * 100 + j) - 0.5 for j in range(len(c))] for i, c in enumerate(comps)]
-  b = build_train_batch(prompts, comps, np.zeros(13), olds,
-                        shapes=BatchShapes(length_buckets=(16, 32, 64), row_multiple=8))
+  b = build_train_batch(
+      prompts,
+      comps,
+      np.zeros(13),
+      olds,
+      shapes=BatchShapes(length_buckets=(16, 32, 64), row_multiple=8),
+  )
   assert b.tokens.shape == (16, 32)
   for i, (p, c) in enumerate(zip(prompts, comps)):
     for j, tok in enumerate(c):
@@ -94,8 +117,7 @@ def test_every_sampled_token_meets_its_logprob_at_the_predicting_position():
 def test_buckets_repeat_shapes():
   shapes = BatchShapes(length_buckets=(8, 16), row_multiple=4)
   a = build_train_batch([[1, 2]], [[3, 4, 5]], [1.0], [[0.0] * 3], shapes=shapes)
-  b = build_train_batch([[1] * 5] * 3, [[2] * 6] * 3, [0.0] * 3, [[0.0] * 6] * 3,
-                        shapes=shapes)
+  b = build_train_batch([[1] * 5] * 3, [[2] * 6] * 3, [0.0] * 3, [[0.0] * 6] * 3, shapes=shapes)
   assert a.tokens.shape == (4, 8) and b.tokens.shape == (4, 16)
   c = build_train_batch([[1]], [[2]], [0.0], [[0.0]], shapes=shapes, min_rows=6)
   assert c.tokens.shape == (8, 8)
@@ -121,17 +143,26 @@ def test_bad_input_raises_clear_errors():
 
 
 def test_group_ids_default_to_zero_and_padding_rows_to_minus_one():
-  batch = build_train_batch([[1], [2]], [[3], [4]], [0.5, -0.5], [[0.0], [0.0]],
-                            shapes=BatchShapes(length_buckets=(8,), row_multiple=4))
+  batch = build_train_batch(
+      [[1], [2]],
+      [[3], [4]],
+      [0.5, -0.5],
+      [[0.0], [0.0]],
+      shapes=BatchShapes(length_buckets=(8,), row_multiple=4),
+  )
   np.testing.assert_array_equal(batch.group_ids, [0, 0, -1, -1])
 
 
 def test_completion_index_lists_each_rows_loss_positions():
   # Prompts of 3 / 1 / 5 tokens, completions of 2 / 0 / 4: loss positions are
   # t = P - 1 .. P + C - 2 (hand-listed), -1 beyond; one padding row (row_multiple 4).
-  batch = build_train_batch([[1, 2, 3], [4], [5, 6, 7, 8, 9]], [[10, 11], [], [12, 13, 14, 15]],
-                            [1.0, 0.0, -1.0], [[0.0] * 2, [], [0.0] * 4],
-                            shapes=BatchShapes(length_buckets=(16,), row_multiple=4))
+  batch = build_train_batch(
+      [[1, 2, 3], [4], [5, 6, 7, 8, 9]],
+      [[10, 11], [], [12, 13, 14, 15]],
+      [1.0, 0.0, -1.0],
+      [[0.0] * 2, [], [0.0] * 4],
+      shapes=BatchShapes(length_buckets=(16,), row_multiple=4),
+  )
   index = batch.completion_index
   assert index.shape == (4, 15)  # longest completion 4 -> bucket 16, capped at T - 1
   np.testing.assert_array_equal(index[0, :3], [2, 3, -1])

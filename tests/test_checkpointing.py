@@ -71,15 +71,19 @@ def host_copy(tree):
 
 
 def run_config(model_config, **overrides):
-  return {"model": model_config.replace(**overrides) if overrides else model_config,
-          "learner": learner_lib.LearnerConfig(learning_rate=1e-3), "batch_size": 4,
-          "task_types": ("deduction", "abduction", "induction")}
+  return {
+      "model": model_config.replace(**overrides) if overrides else model_config,
+      "learner": learner_lib.LearnerConfig(learning_rate=1e-3),
+      "batch_size": 4,
+      "task_types": ("deduction", "abduction", "induction"),
+  }
 
 
 def buffers_state():
   buffers = TaskBuffers.seeded()
   buffers[TaskType.DEDUCTION].add(
-      [Triplet(program="def f(x):\n    return x * 2", input="3", output="6")], step=2)
+      [Triplet(program="def f(x):\n    return x * 2", input="3", output="6")], step=2
+  )
   return buffers.state_dict()
 
 
@@ -128,8 +132,9 @@ def test_round_trip_restores_every_item_exactly(saved_run, model_config, learner
   np.testing.assert_array_equal(np.asarray(jax.random.key_data(run.rng)), expected["rng"])
   # The restored key draws the same numbers as the original.
   original = jax.random.fold_in(jax.random.key(42), 3)
-  np.testing.assert_array_equal(jax.random.uniform(run.rng, (4,)),
-                                jax.random.uniform(original, (4,)))
+  np.testing.assert_array_equal(
+      jax.random.uniform(run.rng, (4,)), jax.random.uniform(original, (4,))
+  )
   assert run.buffers == expected["buffers"]
   reloaded = TaskBuffers()
   reloaded.load_state_dict(run.buffers)
@@ -160,15 +165,15 @@ def test_restore_onto_a_different_mesh(saved_run, model_config, learner_config, 
     assert emb.sharding.spec[1] == "fsdp"
     assert len({str(s.index) for s in emb.addressable_shards}) == 8
   else:
-    assert {d for x in jax.tree.leaves(run.train_state) for d in x.devices()} == {
-        jax.devices()[0]}
+    assert {d for x in jax.tree.leaves(run.train_state) for d in x.devices()} == {jax.devices()[0]}
 
 
 @pytest.mark.parametrize("mesh_shape", [(2, 2, 2), (1, 1, 1)])
-def test_async_save_survives_deleting_the_source_arrays(tmp_path, model_config,
-                                                        learner_config, mesh_shape):
+def test_async_save_survives_deleting_the_source_arrays(
+    tmp_path, model_config, learner_config, mesh_shape
+):
   """The learner donates its state right after a save: the save must not need it."""
-  mesh = sharding_lib.make_mesh(mesh_shape, devices=jax.devices()[:int(np.prod(mesh_shape))])
+  mesh = sharding_lib.make_mesh(mesh_shape, devices=jax.devices()[: int(np.prod(mesh_shape))])
   state = make_train_state(model_config, learner_config, mesh, seed=3, step=1)
   expected = host_copy(state)
   with ckpt_lib.RunCheckpointer(tmp_path / "c", async_save=True) as ckpt:
@@ -250,8 +255,7 @@ def test_unwritable_directory_gives_one_clear_error(tmp_path):
     ckpt_lib.RunCheckpointer("/sys/azr-checkpoint-probe")
 
 
-def test_checkpoint_from_a_different_model_is_refused(saved_run, model_config,
-                                                      learner_config):
+def test_checkpoint_from_a_different_model_is_refused(saved_run, model_config, learner_config):
   directory, _ = saved_run
   other = model_config.replace(num_layers=3, embed_dim=96)
   mesh = sharding_lib.make_mesh((2, 2, 2))
@@ -265,23 +269,28 @@ def test_checkpoint_from_a_different_model_is_refused(saved_run, model_config,
     assert "vocab_size" not in message
     # restore(config=...) checks before reading arrays.
     with pytest.raises(ckpt_lib.IncompatibleCheckpointError, match="num_layers"):
-      ckpt.restore(7, learner_lib.abstract_train_state(model_config, learner_config, mesh),
-                   config=run_config(model_config, num_layers=3, embed_dim=96))
+      ckpt.restore(
+          7,
+          learner_lib.abstract_train_state(model_config, learner_config, mesh),
+          config=run_config(model_config, num_layers=3, embed_dim=96),
+      )
     # Without a config, the layout check names the leaves whose shapes differ.
-    with pytest.raises(ckpt_lib.IncompatibleCheckpointError,
-                       match=r"params/embedding: checkpoint shape \(512, 64\), target shape "
-                             r"\(512, 96\)"):
+    with pytest.raises(
+        ckpt_lib.IncompatibleCheckpointError,
+        match=r"params/embedding: checkpoint shape \(512, 64\), target shape " r"\(512, 96\)",
+    ):
       ckpt.restore(7, learner_lib.abstract_train_state(other, learner_config, mesh))
 
 
 def test_model_field_differences_reads_flat_or_nested_configs():
   saved = {"model": {"num_layers": 2, "vocab_size": 10, "name": "a"}}
   assert ckpt_lib.model_field_differences(saved, {"num_layers": 2, "vocab_size": 10}) == []
-  assert ckpt_lib.model_field_differences(saved, {"model": {"num_layers": 4,
-                                                            "vocab_size": 10}}) == [
-      "num_layers: checkpoint=2, current=4"]
+  assert ckpt_lib.model_field_differences(
+      saved, {"model": {"num_layers": 4, "vocab_size": 10}}
+  ) == ["num_layers: checkpoint=2, current=4"]
   assert ckpt_lib.model_field_differences(saved, {"model": {"vocab_size": 10}}) == [
-      "num_layers: checkpoint=2, current='<absent>'"]
+      "num_layers: checkpoint=2, current='<absent>'"
+  ]
 
 
 # ------------------------------------------------------------------ reading never writes
@@ -372,8 +381,13 @@ _CHILD = textwrap.dedent("""
 
 def _expected_state(step, n):
   base = np.arange(n, dtype=np.float32)
-  return {"a": base + step, "b": base * step, "c": base - step, "d": -base + step,
-          "step": np.asarray(step, np.int32)}
+  return {
+      "a": base + step,
+      "b": base * step,
+      "c": base - step,
+      "d": -base + step,
+      "step": np.asarray(step, np.int32),
+  }
 
 
 def _kill_during_second_save(directory, n) -> bool:
@@ -382,8 +396,13 @@ def _kill_during_second_save(directory, n) -> bool:
   env.pop("XLA_FLAGS", None)
   err_path = os.path.join(directory, os.pardir, f"child-{os.path.basename(directory)}.err")
   err = open(err_path, "w")  # a file, not a pipe: nobody drains stderr while we read stdout
-  child = subprocess.Popen([sys.executable, "-c", _CHILD, str(directory), str(n)],
-                           stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+  child = subprocess.Popen(
+      [sys.executable, "-c", _CHILD, str(directory), str(n)],
+      stdout=subprocess.PIPE,
+      stderr=err,
+      text=True,
+      env=env,
+  )
   try:
     deadline = time.monotonic() + 45
     for line in child.stdout:
@@ -427,13 +446,17 @@ def test_sigkill_during_save_resumes_from_previous_complete_step(tmp_path):
 
   with ckpt_lib.RunCheckpointer(directory, async_save=False) as ckpt:
     assert ckpt.latest_step() == 1
-    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-        x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0])),
-        _expected_state(1, n))
+    target = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(
+            x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        ),
+        _expected_state(1, n),
+    )
     run = ckpt.restore(None, target)
     assert_tree_equal(run.train_state, _expected_state(1, n))
-    np.testing.assert_array_equal(jax.random.key_data(run.rng),
-                                  jax.random.key_data(jax.random.key(1)))
+    np.testing.assert_array_equal(
+        jax.random.key_data(run.rng), jax.random.key_data(jax.random.key(1))
+    )
     assert (run.buffers, run.config, run.extra) == ({"b": 1}, {"c": 1}, {"e": 1})
     # The resumed run writes step 2 again; the half-written one is gone.
     ckpt.save(2, _expected_state(2, n), jax.random.key(2), {}, {}, {})
@@ -446,7 +469,8 @@ def test_sigkill_during_save_resumes_from_previous_complete_step(tmp_path):
 
 @pytest.mark.parametrize("async_save", [True, False])
 def test_a_failed_write_is_one_checkpoint_write_error_and_loses_nothing(
-    tmp_path, model_config, learner_config, async_save):
+    tmp_path, model_config, learner_config, async_save
+):
   """A write the OS refuses (here a file-size limit, as a full disk refuses it) surfaces as
   CheckpointWriteError naming the directory and the OS's reason, whether the save runs in
   the background or not; the step before stays the latest complete one and a later save
@@ -481,16 +505,22 @@ def test_a_failed_write_is_one_checkpoint_write_error_and_loses_nothing(
 
 
 def test_a_full_disk_is_named_in_the_error():
-  error = ckpt_lib._write_failure("/runs/x", ValueError(
-      "RESOURCE_EXHAUSTED: Error writing \"a\" in OCDBT database\nmore detail"))
-  assert str(error) == ("writing a checkpoint in /runs/x failed (the disk is full: free "
-                        "space, or keep fewer checkpoints): RESOURCE_EXHAUSTED: Error "
-                        "writing \"a\" in OCDBT database")
+  error = ckpt_lib._write_failure(
+      "/runs/x", ValueError('RESOURCE_EXHAUSTED: Error writing "a" in OCDBT database\nmore detail')
+  )
+  assert str(error) == (
+      "writing a checkpoint in /runs/x failed (the disk is full: free "
+      "space, or keep fewer checkpoints): RESOURCE_EXHAUSTED: Error "
+      'writing "a" in OCDBT database'
+  )
   assert "disk is full" in str(ckpt_lib._write_failure("/r", OSError(28, "No space left")))
-  tensorstore = ValueError("RESOURCE_EXHAUSTED: Error writing \"a\": Failed writing: \"/r/d/1\": "
-                           "Failed to write 9 bytes to file 19: No space left on device "
-                           "[tensorstore_spec='{\"a\": [1]}'] [os_error_code='28']")
+  tensorstore = ValueError(
+      'RESOURCE_EXHAUSTED: Error writing "a": Failed writing: "/r/d/1": '
+      "Failed to write 9 bytes to file 19: No space left on device "
+      "[tensorstore_spec='{\"a\": [1]}'] [os_error_code='28']"
+  )
   assert str(ckpt_lib._write_failure("/r", tensorstore)).endswith(
       "(the disk is full: free space, or keep fewer checkpoints): No space left on device "
-      "(errno 28)")
+      "(errno 28)"
+  )
   assert "disk is full" not in str(ckpt_lib._write_failure("/r", OSError(13, "denied")))

@@ -30,9 +30,14 @@ def _env(home: Path) -> dict:
 
 
 def _run(module: str, *args: str, cwd: Path, timeout: float = 300):
-  return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args],
-                        capture_output=True, text=True, cwd=cwd, env=_env(cwd / "home"),
-                        timeout=timeout)
+  return subprocess.run(
+      [sys.executable, "-m", f"experiments.{module}", *args],
+      capture_output=True,
+      text=True,
+      cwd=cwd,
+      env=_env(cwd / "home"),
+      timeout=timeout,
+  )
 
 
 def _error_line(proc, prog: str) -> str:
@@ -65,15 +70,21 @@ def workdir(tmp_path_factory) -> Path:
   root = tmp_path_factory.mktemp("cwd")
   (root / "home").mkdir()
   tokenizer = root / "tokenizer.json"
-  teaching.train_bpe(["def f(x):\n    return x + 1\n", "What is 2 + 3? The answer is 5."] * 5,
-                     tokenizer, vocab_size=300)
-  config = get_config("tiny-llama").replace(vocab_size=320, rope_scaling=None,
-                                            max_position=8192)
+  teaching.train_bpe(
+      ["def f(x):\n    return x + 1\n", "What is 2 + 3? The answer is 5."] * 5,
+      tokenizer,
+      vocab_size=300,
+  )
+  config = get_config("tiny-llama").replace(vocab_size=320, rope_scaling=None, max_position=8192)
   learner_config = learner.LearnerConfig(learning_rate=1e-3)
   state = learner.init_train_state(init_params(config, jax.random.key(0)), learner_config)
-  saved = to_jsonable({"model": dataclasses.asdict(config),
-                       "learner": dataclasses.asdict(learner_config),
-                       "model_source": str(tokenizer)})
+  saved = to_jsonable(
+      {
+          "model": dataclasses.asdict(config),
+          "learner": dataclasses.asdict(learner_config),
+          "model_source": str(tokenizer),
+      }
+  )
   with RunCheckpointer(root / "run" / "checkpoints", async_save=False) as ckpt:
     ckpt.save(2, state, jax.random.key(0), {}, saved, {})
   os.symlink("run", root / "link")
@@ -85,11 +96,14 @@ def workdir(tmp_path_factory) -> Path:
   (root / "emptyrun" / "checkpoints").mkdir(parents=True)
   (root / "hf_fields").mkdir()
   (root / "hf_fields" / "config.json").write_text(
-      json.dumps({"model_type": "llama", "hidden_size": 64, "vocab_size": 320}))
+      json.dumps({"model_type": "llama", "hidden_size": 64, "vocab_size": 320})
+  )
   (root / "hf_json").mkdir()
   (root / "hf_json" / "config.json").write_text('{"model_type": "llama", "hidden_')
-  for name, match in (("trunc_data", lambda p: p.parent.name == "d"),
-                      ("trunc_config", lambda p: p.parent.name == "config")):
+  for name, match in (
+      ("trunc_data", lambda p: p.parent.name == "d"),
+      ("trunc_config", lambda p: p.parent.name == "config"),
+  ):
     shutil.copytree(root / "run", root / name)
     _truncate_files(root / name, match)
   (root / "blocker").write_text("a file where a directory is needed")
@@ -99,31 +113,49 @@ def workdir(tmp_path_factory) -> Path:
 
 # (arguments, what the error line must contain besides the flag)
 BAD_EVALUATE = {
-    "missing_path": (["--model=nope/model"], ["--model=nope/model", "no such file or directory",
-                                              "{root}/nope/model"]),
-    "missing_gguf": (["--model=absent.gguf"], ["no such file or directory",
-                                               "{root}/absent.gguf"]),
-    "missing_home": (["--model=~/absent"], ["--model=~/absent", "no such file or directory",
-                                            "{root}/home/absent"]),
+    "missing_path": (
+        ["--model=nope/model"],
+        ["--model=nope/model", "no such file or directory", "{root}/nope/model"],
+    ),
+    "missing_gguf": (["--model=absent.gguf"], ["no such file or directory", "{root}/absent.gguf"]),
+    "missing_home": (
+        ["--model=~/absent"],
+        ["--model=~/absent", "no such file or directory", "{root}/home/absent"],
+    ),
     "unknown_name": (["--model=qwen-9000"], ["cannot interpret model source 'qwen-9000'"]),
     "preset_without_weights": (["--model=qwen2.5-7b"], ["preset without weights"]),
     "empty_dir": (["--model=empty"], ["{root}/empty", "the directory is empty"]),
-    "torn_save_only": (["--model=torn"], ["{root}/torn", "unfinished saves",
-                                          "1.orbax-checkpoint-tmp-1764490000"]),
+    "torn_save_only": (
+        ["--model=torn"],
+        ["{root}/torn", "unfinished saves", "1.orbax-checkpoint-tmp-1764490000"],
+    ),
     "foreign_dir": (["--model=foreign"], ["{root}/foreign", "notes.txt"]),
-    "run_dir_without_checkpoint": (["--model=emptyrun"], ["{root}/emptyrun/checkpoints",
-                                                          "the directory is empty"]),
-    "hf_missing_fields": (["--model=hf_fields"], [
-        "{root}/hf_fields/config.json", "num_hidden_layers", "num_attention_heads",
-        "intermediate_size"]),
-    "hf_corrupt_config": (["--model=hf_json"], ["{root}/hf_json/config.json",
-                                                "not valid JSON"]),
-    "truncated_arrays": (["--model=trunc_data", "--benchmarks=gsm8k", "--limit=1"],
-                         ["{root}/trunc_data/checkpoints/2", "cannot be read"]),
-    "truncated_config": (["--model=trunc_config"], ["{root}/trunc_config/checkpoints/2",
-                                                    "cannot be read"]),
-    "missing_tokenizer": (["--model=run", "--tokenizer=tok/absent.json"],
-                          ["--tokenizer=tok/absent.json", "{root}/tok/absent.json"]),
+    "run_dir_without_checkpoint": (
+        ["--model=emptyrun"],
+        ["{root}/emptyrun/checkpoints", "the directory is empty"],
+    ),
+    "hf_missing_fields": (
+        ["--model=hf_fields"],
+        [
+            "{root}/hf_fields/config.json",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        ],
+    ),
+    "hf_corrupt_config": (["--model=hf_json"], ["{root}/hf_json/config.json", "not valid JSON"]),
+    "truncated_arrays": (
+        ["--model=trunc_data", "--benchmarks=gsm8k", "--limit=1"],
+        ["{root}/trunc_data/checkpoints/2", "cannot be read"],
+    ),
+    "truncated_config": (
+        ["--model=trunc_config"],
+        ["{root}/trunc_config/checkpoints/2", "cannot be read"],
+    ),
+    "missing_tokenizer": (
+        ["--model=run", "--tokenizer=tok/absent.json"],
+        ["--tokenizer=tok/absent.json", "{root}/tok/absent.json"],
+    ),
     "n_samples_0": (["--n_samples=0"], ["--n_samples=0", ">= 1"]),
     "limit_negative": (["--limit=-1"], ["--limit=-1", ">= 1"]),
     "limit_0": (["--limit=0"], ["--limit=0", ">= 1"]),
@@ -134,13 +166,19 @@ BAD_EVALUATE = {
     "stray_positional": (["--model=run", "gsm8k"], ["unexpected positional", "'gsm8k'"]),
     "unknown_flag": (["--steps=3"], ["steps"]),
     "bad_dtype": (["--dtype=float16"], ["dtype", "float16"]),
-    "output_under_a_file": (["--output=blocker/report.json"], [
-        "--output=blocker/report.json", "{root}/blocker"]),
+    "output_under_a_file": (
+        ["--output=blocker/report.json"],
+        ["--output=blocker/report.json", "{root}/blocker"],
+    ),
     "output_is_a_dir": (["--output=empty"], ["--output=empty", "{root}/empty", "directory"]),
-    "missing_data_dir": (["--data_dir=absent_data"], ["--data_dir=absent_data",
-                                                      "{root}/absent_data"]),
-    "data_dir_without_files": (["--data_dir=nodata", "--benchmarks=gsm8k"], [
-        "{root}/nodata/math/gsm8k/test.jsonl"]),
+    "missing_data_dir": (
+        ["--data_dir=absent_data"],
+        ["--data_dir=absent_data", "{root}/absent_data"],
+    ),
+    "data_dir_without_files": (
+        ["--data_dir=nodata", "--benchmarks=gsm8k"],
+        ["{root}/nodata/math/gsm8k/test.jsonl"],
+    ),
     "mesh_too_big": (["--mesh=2,2,2"], ["--mesh=2,2,2", "needs 8 devices"]),
 }
 
@@ -169,9 +207,16 @@ def test_bad_input_fails_before_the_model_loads(workdir):
 
 def test_evaluate_a_run_directory_by_relative_link_with_packaged_data(workdir):
   """--model=<run dir> (azr's --log_dir) through a symlink, no data flag, ~ in --output."""
-  proc = _run("evaluate", "--model=link", "--benchmarks=gsm8k", "--limit=1",
-              "--max_new_tokens=2", "--batch_size=1", "--output=~/reports/r.json",
-              cwd=workdir)
+  proc = _run(
+      "evaluate",
+      "--model=link",
+      "--benchmarks=gsm8k",
+      "--limit=1",
+      "--max_new_tokens=2",
+      "--batch_size=1",
+      "--output=~/reports/r.json",
+      cwd=workdir,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "Traceback" not in proc.stderr
   report = json.loads((workdir / "home" / "reports" / "r.json").read_text())
@@ -180,6 +225,7 @@ def test_evaluate_a_run_directory_by_relative_link_with_packaged_data(workdir):
   assert report["model"]["kind"] == "run"
   assert report["benchmarks"]["gsm8k"]["n"] == 1
   from absolute_zero.evaluation.data import PACKAGED_DATA_DIR
+
   assert report["config"]["data_dir"] == PACKAGED_DATA_DIR
 
 
@@ -202,16 +248,23 @@ def plot_dirs(workdir) -> Path:
 
 BAD_PLOT = {
     "no_run_dir": ([], ["--run_dir is required"]),
-    "missing_dir": (["--run_dir=absent_run"], ["--run_dir=absent_run", "{root}/absent_run",
-                                               "no such file or directory"]),
-    "dir_without_metrics": (["--run_dir=no_metrics"], ["--run_dir=no_metrics",
-                                                       "no metrics.jsonl in {root}/no_metrics"]),
-    "empty_metrics": (["--run_dir=empty_metrics"], [
-        "{root}/empty_metrics/metrics.jsonl", "no numeric metrics"]),
-    "stray_positional": (["--run_dir=plotted", "extra"], ["unexpected positional",
-                                                          "'extra'"]),
-    "out_under_a_file": (["--run_dir=plotted", "--out=blocker/p.png"], [
-        "--out=blocker/p.png", "{root}/blocker"]),
+    "missing_dir": (
+        ["--run_dir=absent_run"],
+        ["--run_dir=absent_run", "{root}/absent_run", "no such file or directory"],
+    ),
+    "dir_without_metrics": (
+        ["--run_dir=no_metrics"],
+        ["--run_dir=no_metrics", "no metrics.jsonl in {root}/no_metrics"],
+    ),
+    "empty_metrics": (
+        ["--run_dir=empty_metrics"],
+        ["{root}/empty_metrics/metrics.jsonl", "no numeric metrics"],
+    ),
+    "stray_positional": (["--run_dir=plotted", "extra"], ["unexpected positional", "'extra'"]),
+    "out_under_a_file": (
+        ["--run_dir=plotted", "--out=blocker/p.png"],
+        ["--out=blocker/p.png", "{root}/blocker"],
+    ),
     "columns_0": (["--run_dir=plotted", "--columns=0"], ["--columns=0"]),
 }
 

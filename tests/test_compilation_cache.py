@@ -30,11 +30,20 @@ print(float(jax.jit(lambda x: x * 3 + 1)(2.0)))
 
 
 def _run(cwd: Path, value: str, **env) -> list[str]:
-  base = {k: v for k, v in os.environ.items()
-          if k not in ("JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME", "XLA_FLAGS")}
+  base = {
+      k: v
+      for k, v in os.environ.items()
+      if k not in ("JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME", "XLA_FLAGS")
+  }
   base.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", HOME=str(cwd / "home"), **env)
-  proc = subprocess.run([sys.executable, "-c", SCRIPT, value], cwd=cwd, env=base,
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+      [sys.executable, "-c", SCRIPT, value],
+      cwd=cwd,
+      env=base,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc.stdout.split()
 
@@ -43,19 +52,23 @@ def _entries(directory: Path) -> list[str]:
   return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
 
 
-@pytest.mark.parametrize("value, env, where", [
-    ("cache", {}, "cache"),                                       # relative to the cwd
-    ("<none>", {}, "home/.cache/absolute_zero/jax"),              # the default
-    ("<none>", {"XDG_CACHE_HOME": "xdg"}, "xdg/absolute_zero/jax"),
-    ("<none>", {"JAX_COMPILATION_CACHE_DIR": "envcache"}, "envcache"),
-])
+@pytest.mark.parametrize(
+    "value, env, where",
+    [
+        ("cache", {}, "cache"),  # relative to the cwd
+        ("<none>", {}, "home/.cache/absolute_zero/jax"),  # the default
+        ("<none>", {"XDG_CACHE_HOME": "xdg"}, "xdg/absolute_zero/jax"),
+        ("<none>", {"JAX_COMPILATION_CACHE_DIR": "envcache"}, "envcache"),
+    ],
+)
 def test_cache_directory_receives_the_compiled_program(tmp_path, value, env, where):
   env = {k: str(tmp_path / v) for k, v in env.items()}
   path, result = _run(tmp_path, value, **env)
   assert result == "7.0"
   assert path == str(tmp_path / where)
-  assert any(name.startswith("jit_") for name in _entries(tmp_path / where)), \
-      _entries(tmp_path / where)
+  assert any(name.startswith("jit_") for name in _entries(tmp_path / where)), _entries(
+      tmp_path / where
+  )
 
 
 def test_empty_value_turns_the_cache_off(tmp_path):

@@ -43,6 +43,7 @@ def test_bucket_is_a_power_of_two_at_least_the_size():
 
 
 class _RecordingPool:
+
   def __init__(self):
     self.calls = []
 

@@ -23,8 +23,9 @@ from absolute_zero.models.transformer import compute_logits, forward
 MODEL = get_config("tiny-gemma3")  # local + global layers, window 8 < T, all family switches
 # Adam's first step is lr * g / (|g| + eps); a larger eps keeps coordinates whose
 # gradient is ~0 (where float summation order decides the sign) from moving by ~lr.
-LEARNER = learner.LearnerConfig(learning_rate=1e-3, adam_eps=1e-4, temperature=0.7,
-                                logprob_chunk_size=24, micro_batch_size=8)
+LEARNER = learner.LearnerConfig(
+    learning_rate=1e-3, adam_eps=1e-4, temperature=0.7, logprob_chunk_size=24, micro_batch_size=8
+)
 
 
 def reference_objective(params, batch, config=MODEL, lc=LEARNER):
@@ -42,8 +43,7 @@ def reference_objective(params, batch, config=MODEL, lc=LEARNER):
 
 
 def _tree_max_abs_diff(a, b):
-  return max(float(jnp.max(jnp.abs(x - y))) for x, y in
-             zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,15 @@ def setup():
   # Old log-probs = current ones + noise: ratios both inside and outside the clip range.
   _, logp = jax.jit(reference_objective)(params, learner.shard_batch(draft, None))
   logp = np.asarray(logp)
-  olds = [list(logp[i, p - 1:p - 1 + c] + rng.normal(0, 0.3, c))
-          for i, (p, c) in enumerate(zip(prompt_lens, comp_lens))]
+  olds = [
+      list(logp[i, p - 1 : p - 1 + c] + rng.normal(0, 0.3, c))
+      for i, (p, c) in enumerate(zip(prompt_lens, comp_lens))
+  ]
   batch = build_train_batch(prompts, comps, advantages, olds, shapes=shapes)
   ref_obj, _ = jax.jit(reference_objective)(params, learner.shard_batch(batch, None))
   ref_grads = jax.jit(lambda p, b: jax.grad(lambda q: reference_objective(q, b)[0])(p))(
-      params, learner.shard_batch(batch, None))
+      params, learner.shard_batch(batch, None)
+  )
   return dict(params=params, batch=batch, ref_obj=float(ref_obj), ref_grads=ref_grads)
 
 
@@ -99,8 +102,7 @@ def test_micro_batches_hold_uneven_token_counts(setup):
   assert len(set(counts)) == 4, counts  # the mean of micro-batch means would be wrong
 
 
-@pytest.mark.parametrize("fused_head,at_completions",
-                         [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("fused_head,at_completions", [(True, True), (True, False), (False, True)])
 def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head, at_completions):
   # 4 micro-batches; the 1-micro-batch step is checked through its update below.
   # at_completions: the head sees only the batch's completion_index positions (the
@@ -112,13 +114,15 @@ def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head, at_comple
   if not at_completions:
     batch = batch._replace(completion_index=None)
   grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      setup["params"], learner.shard_batch(batch, None))
+      setup["params"], learner.shard_batch(batch, None)
+  )
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
   assert scale > 1e-3
   assert _tree_max_abs_diff(grads, setup["ref_grads"]) < 1e-5 * scale
   assert float(stats["tokens"]) == setup["batch"].num_tokens
-  np.testing.assert_allclose(float(stats["objective_sum"]) / float(stats["tokens"]),
-                             setup["ref_obj"], rtol=1e-5)
+  np.testing.assert_allclose(
+      float(stats["objective_sum"]) / float(stats["tokens"]), setup["ref_obj"], rtol=1e-5
+  )
 
 
 def _rows_of(batch, rows):
@@ -130,7 +134,7 @@ def _rows_of(batch, rows):
     total = int(b.valid[i].sum())
     prompts.append(list(b.tokens[i, :p]))
     comps.append(list(b.tokens[i, p:total]))
-    olds.append(list(b.old_logprobs[i, p - 1:total - 1]))
+    olds.append(list(b.old_logprobs[i, p - 1 : total - 1]))
   return prompts, comps, b.advantages[list(rows)], olds
 
 
@@ -142,19 +146,28 @@ def test_parts_with_their_own_lengths_equal_the_whole_batch(setup):
   parts = []
   for rows, buckets in ((long_rows, (16, 32)), (short_rows, (8, 16, 32))):
     prompts, comps, adv, olds = _rows_of(setup["batch"], rows)
-    parts.append(build_train_batch(prompts, comps, adv, olds,
-                                   shapes=BatchShapes(length_buckets=buckets, row_multiple=2),
-                                   min_rows=4))
+    parts.append(
+        build_train_batch(
+            prompts,
+            comps,
+            adv,
+            olds,
+            shapes=BatchShapes(length_buckets=buckets, row_multiple=2),
+            min_rows=4,
+        )
+    )
   assert parts[0].tokens.shape[1] > parts[1].tokens.shape[1]  # really different lengths
   assert sum(p.num_tokens for p in parts) == setup["batch"].num_tokens
   lc = dataclasses.replace(LEARNER, micro_batch_size=2)
   grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      setup["params"], learner.shard_batch(tuple(parts), None))
+      setup["params"], learner.shard_batch(tuple(parts), None)
+  )
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
   assert _tree_max_abs_diff(grads, setup["ref_grads"]) < 1e-5 * scale
   assert float(stats["tokens"]) == setup["batch"].num_tokens
-  np.testing.assert_allclose(float(stats["objective_sum"]) / float(stats["tokens"]),
-                             setup["ref_obj"], rtol=1e-5)
+  np.testing.assert_allclose(
+      float(stats["objective_sum"]) / float(stats["tokens"]), setup["ref_obj"], rtol=1e-5
+  )
   # The jitted train step takes the parts too, and matches the one-batch step.
   step = learner.make_train_step(MODEL, lc)
   state = learner.init_train_state(setup["params"], lc)
@@ -188,8 +201,11 @@ def test_step_matches_reference_adamw_update(setup, one_step_results):
   clip = min(1.0, LEARNER.max_grad_norm / norm)
   # First step: m = (1-b1) g, v = (1-b2) g^2; bias-corrected m_hat = g, v_hat = g^2.
   expected = jax.tree.map(
-      lambda p, gr: p - LEARNER.learning_rate * (clip * gr) / (jnp.abs(clip * gr) + LEARNER.adam_eps),
-      setup["params"], g)
+      lambda p, gr: p
+      - LEARNER.learning_rate * (clip * gr) / (jnp.abs(clip * gr) + LEARNER.adam_eps),
+      setup["params"],
+      g,
+  )
   assert _tree_max_abs_diff(state_1.params, expected) < 1e-5
 
 
@@ -218,7 +234,8 @@ def test_remat_gives_the_same_gradients(setup):
   for policy in ("none", "full"):
     cfg = MODEL.replace(remat_policy=policy)
     grads[policy] = jax.jit(lambda p, b, cfg=cfg: learner.compute_gradients(p, b, cfg, lc)[0])(
-        setup["params"], batch)
+        setup["params"], batch
+    )
   assert _tree_max_abs_diff(grads["none"], grads["full"]) < 1e-6
 
 
@@ -238,7 +255,8 @@ def test_kl_and_entropy_terms(setup, entropy_coef):
   batch = b._replace(ref_logprobs=b.old_logprobs)
   lc = dataclasses.replace(LEARNER, kl_coef=0.5, kl_estimator="k1", entropy_coef=entropy_coef)
   grads, stats = jax.jit(lambda p, bb: learner.compute_gradients(p, bb, MODEL, lc))(
-      setup["params"], learner.shard_batch(batch, None))
+      setup["params"], learner.shard_batch(batch, None)
+  )
   # Independent values: k1 = logp - ref, entropy of the tempered full softmax.
   hidden = forward(setup["params"], b.tokens, b.positions, b.valid, MODEL)
   logits = compute_logits(setup["params"], hidden, MODEL) / lc.temperature
@@ -253,9 +271,13 @@ def test_kl_and_entropy_terms(setup, entropy_coef):
     np.testing.assert_allclose(float(stats["entropy_sum"]) / n, ent, rtol=1e-5)
   else:
     assert "entropy_sum" not in stats
-  np.testing.assert_allclose(float(stats["objective_sum"]) / n,
-                             setup["ref_obj"] + 0.5 * kl - entropy_coef * ent,
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      float(stats["objective_sum"]) / n,
+      setup["ref_obj"] + 0.5 * kl - entropy_coef * ent,
+      rtol=1e-5,
+      atol=1e-6,
+  )
+
   # The gradient is the reference objective's plus the terms' (written out here).
   def with_terms(p):
     obj, logp_ = reference_objective(p, batch)
@@ -263,8 +285,10 @@ def test_kl_and_entropy_terms(setup, entropy_coef):
     z = jax.nn.log_softmax(compute_logits(p, h, MODEL) / lc.temperature, axis=-1)
     ent_ = -jnp.sum(jnp.exp(z) * z, axis=-1)
     m = b.loss_mask.astype(jnp.float32)
-    return obj + (0.5 * jnp.sum((logp_ - b.old_logprobs) * m)
-                  - entropy_coef * jnp.sum(ent_ * m)) / jnp.sum(m)
+    return obj + (
+        0.5 * jnp.sum((logp_ - b.old_logprobs) * m) - entropy_coef * jnp.sum(ent_ * m)
+    ) / jnp.sum(m)
+
   ref_grads = jax.jit(jax.grad(with_terms))(setup["params"])
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(ref_grads))
   assert _tree_max_abs_diff(grads, ref_grads) < 1e-5 * scale
@@ -281,8 +305,10 @@ def test_learning_rate_zero_leaves_the_state_bit_identical(setup):
   the sign of a -0.0 parameter (AdamW at rate 0 would add -0 * update and flip it to +0.0
   wherever the update is negative: this test fails on that path); the same step at lr > 0
   moves the params."""
-  params = {**setup["params"], "final_norm": {"scale": -jnp.zeros_like(
-      setup["params"]["final_norm"]["scale"])}}  # -0.0 everywhere; gradients of both signs
+  params = {
+      **setup["params"],
+      "final_norm": {"scale": -jnp.zeros_like(setup["params"]["final_norm"]["scale"])},
+  }  # -0.0 everywhere; gradients of both signs
   batch = learner.shard_batch(setup["batch"], None)
   frozen_lc = dataclasses.replace(LEARNER, learning_rate=0.0, weight_decay=0.1)
   state = learner.init_train_state(params, frozen_lc)
@@ -311,12 +337,10 @@ def test_config_and_batch_errors(setup):
     learner.LearnerConfig(kl_estimator="k2")
   lc = learner.LearnerConfig(micro_batch_size=3)
   with pytest.raises(ValueError, match="not a multiple of micro_batch_size=3"):
-    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None),
-                              MODEL, lc)
+    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None), MODEL, lc)
   lc = learner.LearnerConfig(kl_coef=0.1)
   with pytest.raises(ValueError, match="ref_logprobs"):
-    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None),
-                              MODEL, lc)
+    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None), MODEL, lc)
 
 
 @pytest.mark.parametrize("transposed", [False, True])
@@ -343,8 +367,17 @@ def test_fused_head_gradients_in_both_accumulator_layouts(transposed, chunk, sof
     return token_objective(picked[None], weights[None])
 
   def fused(h, e):
-    return learner.fused_head_objective(h, e, targets, token_objective, [weights], temp,
-                                        chunk, softcap, transposed_emb_grad=transposed)[0]
+    return learner.fused_head_objective(
+        h,
+        e,
+        targets,
+        token_objective,
+        [weights],
+        temp,
+        chunk,
+        softcap,
+        transposed_emb_grad=transposed,
+    )[0]
 
   np.testing.assert_allclose(float(fused(hidden, emb)), float(dense(hidden, emb)), rtol=1e-5)
   got = jax.jit(jax.grad(fused, argnums=(0, 1)))(hidden, emb)

@@ -19,8 +19,16 @@ from absolute_zero.batching import BatchShapes, build_train_batch
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.transformer import compute_logits, forward
 
-CONFIG = get_config("tiny-llama", vocab_size=128, embed_dim=32, num_layers=1, num_heads=2,
-                    num_kv_heads=1, head_dim=16, mlp_dim=64)
+CONFIG = get_config(
+    "tiny-llama",
+    vocab_size=128,
+    embed_dim=32,
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    head_dim=16,
+    mlp_dim=64,
+)
 PROMPT = [1, 2, 3, 4]
 TARGET = 42
 COMPLETION_LEN = 4
@@ -47,8 +55,7 @@ def sample(params, rng, temperature):
 
 
 def test_bandit_reward_rises_above_0_9():
-  lc = learner.LearnerConfig(learning_rate=3e-3, micro_batch_size=ROLLOUTS,
-                             logprob_chunk_size=64)
+  lc = learner.LearnerConfig(learning_rate=3e-3, micro_batch_size=ROLLOUTS, logprob_chunk_size=64)
   state = learner.init_train_state(init_params(CONFIG, jax.random.key(0)), lc)
   step = learner.make_train_step(CONFIG, lc)
   shapes = BatchShapes(length_buckets=(8,), row_multiple=ROLLOUTS)
@@ -62,9 +69,15 @@ def test_bandit_reward_rises_above_0_9():
     if len(history) >= 10 and np.mean(history[-10:]) > 0.95:
       break
     advantages = loss.task_relative_advantages(
-        rewards, np.zeros(ROLLOUTS, np.int32), 1, np.ones(ROLLOUTS, bool))
-    batch = build_train_batch([PROMPT] * ROLLOUTS, list(completions),
-                              np.asarray(advantages), list(logprobs), shapes=shapes)
+        rewards, np.zeros(ROLLOUTS, np.int32), 1, np.ones(ROLLOUTS, bool)
+    )
+    batch = build_train_batch(
+        [PROMPT] * ROLLOUTS,
+        list(completions),
+        np.asarray(advantages),
+        list(logprobs),
+        shapes=shapes,
+    )
     state, metrics = step(state, learner.shard_batch(batch, None))
     # On-policy: the learner's log-probs reproduce the sampler's (ratio 1, nothing clipped).
     assert abs(float(metrics["ratio_mean"]) - 1.0) < 1e-4

@@ -68,8 +68,10 @@ def _runs(rewards=REWARDS, seeds=(0, 1)) -> dict:
   return {arm: {seed: _records(rewards, arm, seed) for seed in seeds} for arm in lr.ARMS}
 
 
-@pytest.mark.parametrize("steps, window", [(1, (1, 1)), (2, (2, 2)), (3, (3, 3)),
-                                           (4, (3, 4)), (6, (5, 6)), (50, (34, 50))])
+@pytest.mark.parametrize(
+    "steps, window",
+    [(1, (1, 1)), (2, (2, 2)), (3, (3, 3)), (4, (3, 4)), (6, (5, 6)), (50, (34, 50))],
+)
 def test_last_third(steps, window):
   assert lr.last_third(steps) == window  # the last ceil(steps / 3) steps
 
@@ -102,16 +104,27 @@ def test_report_against_hand_computed_values():
   curve = report["groups"][DED_SOLVE]["curves"]["reward_mean"]["trained"]
   assert curve["steps"] == [1, 2, 3, 4, 5, 6]  # step 0 and step 7 left out
   i = curve["steps"].index(4)
-  assert (curve["mean"][i], curve["min"][i], curve["max"][i], curve["n"][i]) == \
-      (0.125, 0.0, 0.25, 2)
+  assert (curve["mean"][i], curve["min"][i], curve["max"][i], curve["n"][i]) == (
+      0.125,
+      0.0,
+      0.25,
+      2,
+  )
   assert curve["std"][i] == pytest.approx(0.25 / math.sqrt(2))
   control = report["groups"][DED_SOLVE]["curves"]["reward_mean"]["control"]
   assert control["n"][2] == 1 and control["mean"][2] == -1.0 and control["std"][2] is None
   # Other metrics are reported too, per role.
-  assert set(report["groups"][DED_SOLVE]["curves"]) == {"reward_mean", "format_failure_rate",
-                                                        "solve_rate"}
+  assert set(report["groups"][DED_SOLVE]["curves"]) == {
+      "reward_mean",
+      "format_failure_rate",
+      "solve_rate",
+  }
   assert set(report["groups"][ABD_PROPOSE]["curves"]) == {
-      "reward_mean", "format_failure_rate", "validity_rate", "solve_rate_of_valid"}
+      "reward_mean",
+      "format_failure_rate",
+      "validity_rate",
+      "solve_rate_of_valid",
+  }
   fails = report["groups"][DED_SOLVE]["last_third"]["format_failure_rate"]
   assert fails["trained_mean"] == 0.0 and fails["control_mean"] == 0.25
   assert report["groups"][DED_SOLVE]["curves"]["solve_rate"]["trained"]["steps"] == [1]
@@ -126,8 +139,11 @@ def test_report_against_hand_computed_values():
 
 def test_verdict_counts_groups_and_needs_two_seeds():
   rewards = dict(REWARDS)
-  rewards[IND_SOLVE] = {(arm, seed): [0.5] * 6 if arm == "trained" else [-0.5] * 6
-                        for arm in lr.ARMS for seed in (0, 1)}  # spread 0, diff 1: passes
+  rewards[IND_SOLVE] = {
+      (arm, seed): [0.5] * 6 if arm == "trained" else [-0.5] * 6
+      for arm in lr.ARMS
+      for seed in (0, 1)
+  }  # spread 0, diff 1: passes
   report = lr.build_report(_runs(rewards), 6)
   assert report["passing_groups"] == [DED_SOLVE, IND_SOLVE]
   assert report["verdict"] == "pass"
@@ -141,8 +157,9 @@ def test_verdict_counts_groups_and_needs_two_seeds():
   runs["control"][1] = runs["control"][1][:4]  # steps 0-3
   partial = lr.build_report(runs, 6)
   assert partial["complete"] is False and partial["runs"]["control"]["1"] == 3
-  assert partial["groups"][DED_SOLVE]["last_third"]["reward_mean"]["control_per_seed"] == \
-      {"0": -0.75}
+  assert partial["groups"][DED_SOLVE]["last_third"]["reward_mean"]["control_per_seed"] == {
+      "0": -0.75
+  }
   assert partial["groups"][DED_SOLVE]["passes"] is None
 
 
@@ -178,8 +195,12 @@ def _flag_values(args) -> dict[str, str]:
 def test_plan_pairs_identical_seeds_with_a_zero_rate_control():
   common = ("--model=tiny-llama", "--batch_size=4", "--weight_decay=0.1", "--random_init")
   runs = lr.plan_runs("out", [3, 7], 1e-5, common)
-  assert [(r.arm, r.seed) for r in runs] == [("trained", 3), ("control", 3),
-                                             ("trained", 7), ("control", 7)]
+  assert [(r.arm, r.seed) for r in runs] == [
+      ("trained", 3),
+      ("control", 3),
+      ("trained", 7),
+      ("control", 7),
+  ]
   assert len({r.run_dir for r in runs}) == 4
   assert runs[1].run_dir == os.path.join("out", "control", "seed-3")
   for trained, control in (runs[0:2], runs[2:4]):
@@ -189,9 +210,8 @@ def test_plan_pairs_identical_seeds_with_a_zero_rate_control():
     assert t["log_dir"] == trained.run_dir and c["log_dir"] == control.run_dir
     # Everything else equal, in the same order.
     rest = [a for a in trained.args if not a.startswith(("--learning_rate=", "--log_dir="))]
-    assert rest == [a for a in control.args
-                    if not a.startswith(("--learning_rate=", "--log_dir="))]
-    assert tuple(rest[:len(common)]) == common
+    assert rest == [a for a in control.args if not a.startswith(("--learning_rate=", "--log_dir="))]
+    assert tuple(rest[: len(common)]) == common
   with pytest.raises(ValueError, match="> 0"):
     lr.plan_runs("out", [0, 1], 0.0, common)
   with pytest.raises(ValueError, match="distinct"):
@@ -203,8 +223,10 @@ def test_plan_pairs_identical_seeds_with_a_zero_rate_control():
 def test_eta():
   # trained: 2 steps left of a started run + 3 of one not started; control: 3 not started.
   remaining = [("trained", 2, True), ("trained", 3, False), ("control", 3, False)]
-  assert lr.eta_seconds(remaining, {"trained": 100.0, "control": 20.0}, 30.0) == \
-      2 * 100 + 3 * 100 + 30 + 3 * 20 + 30
+  assert (
+      lr.eta_seconds(remaining, {"trained": 100.0, "control": 20.0}, 30.0)
+      == 2 * 100 + 3 * 100 + 30 + 3 * 20 + 30
+  )
   # An arm not measured yet borrows the slowest measured one; nothing measured: unknown.
   assert lr.eta_seconds(remaining, {"trained": 100.0}, 0.0) == 800.0
   assert lr.eta_seconds(remaining, {}, 0.0) is None
@@ -214,10 +236,20 @@ def test_eta():
 # ------------------------------------------------------------------ the command
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ("--model=tiny-llama", "--random_init", "--tokenizer=tok/tokenizer.json",
-        "--task_types=deduction", "--batch_size=2", "--max_proposer_tokens=12",
-        "--max_solver_tokens=6", "--num_induction_inputs=2", "--max_seed_rounds=0",
-        "--n_solver_samples=2", "--learning_rate=1e-3", "--weight_decay=0.1")
+TINY = (
+    "--model=tiny-llama",
+    "--random_init",
+    "--tokenizer=tok/tokenizer.json",
+    "--task_types=deduction",
+    "--batch_size=2",
+    "--max_proposer_tokens=12",
+    "--max_solver_tokens=6",
+    "--num_induction_inputs=2",
+    "--max_seed_rounds=0",
+    "--n_solver_samples=2",
+    "--learning_rate=1e-3",
+    "--weight_decay=0.1",
+)
 BUDGET = ("--sandbox_workers=2", "--plot=false")  # not stored: given on every invocation
 
 
@@ -240,14 +272,23 @@ def _error_line(proc: subprocess.CompletedProcess) -> str:
   return one_error_line(proc, "learning_check")
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("--seed=3",), "--seed is set by the check for each run; use --seeds"),
-    (("--seeds=0,x",), "--seeds=0,x: give comma-separated integers"),
-    (("--learning_rate=0",), "--learning_rate=0.0 must be > 0"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--seed=3",), "--seed is set by the check for each run; use --seeds"),
+        (("--seeds=0,x",), "--seeds=0,x: give comma-separated integers"),
+        (("--learning_rate=0",), "--learning_rate=0.0 must be > 0"),
+    ],
+)
 def test_bad_input(workdir, args, expected):
-  proc = subprocess.run(_cmd("--out_dir=bad", *args), cwd=workdir, env=_env(),
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+      _cmd("--out_dir=bad", *args),
+      cwd=workdir,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert expected in _error_line(proc)
   assert not (workdir / "bad").exists()  # bad input creates nothing
 
@@ -268,8 +309,7 @@ def test_two_arms_two_seeds_killed_and_resumed(workdir):
   partial one resumes, then the report; control params are bit-identical to the initial
   ones, the trained ones are not."""
   args = (*TINY, *BUDGET, "--out_dir=lc", "--steps=2", "--seeds=0,1")
-  proc = subprocess.Popen(_cmd(*args), cwd=workdir, env=_env(), stderr=subprocess.PIPE,
-                          text=True)
+  proc = subprocess.Popen(_cmd(*args), cwd=workdir, env=_env(), stderr=subprocess.PIPE, text=True)
   seen, child = [], None
   deadline = time.monotonic() + 900
   for line in proc.stderr:
@@ -288,12 +328,24 @@ def test_two_arms_two_seeds_killed_and_resumed(workdir):
     time.sleep(0.1)
   assert not _alive(child)
   # A rerun that changes the method is refused before anything runs.
-  conflict = subprocess.run(_cmd("--out_dir=lc", "--batch_size=3", *BUDGET), cwd=workdir,
-                            env=_env(), capture_output=True, text=True, timeout=120)
+  conflict = subprocess.run(
+      _cmd("--out_dir=lc", "--batch_size=3", *BUDGET),
+      cwd=workdir,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert "--batch_size: stored=2, command line=3" in _error_line(conflict)
   # Rerun to the end.
-  done = subprocess.run(_cmd("--out_dir=lc", *BUDGET), cwd=workdir, env=_env(),
-                        capture_output=True, text=True, timeout=900)
+  done = subprocess.run(
+      _cmd("--out_dir=lc", *BUDGET),
+      cwd=workdir,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=900,
+  )
   assert done.returncode == 0, done.stderr[-5000:]
   out = done.stderr
   assert "run 1/4 trained/seed-0: complete (checkpoint step 2), skipped" in out
@@ -321,20 +373,22 @@ def _check_params(lc: Path) -> None:
   from absolute_zero.checkpointing import RunCheckpointer
   from absolute_zero.policy_loading import load_policy, load_run_checkpoint
   import jax
+
   for seed in (0, 1):
     saved = {}
     for arm in lr.ARMS:
-      with RunCheckpointer(lc / arm / f"seed-{seed}" / "checkpoints", read_only=True,
-                           async_save=False) as c:
+      with RunCheckpointer(
+          lc / arm / f"seed-{seed}" / "checkpoints", read_only=True, async_save=False
+      ) as c:
         saved[arm] = c.saved_config(2)
     t, c = saved["trained"], saved["control"]
-    assert t["learner"].pop("learning_rate") == 1e-3 and c["learner"].pop(
-        "learning_rate") == 0.0
+    assert t["learner"].pop("learning_rate") == 1e-3 and c["learner"].pop("learning_rate") == 0.0
     assert t["flags"].pop("learning_rate") == 1e-3 and c["flags"].pop("learning_rate") == 0.0
     assert t == c
     assert c["flags"]["seed"] == seed and c["learner"]["weight_decay"] == 0.1
-    _, initial, _ = load_policy("tiny-llama", str(lc.parent / "tok" / "tokenizer.json"),
-                                random_init=True, seed=seed)
+    _, initial, _ = load_policy(
+        "tiny-llama", str(lc.parent / "tok" / "tokenizer.json"), random_init=True, seed=seed
+    )
     initial = [np.asarray(x).tobytes() for x in jax.tree.leaves(initial)]
     for arm in lr.ARMS:
       _, params, _ = load_run_checkpoint(lc / arm / f"seed-{seed}" / "checkpoints")

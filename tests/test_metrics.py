@@ -15,7 +15,6 @@ import pytest
 
 from absolute_zero import metrics as metrics_lib
 
-
 # ------------------------------------------------------------------ an event-file reader
 # TFRecord framing: uint64 length, uint32 masked crc32c(length), data, uint32 masked
 # crc32c(data). CRC-32C written out here (bitwise, Castagnoli polynomial), independent of
@@ -40,12 +39,12 @@ def read_event_records(path: str) -> list[bytes]:
     blob = f.read()
   records, pos = [], 0
   while pos < len(blob):
-    header = blob[pos:pos + 8]
+    header = blob[pos : pos + 8]
     (length,) = struct.unpack("<Q", header)
-    (length_crc,) = struct.unpack("<I", blob[pos + 8:pos + 12])
+    (length_crc,) = struct.unpack("<I", blob[pos + 8 : pos + 12])
     assert length_crc == _masked(_crc32c(header)), "bad length CRC"
-    data = blob[pos + 12:pos + 12 + length]
-    (data_crc,) = struct.unpack("<I", blob[pos + 12 + length:pos + 16 + length])
+    data = blob[pos + 12 : pos + 12 + length]
+    (data_crc,) = struct.unpack("<I", blob[pos + 12 + length : pos + 16 + length])
     assert data_crc == _masked(_crc32c(data)), "bad data CRC"
     records.append(data)
     pos += 16 + length
@@ -82,16 +81,21 @@ def read_lines(path) -> list[dict]:
 
 
 def test_make_record_flattens_converts_and_flags_nonfinite():
-  record = metrics_lib.make_record(3, {
-      "deduction": {"solve": {"mean_reward": np.float32(0.25), "n": np.int64(7)}},
-      "abduction/propose/validity_rate": jnp.asarray(0.5),
-      "learner/loss": jnp.asarray([float("nan")]),
-      "buffer/deduction/size": 12,
-      "ok": np.bool_(True),
-      "time/update": float("inf"),
-  }, wall_time=100.0)
+  record = metrics_lib.make_record(
+      3,
+      {
+          "deduction": {"solve": {"mean_reward": np.float32(0.25), "n": np.int64(7)}},
+          "abduction/propose/validity_rate": jnp.asarray(0.5),
+          "learner/loss": jnp.asarray([float("nan")]),
+          "buffer/deduction/size": 12,
+          "ok": np.bool_(True),
+          "time/update": float("inf"),
+      },
+      wall_time=100.0,
+  )
   assert record == {
-      "step": 3, "time": 100.0,
+      "step": 3,
+      "time": 100.0,
       "abduction/propose/validity_rate": 0.5,
       "buffer/deduction/size": 12,
       "deduction/solve/mean_reward": 0.25,
@@ -118,10 +122,17 @@ def test_make_record_rejects_arrays_and_reserved_names():
 
 def test_writer_writes_jsonl_and_readable_tensorboard_events(tmp_path):
   with metrics_lib.MetricsWriter(tmp_path) as writer:
-    writer.write(1, {"deduction/solve/mean_reward": np.float32(0.5),
-                     "buffer": {"deduction": {"size": 3}}})
-    writer.write(2, {"deduction/solve/mean_reward": 0.75, "learner/loss": float("nan"),
-                     "buffer": {"deduction": {"size": 5}}})
+    writer.write(
+        1, {"deduction/solve/mean_reward": np.float32(0.5), "buffer": {"deduction": {"size": 3}}}
+    )
+    writer.write(
+        2,
+        {
+            "deduction/solve/mean_reward": 0.75,
+            "learner/loss": float("nan"),
+            "buffer": {"deduction": {"size": 5}},
+        },
+    )
     writer.flush()
     lines = read_lines(tmp_path / "metrics.jsonl")  # readable before close
   assert [line["step"] for line in lines] == [1, 2]
@@ -135,7 +146,7 @@ def test_writer_writes_jsonl_and_readable_tensorboard_events(tmp_path):
   scalars = scalar_events(read_events(str(tmp_path)))
   assert scalars["deduction/solve/mean_reward"] == [(1, 0.5), (2, 0.75)]
   assert scalars["buffer/deduction/size"] == [(1, 3.0), (2, 5.0)]
-  (step, value), = scalars["learner/loss"]
+  ((step, value),) = scalars["learner/loss"]
   assert step == 2 and math.isnan(value)
 
 
@@ -149,11 +160,19 @@ def test_resume_drops_lines_after_the_checkpoint_and_purges_tensorboard(tmp_path
       writer.write(step, {"r": 10.0 * step})
   lines = read_lines(tmp_path / "metrics.jsonl")
   assert [(line["step"], line["r"]) for line in lines] == [
-      (0, 0.0), (1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]
+      (0, 0.0),
+      (1, 1.0),
+      (2, 2.0),
+      (3, 30.0),
+      (4, 40.0),
+  ]
   from tensorboardX.proto.event_pb2 import SessionLog
 
-  starts = [e.step for e in read_events(str(tmp_path))
-            if e.HasField("session_log") and e.session_log.status == SessionLog.START]
+  starts = [
+      e.step
+      for e in read_events(str(tmp_path))
+      if e.HasField("session_log") and e.session_log.status == SessionLog.START
+  ]
   assert 3 in starts  # TensorBoard drops the first session's events with step >= 3
 
 
@@ -214,13 +233,22 @@ def _synthetic_run(log_dir):
 def test_group_series_groups_by_metric_and_namespace():
   from absolute_zero.metrics_plot import group_series
 
-  groups = group_series([
-      {"step": 1, "time": 0.0, "deduction/solve/reward_mean": 0.5,
-       "abduction/solve/reward_mean": 0.25, "buffer/deduction/size": 3, "time/update": 1.0,
-       "learner/loss": None, "nonfinite": ["learner/loss"], "note": "x"},
-  ])
-  assert groups["reward_mean"] == {"deduction/solve": [(1, 0.5)],
-                                   "abduction/solve": [(1, 0.25)]}
+  groups = group_series(
+      [
+          {
+              "step": 1,
+              "time": 0.0,
+              "deduction/solve/reward_mean": 0.5,
+              "abduction/solve/reward_mean": 0.25,
+              "buffer/deduction/size": 3,
+              "time/update": 1.0,
+              "learner/loss": None,
+              "nonfinite": ["learner/loss"],
+              "note": "x",
+          },
+      ]
+  )
+  assert groups["reward_mean"] == {"deduction/solve": [(1, 0.5)], "abduction/solve": [(1, 0.25)]}
   assert groups["buffer"] == {"deduction/size": [(1, 3.0)]}
   assert groups["time"] == {"update": [(1, 1.0)]}
   assert math.isnan(groups["learner"]["loss"][0][1])
@@ -234,9 +262,16 @@ def test_plot_run_writes_png_files(tmp_path):
   written = plot_run(str(tmp_path), str(tmp_path / "out" / "run.png"), per_group=True)
   assert written[0] == str(tmp_path / "out" / "run.png")
   names = {os.path.basename(p) for p in written[1:]}
-  assert {"run_reward_mean.png", "run_validity_rate.png", "run_solve_rate.png",
-          "run_format_failure_rate.png", "run_buffer.png", "run_time.png",
-          "run_throughput.png", "run_learner.png"} == names
+  assert {
+      "run_reward_mean.png",
+      "run_validity_rate.png",
+      "run_solve_rate.png",
+      "run_format_failure_rate.png",
+      "run_buffer.png",
+      "run_time.png",
+      "run_throughput.png",
+      "run_learner.png",
+  } == names
   for path in written:
     with open(path, "rb") as f:
       head = f.read(24)
@@ -256,18 +291,23 @@ def test_plot_run_errors(tmp_path):
 # ------------------------------------------------------------------ who writes: process env
 
 
-@pytest.mark.parametrize("env, kind", [
-    ({}, None),
-    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"},
-     "explicit"),
-    ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2"}, None),
-    ({"AZR_DISTRIBUTED": "1"}, "requested"),
-    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, None),  # the batch shell, not an srun step
-    ({"SLURM_JOB_ID": "7", "SLURM_STEP_NUM_TASKS": "1"}, None),
-    ({"SLURM_JOB_ID": "7", "SLURM_STEP_NUM_TASKS": "2"}, "slurm"),
-    ({"TPU_WORKER_HOSTNAMES": "w0"}, None),
-    ({"TPU_WORKER_HOSTNAMES": "w0,w1,w2,w3"}, "tpu"),
-])
+@pytest.mark.parametrize(
+    "env, kind",
+    [
+        ({}, None),
+        (
+            {"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"},
+            "explicit",
+        ),
+        ({"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2"}, None),
+        ({"AZR_DISTRIBUTED": "1"}, "requested"),
+        ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, None),  # the batch shell, not an srun step
+        ({"SLURM_JOB_ID": "7", "SLURM_STEP_NUM_TASKS": "1"}, None),
+        ({"SLURM_JOB_ID": "7", "SLURM_STEP_NUM_TASKS": "2"}, "slurm"),
+        ({"TPU_WORKER_HOSTNAMES": "w0"}, None),
+        ({"TPU_WORKER_HOSTNAMES": "w0,w1,w2,w3"}, "tpu"),
+    ],
+)
 def test_multi_process_env_detection(env, kind):
   from absolute_zero import distributed
 
@@ -281,4 +321,5 @@ def test_single_process_run_does_not_initialize_and_is_primary():
   assert distributed.is_primary()
   with pytest.raises(ValueError, match="JAX_PROCESS_ID=2 is outside \\[0, 2\\)"):
     distributed.maybe_initialize_distributed(
-        {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"})
+        {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}
+    )

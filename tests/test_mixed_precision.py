@@ -33,8 +33,9 @@ def batch():
   # Positive advantages and old log-probs 0: every ratio is p < 1 + clip_high, so every
   # completion token carries gradient.
   olds = [[0.0] * n for n in comp_lens]
-  b = build_train_batch(prompts, comps, [1.0, 0.5, 2.0, 0.25], olds,
-                        shapes=BatchShapes(length_buckets=(32,)))
+  b = build_train_batch(
+      prompts, comps, [1.0, 0.5, 2.0, 0.25], olds, shapes=BatchShapes(length_buckets=(32,))
+  )
   return learner.shard_batch(b, None)
 
 
@@ -51,15 +52,18 @@ def _step(config, params, batch, lc=LEARNER):
 
 
 def _changed(before, after) -> int:
-  return sum(int(np.sum(np.asarray(a, np.float32) != np.asarray(b, np.float32)))
-             for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+  return sum(
+      int(np.sum(np.asarray(a, np.float32) != np.asarray(b, np.float32)))
+      for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+  )
 
 
 @pytest.fixture(scope="module")
 def steps(params32, batch):
   """One step at lr 1e-6 in float32 and in bfloat16 compute (float32 master weights)."""
-  return {dtype: _step(MODEL.replace(dtype=dtype), params32, batch)
-          for dtype in ("float32", "bfloat16")}
+  return {
+      dtype: _step(MODEL.replace(dtype=dtype), params32, batch) for dtype in ("float32", "bfloat16")
+  }
 
 
 def test_small_updates_survive_with_float32_master_weights(params32, steps):
@@ -67,8 +71,11 @@ def test_small_updates_survive_with_float32_master_weights(params32, steps):
   assert n_params == 139_584  # the issue's tiny model
   state32, state_mixed = steps["float32"][0], steps["bfloat16"][0]
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state_mixed.params))
-  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state_mixed.opt_state)
-             if hasattr(x, "dtype") and x.ndim)
+  assert all(
+      x.dtype == jnp.float32
+      for x in jax.tree.leaves(state_mixed.opt_state)
+      if hasattr(x, "dtype") and x.ndim
+  )
   changed32 = _changed(params32, state32.params)
   changed_mixed = _changed(params32, state_mixed.params)
   # bfloat16 master weights (the failure this guards against): the same update added to
@@ -76,7 +83,10 @@ def test_small_updates_survive_with_float32_master_weights(params32, steps):
   params16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params32)
   stepped16 = jax.tree.map(
       lambda p16, new, old: (p16.astype(jnp.float32) + (new - old)).astype(jnp.bfloat16),
-      params16, state_mixed.params, params32)
+      params16,
+      state_mixed.params,
+      params32,
+  )
   changed16 = _changed(params16, stepped16)
   assert changed32 > 0.5 * n_params, changed32
   # Measured: 110,400 (float32), 110,397 (bfloat16 compute), 396 (bfloat16 weights).

@@ -19,19 +19,37 @@ from absolute_zero.selfplay import metric_names
 from absolute_zero.tasks.types import Role, TaskType
 
 # The per-(task, role) names the run writes, spelled out independently of metric_names.
-RUN_GROUP_METRICS = {"count", "reward_mean", "format_failure_rate", "response_tokens_mean",
-                     "validity_rate", "solve_rate_of_valid", "solve_rate", "advantage_mean",
-                     "advantage_std"}
-RUN_DIVERSITY_METRICS = {"distinct_programs", "novel_share", "nn_distance_mean",
-                         "ast_nodes_mean", "cyclomatic_mean", "distinct_messages",
-                         "intrinsic_reward_mean"}
+RUN_GROUP_METRICS = {
+    "count",
+    "reward_mean",
+    "format_failure_rate",
+    "response_tokens_mean",
+    "validity_rate",
+    "solve_rate_of_valid",
+    "solve_rate",
+    "advantage_mean",
+    "advantage_std",
+}
+RUN_DIVERSITY_METRICS = {
+    "distinct_programs",
+    "novel_share",
+    "nn_distance_mean",
+    "ast_nodes_mean",
+    "cyclomatic_mean",
+    "distinct_messages",
+    "intrinsic_reward_mean",
+}
 # The proposer's answers, per task type, in turn. Deduction: two renamed copies of one
 # program; abduction: two different programs.
 SCRIPT = {
-    TaskType.DEDUCTION: [("def f(a):\n    return a * 2", "3"),
-                         ("def f(b):\n    # twice\n    return b * 2", "'x'")],
-    TaskType.ABDUCTION: [("def f(c):\n    return c + 1", "2"),
-                         ("def f(x):\n    if x:\n        return 1\n    return 0", "5")],
+    TaskType.DEDUCTION: [
+        ("def f(a):\n    return a * 2", "3"),
+        ("def f(b):\n    # twice\n    return b * 2", "'x'"),
+    ],
+    TaskType.ABDUCTION: [
+        ("def f(c):\n    return c + 1", "2"),
+        ("def f(x):\n    if x:\n        return 1\n    return 0", "5"),
+    ],
 }
 INTRINSIC = dict(complexity_reward_weight=1.0, diversity_reward_weight=0.3)
 
@@ -59,9 +77,15 @@ def _scripted_proposer(run, tok):
       else:
         text = render_induction_proposal(inputs, "Returns its input.")
       ids = tok.encode(text) + [tok.eos_id]
-      out[k] = Completion(c.prompt_index, c.sample_index, c.prompt_token_ids,
-                          np.asarray(ids, np.int32), np.zeros(len(ids), np.float32), text,
-                          "eos")
+      out[k] = Completion(
+          c.prompt_index,
+          c.sample_index,
+          c.prompt_token_ids,
+          np.asarray(ids, np.int32),
+          np.zeros(len(ids), np.float32),
+          text,
+          "eos",
+      )
     return out
 
   run.sampler.generate = scripted
@@ -86,14 +110,28 @@ def run_metrics(tmp_path_factory):
   root = tmp_path_factory.mktemp("plotrun")
   teaching.train_bpe(teaching.proposer_prompts(), root / "tokenizer.json", vocab_size=300)
   tok = from_tokenizer_json(root / "tokenizer.json")
-  model_config = get_config("tiny-llama").replace(vocab_size=320, rope_scaling=None,
-                                                  num_layers=1, max_position=8192)
-  config = SelfPlayConfig(batch_size=2, n_solver_samples=1, num_references=1,
-                          max_seed_rounds=0, max_prompt_tokens=8000, max_proposer_tokens=12,
-                          max_solver_tokens=8, rewards=RewardConfig(**INTRINSIC))
+  model_config = get_config("tiny-llama").replace(
+      vocab_size=320, rope_scaling=None, num_layers=1, max_position=8192
+  )
+  config = SelfPlayConfig(
+      batch_size=2,
+      n_solver_samples=1,
+      num_references=1,
+      max_seed_rounds=0,
+      max_prompt_tokens=8000,
+      max_proposer_tokens=12,
+      max_solver_tokens=8,
+      rewards=RewardConfig(**INTRINSIC),
+  )
   with SandboxPool(num_workers=2) as pool:
-    run = SelfPlayRun(model_config, init_params(model_config, jax.random.key(0)), tok,
-                      config, learner.LearnerConfig(learning_rate=1e-5), pool=pool)
+    run = SelfPlayRun(
+        model_config,
+        init_params(model_config, jax.random.key(0)),
+        tok,
+        config,
+        learner.LearnerConfig(learning_rate=1e-5),
+        pool=pool,
+    )
     _scripted_proposer(run, tok)
     with MetricsWriter(root / "run", tensorboard=False) as writer:
       writer.write(0, run.seed_buffers())
@@ -111,8 +149,7 @@ def test_every_key_a_real_run_writes_has_a_planned_subplot(run_metrics):
   assert not unplanned, f"the run writes metrics plot_run does not know: {unplanned}"
   assert all(name in TITLES for name in groups)
   # The per-(task, role) curves the run wrote, one line per (task, role).
-  written = {k.split("/")[-1] for k in records[1]
-             if k.split("/")[0] in {t.value for t in TaskType}}
+  written = {k.split("/")[-1] for k in records[1] if k.split("/")[0] in {t.value for t in TaskType}}
   assert written == RUN_GROUP_METRICS | RUN_DIVERSITY_METRICS
   # One line per (task, role) that had rollouts: every proposer, solvers with buffer tasks.
   lines = set(groups["reward_mean"])
@@ -124,8 +161,7 @@ def test_every_key_a_real_run_writes_has_a_planned_subplot(run_metrics):
   # Diversity: one line per proposer; value types one subplot per (task, side).
   assert set(groups["distinct_programs"]) == {f"{t.value}/propose" for t in TaskType}
   assert set(groups["intrinsic_reward_mean"]) == {"deduction/propose", "abduction/propose"}
-  assert {f"types/{t.value}/{side}" for t in TaskType for side in ("input", "output")} \
-      <= set(order)
+  assert {f"types/{t.value}/{side}" for t in TaskType for side in ("input", "output")} <= set(order)
   assert {"deduction/distinct_programs", "deduction"} <= set(groups["buffer"])
 
 
@@ -157,14 +193,17 @@ def test_diversity_metrics_of_the_scripted_proposals_by_hand(run_metrics):
   assert m["buffer/abduction/distinct_programs"] == 3
   # Intrinsic rewards (w_c = 1, w_d = 0.3, cap 1 / (2 x 1)): with one solver sample a
   # proposal is never learnable, so each valid one is -0.5 + its bonus.
-  bonus = {TaskType.DEDUCTION: [0.3 * 5 / 9] * 2,
-           TaskType.ABDUCTION: [0.3 * 5 / 9, 0.1 + 0.3 * 8 / 11],
-           TaskType.INDUCTION: [0.0, 0.0]}
+  bonus = {
+      TaskType.DEDUCTION: [0.3 * 5 / 9] * 2,
+      TaskType.ABDUCTION: [0.3 * 5 / 9, 0.1 + 0.3 * 8 / 11],
+      TaskType.INDUCTION: [0.0, 0.0],
+  }
   for t, expected in bonus.items():
     got = [r.reward for r in proposer if r.task_type is t]
     assert got == pytest.approx([-0.5 + b for b in expected]), t
   assert m["abduction/propose/intrinsic_reward_mean"] == pytest.approx(
-      (0.3 * 5 / 9 + 0.1 + 0.3 * 8 / 11) / 2)
+      (0.3 * 5 / 9 + 0.1 + 0.3 * 8 / 11) / 2
+  )
 
 
 def test_plot_run_draws_the_run_with_the_default_name(run_metrics):
@@ -175,11 +214,19 @@ def test_plot_run_draws_the_run_with_the_default_name(run_metrics):
   written = plot_run(str(run_dir), per_group=True)
   assert written[0] == str(run_dir / PLOT_FILE)
   names = {p.rsplit("/", 1)[1] for p in written[1:]}
-  assert {"plot_reward_mean.png", "plot_solve_rate.png", "plot_validity_rate.png",
-          "plot_format_failure_rate.png", "plot_response_tokens_mean.png",
-          "plot_distinct_programs.png", "plot_novel_share.png", "plot_nn_distance_mean.png",
-          "plot_cyclomatic_mean.png", "plot_types_deduction_input.png",
-          "plot_intrinsic_reward_mean.png"} <= names
+  assert {
+      "plot_reward_mean.png",
+      "plot_solve_rate.png",
+      "plot_validity_rate.png",
+      "plot_format_failure_rate.png",
+      "plot_response_tokens_mean.png",
+      "plot_distinct_programs.png",
+      "plot_novel_share.png",
+      "plot_nn_distance_mean.png",
+      "plot_cyclomatic_mean.png",
+      "plot_types_deduction_input.png",
+      "plot_intrinsic_reward_mean.png",
+  } <= names
   for path in written:
     with open(path, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -193,15 +240,24 @@ def test_group_metrics_names_are_the_plotted_ones():
   from absolute_zero.metrics_plot import PREFERRED_ORDER, TITLES
 
   def rollout(role, **kw):
-    return Rollout(TaskType.DEDUCTION, role, (1, 2), np.zeros(3, np.int32),
-                   np.zeros(3, np.float32), "text", "eos", **kw)
+    return Rollout(
+        TaskType.DEDUCTION,
+        role,
+        (1, 2),
+        np.zeros(3, np.int32),
+        np.zeros(3, np.float32),
+        "text",
+        "eos",
+        **kw,
+    )
 
-  proposer = [rollout(Role.PROPOSE, well_formed=True, valid=True, solve_rate=0.5, reward=0.5),
-              rollout(Role.PROPOSE, reward=-1.0)]
+  proposer = [
+      rollout(Role.PROPOSE, well_formed=True, valid=True, solve_rate=0.5, reward=0.5),
+      rollout(Role.PROPOSE, reward=-1.0),
+  ]
   solver = [rollout(Role.SOLVE, well_formed=True, solve_rate=1.0, reward=1.0)]
   trained = solver + proposer
-  out = _group_metrics(proposer, solver, trained, np.array([0.0, 1.0, -1.0]),
-                       (TaskType.DEDUCTION,))
+  out = _group_metrics(proposer, solver, trained, np.array([0.0, 1.0, -1.0]), (TaskType.DEDUCTION,))
   assert {k.split("/")[-1] for k in out} == RUN_GROUP_METRICS
   # Hand-computed values of the proposer group.
   assert out["deduction/propose/reward_mean"] == pytest.approx(-0.25)

@@ -22,7 +22,11 @@ from absolute_zero.tokenizers import Tokenizer
 from tests.test_sampler_token_sampling import chi_square_pvalue, reference_distribution
 
 FAMILIES = ["tiny-gemma3", "tiny-qwen2", "tiny-llama"]
-PROMPTS = [[2, 17, 301, 45], [2] + list(range(100, 112)), [2, 7, 7, 400, 33, 21, 9]]  # 13 > window 8
+PROMPTS = [
+    [2, 17, 301, 45],
+    [2] + list(range(100, 112)),
+    [2, 7, 7, 400, 33, 21, 9],
+]  # 13 > window 8
 MAX_NEW = 12
 REF_LEN = 32  # full re-forwards use one padded length (causal: later slots do not matter)
 
@@ -59,6 +63,7 @@ def _full_logits_fn(config):
   def logits_at(params, tokens):  # tokens [1, REF_LEN] -> logits [REF_LEN, V]
     positions = jnp.arange(tokens.shape[1])[None]
     return compute_logits(params, forward(params, tokens, positions, None, config), config)[0]
+
   return logits_at
 
 
@@ -66,9 +71,9 @@ def reference_logits(config, params, prompt, generated):
   """Full-forward logits [len(generated), V] predicting each generated token."""
   seq = list(prompt) + list(generated)
   padded = np.zeros((1, REF_LEN), np.int32)
-  padded[0, :len(seq)] = seq
+  padded[0, : len(seq)] = seq
   logits = np.asarray(_full_logits_fn(config)(params, jnp.asarray(padded)))
-  return logits[len(prompt) - 1:len(seq) - 1]
+  return logits[len(prompt) - 1 : len(seq) - 1]
 
 
 def reference_greedy(config, params, prompt, steps):
@@ -76,9 +81,9 @@ def reference_greedy(config, params, prompt, steps):
   seq = list(prompt)
   for _ in range(steps):
     padded = np.zeros((1, REF_LEN), np.int32)
-    padded[0, :len(seq)] = seq
+    padded[0, : len(seq)] = seq
     seq.append(int(np.asarray(fn(params, jnp.asarray(padded)))[len(seq) - 1].argmax()))
-  return seq[len(prompt):]
+  return seq[len(prompt) :]
 
 
 def _log_softmax(x):
@@ -89,8 +94,7 @@ def _log_softmax(x):
 
 def test_greedy_matches_full_reforwards(family):
   config, params, sampler = family
-  out = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=0.0,
-                         eos_token_ids=())
+  out = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=0.0, eos_token_ids=())
   assert [c.prompt_index for c in out] == [0, 1, 2]
   for c, prompt in zip(out, PROMPTS):
     ref = reference_greedy(config, params, prompt, MAX_NEW)
@@ -105,8 +109,15 @@ def test_greedy_matches_full_reforwards(family):
 def test_sampled_logprobs_are_tempered_log_softmax(family):
   config, params, sampler = family
   temperature = 0.7
-  out = sampler.generate(PROMPTS[:2], max_new_tokens=MAX_NEW, temperature=temperature,
-                         top_k=50, n=2, seed=3, eos_token_ids=())
+  out = sampler.generate(
+      PROMPTS[:2],
+      max_new_tokens=MAX_NEW,
+      temperature=temperature,
+      top_k=50,
+      n=2,
+      seed=3,
+      eos_token_ids=(),
+  )
   assert len(out) == 4
   for c in out:
     prompt = PROMPTS[c.prompt_index]
@@ -122,20 +133,21 @@ def test_top_k_one_and_a_tiny_nucleus_are_greedy_with_tempered_logprobs(family):
   """top_k and top_p reach the token sampler: keeping one candidate is greedy decoding at
   any temperature, and the log-probs stay those of the tempered full distribution."""
   config, params, sampler = family
-  greedy = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=0.0,
-                            eos_token_ids=())
+  greedy = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=0.0, eos_token_ids=())
   temperature = 1.5
   for knobs in (dict(top_k=1), dict(top_p=1e-6)):
-    out = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=temperature, seed=5,
-                           eos_token_ids=(), **knobs)
+    out = sampler.generate(
+        PROMPTS, max_new_tokens=MAX_NEW, temperature=temperature, seed=5, eos_token_ids=(), **knobs
+    )
     for c, g in zip(out, greedy):
       assert c.token_ids.tolist() == g.token_ids.tolist(), knobs
       logits = reference_logits(config, params, PROMPTS[c.prompt_index], c.token_ids)
       ref = _log_softmax(logits / temperature)[np.arange(MAX_NEW), c.token_ids]
       np.testing.assert_allclose(c.logprobs, ref, atol=1e-4)
   # Without them the same call samples other tokens (the check above can tell).
-  free = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=temperature, seed=5,
-                          eos_token_ids=())
+  free = sampler.generate(
+      PROMPTS, max_new_tokens=MAX_NEW, temperature=temperature, seed=5, eos_token_ids=()
+  )
   assert [c.token_ids.tolist() for c in free] != [g.token_ids.tolist() for g in greedy]
 
 
@@ -153,19 +165,28 @@ def char_tokenizer(vocab_size=512):
   """A real `Tokenizer` over a toy alphabet: id -> one letter (id % 26), eos 1."""
   letters = "abcdefghijklmnopqrstuvwxyz"
   return Tokenizer(
-      name="chars", vocab_size=vocab_size, specials={},
+      name="chars",
+      vocab_size=vocab_size,
+      specials={},
       encode_plain=lambda text: [letters.index(ch) + 26 for ch in text],
-      decode_ids=lambda ids, skip: "".join("" if skip and i == 1 else letters[i % 26]
-                                           for i in ids),
-      bos_id=2, eos_id=1, pad_id=0)
+      decode_ids=lambda ids, skip: "".join("" if skip and i == 1 else letters[i % 26] for i in ids),
+      bos_id=2,
+      eos_id=1,
+      pad_id=0,
+  )
 
 
 @pytest.fixture(scope="module")
 def gemma():
   config = get_config("tiny-gemma3")
   params = varied_params(config)
-  return config, params, Sampler(config, params, char_tokenizer(),
-                                 sampler_config=SamplerConfig(stop_check_interval=4))
+  return (
+      config,
+      params,
+      Sampler(
+          config, params, char_tokenizer(), sampler_config=SamplerConfig(stop_check_interval=4)
+      ),
+  )
 
 
 @pytest.mark.slow  # one more compile (4096 rows); the token-level tests cover the laws
@@ -175,8 +196,16 @@ def test_first_token_distribution_matches_full_forward(gemma):
   prompt = PROMPTS[1]
   logits = reference_logits(config, params, prompt, [0])[0]
   for temperature, top_k, top_p in ((1.0, 0, 1.0), (0.8, 0, 0.9), (1.2, 30, 0.95)):
-    out = sampler.generate([prompt], max_new_tokens=1, temperature=temperature, top_k=top_k,
-                           top_p=top_p, n=4096, seed=11, eos_token_ids=())
+    out = sampler.generate(
+        [prompt],
+        max_new_tokens=1,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        n=4096,
+        seed=11,
+        eos_token_ids=(),
+    )
     samples = np.array([c.token_ids[0] for c in out])
     expected = reference_distribution(logits, temperature, top_k, top_p)
     assert chi_square_pvalue(samples, expected) > 1e-3, (temperature, top_k, top_p)
@@ -184,11 +213,11 @@ def test_first_token_distribution_matches_full_forward(gemma):
 
 def test_n_samples_prefill_once_and_greedy_rows_agree(gemma):
   config, params, sampler = gemma
-  out = sampler.generate(PROMPTS[:2], max_new_tokens=6, temperature=0.0, n=2,
-                         eos_token_ids=())
+  out = sampler.generate(PROMPTS[:2], max_new_tokens=6, temperature=0.0, n=2, eos_token_ids=())
   assert sampler.last_stats["prompt_rows"] == 2 and sampler.last_stats["decode_rows"] == 4
   assert [(c.prompt_index, c.sample_index) for c in out] == [
-      (p, s) for p in range(2) for s in range(2)]
+      (p, s) for p in range(2) for s in range(2)
+  ]
   for c in out:
     assert c.token_ids.tolist() == reference_greedy(config, params, PROMPTS[c.prompt_index], 6)
 
@@ -197,20 +226,33 @@ def test_stop_token_and_eos_end_rows_and_the_loop_early(gemma):
   config, params, sampler = gemma
   ref = reference_greedy(config, params, PROMPTS[1], MAX_NEW)
   stop_at = next(i for i in range(2, MAX_NEW) if ref[i] not in ref[:i])
-  out = sampler.generate([PROMPTS[1]], max_new_tokens=MAX_NEW, temperature=0.0, n=4,
-                         stop_token_ids=[ref[stop_at]], eos_token_ids=())
+  out = sampler.generate(
+      [PROMPTS[1]],
+      max_new_tokens=MAX_NEW,
+      temperature=0.0,
+      n=4,
+      stop_token_ids=[ref[stop_at]],
+      eos_token_ids=(),
+  )
   for c in out:
     assert c.finish_reason == "stop"
-    assert c.token_ids.tolist() == ref[:stop_at + 1]
+    assert c.token_ids.tolist() == ref[: stop_at + 1]
     assert len(c.logprobs) == stop_at + 1
     assert c.text == char_tokenizer().decode(ref[:stop_at])  # without the stop token
   assert sampler.last_stats["decode_steps"] == stop_at + 1  # early exit
-  out = sampler.generate([PROMPTS[1]], max_new_tokens=MAX_NEW, temperature=0.0, n=4,
-                         eos_token_ids=[ref[stop_at]])
-  assert out[0].finish_reason == "eos" and out[0].token_ids.tolist() == ref[:stop_at + 1]
+  out = sampler.generate(
+      [PROMPTS[1]], max_new_tokens=MAX_NEW, temperature=0.0, n=4, eos_token_ids=[ref[stop_at]]
+  )
+  assert out[0].finish_reason == "eos" and out[0].token_ids.tolist() == ref[: stop_at + 1]
   # Rows stop independently: sampled rows end at their own stop token or at the limit.
-  out = sampler.generate(PROMPTS, max_new_tokens=MAX_NEW, temperature=1.0, seed=0,
-                         eos_token_ids=(), stop_token_ids=[ref[stop_at]])
+  out = sampler.generate(
+      PROMPTS,
+      max_new_tokens=MAX_NEW,
+      temperature=1.0,
+      seed=0,
+      eos_token_ids=(),
+      stop_token_ids=[ref[stop_at]],
+  )
   for c in out:
     ids = c.token_ids.tolist()
     if c.finish_reason == "stop":
@@ -225,16 +267,28 @@ def test_stop_strings_cut_text_and_tokens(gemma):
   text = char_tokenizer().decode(ref)
   stop = text[5:7]
   first = text.find(stop)
-  out = sampler.generate([PROMPTS[2]], max_new_tokens=MAX_NEW, temperature=0.0, n=4,
-                         stop=[stop, "zzzzz"], eos_token_ids=())
+  out = sampler.generate(
+      [PROMPTS[2]],
+      max_new_tokens=MAX_NEW,
+      temperature=0.0,
+      n=4,
+      stop=[stop, "zzzzz"],
+      eos_token_ids=(),
+  )
   for c in out:
     assert c.finish_reason == "stop"
     assert c.text == text[:first]
-    assert c.token_ids.tolist() == ref[:first + len(stop)]  # through the completing token
+    assert c.token_ids.tolist() == ref[: first + len(stop)]  # through the completing token
   assert sampler.last_stats["decode_steps"] <= first + len(stop) + 4  # checked every 4
   # The stop string completes on the very last allowed token: still "stop", still cut.
-  out = sampler.generate([PROMPTS[2]], max_new_tokens=first + len(stop), temperature=0.0,
-                         n=4, stop=[stop], eos_token_ids=())
+  out = sampler.generate(
+      [PROMPTS[2]],
+      max_new_tokens=first + len(stop),
+      temperature=0.0,
+      n=4,
+      stop=[stop],
+      eos_token_ids=(),
+  )
   assert out[0].finish_reason == "stop" and out[0].text == text[:first]
   with pytest.raises(ValueError, match="non-empty"):
     sampler.generate([PROMPTS[2]], max_new_tokens=4, stop=[""])
@@ -250,18 +304,26 @@ def test_repeated_calls_do_not_recompile():
   assert delta["prefill"] == 1 and delta["decode"] == 1  # start_decode has no config:
   assert delta.get("start_decode", 0) <= 1  # another test may have compiled its shapes
   # Same buckets (lengths <= 16, 3-4 prompts -> 4 rows, <= 16 new tokens), new knobs.
-  sampler.generate([[1, 2], [3] * 16, [9, 9]], max_new_tokens=16, temperature=0.9,
-                   top_p=0.8, top_k=7, stop_token_ids=[5, 6], seed=4)
-  sampler.generate([[7] * 9, [1], [2], [3]], max_new_tokens=3, temperature=1.3, seed=5,
-                   eos_token_ids=[0])
+  sampler.generate(
+      [[1, 2], [3] * 16, [9, 9]],
+      max_new_tokens=16,
+      temperature=0.9,
+      top_p=0.8,
+      top_k=7,
+      stop_token_ids=[5, 6],
+      seed=4,
+  )
+  sampler.generate(
+      [[7] * 9, [1], [2], [3]], max_new_tokens=3, temperature=1.3, seed=5, eos_token_ids=[0]
+  )
   new_params = varied_params(config, seed=1)
   sampler.update_params(new_params)
-  updated = sampler.generate([[1, 2, 3], [4, 5, 6, 7, 8], [6]], max_new_tokens=10,
-                             temperature=0.0)
+  updated = sampler.generate([[1, 2, 3], [4, 5, 6, 7, 8], [6]], max_new_tokens=10, temperature=0.0)
   assert dict(TRACE_COUNTS) == counts
   # A second sampler of the same model shares the compiled programs.
-  fresh = Sampler(config, new_params).generate([[1, 2, 3], [4, 5, 6, 7, 8], [6]],
-                                               max_new_tokens=10, temperature=0.0)
+  fresh = Sampler(config, new_params).generate(
+      [[1, 2, 3], [4, 5, 6, 7, 8], [6]], max_new_tokens=10, temperature=0.0
+  )
   assert dict(TRACE_COUNTS) == counts
   assert [c.token_ids.tolist() for c in updated] == [c.token_ids.tolist() for c in fresh]
   assert [c.token_ids.tolist() for c in updated] != [c.token_ids.tolist() for c in first]
@@ -299,7 +361,8 @@ def test_weights_are_cast_to_the_compute_dtype_once_and_survive_donation():
   params = jax.tree.map(jnp.asarray, varied_params(get_config("tiny-qwen2")))
   shared = Sampler(get_config("tiny-qwen2"), params)
   assert shared.params["lm_head"].unsafe_buffer_pointer() == (
-      params["lm_head"].unsafe_buffer_pointer())
+      params["lm_head"].unsafe_buffer_pointer()
+  )
   sampler = Sampler(get_config("tiny-qwen2", dtype="bfloat16"), params)
   for path, x in jax.tree_util.tree_leaves_with_path(sampler.params):
     assert x.dtype == (jnp.bfloat16 if x.ndim >= 2 else jnp.float32), path
@@ -330,7 +393,14 @@ def test_bad_arguments_raise_clear_errors(gemma):
 
 def test_buckets():
   assert [length_bucket(n) for n in (1, 16, 17, 100, 320, 321, 1000)] == [
-      16, 16, 32, 112, 320, 384, 1024]
+      16,
+      16,
+      32,
+      112,
+      320,
+      384,
+      1024,
+  ]
   assert [batch_bucket(n) for n in (1, 3, 4, 5, 32, 33)] == [1, 4, 4, 8, 32, 64]
   assert batch_bucket(3, shards=4) == 4 and batch_bucket(5, shards=4) == 8
   tokens, positions, valid, lengths = left_pad([[5, 6], [7, 8, 9]], 3, 4, pad_id=0)

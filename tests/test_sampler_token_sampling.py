@@ -16,7 +16,11 @@ import jax
 import jax.numpy as jnp
 
 from absolute_zero.sampling.token_sampling import (
-    SamplingKnobs, default_block_size, sample_tokens, tempered_logprobs)
+    SamplingKnobs,
+    default_block_size,
+    sample_tokens,
+    tempered_logprobs,
+)
 from absolute_zero.sampling.token_sampling import nucleus_threshold as _nucleus_threshold
 
 nucleus_threshold = jax.jit(_nucleus_threshold)
@@ -54,8 +58,7 @@ def reference_distribution(logits, temperature, top_k=0, top_p=1.0):
 @functools.lru_cache(maxsize=None)
 def _jitted_sampler(num_candidates):
   """One compiled program per candidate count: the knobs are traced."""
-  return jax.jit(functools.partial(sample_tokens, num_candidates=num_candidates,
-                                   block_size=32))
+  return jax.jit(functools.partial(sample_tokens, num_candidates=num_candidates, block_size=32))
 
 
 def _draw(logits, knobs, num_candidates):
@@ -127,9 +130,14 @@ def test_bisection_threshold_with_mixed_sign_logits():
   x = jnp.asarray([[-5.0, -1.0, 0.5, 2.0, 1e-3, -300.0]], jnp.float32)
   lse = jax.nn.logsumexp(x, axis=-1)
   # Sorted probabilities: 0.710 (2.0), 0.158 (0.5), 0.096 (1e-3), 0.035 (-1), ...
-  for top_p, smallest_kept in ((0.5, 2.0), (0.85, 0.5), (0.9, 1e-3), (0.97, -1.0),
-                               (0.999, -1.0),
-                               (0.9995, -5.0)):
+  for top_p, smallest_kept in (
+      (0.5, 2.0),
+      (0.85, 0.5),
+      (0.9, 1e-3),
+      (0.97, -1.0),
+      (0.999, -1.0),
+      (0.9995, -5.0),
+  ):
     key = int(nucleus_threshold(x, lse, jnp.float32(top_p))[0])
     assert key == _order_key(smallest_kept), (top_p, smallest_kept)
 
@@ -144,14 +152,17 @@ def test_greedy_is_argmax_and_logprobs_are_tempered_log_softmax():
   ref = _np_log_softmax(logits)[np.arange(ROWS), tokens]
   np.testing.assert_allclose(np.asarray(logprobs), ref, atol=1e-5)
   # Sampled tokens: log-probs under the tempered, untruncated distribution.
-  tokens, logprobs = sample(jnp.asarray(logits), SamplingKnobs.make(0.7, 0.9, 30),
-                            jax.random.key(1))
+  tokens, logprobs = sample(
+      jnp.asarray(logits), SamplingKnobs.make(0.7, 0.9, 30), jax.random.key(1)
+  )
   tokens = np.asarray(tokens)
   ref = _np_log_softmax(logits / np.float32(0.7))[np.arange(ROWS), tokens]
   np.testing.assert_allclose(np.asarray(logprobs), ref, atol=1e-5)
-  np.testing.assert_allclose(np.asarray(tempered_logprobs(jnp.asarray(logits[:8]),
-                                                          jnp.asarray(tokens[:8]), 0.7)),
-                             ref[:8], atol=1e-5)
+  np.testing.assert_allclose(
+      np.asarray(tempered_logprobs(jnp.asarray(logits[:8]), jnp.asarray(tokens[:8]), 0.7)),
+      ref[:8],
+      atol=1e-5,
+  )
 
 
 def _np_log_softmax(x):

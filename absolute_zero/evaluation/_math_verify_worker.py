@@ -26,11 +26,13 @@ def main():
   timeout_s = int(float(sys.argv[1])) if len(sys.argv) > 1 else 3
   try:  # a huge power is computed in C, where the alarm cannot stop it: cap memory
     import resource
+
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
   except (ImportError, ValueError, OSError):
     pass
   items = json.loads(sys.stdin.read())
   import logging
+
   logging.disable(logging.CRITICAL)  # math-verify logs every parse failure
   try:
     import math_verify

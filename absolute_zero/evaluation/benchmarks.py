@@ -24,8 +24,14 @@ import dataclasses
 import inspect
 from typing import Any, Callable, Optional, Sequence
 
-from absolute_zero.evaluation.data import (CODE_BENCHMARKS, MATH_BENCHMARKS, CruxItem,
-                                           HumanEvalItem, Item, MathItem)
+from absolute_zero.evaluation.data import (
+    CODE_BENCHMARKS,
+    MATH_BENCHMARKS,
+    CruxItem,
+    HumanEvalItem,
+    Item,
+    MathItem,
+)
 from absolute_zero.evaluation.math_answers import extract_answer
 from absolute_zero.evaluation.math_equivalence import any_reference_matches
 from absolute_zero.evaluation.math_verify_grader import math_verify_batch, require_math_verify
@@ -43,40 +49,41 @@ MAX_PREDICTION_CHARS = 2_000  # per-item predictions kept in reports
 
 @dataclasses.dataclass(frozen=True)
 class Graded:
-    """One graded sample: what was extracted, whether it is right, and why not."""
+  """One graded sample: what was extracted, whether it is right, and why not."""
 
-    prediction: Optional[str]
-    correct: bool
-    status: str  # 'correct', 'wrong', or a parse/extraction/run failure kind
+  prediction: Optional[str]
+  correct: bool
+  status: str  # 'correct', 'wrong', or a parse/extraction/run failure kind
 
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkSpec:
-    """How to prompt for one benchmark. `restore_stop`: a completion that ended on the stop
-    string gets it back (the sampler cuts it), so `</answer>` closes the answer block."""
+  """How to prompt for one benchmark. `restore_stop`: a completion that ended on the stop
+  string gets it back (the sampler cuts it), so `</answer>` closes the answer block."""
 
-    name: str
-    prompt: Callable[[Any], str]
-    stop: tuple[str, ...]
-    restore_stop: bool = False
+  name: str
+  prompt: Callable[[Any], str]
+  stop: tuple[str, ...]
+  restore_stop: bool = False
 
 
 # --------------------------------------------------------------------------- prompts
 
+
 def _triplet(item: CruxItem):
-    return Triplet(program=item.code, input=item.input, output=item.output)
+  return Triplet(program=item.code, input=item.input, output=item.output)
 
 
 def cruxeval_o_prompt(item: CruxItem) -> str:
-    return deduction_solver_prompt(_triplet(item))
+  return deduction_solver_prompt(_triplet(item))
 
 
 def cruxeval_i_prompt(item: CruxItem) -> str:
-    return abduction_solver_prompt(_triplet(item))
+  return abduction_solver_prompt(_triplet(item))
 
 
 def humaneval_prompt(item: HumanEvalItem) -> str:
-    return item.prompt
+  return item.prompt
 
 
 MATH_PROMPT = (
@@ -86,7 +93,7 @@ MATH_PROMPT = (
 
 
 def math_prompt(item: MathItem) -> str:
-    return MATH_PROMPT.format(problem=item.problem.strip())
+  return MATH_PROMPT.format(problem=item.problem.strip())
 
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ", "\n```")
@@ -101,139 +108,160 @@ BENCHMARK_SPECS: dict[str, BenchmarkSpec] = {
 
 
 def finish_completion(spec: BenchmarkSpec, text: str, finish_reason: str) -> str:
-    """The completion as the grader should see it (see `BenchmarkSpec.restore_stop`)."""
-    if spec.restore_stop and finish_reason == "stop" and len(spec.stop) == 1:
-        return text + spec.stop[0]
-    return text
+  """The completion as the grader should see it (see `BenchmarkSpec.restore_stop`)."""
+  if spec.restore_stop and finish_reason == "stop" and len(spec.stop) == 1:
+    return text + spec.stop[0]
+  return text
 
 
 # --------------------------------------------------------------------------- graders
 
+
 def _clip(text: Optional[str]) -> Optional[str]:
-    if text is None:
-        return None
-    return text if len(text) <= MAX_PREDICTION_CHARS else text[:MAX_PREDICTION_CHARS] + "..."
+  if text is None:
+    return None
+  return text if len(text) <= MAX_PREDICTION_CHARS else text[:MAX_PREDICTION_CHARS] + "..."
 
 
 def _flatten(items: Sequence[Item], completions: Sequence[Sequence[str]]):
-    if len(items) != len(completions):
-        raise ValueError(f"{len(completions)} completion lists for {len(items)} items")
-    flat_items, flat_texts, sizes = [], [], []
-    for item, texts in zip(items, completions):
-        if isinstance(texts, str):
-            raise TypeError("completions[i] must be a list of sample texts, not a str")
-        sizes.append(len(texts))
-        for text in texts:
-            flat_items.append(item)
-            flat_texts.append(text)
-    return flat_items, flat_texts, sizes
+  if len(items) != len(completions):
+    raise ValueError(f"{len(completions)} completion lists for {len(items)} items")
+  flat_items, flat_texts, sizes = [], [], []
+  for item, texts in zip(items, completions):
+    if isinstance(texts, str):
+      raise TypeError("completions[i] must be a list of sample texts, not a str")
+    sizes.append(len(texts))
+    for text in texts:
+      flat_items.append(item)
+      flat_texts.append(text)
+  return flat_items, flat_texts, sizes
 
 
 def _unflatten(flat: list[Graded], sizes: list[int]) -> list[list[Graded]]:
-    out, k = [], 0
-    for size in sizes:
-        out.append(flat[k:k + size])
-        k += size
-    return out
+  out, k = [], 0
+  for size in sizes:
+    out.append(flat[k : k + size])
+    k += size
+  return out
 
 
 def _shared_grade_answers(pool, task_type, answers, tasks):
-    """`tasks.grading.grade_answers`, with CRUXEval-I's expression inputs (lambdas, a few
-    `dict(...)` calls) allowed when that function accepts `allow_expressions`; without it
-    the self-play rule (literal inputs only) applies."""
-    kwargs = {}
-    if (task_type is TaskType.ABDUCTION
-            and "allow_expressions" in inspect.signature(grading.grade_answers).parameters):
-        kwargs["allow_expressions"] = True
-    return grading.grade_answers(pool, task_type, answers, tasks, **kwargs)
+  """`tasks.grading.grade_answers`, with CRUXEval-I's expression inputs (lambdas, a few
+  `dict(...)` calls) allowed when that function accepts `allow_expressions`; without it
+  the self-play rule (literal inputs only) applies."""
+  kwargs = {}
+  if (
+      task_type is TaskType.ABDUCTION
+      and "allow_expressions" in inspect.signature(grading.grade_answers).parameters
+  ):
+    kwargs["allow_expressions"] = True
+  return grading.grade_answers(pool, task_type, answers, tasks, **kwargs)
 
 
-def grade_cruxeval(pool, items: Sequence[CruxItem], completions: Sequence[Sequence[str]], *,
-                   output_prediction: bool) -> list[list[Graded]]:
-    """CRUXEval-O (`output_prediction`) or -I, through the self-play solver's parser and
-    grader."""
+def grade_cruxeval(
+    pool,
+    items: Sequence[CruxItem],
+    completions: Sequence[Sequence[str]],
+    *,
+    output_prediction: bool,
+) -> list[list[Graded]]:
+  """CRUXEval-O (`output_prediction`) or -I, through the self-play solver's parser and
+  grader."""
 
-    flat_items, texts, sizes = _flatten(items, completions)
-    parse = parse_deduction_answer if output_prediction else parse_abduction_answer
-    task_type = TaskType.DEDUCTION if output_prediction else TaskType.ABDUCTION
-    answers = [parse(t) for t in texts]
-    outcomes = _shared_grade_answers(pool, task_type, answers, [_triplet(i) for i in flat_items])
-    graded = []
-    for answer, outcome in zip(answers, outcomes):
-        prediction = None if isinstance(answer, ParseFailure) else answer.text
-        graded.append(Graded(_clip(prediction), outcome.correct, outcome.status))
-    return _unflatten(graded, sizes)
+  flat_items, texts, sizes = _flatten(items, completions)
+  parse = parse_deduction_answer if output_prediction else parse_abduction_answer
+  task_type = TaskType.DEDUCTION if output_prediction else TaskType.ABDUCTION
+  answers = [parse(t) for t in texts]
+  outcomes = _shared_grade_answers(pool, task_type, answers, [_triplet(i) for i in flat_items])
+  graded = []
+  for answer, outcome in zip(answers, outcomes):
+    prediction = None if isinstance(answer, ParseFailure) else answer.text
+    graded.append(Graded(_clip(prediction), outcome.correct, outcome.status))
+  return _unflatten(graded, sizes)
 
 
 def humaneval_program(item: HumanEvalItem, completion: str) -> str:
-    """The module the sandbox runs: the prompt, the completion, the tests, the check call."""
-    return (f"{item.prompt}{completion}\n\n{item.test}\n\ncheck({item.entry_point})\n")
+  """The module the sandbox runs: the prompt, the completion, the tests, the check call."""
+  return f"{item.prompt}{completion}\n\n{item.test}\n\ncheck({item.entry_point})\n"
 
 
-def grade_humaneval(pool, items: Sequence[HumanEvalItem],
-                    completions: Sequence[Sequence[str]]) -> list[list[Graded]]:
-    """A sample passes when its program (see `humaneval_program`) runs without error."""
-    flat_items, texts, sizes = _flatten(items, completions)
-    unique: dict[str, int] = {}
-    for item, text in zip(flat_items, texts):
-        unique.setdefault(humaneval_program(item, text), len(unique))
-    results = pool.run_batch([Job(program) for program in unique]) if unique else []
-    graded = []
-    for item, text in zip(flat_items, texts):
-        result = results[unique[humaneval_program(item, text)]]
-        status = "correct" if result.status == "ok" else (
-            f"{result.status}: {result.error_type}" if result.error_type else result.status)
-        graded.append(Graded(_clip(text), result.status == "ok", status))
-    return _unflatten(graded, sizes)
+def grade_humaneval(
+    pool, items: Sequence[HumanEvalItem], completions: Sequence[Sequence[str]]
+) -> list[list[Graded]]:
+  """A sample passes when its program (see `humaneval_program`) runs without error."""
+  flat_items, texts, sizes = _flatten(items, completions)
+  unique: dict[str, int] = {}
+  for item, text in zip(flat_items, texts):
+    unique.setdefault(humaneval_program(item, text), len(unique))
+  results = pool.run_batch([Job(program) for program in unique]) if unique else []
+  graded = []
+  for item, text in zip(flat_items, texts):
+    result = results[unique[humaneval_program(item, text)]]
+    status = (
+        "correct"
+        if result.status == "ok"
+        else (f"{result.status}: {result.error_type}" if result.error_type else result.status)
+    )
+    graded.append(Graded(_clip(text), result.status == "ok", status))
+  return _unflatten(graded, sizes)
 
 
 MATH_GRADERS = ("builtin", "math_verify")
 
 
 def check_math_grader(math_grader: str) -> None:
-    """Raises ValueError for an unknown grader name, and MathVerifyUnavailable (an
-    ImportError naming the pip command) for 'math_verify' without the package."""
-    if math_grader not in MATH_GRADERS:
-        raise ValueError(f"math_grader must be one of {MATH_GRADERS}, got {math_grader!r}")
-    if math_grader == "math_verify":
-        require_math_verify()
+  """Raises ValueError for an unknown grader name, and MathVerifyUnavailable (an
+  ImportError naming the pip command) for 'math_verify' without the package."""
+  if math_grader not in MATH_GRADERS:
+    raise ValueError(f"math_grader must be one of {MATH_GRADERS}, got {math_grader!r}")
+  if math_grader == "math_verify":
+    require_math_verify()
 
 
-def grade_math(items: Sequence[MathItem], completions: Sequence[Sequence[str]], *,
-               math_grader: str = "builtin") -> list[list[Graded]]:
-    """Extract each sample's final answer and compare it with the item's references, with
-    the builtin grader or math-verify (`MATH_GRADERS`; see `check_math_grader`)."""
-    check_math_grader(math_grader)
-    flat_items, texts, sizes = _flatten(items, completions)
-    if math_grader == "math_verify":
-        results = math_verify_batch([(t, i.answers) for t, i in zip(texts, flat_items)])
-        predictions = [extracted for _, extracted in results]
-        verdicts = [ok for ok, _ in results]
-    else:
-        predictions = [extract_answer(t) for t in texts]
-        verdicts = any_reference_matches([(p, i.answers) for p, i in zip(predictions, flat_items)])
-    graded = []
-    for prediction, ok in zip(predictions, verdicts):
-        status = "correct" if ok else ("no_answer" if prediction is None else "wrong")
-        graded.append(Graded(_clip(prediction), ok, status))
-    return _unflatten(graded, sizes)
+def grade_math(
+    items: Sequence[MathItem], completions: Sequence[Sequence[str]], *, math_grader: str = "builtin"
+) -> list[list[Graded]]:
+  """Extract each sample's final answer and compare it with the item's references, with
+  the builtin grader or math-verify (`MATH_GRADERS`; see `check_math_grader`)."""
+  check_math_grader(math_grader)
+  flat_items, texts, sizes = _flatten(items, completions)
+  if math_grader == "math_verify":
+    results = math_verify_batch([(t, i.answers) for t, i in zip(texts, flat_items)])
+    predictions = [extracted for _, extracted in results]
+    verdicts = [ok for ok, _ in results]
+  else:
+    predictions = [extract_answer(t) for t in texts]
+    verdicts = any_reference_matches([(p, i.answers) for p, i in zip(predictions, flat_items)])
+  graded = []
+  for prediction, ok in zip(predictions, verdicts):
+    status = "correct" if ok else ("no_answer" if prediction is None else "wrong")
+    graded.append(Graded(_clip(prediction), ok, status))
+  return _unflatten(graded, sizes)
 
 
-def grade_benchmark(name: str, pool, items: Sequence[Item], completions: Sequence[Sequence[str]],
-                    *, math_grader: str = "builtin") -> list[list[Graded]]:
-    """Grades `completions[i]` (item i's sample texts) for benchmark `name`; `math_grader`
-    picks the math sets' grader (see `grade_math`)."""
-    if name == "cruxeval_o":
-        return grade_cruxeval(pool, items, completions, output_prediction=True)
-    if name == "cruxeval_i":
-        return grade_cruxeval(pool, items, completions, output_prediction=False)
-    if name == "humaneval":
-        return grade_humaneval(pool, items, completions)
-    if name in MATH_BENCHMARKS:
-        return grade_math(items, completions, math_grader=math_grader)
-    raise ValueError(f"unknown benchmark {name!r}; expected one of "
-                     f"{', '.join(CODE_BENCHMARKS + MATH_BENCHMARKS)}")
+def grade_benchmark(
+    name: str,
+    pool,
+    items: Sequence[Item],
+    completions: Sequence[Sequence[str]],
+    *,
+    math_grader: str = "builtin",
+) -> list[list[Graded]]:
+  """Grades `completions[i]` (item i's sample texts) for benchmark `name`; `math_grader`
+  picks the math sets' grader (see `grade_math`)."""
+  if name == "cruxeval_o":
+    return grade_cruxeval(pool, items, completions, output_prediction=True)
+  if name == "cruxeval_i":
+    return grade_cruxeval(pool, items, completions, output_prediction=False)
+  if name == "humaneval":
+    return grade_humaneval(pool, items, completions)
+  if name in MATH_BENCHMARKS:
+    return grade_math(items, completions, math_grader=math_grader)
+  raise ValueError(
+      f"unknown benchmark {name!r}; expected one of "
+      f"{', '.join(CODE_BENCHMARKS + MATH_BENCHMARKS)}"
+  )
 
 
 def needs_sandbox(name: str) -> bool:
-    return name in CODE_BENCHMARKS
+  return name in CODE_BENCHMARKS

@@ -23,8 +23,10 @@ from typing import Optional, Sequence
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_math_verify_worker.py")
 ITEM_TIMEOUT_S = 3
-INSTALL_HINT = ("math_grader='math_verify' needs the optional `math-verify` package: "
-                "pip install 'absolute-zero[math_verify]' (or pip install math-verify==0.9.0)")
+INSTALL_HINT = (
+    "math_grader='math_verify' needs the optional `math-verify` package: "
+    "pip install 'absolute-zero[math_verify]' (or pip install math-verify==0.9.0)"
+)
 
 
 class MathVerifyUnavailable(ImportError):
@@ -42,9 +44,9 @@ def require_math_verify() -> None:
     raise MathVerifyUnavailable(INSTALL_HINT)
 
 
-def math_verify_batch(items: Sequence[tuple[Optional[str], Sequence[str]]], *,
-                      item_timeout_s: int = ITEM_TIMEOUT_S
-                      ) -> list[tuple[bool, Optional[str]]]:
+def math_verify_batch(
+    items: Sequence[tuple[Optional[str], Sequence[str]]], *, item_timeout_s: int = ITEM_TIMEOUT_S
+) -> list[tuple[bool, Optional[str]]]:
   """(correct, extracted answer or None) for each (completion, references) item.
 
   A None or empty completion is wrong. An item the child loses (killed at the batch
@@ -60,8 +62,15 @@ def math_verify_batch(items: Sequence[tuple[Optional[str], Sequence[str]]], *,
   deadline = 30.0 + 4.0 * item_timeout_s * len(todo)
   env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
   try:
-    proc = subprocess.run([sys.executable, "-s", _WORKER, str(item_timeout_s)], input=payload,
-                          capture_output=True, text=True, timeout=deadline, env=env, cwd="/")
+    proc = subprocess.run(
+        [sys.executable, "-s", _WORKER, str(item_timeout_s)],
+        input=payload,
+        capture_output=True,
+        text=True,
+        timeout=deadline,
+        env=env,
+        cwd="/",
+    )
     lines = proc.stdout.splitlines()
   except subprocess.TimeoutExpired as exc:
     out = exc.stdout or ""
@@ -73,8 +82,12 @@ def math_verify_batch(items: Sequence[tuple[Optional[str], Sequence[str]]], *,
       continue
     if row == ["import_error"]:
       raise MathVerifyUnavailable(INSTALL_HINT + f" (not importable by {sys.executable})")
-    if (isinstance(row, list) and len(row) == 3 and isinstance(row[0], int)
-        and 0 <= row[0] < len(todo)):
+    if (
+        isinstance(row, list)
+        and len(row) == 3
+        and isinstance(row[0], int)
+        and 0 <= row[0] < len(todo)
+    ):
       extracted = row[2] if isinstance(row[2], str) else None
       results[todo[row[0]]] = (row[1] is True, extracted)
   return results

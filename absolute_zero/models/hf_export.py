@@ -34,8 +34,11 @@ from absolute_zero.models.hf_layout import ModelFileError, hf_tensors_from_param
 from absolute_zero.tokenizer_export import write_hf_tokenizer
 from absolute_zero.tokenizers import check_tokenizer_matches_model, load_tokenizer
 
-EXPORT_DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16),
-                 "float16": np.dtype(np.float16)}
+EXPORT_DTYPES = {
+    "float32": np.dtype(np.float32),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float16": np.dtype(np.float16),
+}
 DEFAULT_MAX_SHARD_BYTES = 5 * 2**30  # transformers' save_pretrained default (5 GB)
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -54,9 +57,15 @@ class ExportResult:
   num_bytes: int  # tensor bytes written
 
 
-def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, *,
-              tokenizer_source: str | os.PathLike | None, dtype: str | None = None,
-              max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> ExportResult:
+def export_hf(
+    config: ModelConfig,
+    params: dict,
+    output_dir: str | os.PathLike,
+    *,
+    tokenizer_source: str | os.PathLike | None,
+    dtype: str | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> ExportResult:
   """Writes `params` of `config` as an HF checkpoint into `output_dir` (created).
 
   Args:
@@ -88,8 +97,11 @@ def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, 
   ids = {}
   if tokenizer is not None:
     stops = list(tokenizer.stop_ids)
-    ids = dict(bos_token_id=tokenizer.bos_id, pad_token_id=tokenizer.pad_id,
-               eos_token_id=stops[0] if len(stops) == 1 else (stops or None))
+    ids = dict(
+        bos_token_id=tokenizer.bos_id,
+        pad_token_id=tokenizer.pad_id,
+        eos_token_id=stops[0] if len(stops) == 1 else (stops or None),
+    )
   hf_config = config_to_hf(config, torch_dtype=dtype, **ids)  # raises before any write
 
   out = Path(output_dir)
@@ -99,7 +111,8 @@ def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, 
       stale.unlink()
   try:
     weight_files, num_tensors, num_bytes = _write_shards(
-        hf_tensors_from_params(params, config), out, EXPORT_DTYPES[dtype], max_shard_bytes)
+        hf_tensors_from_params(params, config), out, EXPORT_DTYPES[dtype], max_shard_bytes
+    )
   finally:  # a failed export leaves no half-written shard behind
     for partial in out.glob(".shard-*.safetensors.partial"):
       partial.unlink()
@@ -110,18 +123,28 @@ def export_hf(config: ModelConfig, params: dict, output_dir: str | os.PathLike, 
   _write_json(out / "generation_config.json", generation)
   files.append("generation_config.json")
   if tokenizer_source is not None:
-    files += write_hf_tokenizer(tokenizer_source, out, model_max_length=config.max_position,
-                                tokenizer_class=_TOKENIZER_CLASS.get(config.family))
-  return ExportResult(directory=str(out), files=tuple(files), dtype=dtype,
-                      num_tensors=num_tensors, num_bytes=num_bytes)
+    files += write_hf_tokenizer(
+        tokenizer_source,
+        out,
+        model_max_length=config.max_position,
+        tokenizer_class=_TOKENIZER_CLASS.get(config.family),
+    )
+  return ExportResult(
+      directory=str(out),
+      files=tuple(files),
+      dtype=dtype,
+      num_tensors=num_tensors,
+      num_bytes=num_bytes,
+  )
 
 
 def _write_json(path: Path, value: dict) -> None:
   path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
-def _write_shards(tensors: Iterable[tuple[str, np.ndarray]], out: Path, dtype: np.dtype,
-                  max_shard_bytes: int) -> tuple[list[str], int, int]:
+def _write_shards(
+    tensors: Iterable[tuple[str, np.ndarray]], out: Path, dtype: np.dtype, max_shard_bytes: int
+) -> tuple[list[str], int, int]:
   """Writes (name, array) pairs into shards of at most `max_shard_bytes` tensor bytes.
 
   Shards are written as they fill (one shard's tensors in memory at a time) under
@@ -163,11 +186,18 @@ def _write_shards(tensors: Iterable[tuple[str, np.ndarray]], out: Path, dtype: n
   final = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
   for temp, name in zip(temp_names, final):
     os.replace(out / temp, out / name)
-  index = {"metadata": {"total_size": total_bytes},
-           "weight_map": {name: final[i] for name, i in weight_map.items()}}
+  index = {
+      "metadata": {"total_size": total_bytes},
+      "weight_map": {name: final[i] for name, i in weight_map.items()},
+  }
   _write_json(out / INDEX_FILE, index)
   return final + [INDEX_FILE], len(weight_map), total_bytes
 
 
-__all__ = ["ModelFileError", "DEFAULT_MAX_SHARD_BYTES", "EXPORT_DTYPES", "ExportResult",
-           "export_hf"]
+__all__ = [
+    "ModelFileError",
+    "DEFAULT_MAX_SHARD_BYTES",
+    "EXPORT_DTYPES",
+    "ExportResult",
+    "export_hf",
+]

@@ -67,57 +67,141 @@ def _rules(config: ModelConfig) -> list[_Rule]:
   layer = r"model\.layers\.(\d+)\."
   vec = lambda n: (lambda c: (n,))  # noqa: E731 - a 1-D tensor of n entries both ways
   rules = [
-      _Rule(r"model\.embed_tokens\.weight", ("embedding",), lambda c: (c.vocab_size, d),
-            lambda c: (c.vocab_size, d)),
+      _Rule(
+          r"model\.embed_tokens\.weight",
+          ("embedding",),
+          lambda c: (c.vocab_size, d),
+          lambda c: (c.vocab_size, d),
+      ),
       _Rule(r"model\.norm\.weight", ("final_norm", "scale"), vec(d), vec(d)),
-      _Rule(layer + r"self_attn\.q_proj\.weight", ("layers", "attn", "q_proj"),
-            lambda c: (h * hd, d), lambda c: (d, h, hd), transpose=True),
-      _Rule(layer + r"self_attn\.k_proj\.weight", ("layers", "attn", "k_proj"),
-            lambda c: (k * hd, d), lambda c: (d, k, hd), transpose=True),
-      _Rule(layer + r"self_attn\.v_proj\.weight", ("layers", "attn", "v_proj"),
-            lambda c: (k * hd, d), lambda c: (d, k, hd), transpose=True),
-      _Rule(layer + r"self_attn\.o_proj\.weight", ("layers", "attn", "o_proj"),
-            lambda c: (d, h * hd), lambda c: (h, hd, d), transpose=True),
-      _Rule(layer + r"mlp\.gate_proj\.weight", ("layers", "mlp", "gate_proj"),
-            lambda c: (f, d), lambda c: (d, f), transpose=True),
-      _Rule(layer + r"mlp\.up_proj\.weight", ("layers", "mlp", "up_proj"),
-            lambda c: (f, d), lambda c: (d, f), transpose=True),
-      _Rule(layer + r"mlp\.down_proj\.weight", ("layers", "mlp", "down_proj"),
-            lambda c: (d, f), lambda c: (f, d), transpose=True),
-      _Rule(layer + r"input_layernorm\.weight", ("layers", "pre_attn_norm", "scale"),
-            vec(d), vec(d)),
+      _Rule(
+          layer + r"self_attn\.q_proj\.weight",
+          ("layers", "attn", "q_proj"),
+          lambda c: (h * hd, d),
+          lambda c: (d, h, hd),
+          transpose=True,
+      ),
+      _Rule(
+          layer + r"self_attn\.k_proj\.weight",
+          ("layers", "attn", "k_proj"),
+          lambda c: (k * hd, d),
+          lambda c: (d, k, hd),
+          transpose=True,
+      ),
+      _Rule(
+          layer + r"self_attn\.v_proj\.weight",
+          ("layers", "attn", "v_proj"),
+          lambda c: (k * hd, d),
+          lambda c: (d, k, hd),
+          transpose=True,
+      ),
+      _Rule(
+          layer + r"self_attn\.o_proj\.weight",
+          ("layers", "attn", "o_proj"),
+          lambda c: (d, h * hd),
+          lambda c: (h, hd, d),
+          transpose=True,
+      ),
+      _Rule(
+          layer + r"mlp\.gate_proj\.weight",
+          ("layers", "mlp", "gate_proj"),
+          lambda c: (f, d),
+          lambda c: (d, f),
+          transpose=True,
+      ),
+      _Rule(
+          layer + r"mlp\.up_proj\.weight",
+          ("layers", "mlp", "up_proj"),
+          lambda c: (f, d),
+          lambda c: (d, f),
+          transpose=True,
+      ),
+      _Rule(
+          layer + r"mlp\.down_proj\.weight",
+          ("layers", "mlp", "down_proj"),
+          lambda c: (d, f),
+          lambda c: (f, d),
+          transpose=True,
+      ),
+      _Rule(
+          layer + r"input_layernorm\.weight", ("layers", "pre_attn_norm", "scale"), vec(d), vec(d)
+      ),
   ]
   if not c.tie_embeddings:
-    rules.append(_Rule(r"lm_head\.weight", ("lm_head",), lambda c: (c.vocab_size, d),
-                       lambda c: (c.vocab_size, d)))
+    rules.append(
+        _Rule(
+            r"lm_head\.weight",
+            ("lm_head",),
+            lambda c: (c.vocab_size, d),
+            lambda c: (c.vocab_size, d),
+        )
+    )
   if c.qkv_bias:
     rules += [
-        _Rule(layer + r"self_attn\.q_proj\.bias", ("layers", "attn", "q_bias"),
-              vec(h * hd), lambda c: (h, hd)),
-        _Rule(layer + r"self_attn\.k_proj\.bias", ("layers", "attn", "k_bias"),
-              vec(k * hd), lambda c: (k, hd)),
-        _Rule(layer + r"self_attn\.v_proj\.bias", ("layers", "attn", "v_bias"),
-              vec(k * hd), lambda c: (k, hd)),
+        _Rule(
+            layer + r"self_attn\.q_proj\.bias",
+            ("layers", "attn", "q_bias"),
+            vec(h * hd),
+            lambda c: (h, hd),
+        ),
+        _Rule(
+            layer + r"self_attn\.k_proj\.bias",
+            ("layers", "attn", "k_bias"),
+            vec(k * hd),
+            lambda c: (k, hd),
+        ),
+        _Rule(
+            layer + r"self_attn\.v_proj\.bias",
+            ("layers", "attn", "v_bias"),
+            vec(k * hd),
+            lambda c: (k, hd),
+        ),
     ]
   if c.qk_norm:
     rules += [
-        _Rule(layer + r"self_attn\.q_norm\.weight", ("layers", "attn", "q_norm", "scale"),
-              vec(hd), vec(hd)),
-        _Rule(layer + r"self_attn\.k_norm\.weight", ("layers", "attn", "k_norm", "scale"),
-              vec(hd), vec(hd)),
+        _Rule(
+            layer + r"self_attn\.q_norm\.weight",
+            ("layers", "attn", "q_norm", "scale"),
+            vec(hd),
+            vec(hd),
+        ),
+        _Rule(
+            layer + r"self_attn\.k_norm\.weight",
+            ("layers", "attn", "k_norm", "scale"),
+            vec(hd),
+            vec(hd),
+        ),
     ]
   if c.post_norms:  # Gemma: post_attention_layernorm is the norm *after* attention
     rules += [
-        _Rule(layer + r"post_attention_layernorm\.weight",
-              ("layers", "post_attn_norm", "scale"), vec(d), vec(d)),
-        _Rule(layer + r"pre_feedforward_layernorm\.weight",
-              ("layers", "pre_mlp_norm", "scale"), vec(d), vec(d)),
-        _Rule(layer + r"post_feedforward_layernorm\.weight",
-              ("layers", "post_mlp_norm", "scale"), vec(d), vec(d)),
+        _Rule(
+            layer + r"post_attention_layernorm\.weight",
+            ("layers", "post_attn_norm", "scale"),
+            vec(d),
+            vec(d),
+        ),
+        _Rule(
+            layer + r"pre_feedforward_layernorm\.weight",
+            ("layers", "pre_mlp_norm", "scale"),
+            vec(d),
+            vec(d),
+        ),
+        _Rule(
+            layer + r"post_feedforward_layernorm\.weight",
+            ("layers", "post_mlp_norm", "scale"),
+            vec(d),
+            vec(d),
+        ),
     ]
   else:  # Llama/Qwen: post_attention_layernorm is the pre-MLP norm
-    rules.append(_Rule(layer + r"post_attention_layernorm\.weight",
-                       ("layers", "pre_mlp_norm", "scale"), vec(d), vec(d)))
+    rules.append(
+        _Rule(
+            layer + r"post_attention_layernorm\.weight",
+            ("layers", "pre_mlp_norm", "scale"),
+            vec(d),
+            vec(d),
+        )
+    )
   return rules
 
 
@@ -128,14 +212,15 @@ def normalise_hf_name(name: str) -> str:
   """Strips wrappers some checkpoints add (multimodal Gemma 3, `language_model.`)."""
   for prefix in ("language_model.model.", "model.language_model."):
     if name.startswith(prefix):
-      return "model." + name[len(prefix):]
+      return "model." + name[len(prefix) :]
   if name.startswith("language_model.lm_head."):
-    return name[len("language_model."):]
+    return name[len("language_model.") :]
   return name
 
 
-def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
-                           source: str = "checkpoint") -> dict:
+def params_from_hf_tensors(
+    tensors: dict[str, np.ndarray], config: ModelConfig, source: str = "checkpoint"
+) -> dict:
   """Builds our params pytree from HF-layout tensors, checking names and shapes.
 
   Raises ModelFileError naming the key for a missing, unexpected or wrong-shaped
@@ -150,8 +235,14 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
     name = normalise_hf_name(raw_name)
     if any(re.fullmatch(p, name) for p in _IGNORED):
       continue
-    if name.startswith(("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
-                        "model.multi_modal_projector.")):
+    if name.startswith(
+        (
+            "vision_tower.",
+            "multi_modal_projector.",
+            "model.vision_tower.",
+            "model.multi_modal_projector.",
+        )
+    ):
       continue
     if name == "lm_head.weight" and config.tie_embeddings:
       continue
@@ -163,14 +254,16 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
       if tuple(array.shape) != expected:
         raise ModelFileError(
             f"{source}: tensor {raw_name!r} has shape {tuple(array.shape)} but model "
-            f"{config.name!r} expects {expected}")
+            f"{config.name!r} expects {expected}"
+        )
       value = rule.to_ours(np.asarray(array), config)
       if m.groups():
         idx = int(m.group(1))
         if idx >= config.num_layers:
           raise ModelFileError(
               f"{source}: tensor {raw_name!r} is for layer {idx} but model "
-              f"{config.name!r} has {config.num_layers} layers")
+              f"{config.name!r} has {config.num_layers} layers"
+          )
         layer_slots.setdefault(rule.target, [None] * config.num_layers)[idx] = value
       else:
         flat[rule.target] = value
@@ -181,7 +274,8 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
     raise ModelFileError(
         f"{source}: unexpected tensor(s) for model {config.name!r}: "
         f"{', '.join(sorted(unexpected)[:10])}"
-        + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else ""))
+        + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else "")
+    )
   missing = []
   for _, rule in rules:
     if rule.per_layer:
@@ -192,8 +286,9 @@ def params_from_hf_tensors(tensors: dict[str, np.ndarray], config: ModelConfig,
   if missing:
     raise ModelFileError(
         f"{source}: missing tensor(s) for model {config.name!r}: "
-        f"{', '.join(missing[:10])}" + (f" (+{len(missing) - 10} more)"
-                                        if len(missing) > 10 else ""))
+        f"{', '.join(missing[:10])}"
+        + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+    )
   for target, slots in layer_slots.items():
     flat[target] = np.stack(slots)
   params: dict = {}
@@ -228,15 +323,17 @@ def hf_tensors_from_params(params: dict, config: ModelConfig):
       for key in rule.target:
         node = node[key]
     except (KeyError, TypeError):
-      raise ModelFileError(f"parameters of model {config.name!r} lack "
-                            f"{'/'.join(rule.target)}") from None
+      raise ModelFileError(
+          f"parameters of model {config.name!r} lack " f"{'/'.join(rule.target)}"
+      ) from None
     array = np.asarray(node)  # a device array comes to the host here, one at a time
     ours = rule.ours(config)
     expected = ((config.num_layers,) + ours) if rule.per_layer else ours
     if array.shape != expected:
       raise ModelFileError(
           f"parameter {'/'.join(rule.target)} of model {config.name!r} has shape "
-          f"{array.shape}, expected {expected}")
+          f"{array.shape}, expected {expected}"
+      )
     if rule.per_layer:
       for i in range(config.num_layers):
         yield rule.hf_name(i), rule.to_hf(array[i], config)

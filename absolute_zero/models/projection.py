@@ -60,7 +60,7 @@ def project(x: Array, w: Array, contract: int = 1) -> Array:
 
   x [..., *in], w [*in, *out] -> [..., *out] (e.g. [b, t, d] x [d, heads, hd]).
   """
-  lead, inner = x.shape[:x.ndim - contract], x.shape[x.ndim - contract:]
+  lead, inner = x.shape[: x.ndim - contract], x.shape[x.ndim - contract :]
   if tuple(w.shape[:contract]) != tuple(inner):
     raise ValueError(f"cannot contract x {x.shape} with w {w.shape} over {contract} axes")
   out = w.shape[contract:]

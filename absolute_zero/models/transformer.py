@@ -49,9 +49,11 @@ def init_cache(config: ModelConfig, batch: int, slots: int, dtype=None) -> KVCac
   dtype = dtype or config.dtype
   shape = (config.num_layers, batch, slots, config.num_kv_heads, config.head_dim)
   return KVCache(
-      k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+      k=jnp.zeros(shape, dtype),
+      v=jnp.zeros(shape, dtype),
       positions=jnp.zeros((batch, slots), jnp.int32),
-      valid=jnp.zeros((batch, slots), bool))
+      valid=jnp.zeros((batch, slots), bool),
+  )
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -79,7 +81,8 @@ def rope_inv_freq(head_dim: int, base: float, scaling: RopeScaling | None) -> np
     wavelen = 2 * math.pi / inv_freq
     scaled = np.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
     smooth = (old_len / wavelen - scaling.low_freq_factor) / (
-        scaling.high_freq_factor - scaling.low_freq_factor)
+        scaling.high_freq_factor - scaling.low_freq_factor
+    )
     smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return np.where(medium, smoothed, scaled).astype(np.float32)
@@ -99,8 +102,9 @@ def apply_rope(x: Array, sin: Array, cos: Array) -> Array:
   return out.astype(x.dtype)
 
 
-def _decode_attention(q: Array, key: Array, val: Array, mask: Array, scale: float,
-                      dtype, softcap: float | None = None) -> Array:
+def _decode_attention(
+    q: Array, key: Array, val: Array, mask: Array, scale: float, dtype, softcap: float | None = None
+) -> Array:
   """One query position against the cache: out [b, kv, g, hd].
 
   q [b, kv, g, hd]; key/val [b, slots, kv, hd]; mask [b, slots]. Decode attention only
@@ -110,8 +114,9 @@ def _decode_attention(q: Array, key: Array, val: Array, mask: Array, scale: floa
   32, 576 slots, 2-core CPU: attention of 18 layers alone 339 -> 172 ms; the whole decode
   trunk, same process, machine under load: 1453 -> 1003 ms).
   """
-  logits = jnp.einsum("bkgh,bskh->bksg", q, key,
-                      preferred_element_type=jnp.float32) * scale  # [b, kv, slots, g]
+  logits = (
+      jnp.einsum("bkgh,bskh->bksg", q, key, preferred_element_type=jnp.float32) * scale
+  )  # [b, kv, slots, g]
   if softcap is not None:
     logits = softcap * jnp.tanh(logits / softcap)
   logits = jnp.where(mask[:, None, :, None], logits, _MASK_VALUE)
@@ -141,16 +146,16 @@ class RMSNorm(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     init = nn.initializers.zeros if self.offset else nn.initializers.ones
-    scale = self.param("scale", nn.with_logical_partitioning(init, ("norm",)),
-                       (x.shape[-1],), self.param_dtype)
+    scale = self.param(
+        "scale", nn.with_logical_partitioning(init, ("norm",)), (x.shape[-1],), self.param_dtype
+    )
     x32 = x.astype(jnp.float32)
     y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
     return (y * (self.offset + scale.astype(jnp.float32))).astype(self.dtype)
 
 
 def _dense_init(fan_in: int, names: tuple[str, ...]):
-  return nn.with_logical_partitioning(
-      nn.initializers.normal(stddev=fan_in ** -0.5), names)
+  return nn.with_logical_partitioning(nn.initializers.normal(stddev=fan_in**-0.5), names)
 
 
 class Attention(nn.Module):
@@ -166,33 +171,38 @@ class Attention(nn.Module):
     c = self.config
     dtype, pdtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
     d, h, k, hd = c.embed_dim, c.num_heads, c.num_kv_heads, c.head_dim
-    wq = self.param("q_proj", _dense_init(d, ("embed", "q_heads", "head_dim")),
-                    (d, h, hd), pdtype)
-    wk = self.param("k_proj", _dense_init(d, ("embed", "kv_heads", "head_dim")),
-                    (d, k, hd), pdtype)
-    wv = self.param("v_proj", _dense_init(d, ("embed", "kv_heads", "head_dim")),
-                    (d, k, hd), pdtype)
-    wo = self.param("o_proj", _dense_init(h * hd, ("q_heads", "head_dim", "embed")),
-                    (h, hd, d), pdtype)
+    wq = self.param("q_proj", _dense_init(d, ("embed", "q_heads", "head_dim")), (d, h, hd), pdtype)
+    wk = self.param("k_proj", _dense_init(d, ("embed", "kv_heads", "head_dim")), (d, k, hd), pdtype)
+    wv = self.param("v_proj", _dense_init(d, ("embed", "kv_heads", "head_dim")), (d, k, hd), pdtype)
+    wo = self.param(
+        "o_proj", _dense_init(h * hd, ("q_heads", "head_dim", "embed")), (h, hd, d), pdtype
+    )
     q = project(x, wq.astype(dtype))  # [b, t, heads, hd]
     key = project(x, wk.astype(dtype))  # [b, t, kv, hd]
     val = project(x, wv.astype(dtype))  # [b, t, kv, hd]
     if c.qkv_bias:
       zeros = nn.initializers.zeros
-      q = q + self.param("q_bias", nn.with_logical_partitioning(
-          zeros, ("q_heads", "head_dim")), (h, hd), pdtype).astype(dtype)
-      key = key + self.param("k_bias", nn.with_logical_partitioning(
-          zeros, ("kv_heads", "head_dim")), (k, hd), pdtype).astype(dtype)
-      val = val + self.param("v_bias", nn.with_logical_partitioning(
-          zeros, ("kv_heads", "head_dim")), (k, hd), pdtype).astype(dtype)
+      q = q + self.param(
+          "q_bias", nn.with_logical_partitioning(zeros, ("q_heads", "head_dim")), (h, hd), pdtype
+      ).astype(dtype)
+      key = key + self.param(
+          "k_bias", nn.with_logical_partitioning(zeros, ("kv_heads", "head_dim")), (k, hd), pdtype
+      ).astype(dtype)
+      val = val + self.param(
+          "v_bias", nn.with_logical_partitioning(zeros, ("kv_heads", "head_dim")), (k, hd), pdtype
+      ).astype(dtype)
     if c.qk_norm:
       norm = dict(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=dtype, param_dtype=pdtype)
       q = RMSNorm(name="q_norm", **norm)(q)
       key = RMSNorm(name="k_norm", **norm)(key)
     q = apply_rope(q, sin, cos)
     key = apply_rope(key, sin, cos)
-    q = _constrain(q, ("activation_batch", "activation_length", "activation_heads",
-                       None), self.mesh, self.rules)
+    q = _constrain(
+        q,
+        ("activation_batch", "activation_length", "activation_heads", None),
+        self.mesh,
+        self.rules,
+    )
 
     if cache is not None:
       # Write this call's keys/values into the layer's slots [cache_index, +t).
@@ -210,16 +220,31 @@ class Attention(nn.Module):
     if t == 1:
       window = attention_lib.effective_window(c.sliding_window, is_local)
       mask = attention_lib.visible(q_pos, k_pos, k_valid, window)  # [b, 1, slots]
-      out = _decode_attention(q[:, 0], key, val, mask[:, 0], c.query_scale, dtype,
-                              c.attn_logit_softcap)
+      out = _decode_attention(
+          q[:, 0], key, val, mask[:, 0], c.query_scale, dtype, c.attn_logit_softcap
+      )
     else:
       out = attention_lib.attention(
-          q, key, val, q_pos, k_pos, k_valid, scale=c.query_scale, window=c.sliding_window,
-          local=is_local, softcap=c.attn_logit_softcap, impl=c.attention,
-          block_size=c.attention_block_size)  # [b, t, kv, g, hd]
+          q,
+          key,
+          val,
+          q_pos,
+          k_pos,
+          k_valid,
+          scale=c.query_scale,
+          window=c.sliding_window,
+          local=is_local,
+          softcap=c.attn_logit_softcap,
+          impl=c.attention,
+          block_size=c.attention_block_size,
+      )  # [b, t, kv, g, hd]
     out = out.reshape(b, t, h, hd)
-    out = _constrain(out, ("activation_batch", "activation_length", "activation_heads",
-                           None), self.mesh, self.rules)
+    out = _constrain(
+        out,
+        ("activation_batch", "activation_length", "activation_heads", None),
+        self.mesh,
+        self.rules,
+    )
     return project(out, wo.astype(dtype), contract=2), cache  # [b, t, d]
 
 
@@ -240,10 +265,10 @@ class MLP(nn.Module):
     down = self.param("down_proj", _dense_init(f, ("mlp", "embed")), (f, d), pdtype)
     g = project(x, gate.astype(dtype))  # [b, t, f]
     u = project(x, up.astype(dtype))  # [b, t, f]
-    act = (jax.nn.gelu(g, approximate=True) if c.activation == "gelu_tanh"
-           else jax.nn.silu(g))
-    hidden = _constrain(act * u, ("activation_batch", "activation_length",
-                                  "activation_mlp"), self.mesh, self.rules)
+    act = jax.nn.gelu(g, approximate=True) if c.activation == "gelu_tanh" else jax.nn.silu(g)
+    hidden = _constrain(
+        act * u, ("activation_batch", "activation_length", "activation_mlp"), self.mesh, self.rules
+    )
     return project(hidden, down.astype(dtype))  # [b, t, d]
 
 
@@ -258,14 +283,19 @@ class Block(nn.Module):
   def __call__(self, carry, is_local, rope_global, rope_local, attn_pos, cache_index):
     x, cache, layer = carry
     c = self.config
-    norm = dict(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=jnp.dtype(c.dtype),
-                param_dtype=jnp.dtype(c.param_dtype))
+    norm = dict(
+        eps=c.rms_norm_eps,
+        offset=c.norm_offset,
+        dtype=jnp.dtype(c.dtype),
+        param_dtype=jnp.dtype(c.param_dtype),
+    )
     sin = jnp.where(is_local, rope_local[0], rope_global[0])
     cos = jnp.where(is_local, rope_local[1], rope_global[1])
 
     h = RMSNorm(name="pre_attn_norm", **norm)(x)
     h, cache = Attention(c, self.mesh, self.rules, name="attn")(
-        h, sin, cos, attn_pos, is_local, layer, cache, cache_index)
+        h, sin, cos, attn_pos, is_local, layer, cache, cache_index
+    )
     if c.post_norms:
       h = RMSNorm(name="post_attn_norm", **norm)(h)
     x = x + h
@@ -274,8 +304,9 @@ class Block(nn.Module):
     if c.post_norms:
       h = RMSNorm(name="post_mlp_norm", **norm)(h)
     x = x + h
-    x = _constrain(x, ("activation_batch", "activation_length", "activation_embed"),
-                   self.mesh, self.rules)
+    x = _constrain(
+        x, ("activation_batch", "activation_length", "activation_embed"), self.mesh, self.rules
+    )
     return (x, cache, layer + 1), None
 
 
@@ -287,8 +318,14 @@ class Transformer(nn.Module):
   rules: tuple = ()  # logical-axis rules used with `mesh`
 
   @nn.compact
-  def __call__(self, tokens: Array, positions: Array, valid: Array | None = None,
-               cache: KVCache | None = None, cache_index: Array | int = 0):
+  def __call__(
+      self,
+      tokens: Array,
+      positions: Array,
+      valid: Array | None = None,
+      cache: KVCache | None = None,
+      cache_index: Array | int = 0,
+  ):
     """tokens/positions [b, t] int; valid [b, t] bool (default all True).
 
     Returns (hidden [b, t, d], cache); cache is None when none was given.
@@ -298,27 +335,31 @@ class Transformer(nn.Module):
     if valid is None:
       valid = jnp.ones(tokens.shape, bool)
     embedding = self.param(
-        "embedding", nn.with_logical_partitioning(
-            nn.initializers.normal(stddev=1.0), ("vocab", "embed")),
-        (c.vocab_size, c.embed_dim), jnp.dtype(c.param_dtype))
+        "embedding",
+        nn.with_logical_partitioning(nn.initializers.normal(stddev=1.0), ("vocab", "embed")),
+        (c.vocab_size, c.embed_dim),
+        jnp.dtype(c.param_dtype),
+    )
     x = jnp.take(embedding, tokens, axis=0).astype(dtype)  # [b, t, d]
     if c.embed_scale:
       x = x * jnp.asarray(math.sqrt(c.embed_dim), dtype)
-    x = _constrain(x, ("activation_batch", "activation_length", "activation_embed"),
-                   self.mesh, self.rules)
+    x = _constrain(
+        x, ("activation_batch", "activation_length", "activation_embed"), self.mesh, self.rules
+    )
 
     if cache is None:
       k_pos, k_valid = positions, valid
     else:
-      k_pos = jax.lax.dynamic_update_slice(cache.positions, positions.astype(jnp.int32),
-                                           (0, cache_index))
+      k_pos = jax.lax.dynamic_update_slice(
+          cache.positions, positions.astype(jnp.int32), (0, cache_index)
+      )
       k_valid = jax.lax.dynamic_update_slice(cache.valid, valid, (0, cache_index))
       cache = cache._replace(positions=k_pos, valid=k_valid)
     attn_pos = (positions.astype(jnp.int32), k_pos.astype(jnp.int32), k_valid)
-    rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base,
-                                                       c.rope_scaling))
-    rope_local = rope_tables(positions, rope_inv_freq(
-        c.head_dim, c.rope_base_local or c.rope_base, None))
+    rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base, c.rope_scaling))
+    rope_local = rope_tables(
+        positions, rope_inv_freq(c.head_dim, c.rope_base_local or c.rope_base, None)
+    )
 
     block = Block
     if c.remat_policy != "none":
@@ -332,15 +373,26 @@ class Transformer(nn.Module):
         metadata_params={nn.PARTITION_NAME: "layers"},
     )(c, self.mesh, self.rules, name="layers")
     is_local = jnp.asarray(c.is_local_layer)
-    (x, cache, _), _ = layers((x, cache, jnp.int32(0)), is_local, rope_global,
-                              rope_local, attn_pos, cache_index)
-    x = RMSNorm(eps=c.rms_norm_eps, offset=c.norm_offset, dtype=dtype,
-                param_dtype=jnp.dtype(c.param_dtype), name="final_norm")(x)
+    (x, cache, _), _ = layers(
+        (x, cache, jnp.int32(0)), is_local, rope_global, rope_local, attn_pos, cache_index
+    )
+    x = RMSNorm(
+        eps=c.rms_norm_eps,
+        offset=c.norm_offset,
+        dtype=dtype,
+        param_dtype=jnp.dtype(c.param_dtype),
+        name="final_norm",
+    )(x)
     if not c.tie_embeddings:
       # Untied head stored like the embedding, [vocab, d], so logits code is shared.
-      self.param("lm_head", nn.with_logical_partitioning(
-          nn.initializers.normal(stddev=c.embed_dim ** -0.5), ("vocab", "embed")),
-                 (c.vocab_size, c.embed_dim), jnp.dtype(c.param_dtype))
+      self.param(
+          "lm_head",
+          nn.with_logical_partitioning(
+              nn.initializers.normal(stddev=c.embed_dim**-0.5), ("vocab", "embed")
+          ),
+          (c.vocab_size, c.embed_dim),
+          jnp.dtype(c.param_dtype),
+      )
     return x, cache
 
 
@@ -355,8 +407,9 @@ def unembedding(params: dict, config: ModelConfig) -> Array:
 def compute_logits(params: dict, hidden: Array, config: ModelConfig) -> Array:
   """Logits [..., vocab] in float32 from hidden states [..., d]."""
   w = unembedding(params, config)
-  logits = jnp.einsum("...d,vd->...v", hidden, w.astype(hidden.dtype),
-                      preferred_element_type=jnp.float32)
+  logits = jnp.einsum(
+      "...d,vd->...v", hidden, w.astype(hidden.dtype), preferred_element_type=jnp.float32
+  )
   if config.final_logit_softcap:
     cap = config.final_logit_softcap
     logits = cap * jnp.tanh(logits / cap)
@@ -379,9 +432,15 @@ def logical_axes(config: ModelConfig) -> dict:
   return nn.get_partition_spec(abstract)["params"]
 
 
-def forward(params: dict, tokens: Array, positions: Array, valid: Array | None,
-            config: ModelConfig, mesh=None, rules: tuple = ()) -> Array:
+def forward(
+    params: dict,
+    tokens: Array,
+    positions: Array,
+    valid: Array | None,
+    config: ModelConfig,
+    mesh=None,
+    rules: tuple = (),
+) -> Array:
   """Full forward without cache: hidden states [b, t, d]."""
-  hidden, _ = Transformer(config, mesh, rules).apply(
-      {"params": params}, tokens, positions, valid)
+  hidden, _ = Transformer(config, mesh, rules).apply({"params": params}, tokens, positions, valid)
   return hidden

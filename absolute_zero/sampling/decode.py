@@ -61,13 +61,23 @@ def _shard(x: Array, names: tuple, mesh, rules) -> Array:
 def _shard_cache(cache: KVCache, mesh, rules) -> KVCache:
   kv_names = ("layers", "activation_batch", None, "activation_kv_heads", None)
   return KVCache(
-      k=_shard(cache.k, kv_names, mesh, rules), v=_shard(cache.v, kv_names, mesh, rules),
+      k=_shard(cache.k, kv_names, mesh, rules),
+      v=_shard(cache.v, kv_names, mesh, rules),
       positions=_shard(cache.positions, ("activation_batch", None), mesh, rules),
-      valid=_shard(cache.valid, ("activation_batch", None), mesh, rules))
+      valid=_shard(cache.valid, ("activation_batch", None), mesh, rules),
+  )
 
 
-def prefill(params: dict, tokens: Array, positions: Array, valid: Array, *,
-            config: ModelConfig, mesh=None, rules: tuple = ()) -> tuple[Array, KVCache]:
+def prefill(
+    params: dict,
+    tokens: Array,
+    positions: Array,
+    valid: Array,
+    *,
+    config: ModelConfig,
+    mesh=None,
+    rules: tuple = (),
+) -> tuple[Array, KVCache]:
   """Runs the prompts once: (last-position hidden [Bp, d], cache with P slots).
 
   tokens/positions/valid [Bp, P], left-padded so the last position is real in every row;
@@ -76,13 +86,23 @@ def prefill(params: dict, tokens: Array, positions: Array, valid: Array, *,
   batch, length = tokens.shape
   cache = _shard_cache(init_cache(config, batch, length), mesh, rules)
   hidden, cache = Transformer(config, mesh, rules).apply(
-      {"params": params}, tokens, positions, valid, cache=cache, cache_index=0)
+      {"params": params}, tokens, positions, valid, cache=cache, cache_index=0
+  )
   return hidden[:, -1], _shard_cache(cache, mesh, rules)  # [Bp, d]
 
 
-def start_decode(cache: KVCache, last_hidden: Array, row_prompt: Array,
-                 prompt_lengths: Array, row_is_real: Array, key: Array, *,
-                 new_slots: int, mesh=None, rules: tuple = ()) -> DecodeState:
+def start_decode(
+    cache: KVCache,
+    last_hidden: Array,
+    row_prompt: Array,
+    prompt_lengths: Array,
+    row_is_real: Array,
+    key: Array,
+    *,
+    new_slots: int,
+    mesh=None,
+    rules: tuple = (),
+) -> DecodeState:
   """Replicates each prompt's cache to its sample rows and pads slots for N new tokens.
 
   cache: P-slot prefill cache of Bp prompts; last_hidden [Bp, d]; row_prompt [B] int32
@@ -107,12 +127,22 @@ def start_decode(cache: KVCache, last_hidden: Array, row_prompt: Array,
       num_generated=row(jnp.zeros((rows,), jnp.int32)),
       next_position=row(prompt_lengths.astype(jnp.int32)),
       step=jnp.int32(0),
-      key=key)
+      key=key,
+  )
 
 
-def decode(params: dict, state: DecodeState, settings: DecodeSettings, step_limit: Array, *,
-           config: ModelConfig, mesh=None, rules: tuple = (), num_candidates: int = 256,
-           block_size: int | None = None) -> DecodeState:
+def decode(
+    params: dict,
+    state: DecodeState,
+    settings: DecodeSettings,
+    step_limit: Array,
+    *,
+    config: ModelConfig,
+    mesh=None,
+    rules: tuple = (),
+    num_candidates: int = 256,
+    block_size: int | None = None,
+) -> DecodeState:
   """Draws tokens until step `step_limit` or until every row has finished.
 
   Each step: logits from the carried hidden state (one `[B, d] x [V, d]` product, the only
@@ -129,9 +159,13 @@ def decode(params: dict, state: DecodeState, settings: DecodeSettings, step_limi
   def body(s: DecodeState) -> DecodeState:
     logits = compute_logits(params, s.hidden, config)  # [B, V] float32
     logits = _shard(logits, ("activation_batch", "activation_vocab"), mesh, rules)
-    token, logprob = sample_tokens(logits, settings.knobs,
-                                   jax.random.fold_in(s.key, s.step),
-                                   num_candidates=num_candidates, block_size=block_size)
+    token, logprob = sample_tokens(
+        logits,
+        settings.knobs,
+        jax.random.fold_in(s.key, s.step),
+        num_candidates=num_candidates,
+        block_size=block_size,
+    )
     running = s.finish == RUNNING
     token = jnp.where(running, token, 0)  # [B]
     logprob = jnp.where(running, logprob, 0.0)
@@ -141,17 +175,32 @@ def decode(params: dict, state: DecodeState, settings: DecodeSettings, step_limi
     is_eos = jnp.any(token[:, None] == settings.eos_ids[None, :], axis=-1)
     is_stop = jnp.any(token[:, None] == settings.stop_ids[None, :], axis=-1)
     finish = jnp.where(
-        running & is_eos, FINISH_EOS, jnp.where(
-            running & is_stop, FINISH_STOP, jnp.where(
-                running & (generated >= settings.max_new_tokens), FINISH_LENGTH, s.finish)))
+        running & is_eos,
+        FINISH_EOS,
+        jnp.where(
+            running & is_stop,
+            FINISH_STOP,
+            jnp.where(running & (generated >= settings.max_new_tokens), FINISH_LENGTH, s.finish),
+        ),
+    )
     hidden, cache = model.apply(
-        {"params": params}, token[:, None], s.next_position[:, None],
-        jnp.ones_like(token[:, None], bool), cache=s.cache,
-        cache_index=prompt_slots + s.step)
+        {"params": params},
+        token[:, None],
+        s.next_position[:, None],
+        jnp.ones_like(token[:, None], bool),
+        cache=s.cache,
+        cache_index=prompt_slots + s.step,
+    )
     return DecodeState(
         cache=_shard_cache(cache, mesh, rules),
         hidden=_shard(hidden[:, 0], ("activation_batch", None), mesh, rules),
-        tokens=tokens, logprobs=logprobs, finish=finish, num_generated=generated,
-        next_position=s.next_position + 1, step=s.step + 1, key=s.key)
+        tokens=tokens,
+        logprobs=logprobs,
+        finish=finish,
+        num_generated=generated,
+        next_position=s.next_position + 1,
+        step=s.step + 1,
+        key=s.key,
+    )
 
   return jax.lax.while_loop(cond, body, state)

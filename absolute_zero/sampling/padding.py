@@ -18,8 +18,8 @@ def left_pad(prompts: list[list[int]], rows: int, length: int, pad_id: int):
     ids = prompts[r] if r < len(prompts) else prompts[0]
     if len(ids) > length:
       raise ValueError(f"prompt of {len(ids)} tokens does not fit length bucket {length}")
-    tokens[r, length - len(ids):] = ids
-    valid[r, length - len(ids):] = True
+    tokens[r, length - len(ids) :] = ids
+    valid[r, length - len(ids) :] = True
     lengths[r] = len(ids)
   pads = length - lengths  # [rows]
   positions = np.maximum(np.arange(length)[None, :] - pads[:, None], 0).astype(np.int32)

@@ -127,8 +127,9 @@ def nucleus_threshold(x: Array, lse: Array, top_p: Array) -> Array:
   return lo
 
 
-def truncated_weights_from_candidates(cand: Array, lse: Array, top_k: Array,
-                                      top_p: Array) -> tuple[Array, Array]:
+def truncated_weights_from_candidates(
+    cand: Array, lse: Array, top_k: Array, top_p: Array
+) -> tuple[Array, Array]:
   """Weights of the kept candidates and whether the candidates were enough.
 
   cand [b, C] tempered logits sorted in decreasing order; lse [b] the full logsumexp.
@@ -149,9 +150,14 @@ def truncated_weights_from_candidates(cand: Array, lse: Array, top_k: Array,
   return jnp.where(keep, probs, 0.0), covered
 
 
-def sample_tokens(logits: Array, knobs: SamplingKnobs, key: Array, *,
-                  num_candidates: int = 256, block_size: int | None = None
-                  ) -> tuple[Array, Array]:
+def sample_tokens(
+    logits: Array,
+    knobs: SamplingKnobs,
+    key: Array,
+    *,
+    num_candidates: int = 256,
+    block_size: int | None = None,
+) -> tuple[Array, Array]:
   """Next tokens and their tempered log-probs from logits [b, V] float32.
 
   Returns (tokens [b] int32, logprobs [b] float32). See the module docstring.
@@ -166,8 +172,7 @@ def sample_tokens(logits: Array, knobs: SamplingKnobs, key: Array, *,
   # Each branch returns (tokens [b], logsumexp of the tempered logits [b]).
   def greedy_branch(key):
     del key
-    return (jnp.argmax(logits, axis=-1).astype(jnp.int32),
-            jax.nn.logsumexp(logits, axis=-1))
+    return (jnp.argmax(logits, axis=-1).astype(jnp.int32), jax.nn.logsumexp(logits, axis=-1))
 
   def full_branch(key):
     return sample_two_level(logits / temperature, key, block_size)
@@ -176,8 +181,7 @@ def sample_tokens(logits: Array, knobs: SamplingKnobs, key: Array, *,
     x = logits / temperature  # [b, V]
     lse = jax.nn.logsumexp(x, axis=-1)  # [b]
     cand, cand_idx = jax.lax.top_k(x, num_candidates)  # [b, C] each, decreasing
-    weights, covered = truncated_weights_from_candidates(cand, lse, knobs.top_k,
-                                                         knobs.top_p)
+    weights, covered = truncated_weights_from_candidates(cand, lse, knobs.top_k, knobs.top_p)
     k_cand, k_fallback = jax.random.split(key)
 
     def from_candidates(_):

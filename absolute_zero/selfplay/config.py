@@ -26,7 +26,8 @@ def parse_task_types(spec: str | list[str] | tuple) -> tuple[TaskType, ...]:
     except (ValueError, KeyError):
       raise ValueError(
           f"unknown task type {name!r}; choose any of deduction, abduction, induction "
-          "(reference names code_o, code_i, code_f also work)") from None
+          "(reference names code_o, code_i, code_f also work)"
+      ) from None
   return tuple(t for t in ALL_TASK_TYPES if t in chosen)
 
 
@@ -62,8 +63,9 @@ class SelfPlayConfig:
 
   def __post_init__(self):
     derived = {
-        "prompts": dataclasses.replace(self.prompts, num_inputs=self.num_induction_inputs,
-                                       time_limit_s=self.sandbox_timeout_s),
+        "prompts": dataclasses.replace(
+            self.prompts, num_inputs=self.num_induction_inputs, time_limit_s=self.sandbox_timeout_s
+        ),
         "parsing": dataclasses.replace(self.parsing, num_inputs=self.num_induction_inputs),
         "rewards": dataclasses.replace(self.rewards, n_samples=self.n_solver_samples),
     }
@@ -74,21 +76,32 @@ class SelfPlayConfig:
   def _check(self):
     if not self.task_types:
       raise ValueError("task_types must name at least one task type")
-    for name in ("batch_size", "n_solver_samples", "num_references",
-                 "num_induction_inputs", "seed_batch_factor", "max_prompt_tokens",
-                 "max_proposer_tokens", "max_solver_tokens"):
+    for name in (
+        "batch_size",
+        "n_solver_samples",
+        "num_references",
+        "num_induction_inputs",
+        "seed_batch_factor",
+        "max_prompt_tokens",
+        "max_proposer_tokens",
+        "max_solver_tokens",
+    ):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.max_seed_rounds < 0:
       raise ValueError(f"max_seed_rounds must be >= 0, got {self.max_seed_rounds}")
     if not self.temperature > 0:
-      raise ValueError("temperature must be > 0: the policy gradient needs sampled "
-                       f"rollouts and their log-probs (got {self.temperature})")
+      raise ValueError(
+          "temperature must be > 0: the policy gradient needs sampled "
+          f"rollouts and their log-probs (got {self.temperature})"
+      )
     if not 0 < self.top_p <= 1:
       raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
     if self.solver_task_strategy not in ("max_new", "uniform"):
-      raise ValueError(f"solver_task_strategy must be 'max_new' or 'uniform', got "
-                       f"{self.solver_task_strategy!r}")
+      raise ValueError(
+          f"solver_task_strategy must be 'max_new' or 'uniform', got "
+          f"{self.solver_task_strategy!r}"
+      )
 
     if not self.sandbox_timeout_s > 0:
       raise ValueError(f"sandbox_timeout_s must be > 0, got {self.sandbox_timeout_s}")
@@ -96,8 +109,9 @@ class SelfPlayConfig:
   def to_dict(self) -> dict:
     """Plain JSON types (task types by name; the prompts' chat `wrap` callable by presence)."""
     wrap = self.prompts.wrap
-    d = dataclasses.asdict(dataclasses.replace(
-        self, prompts=dataclasses.replace(self.prompts, wrap=None)))
+    d = dataclasses.asdict(
+        dataclasses.replace(self, prompts=dataclasses.replace(self.prompts, wrap=None))
+    )
     d["task_types"] = [t.value for t in self.task_types]
     d["prompts"]["wrap"] = None if wrap is None else getattr(wrap, "__name__", "custom")
     return d

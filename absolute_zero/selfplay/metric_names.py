@@ -34,9 +34,17 @@ SOLVE_RATE_OF_VALID = "solve_rate_of_valid"  # proposers: mean solver score of v
 SOLVE_RATE = "solve_rate"  # solvers: share answered correctly
 ADVANTAGE_MEAN = "advantage_mean"  # of the rows trained on this step
 ADVANTAGE_STD = "advantage_std"
-GROUP_METRICS = (COUNT, REWARD_MEAN, FORMAT_FAILURE_RATE, RESPONSE_TOKENS_MEAN,
-                 VALIDITY_RATE, SOLVE_RATE_OF_VALID, SOLVE_RATE, ADVANTAGE_MEAN,
-                 ADVANTAGE_STD)
+GROUP_METRICS = (
+    COUNT,
+    REWARD_MEAN,
+    FORMAT_FAILURE_RATE,
+    RESPONSE_TOKENS_MEAN,
+    VALIDITY_RATE,
+    SOLVE_RATE_OF_VALID,
+    SOLVE_RATE,
+    ADVANTAGE_MEAN,
+    ADVANTAGE_STD,
+)
 
 # Per task type, proposers only (absolute_zero/selfplay/step_diversity.py; the measures are
 # defined in absolute_zero/tasks/diversity.py), over the step's valid proposals.
@@ -47,8 +55,15 @@ AST_NODES_MEAN = "ast_nodes_mean"  # mean AST node count
 CYCLOMATIC_MEAN = "cyclomatic_mean"  # mean McCabe cyclomatic complexity
 DISTINCT_MESSAGES = "distinct_messages"  # induction: distinct normalised messages
 INTRINSIC_REWARD_MEAN = "intrinsic_reward_mean"  # with intrinsic rewards on: mean bonus
-DIVERSITY_METRICS = (DISTINCT_PROGRAMS, NOVEL_SHARE, NN_DISTANCE_MEAN, AST_NODES_MEAN,
-                     CYCLOMATIC_MEAN, DISTINCT_MESSAGES, INTRINSIC_REWARD_MEAN)
+DIVERSITY_METRICS = (
+    DISTINCT_PROGRAMS,
+    NOVEL_SHARE,
+    NN_DISTANCE_MEAN,
+    AST_NODES_MEAN,
+    CYCLOMATIC_MEAN,
+    DISTINCT_MESSAGES,
+    INTRINSIC_REWARD_MEAN,
+)
 # `buffer/{task}/distinct_programs`: distinct canonical programs in the buffer.
 
 # Distributions, written as `{namespace}/{task}/{side}/{value}`.
@@ -74,12 +89,32 @@ EVAL = "eval"
 NAMESPACES = (BUFFER, TIME, THROUGHPUT, LEARNER, SEED, SOLVER, EVAL)
 
 # The run's plot: subplots in this order (the rest alphabetically after them), and titles.
-PLOT_ORDER = (EVAL, REWARD_MEAN, VALIDITY_RATE, SOLVE_RATE, SOLVE_RATE_OF_VALID,
-              FORMAT_FAILURE_RATE, ADVANTAGE_MEAN, ADVANTAGE_STD, RESPONSE_TOKENS_MEAN,
-              COUNT, DISTINCT_PROGRAMS, NOVEL_SHARE, NN_DISTANCE_MEAN, AST_NODES_MEAN,
-              CYCLOMATIC_MEAN, DISTINCT_MESSAGES, INTRINSIC_REWARD_MEAN,
-              *(distribution_group(t, s) for t in TASK_NAMES for s in TYPE_SIDES),
-              BUFFER, THROUGHPUT, TIME, LEARNER, SEED, SOLVER)
+PLOT_ORDER = (
+    EVAL,
+    REWARD_MEAN,
+    VALIDITY_RATE,
+    SOLVE_RATE,
+    SOLVE_RATE_OF_VALID,
+    FORMAT_FAILURE_RATE,
+    ADVANTAGE_MEAN,
+    ADVANTAGE_STD,
+    RESPONSE_TOKENS_MEAN,
+    COUNT,
+    DISTINCT_PROGRAMS,
+    NOVEL_SHARE,
+    NN_DISTANCE_MEAN,
+    AST_NODES_MEAN,
+    CYCLOMATIC_MEAN,
+    DISTINCT_MESSAGES,
+    INTRINSIC_REWARD_MEAN,
+    *(distribution_group(t, s) for t in TASK_NAMES for s in TYPE_SIDES),
+    BUFFER,
+    THROUGHPUT,
+    TIME,
+    LEARNER,
+    SEED,
+    SOLVER,
+)
 TITLES = {
     REWARD_MEAN: "mean reward",
     VALIDITY_RATE: "validity rate of proposals",
@@ -97,8 +132,11 @@ TITLES = {
     CYCLOMATIC_MEAN: "cyclomatic complexity (mean)",
     DISTINCT_MESSAGES: "distinct induction messages",
     INTRINSIC_REWARD_MEAN: "intrinsic reward of valid proposals (mean)",
-    **{distribution_group(t, s): f"{t} {s} value types (share)" for t in TASK_NAMES
-       for s in TYPE_SIDES},
+    **{
+        distribution_group(t, s): f"{t} {s} value types (share)"
+        for t in TASK_NAMES
+        for s in TYPE_SIDES
+    },
     BUFFER: "buffer sizes and distinct programs",
     THROUGHPUT: "throughput",
     TIME: "phase times (s)",

@@ -74,8 +74,14 @@ class ProposeOutcome:
   accepted: dict[TaskType, list]  # new valid triplets / induction tasks per type
 
 
-def _generate(ctx: PhaseContext, prompts: Sequence[str], max_new_tokens: int, n: int,
-              key: jax.Array, stops: Sequence[tuple[str, ...]] | None = None):
+def _generate(
+    ctx: PhaseContext,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    n: int,
+    key: jax.Array,
+    stops: Sequence[tuple[str, ...]] | None = None,
+):
   """Completions of every prompt, `n` each, prompt-major.
 
   `stops[i]`: the stop strings of prompt i (default: the closing tag for all). Prompts
@@ -88,17 +94,28 @@ def _generate(ctx: PhaseContext, prompts: Sequence[str], max_new_tokens: int, n:
   sets = sorted(set(stops))
   if len(sets) == 1:
     return ctx.sampler.generate(
-        list(prompts), max_new_tokens=max_new_tokens, temperature=ctx.config.temperature,
-        top_p=ctx.config.top_p, n=n, stop=sets[0], rng=key)
+        list(prompts),
+        max_new_tokens=max_new_tokens,
+        temperature=ctx.config.temperature,
+        top_p=ctx.config.top_p,
+        n=n,
+        stop=sets[0],
+        rng=key,
+    )
   out: list = [None] * (len(prompts) * n)
   for k, stop in enumerate(sets):
     idx = [i for i, s in enumerate(stops) if s == stop]
     completions = ctx.sampler.generate(
-        [prompts[i] for i in idx], max_new_tokens=max_new_tokens,
-        temperature=ctx.config.temperature, top_p=ctx.config.top_p, n=n, stop=stop,
-        rng=jax.random.fold_in(key, k))
+        [prompts[i] for i in idx],
+        max_new_tokens=max_new_tokens,
+        temperature=ctx.config.temperature,
+        top_p=ctx.config.top_p,
+        n=n,
+        stop=stop,
+        rng=jax.random.fold_in(key, k),
+    )
     for j, i in enumerate(idx):
-      out[i * n:(i + 1) * n] = completions[j * n:(j + 1) * n]
+      out[i * n : (i + 1) * n] = completions[j * n : (j + 1) * n]
   return out
 
 
@@ -117,13 +134,19 @@ def _response_text(completion, prefix: str = "", suffix: str = ANSWER_CLOSE) -> 
 
 def _rollout(ctx: PhaseContext, task_type: TaskType, role: Role, completion) -> Rollout:
   prompts = ctx.prompt_config
-  return Rollout(task_type=task_type, role=role,
-                 prompt_ids=tuple(completion.prompt_token_ids),
-                 completion_ids=np.asarray(completion.token_ids, np.int32),
-                 logprobs=np.asarray(completion.logprobs, np.float32),
-                 text=_response_text(completion, prompts.response_prefix(task_type, role),
-                                     prompts.response_suffix(task_type, role)),
-                 finish_reason=completion.finish_reason)
+  return Rollout(
+      task_type=task_type,
+      role=role,
+      prompt_ids=tuple(completion.prompt_token_ids),
+      completion_ids=np.asarray(completion.token_ids, np.int32),
+      logprobs=np.asarray(completion.logprobs, np.float32),
+      text=_response_text(
+          completion,
+          prompts.response_prefix(task_type, role),
+          prompts.response_suffix(task_type, role),
+      ),
+      finish_reason=completion.finish_reason,
+  )
 
 
 def _fits(ctx: PhaseContext, prompt: str) -> bool:
@@ -131,15 +154,17 @@ def _fits(ctx: PhaseContext, prompt: str) -> bool:
   return len(ctx.tokenizer.encode(prompt)) <= ctx.config.max_prompt_tokens
 
 
-def proposer_prompt(ctx: PhaseContext, task_type: TaskType, buffers: TaskBuffers,
-                    rng: np.random.Generator) -> tuple[str, str | None]:
+def proposer_prompt(
+    ctx: PhaseContext, task_type: TaskType, buffers: TaskBuffers, rng: np.random.Generator
+) -> tuple[str, str | None]:
   """(prompt, induction program or None). References shrink until the prompt fits."""
   if task_type is TaskType.INDUCTION:
     program = buffers.sample_induction_programs(1, rng)[0]
     prompt = build_prompt(task_type, Role.PROPOSE, program=program, config=ctx.prompt_config)
     if not _fits(ctx, prompt):
-      raise ValueError(f"induction proposer prompt exceeds max_prompt_tokens="
-                       f"{ctx.config.max_prompt_tokens}")
+      raise ValueError(
+          f"induction proposer prompt exceeds max_prompt_tokens=" f"{ctx.config.max_prompt_tokens}"
+      )
     return prompt, program
   k = ctx.config.num_references
   while True:
@@ -147,25 +172,31 @@ def proposer_prompt(ctx: PhaseContext, task_type: TaskType, buffers: TaskBuffers
     prompt = build_prompt(task_type, Role.PROPOSE, references=refs, config=ctx.prompt_config)
     if _fits(ctx, prompt) or k == 1:
       if not _fits(ctx, prompt):
-        raise ValueError(f"{task_type.value} proposer prompt with one reference exceeds "
-                         f"max_prompt_tokens={ctx.config.max_prompt_tokens}")
+        raise ValueError(
+            f"{task_type.value} proposer prompt with one reference exceeds "
+            f"max_prompt_tokens={ctx.config.max_prompt_tokens}"
+        )
       return prompt, None
     k -= 1
 
 
-def propose(ctx: PhaseContext, task_types: Sequence[TaskType], batch_size: int,
-            buffers: TaskBuffers, rng: np.random.Generator, key: jax.Array) -> ProposeOutcome:
+def propose(
+    ctx: PhaseContext,
+    task_types: Sequence[TaskType],
+    batch_size: int,
+    buffers: TaskBuffers,
+    rng: np.random.Generator,
+    key: jax.Array,
+) -> ProposeOutcome:
   """`batch_size` proposals per task type, validated in the sandbox (one batch per kind)."""
   plan = []  # (task_type, prompt, induction program)
   for task_type in task_types:
     for _ in range(batch_size):
       prompt, program = proposer_prompt(ctx, task_type, buffers, rng)
       plan.append((task_type, prompt, program))
-  completions = _generate(ctx, [p for _, p, _ in plan], ctx.config.max_proposer_tokens, 1,
-                          key)
+  completions = _generate(ctx, [p for _, p, _ in plan], ctx.config.max_proposer_tokens, 1, key)
   rollouts = [_rollout(ctx, t, Role.PROPOSE, c) for (t, _, _), c in zip(plan, completions)]
-  parsed = [parse_response(r.task_type, Role.PROPOSE, r.text, ctx.parse_config)
-            for r in rollouts]
+  parsed = [parse_response(r.task_type, Role.PROPOSE, r.text, ctx.parse_config) for r in rollouts]
 
   tasks: list = [None] * len(rollouts)
   triplet_idx = [i for i, r in enumerate(rollouts) if r.task_type is not TaskType.INDUCTION]
@@ -176,7 +207,8 @@ def propose(ctx: PhaseContext, task_types: Sequence[TaskType], batch_size: int,
     results.update({i: res for i, res in zip(triplet_idx, out)})
   if induction_idx:
     out = validators.validate_induction_proposals(
-        ctx.pool, [(plan[i][2], parsed[i]) for i in induction_idx], ctx.validator_config)
+        ctx.pool, [(plan[i][2], parsed[i]) for i in induction_idx], ctx.validator_config
+    )
     results.update({i: res for i, res in zip(induction_idx, out)})
   accepted: dict[TaskType, list] = {t: [] for t in task_types}
   for i, rollout in enumerate(rollouts):
@@ -188,48 +220,65 @@ def propose(ctx: PhaseContext, task_types: Sequence[TaskType], batch_size: int,
   return ProposeOutcome(rollouts=rollouts, tasks=tasks, accepted=accepted)
 
 
-def solve(ctx: PhaseContext, items: Sequence[tuple[TaskType, Triplet | InductionTask]],
-          n: int, key: jax.Array) -> list[Rollout]:
+def solve(
+    ctx: PhaseContext,
+    items: Sequence[tuple[TaskType, Triplet | InductionTask]],
+    n: int,
+    key: jax.Array,
+) -> list[Rollout]:
   """`n` solver samples per (task type, task), graded in the sandbox; task-major order."""
   if not items:
     return []
-  prompts = [build_prompt(t, Role.SOLVE, task=task, config=ctx.prompt_config)
-             for t, task in items]
+  prompts = [build_prompt(t, Role.SOLVE, task=task, config=ctx.prompt_config) for t, task in items]
   stops = [ctx.prompt_config.stop_strings(t, Role.SOLVE) for t, _ in items]
   completions = _generate(ctx, prompts, ctx.config.max_solver_tokens, n, key, stops)
   owners = [items[j // n] for j in range(len(completions))]  # prompt-major: n per item
   rollouts = [_rollout(ctx, t, Role.SOLVE, c) for (t, _), c in zip(owners, completions)]
-  parsed = [parse_response(r.task_type, Role.SOLVE, r.text, ctx.parse_config)
-            for r in rollouts]
+  parsed = [parse_response(r.task_type, Role.SOLVE, r.text, ctx.parse_config) for r in rollouts]
   for task_type in {t for t, _ in items}:
     idx = [j for j, (t, _) in enumerate(owners) if t is task_type]
-    outcomes = grading.grade_answers(ctx.pool, task_type, [parsed[j] for j in idx],
-                                     [owners[j][1] for j in idx], ctx.reward_config)
+    outcomes = grading.grade_answers(
+        ctx.pool,
+        task_type,
+        [parsed[j] for j in idx],
+        [owners[j][1] for j in idx],
+        ctx.reward_config,
+    )
     for j, outcome in zip(idx, outcomes):
       r = rollouts[j]
       r.well_formed, r.status = outcome.well_formed, outcome.status
       r.solve_rate = outcome.score
-      r.reward = rewards.final_solver_reward(outcome.well_formed, outcome.score,
-                                             ctx.reward_config)
+      r.reward = rewards.final_solver_reward(outcome.well_formed, outcome.score, ctx.reward_config)
   return rollouts
 
 
-def score_proposals(ctx: PhaseContext, proposals: ProposeOutcome, n: int,
-                    key: jax.Array, intrinsic: Sequence[float] | None = None
-                    ) -> list[Rollout]:
+def score_proposals(
+    ctx: PhaseContext,
+    proposals: ProposeOutcome,
+    n: int,
+    key: jax.Array,
+    intrinsic: Sequence[float] | None = None,
+) -> list[Rollout]:
   """Proposer rewards from `n` solver samples per valid proposal (learnability, §4).
 
   `intrinsic`: per proposer rollout, its intrinsic bonus (`rewards.intrinsic_bonus`,
   added to valid proposals only); None: none. Returns the estimation rollouts (not
   trained on, but logged)."""
-  valid = [(i, r.task_type, proposals.tasks[i]) for i, r in enumerate(proposals.rollouts)
-           if r.valid]
+  valid = [
+      (i, r.task_type, proposals.tasks[i]) for i, r in enumerate(proposals.rollouts) if r.valid
+  ]
   estimates = solve(ctx, [(t, task) for _, t, task in valid], n, key)
-  rates = {i: rewards.solve_rate([e.solve_rate for e in estimates[k * n:(k + 1) * n]])
-           for k, (i, _, _) in enumerate(valid)}
+  rates = {
+      i: rewards.solve_rate([e.solve_rate for e in estimates[k * n : (k + 1) * n]])
+      for k, (i, _, _) in enumerate(valid)
+  }
   for i, rollout in enumerate(proposals.rollouts):
     rollout.solve_rate = rates.get(i)
     rollout.reward = rewards.final_proposer_reward(
-        rollout.well_formed, rollout.valid, rollout.solve_rate, ctx.reward_config,
-        intrinsic=intrinsic[i] if intrinsic is not None else 0.0)
+        rollout.well_formed,
+        rollout.valid,
+        rollout.solve_rate,
+        ctx.reward_config,
+        intrinsic=intrinsic[i] if intrinsic is not None else 0.0,
+    )
   return estimates

@@ -27,8 +27,7 @@ from absolute_zero.selfplay import step_diversity as diversity
 from absolute_zero.selfplay import metric_names as mn
 from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
 from absolute_zero.selfplay.host_pool import HostShardedPool
-from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals,
-                                           solve)
+from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals, solve)
 from absolute_zero.tasks import seed_data
 from absolute_zero.tasks.buffers import TaskBuffers, seed_target
 from absolute_zero.tasks.diversity import BufferIndex
@@ -39,8 +38,26 @@ GROUPS = tuple((t, r) for t in ALL_TASK_TYPES for r in ROLES)
 _SEED_STREAM = 1_000_000  # key/rng stream offset for seeding rounds
 # Training sequence lengths: steps of 1.25x-1.5x (less padding than powers of two, still few
 # compiled shapes).
-LENGTH_BUCKETS = (128, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 3072, 4096,
-                  6144, 8192, 12288, 16384)
+LENGTH_BUCKETS = (
+    128,
+    192,
+    256,
+    320,
+    384,
+    512,
+    640,
+    768,
+    1024,
+    1280,
+    1536,
+    2048,
+    3072,
+    4096,
+    6144,
+    8192,
+    12288,
+    16384,
+)
 
 
 def group_id(task_type: TaskType, role: Role) -> int:
@@ -68,23 +85,36 @@ class _Timed:
         return attr(*args, **kwargs)
       finally:
         self.seconds += time.perf_counter() - start
+
     return timed
 
 
 class SelfPlayRun:
   """The state of a run and the step function."""
 
-  def __init__(self, model_config, params, tokenizer, config: SelfPlayConfig,
-               learner_config: learner.LearnerConfig, *, pool, mesh=None,
-               sampler_config: SamplerConfig | None = None,
-               log: Callable[[str], None] = lambda msg: None):
+  def __init__(
+      self,
+      model_config,
+      params,
+      tokenizer,
+      config: SelfPlayConfig,
+      learner_config: learner.LearnerConfig,
+      *,
+      pool,
+      mesh=None,
+      sampler_config: SamplerConfig | None = None,
+      log: Callable[[str], None] = lambda msg: None,
+  ):
     if abs(learner_config.temperature - config.temperature) > 1e-9:
-      raise ValueError(f"learner temperature {learner_config.temperature} must equal the "
-                       f"sampling temperature {config.temperature}")
+      raise ValueError(
+          f"learner temperature {learner_config.temperature} must equal the "
+          f"sampling temperature {config.temperature}"
+      )
     self.model_config, self.config, self.learner_config = model_config, config, learner_config
     self.tokenizer, self.mesh, self.log = tokenizer, mesh, log
-    self.sampler = Sampler(model_config, params, tokenizer, mesh=mesh,
-                           sampler_config=sampler_config)
+    self.sampler = Sampler(
+        model_config, params, tokenizer, mesh=mesh, sampler_config=sampler_config
+    )
     self._timed_sampler = _Timed(self.sampler, "generate")
     if distributed.process_count() > 1:
       # Every process gets the same batches; each runs its share in its own sandbox pool
@@ -92,8 +122,9 @@ class SelfPlayRun:
       pool = HostShardedPool(pool)
     self.pool = pool
     self._timed_pool = _Timed(pool, "run_batch")
-    self.ctx = PhaseContext(sampler=self._timed_sampler, tokenizer=tokenizer,
-                            pool=self._timed_pool, config=config)
+    self.ctx = PhaseContext(
+        sampler=self._timed_sampler, tokenizer=tokenizer, pool=self._timed_pool, config=config
+    )
     self.train_state = learner.init_train_state(params, learner_config, mesh, model_config)
     self.train_step = learner.make_train_step(model_config, learner_config, mesh)
     self.buffers = TaskBuffers.seeded()
@@ -102,8 +133,7 @@ class SelfPlayRun:
     self.last_rollouts: dict[str, list[Rollout]] = {}  # of the last step, for logging
     dp = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
     micro = learner_config.micro_batch_size or self.rows_per_step
-    self.batch_shapes = batching.BatchShapes(length_buckets=LENGTH_BUCKETS,
-                                             row_multiple=micro * dp)
+    self.batch_shapes = batching.BatchShapes(length_buckets=LENGTH_BUCKETS, row_multiple=micro * dp)
     self.base_key = jax.random.key(config.seed)
 
   @property
@@ -117,8 +147,10 @@ class SelfPlayRun:
     return self.config.batch_size * len(self.config.task_types)
 
   def _randomness(self, stream: int) -> tuple[np.random.Generator, jax.Array]:
-    return (np.random.default_rng([self.config.seed, stream]),
-            jax.random.fold_in(self.base_key, stream))
+    return (
+        np.random.default_rng([self.config.seed, stream]),
+        jax.random.fold_in(self.base_key, stream),
+    )
 
   def _reset_timers(self) -> None:
     self._timed_sampler.seconds = self._timed_pool.seconds = 0.0
@@ -134,8 +166,7 @@ class SelfPlayRun:
     cfg = self.config
     target = seed_target(cfg.batch_size, cfg.seed_batch_factor)
     types = list(cfg.task_types)
-    if TaskType.INDUCTION in types and not set(types) & {TaskType.DEDUCTION,
-                                                          TaskType.ABDUCTION}:
+    if TaskType.INDUCTION in types and not set(types) & {TaskType.DEDUCTION, TaskType.ABDUCTION}:
       types.insert(0, TaskType.DEDUCTION)
     rounds, proposals, accepted = 0, 0, 0
     start = time.perf_counter()
@@ -149,11 +180,17 @@ class SelfPlayRun:
         accepted += self.buffers[task_type].add(entries, step=0)
       proposals += len(outcome.rollouts)
       rounds += 1
-      self.log(f"seeding round {rounds}: buffers {self.buffers.sizes()} "
-               f"(target {target}), {accepted}/{proposals} proposals valid")
-    return {"seed/rounds": rounds, "seed/proposals": proposals, "seed/accepted": accepted,
-            "seed/seconds": time.perf_counter() - start,
-            **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()}}
+      self.log(
+          f"seeding round {rounds}: buffers {self.buffers.sizes()} "
+          f"(target {target}), {accepted}/{proposals} proposals valid"
+      )
+    return {
+        "seed/rounds": rounds,
+        "seed/proposals": proposals,
+        "seed/accepted": accepted,
+        "seed/seconds": time.perf_counter() - start,
+        **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()},
+    }
 
   def seed_from_dataset(self, path: str) -> dict[str, Any]:
     """Adds the tasks of a seed file (JSONL) to the buffers at step 0.
@@ -166,18 +203,26 @@ class SelfPlayRun:
     instead of it. Raises `seed_data.SeedDataError` for an unusable file.
     """
     start = time.perf_counter()
-    data = seed_data.load_seed_dataset(path, self.ctx.pool,
-                                       parse_config=self.ctx.parse_config,
-                                       validator_config=self.ctx.validator_config)
+    data = seed_data.load_seed_dataset(
+        path,
+        self.ctx.pool,
+        parse_config=self.ctx.parse_config,
+        validator_config=self.ctx.validator_config,
+    )
     report = data.report
     added = {t: self.buffers[t].add(entries, step=0) for t, entries in data.entries.items()}
-    self.log(f"{report.summary()}; added {({t.value: n for t, n in added.items()})}, "
-             f"buffers {self.buffers.sizes()}")
-    return {"seed_data/rows": report.rows_read, "seed_data/rejected": len(report.rejected),
-            "seed_data/dropped_inputs": len(report.dropped_inputs),
-            **{f"seed_data/added/{t.value}": n for t, n in added.items()},
-            "seed_data/seconds": time.perf_counter() - start,
-            **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()}}
+    self.log(
+        f"{report.summary()}; added {({t.value: n for t, n in added.items()})}, "
+        f"buffers {self.buffers.sizes()}"
+    )
+    return {
+        "seed_data/rows": report.rows_read,
+        "seed_data/rejected": len(report.rejected),
+        "seed_data/dropped_inputs": len(report.dropped_inputs),
+        **{f"seed_data/added/{t.value}": n for t, n in added.items()},
+        "seed_data/seconds": time.perf_counter() - start,
+        **{f"buffer/{k}": v for k, v in self.buffers.sizes().items()},
+    }
 
   # ------------------------------------------------------------------ one step
 
@@ -191,26 +236,42 @@ class SelfPlayRun:
     start = time.perf_counter()
 
     self.log(f"step {step}: proposing {cfg.batch_size} task(s) per type ...")
-    proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng,
-                        k_propose)
+    proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng, k_propose)
     # Against the buffers as they were before this step's proposals join them.
-    step_diversity = diversity.measure_step(self.buffer_index, self.buffers, proposals,
-                                            cfg.task_types, cfg.rewards)
+    step_diversity = diversity.measure_step(
+        self.buffer_index, self.buffers, proposals, cfg.task_types, cfg.rewards
+    )
     for task_type, entries in proposals.accepted.items():
       self.buffers[task_type].add(entries, step=step)
-    items = [(t, task) for t in cfg.task_types for task in self.buffers[t].sample_solver_tasks(
-        cfg.batch_size, rng, step, strategy=cfg.solver_task_strategy)]
+    items = [
+        (t, task)
+        for t in cfg.task_types
+        for task in self.buffers[t].sample_solver_tasks(
+            cfg.batch_size, rng, step, strategy=cfg.solver_task_strategy
+        )
+    ]
     valid = sum(r.valid for r in proposals.rollouts)
-    self.log(f"step {step}: {valid}/{len(proposals.rollouts)} proposals valid; solving "
-             f"{len(items)} buffer task(s) ...")
+    self.log(
+        f"step {step}: {valid}/{len(proposals.rollouts)} proposals valid; solving "
+        f"{len(items)} buffer task(s) ..."
+    )
     solver_rollouts = solve(self.ctx, items, 1, k_solve)
     if cfg.train_proposer and valid:
-      self.log(f"step {step}: pricing {valid} valid proposal(s) with "
-               f"{cfg.n_solver_samples} solver samples each ...")
-    estimates = (score_proposals(self.ctx, proposals, cfg.n_solver_samples, k_score,
-                                 intrinsic=step_diversity.bonuses if cfg.rewards.intrinsic
-                                 else None)
-                 if cfg.train_proposer else [])
+      self.log(
+          f"step {step}: pricing {valid} valid proposal(s) with "
+          f"{cfg.n_solver_samples} solver samples each ..."
+      )
+    estimates = (
+        score_proposals(
+            self.ctx,
+            proposals,
+            cfg.n_solver_samples,
+            k_score,
+            intrinsic=step_diversity.bonuses if cfg.rewards.intrinsic else None,
+        )
+        if cfg.train_proposer
+        else []
+    )
     rollout_seconds = time.perf_counter() - start
 
     train_rollouts = solver_rollouts + (proposals.rollouts if cfg.train_proposer else [])
@@ -220,38 +281,55 @@ class SelfPlayRun:
     update_seconds = time.perf_counter() - update_start
     self.step = step
 
-    generated = sum(len(r.completion_ids) for r in
-                    proposals.rollouts + solver_rollouts + estimates)
+    generated = sum(len(r.completion_ids) for r in proposals.rollouts + solver_rollouts + estimates)
     self.last_rollouts = {"propose": proposals.rollouts, "solve": solver_rollouts}
     metrics: dict[str, Any] = {}
-    metrics.update(_group_metrics(proposals.rollouts, solver_rollouts, train_rollouts,
-                                  advantages, cfg.task_types, cfg.train_proposer))
+    metrics.update(
+        _group_metrics(
+            proposals.rollouts,
+            solver_rollouts,
+            train_rollouts,
+            advantages,
+            cfg.task_types,
+            cfg.train_proposer,
+        )
+    )
     metrics.update(step_diversity.metrics)
     metrics.update({f"buffer/{k}": v for k, v in self.buffers.sizes().items()})
     metrics.update(diversity.buffer_metrics(self.buffer_index, self.buffers))
     metrics.update({f"learner/{k}": float(v) for k, v in update_metrics.items()})
     gen_s, sandbox_s = self._timed_sampler.seconds, self._timed_pool.seconds
-    metrics.update({
-        "time/generation_s": gen_s, "time/sandbox_s": sandbox_s,
-        "time/other_host_s": max(rollout_seconds - gen_s - sandbox_s, 0.0),
-        "time/update_s": update_seconds,
-        "time/step_s": time.perf_counter() - start,
-        "throughput/generated_tokens": generated,
-        "throughput/generation_tokens_per_s": generated / max(gen_s, 1e-9),
-        "throughput/train_tokens": int(update_metrics.get("tokens", 0)),
-        "throughput/train_tokens_per_s": float(update_metrics.get("tokens", 0))
-                                         / max(update_seconds, 1e-9),
-        "solver/estimation_samples": len(estimates),
-    })
+    metrics.update(
+        {
+            "time/generation_s": gen_s,
+            "time/sandbox_s": sandbox_s,
+            "time/other_host_s": max(rollout_seconds - gen_s - sandbox_s, 0.0),
+            "time/update_s": update_seconds,
+            "time/step_s": time.perf_counter() - start,
+            "throughput/generated_tokens": generated,
+            "throughput/generation_tokens_per_s": generated / max(gen_s, 1e-9),
+            "throughput/train_tokens": int(update_metrics.get("tokens", 0)),
+            "throughput/train_tokens_per_s": float(update_metrics.get("tokens", 0))
+            / max(update_seconds, 1e-9),
+            "solver/estimation_samples": len(estimates),
+        }
+    )
     return metrics
 
   def _update(self, rollouts: list[Rollout]) -> tuple[np.ndarray, dict]:
     """Task-relative advantages, the fixed-shape batch, one train step, new sampler params."""
     rewards = np.asarray([r.reward for r in rollouts], np.float32)  # [N]
     groups = np.asarray([group_id(r.task_type, r.role) for r in rollouts], np.int32)
-    advantages = np.asarray(loss.task_relative_advantages(
-        rewards, groups, len(GROUPS), np.ones(len(rollouts), bool),
-        eps=self.learner_config.advantage_eps, mode=self.learner_config.advantage_mode))
+    advantages = np.asarray(
+        loss.task_relative_advantages(
+            rewards,
+            groups,
+            len(GROUPS),
+            np.ones(len(rollouts), bool),
+            eps=self.learner_config.advantage_eps,
+            mode=self.learner_config.advantage_mode,
+        )
+    )
     # One part per role, each padded to its own length bucket: proposer prompts (with
     # references) run 2-4x longer than solver prompts, so one shared bucket would pad every
     # solver row to the proposer length. Each part keeps a fixed row count per step (no
@@ -261,11 +339,18 @@ class SelfPlayRun:
       index = [i for i, r in enumerate(rollouts) if r.role is role]
       if not index:
         continue
-      parts.append(batching.build_train_batch(
-          [rollouts[i].prompt_ids for i in index], [rollouts[i].completion_ids for i in index],
-          advantages[index], [rollouts[i].logprobs for i in index], group_ids=groups[index],
-          shapes=self.batch_shapes, pad_id=self.tokenizer.pad_id or 0,
-          min_rows=self.rows_per_role))
+      parts.append(
+          batching.build_train_batch(
+              [rollouts[i].prompt_ids for i in index],
+              [rollouts[i].completion_ids for i in index],
+              advantages[index],
+              [rollouts[i].logprobs for i in index],
+              group_ids=groups[index],
+              shapes=self.batch_shapes,
+              pad_id=self.tokenizer.pad_id or 0,
+              min_rows=self.rows_per_role,
+          )
+      )
     batch = learner.shard_batch(tuple(parts), self.mesh)
     self.train_state, metrics = self.train_step(self.train_state, batch)
     self._share_params_with_sampler()
@@ -291,9 +376,14 @@ class SelfPlayRun:
     self.sampler.update_params(self.train_state.params)
 
 
-def _group_metrics(proposer: list[Rollout], solver: list[Rollout], trained: list[Rollout],
-                   advantages: np.ndarray, task_types,
-                   proposals_scored: bool = True) -> dict[str, float]:
+def _group_metrics(
+    proposer: list[Rollout],
+    solver: list[Rollout],
+    trained: list[Rollout],
+    advantages: np.ndarray,
+    task_types,
+    proposals_scored: bool = True,
+) -> dict[str, float]:
   """Per (task, role): reward, format failures, validity / solve rate, lengths, advantages.
 
   Keys `{task}/{role}/{name}` with names from `metric_names` (the plot reads the same).
@@ -311,10 +401,10 @@ def _group_metrics(proposer: list[Rollout], solver: list[Rollout], trained: list
         continue
       if role is Role.SOLVE or proposals_scored:
         out[f"{name}/{mn.REWARD_MEAN}"] = float(np.mean([r.reward for r in group]))
-      out[f"{name}/{mn.FORMAT_FAILURE_RATE}"] = float(np.mean([not r.well_formed
-                                                              for r in group]))
-      out[f"{name}/{mn.RESPONSE_TOKENS_MEAN}"] = float(np.mean([len(r.completion_ids)
-                                                               for r in group]))
+      out[f"{name}/{mn.FORMAT_FAILURE_RATE}"] = float(np.mean([not r.well_formed for r in group]))
+      out[f"{name}/{mn.RESPONSE_TOKENS_MEAN}"] = float(
+          np.mean([len(r.completion_ids) for r in group])
+      )
       if role is Role.PROPOSE:
         out[f"{name}/{mn.VALIDITY_RATE}"] = float(np.mean([r.valid for r in group]))
         rates = [r.solve_rate for r in group if r.solve_rate is not None]

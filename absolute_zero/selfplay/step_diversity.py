@@ -39,9 +39,13 @@ class StepDiversity:
   bonuses: list[float]
 
 
-def measure_step(index: div.BufferIndex, buffers: TaskBuffers, outcome,
-                 task_types: Sequence[TaskType],
-                 reward_config: RewardConfig = RewardConfig()) -> StepDiversity:
+def measure_step(
+    index: div.BufferIndex,
+    buffers: TaskBuffers,
+    outcome,
+    task_types: Sequence[TaskType],
+    reward_config: RewardConfig = RewardConfig(),
+) -> StepDiversity:
   """Diversity of the step's valid proposals against the buffers, before they are added.
 
   Args:
@@ -56,26 +60,32 @@ def measure_step(index: div.BufferIndex, buffers: TaskBuffers, outcome,
   bonuses = [0.0] * len(outcome.rollouts)
   for task_type in task_types:
     name = f"{task_type.value}/{Role.PROPOSE.value}"
-    rows = [(i, outcome.tasks[i]) for i, r in enumerate(outcome.rollouts)
-            if r.task_type is task_type and r.valid and outcome.tasks[i] is not None]
+    rows = [
+        (i, outcome.tasks[i])
+        for i, r in enumerate(outcome.rollouts)
+        if r.task_type is task_type and r.valid and outcome.tasks[i] is not None
+    ]
     analyses = [div.analyse_program(task.program) for _, task in rows]
-    keys = [div.fallback_key(task.program) if a is None else a.key
-            for (_, task), a in zip(rows, analyses)]
+    keys = [
+        div.fallback_key(task.program) if a is None else a.key
+        for (_, task), a in zip(rows, analyses)
+    ]
     metrics[f"{name}/{mn.DISTINCT_PROGRAMS}"] = len(set(keys))
     if task_type is TaskType.INDUCTION:
       metrics[f"{name}/{mn.DISTINCT_MESSAGES}"] = len(
-          {div.normalize_message(task.message) for _, task in rows})
+          {div.normalize_message(task.message) for _, task in rows}
+      )
     if not rows:
       continue
-    metrics[f"{name}/{mn.NOVEL_SHARE}"] = float(np.mean(
-        [not index.contains(task_type, key) for key in keys]))
+    metrics[f"{name}/{mn.NOVEL_SHARE}"] = float(
+        np.mean([not index.contains(task_type, key) for key in keys])
+    )
     analysed = [a for a in analyses if a is not None]
     distances = {id(a): index.nearest_distance(task_type, a.features) for a in analysed}
     if analysed:
       metrics[f"{name}/{mn.NN_DISTANCE_MEAN}"] = float(np.mean(list(distances.values())))
       metrics[f"{name}/{mn.AST_NODES_MEAN}"] = float(np.mean([a.ast_nodes for a in analysed]))
-      metrics[f"{name}/{mn.CYCLOMATIC_MEAN}"] = float(np.mean([a.cyclomatic
-                                                               for a in analysed]))
+      metrics[f"{name}/{mn.CYCLOMATIC_MEAN}"] = float(np.mean([a.cyclomatic for a in analysed]))
     inputs, outputs = [], []
     for _, task in rows:
       task_inputs, task_outputs = div.task_io(task)
@@ -88,13 +98,13 @@ def measure_step(index: div.BufferIndex, buffers: TaskBuffers, outcome,
       for (i, _), a in zip(rows, analyses):
         if a is not None:
           bonuses[i] = intrinsic_bonus(a.complexity_score, distances[id(a)], reward_config)
-      metrics[f"{name}/{mn.INTRINSIC_REWARD_MEAN}"] = float(np.mean(
-          [bonuses[i] for i, _ in rows]))
+      metrics[f"{name}/{mn.INTRINSIC_REWARD_MEAN}"] = float(np.mean([bonuses[i] for i, _ in rows]))
   return StepDiversity(metrics=metrics, bonuses=bonuses)
 
 
 def buffer_metrics(index: div.BufferIndex, buffers: TaskBuffers) -> dict[str, int]:
   """`buffer/{task}/distinct_programs` of every buffer (index synced to `buffers`)."""
   index.sync(buffers)
-  return {f"{mn.BUFFER}/{t.value}/{mn.DISTINCT_PROGRAMS}": index.distinct_programs(t)
-          for t in TaskType}
+  return {
+      f"{mn.BUFFER}/{t.value}/{mn.DISTINCT_PROGRAMS}": index.distinct_programs(t) for t in TaskType
+  }

@@ -60,8 +60,7 @@ MAX_AST_DEPTH = 120  # ast.dump (the canonical key) recurses once per level
 NN_POOL = 1024
 # Decision points at which the complexity score of the intrinsic reward saturates.
 COMPLEXITY_SCALE = 10
-VALUE_TYPES = ("int", "float", "bool", "str", "list", "tuple", "dict", "set", "none",
-               "other")
+VALUE_TYPES = ("int", "float", "bool", "str", "list", "tuple", "dict", "set", "none", "other")
 
 _CONTEXTS = (ast.Load, ast.Store, ast.Del)
 _MASK64 = (1 << 64) - 1
@@ -108,9 +107,15 @@ def _drop_bare_strings(tree: ast.AST) -> None:
     for field in ("body", "orelse", "finalbody"):
       stmts = getattr(node, field, None)
       if isinstance(stmts, list) and stmts and isinstance(stmts[0], ast.stmt):
-        kept = [s for s in stmts if not (isinstance(s, ast.Expr)
-                                         and isinstance(s.value, ast.Constant)
-                                         and isinstance(s.value.value, str))]
+        kept = [
+            s
+            for s in stmts
+            if not (
+                isinstance(s, ast.Expr)
+                and isinstance(s.value, ast.Constant)
+                and isinstance(s.value.value, str)
+            )
+        ]
         if len(kept) != len(stmts):
           setattr(node, field, kept)
 
@@ -215,8 +220,9 @@ def _decisions(node: ast.AST) -> int:
   if isinstance(node, ast.comprehension):
     return 1 + len(node.ifs)
   if isinstance(node, ast.Match):
-    catch_all = any(isinstance(c.pattern, ast.MatchAs) and c.pattern.pattern is None
-                    for c in node.cases)
+    catch_all = any(
+        isinstance(c.pattern, ast.MatchAs) and c.pattern.pattern is None for c in node.cases
+    )
     return max(0, len(node.cases) - catch_all)
   return 0
 
@@ -246,8 +252,9 @@ def canonical_tokens(source: str) -> list[str] | None:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _hash64(text: str) -> int:
-  return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "replace"),
-                                        digest_size=8).digest(), "little")
+  return int.from_bytes(
+      hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).digest(), "little"
+  )
 
 
 def bigram_features(tokens: Sequence[str]) -> frozenset:
@@ -276,14 +283,22 @@ def analyse_program(source: str) -> ProgramAnalysis | None:
     return None
   key = hashlib.blake2b(dump.encode("utf-8", "replace"), digest_size=16).digest()
   cyclomatic = 1 + sum(_decisions(n) for n in nodes)
-  return ProgramAnalysis(key=key, ast_nodes=len(nodes), cyclomatic=cyclomatic,
-                         features=bigram_features([_label(n) for n in nodes]))
+  return ProgramAnalysis(
+      key=key,
+      ast_nodes=len(nodes),
+      cyclomatic=cyclomatic,
+      features=bigram_features([_label(n) for n in nodes]),
+  )
 
 
 def fallback_key(source: str) -> bytes:
   """The key of a program that cannot be analysed: its text as the buffers compare it."""
-  return b"text:" + hashlib.blake2b(normalize_program(str(source)).encode(
-      "utf-8", "replace"), digest_size=16).digest()
+  return (
+      b"text:"
+      + hashlib.blake2b(
+          normalize_program(str(source)).encode("utf-8", "replace"), digest_size=16
+      ).digest()
+  )
 
 
 def program_key(source: str) -> bytes:
@@ -379,8 +394,10 @@ def task_io(task: Triplet | InductionTask) -> tuple[list[str], list[str]]:
   if isinstance(task, Triplet):
     return argument_types(task.input), [value_type(task.output)]
   pairs = task.shown + task.held_out
-  return ([t for p in pairs for t in argument_types(p.input)],
-          [value_type(p.output) for p in pairs])
+  return (
+      [t for p in pairs for t in argument_types(p.input)],
+      [value_type(p.output) for p in pairs],
+  )
 
 
 # ------------------------------------------------------------------ buffers
@@ -421,10 +438,9 @@ class BufferIndex:
   def sync(self, buffers: TaskBuffers) -> None:
     for task_type, index in self._types.items():
       entries = buffers[task_type].entries
-      if index.seen and (len(entries) < index.seen or
-                         entries[index.seen - 1] is not index.last):
+      if index.seen and (len(entries) < index.seen or entries[index.seen - 1] is not index.last):
         index = self._types[task_type] = _TypeIndex()
-      for entry in entries[index.seen:]:
+      for entry in entries[index.seen :]:
         index.add(entry.program)
       index.seen = len(entries)
       index.last = entries[-1] if entries else None

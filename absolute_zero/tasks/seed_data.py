@@ -54,15 +54,21 @@ from typing import Any, Optional, Sequence, Union
 from absolute_zero.sandbox.literals import literals_equal
 from absolute_zero.tasks import validators
 from absolute_zero.tasks.buffers import dedup_key
-from absolute_zero.tasks.parsers import (ParseConfig, ParsedInductionProposal,
-                                         ParsedTripletProposal, ParseFailure,
-                                         _literal_field, parse_program)
+from absolute_zero.tasks.parsers import (
+    ParseConfig,
+    ParsedInductionProposal,
+    ParsedTripletProposal,
+    ParseFailure,
+    _literal_field,
+    parse_program,
+)
 from absolute_zero.tasks.types import InductionTask, TaskType, Triplet
 
 # Written by the absolute-zero authors for this project (MIT, like the project); it holds
 # no benchmark program (CRUXEval, HumanEval, MBPP, ...).
-DEFAULT_SEED_DATASET = str(pathlib.Path(__file__).resolve().parent.parent / "data"
-                           / "seed_tasks.jsonl")
+DEFAULT_SEED_DATASET = str(
+    pathlib.Path(__file__).resolve().parent.parent / "data" / "seed_tasks.jsonl"
+)
 
 TRIPLET_TYPES = (TaskType.DEDUCTION, TaskType.ABDUCTION)
 _TRIPLET_FIELDS = ("snippet", "input", "output")
@@ -108,7 +114,8 @@ class SeedReport:
   path: str
   rows_read: int = 0
   accepted: dict[TaskType, int] = dataclasses.field(
-      default_factory=lambda: {t: 0 for t in TaskType})
+      default_factory=lambda: {t: 0 for t in TaskType}
+  )
   rejected: list[Rejection] = dataclasses.field(default_factory=list)
   dropped_inputs: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)
 
@@ -124,9 +131,10 @@ class SeedReport:
     accepted = ", ".join(f"{t.value} {n}" for t, n in self.accepted.items())
     text = f"seed dataset {self.path}: {self.rows_read} rows; accepted {accepted}"
     if self.rejected:
-      parts = [f"{status}: lines {', '.join(map(str, lines[:10]))}"
-               + (" ..." if len(lines) > 10 else "")
-               for status, lines in self.rejected_by_status().items()]
+      parts = [
+          f"{status}: lines {', '.join(map(str, lines[:10]))}" + (" ..." if len(lines) > 10 else "")
+          for status, lines in self.rejected_by_status().items()
+      ]
       text += f"; rejected {len(self.rejected)} ({'; '.join(parts)})"
     if self.dropped_inputs:
       text += f"; {len(self.dropped_inputs)} induction inputs dropped"
@@ -144,8 +152,7 @@ class SeedData:
 # ------------------------------------------------------------------------------ reading
 
 
-def read_jsonl(path: Union[str, os.PathLike]) -> tuple[list[tuple[int, Any]],
-                                                       list[Rejection]]:
+def read_jsonl(path: Union[str, os.PathLike]) -> tuple[list[tuple[int, Any]], list[Rejection]]:
   """(line, decoded JSON value) of every non-blank line, and the lines that are not JSON.
 
   Raises:
@@ -166,8 +173,10 @@ def read_jsonl(path: Union[str, os.PathLike]) -> tuple[list[tuple[int, Any]],
         try:
           text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as err:
-          raise SeedDataError(f"seed dataset {name}: line {number} is not UTF-8 text "
-                              f"({err.reason}); expected JSONL") from None
+          raise SeedDataError(
+              f"seed dataset {name}: line {number} is not UTF-8 text "
+              f"({err.reason}); expected JSONL"
+          ) from None
         if not text.strip():
           continue
         try:
@@ -177,13 +186,21 @@ def read_jsonl(path: Union[str, os.PathLike]) -> tuple[list[tuple[int, Any]],
   except OSError as err:
     raise SeedDataError(f"seed dataset {name}: cannot read ({err.strerror or err})") from None
   if not rows and not bad:
-    raise SeedDataError(f"seed dataset {name}: the file is empty; expected one JSON object "
-                        "per line")
+    raise SeedDataError(
+        f"seed dataset {name}: the file is empty; expected one JSON object " "per line"
+    )
   if not any(isinstance(value, dict) for _, value in rows):
-    first = bad[0] if bad else Rejection(rows[0][0], "not_an_object",
-                                         f"a JSON {type(rows[0][1]).__name__}, not an object")
-    raise SeedDataError(f"seed dataset {name}: not JSONL (one JSON object per line): line "
-                        f"{first.line}: {first.reason}")
+    first = (
+        bad[0]
+        if bad
+        else Rejection(
+            rows[0][0], "not_an_object", f"a JSON {type(rows[0][1]).__name__}, not an object"
+        )
+    )
+    raise SeedDataError(
+        f"seed dataset {name}: not JSONL (one JSON object per line): line "
+        f"{first.line}: {first.reason}"
+    )
   return rows, bad
 
 
@@ -204,31 +221,45 @@ def parse_row(line: int, value: Any) -> Union[SeedRow, Rejection]:
       task_types = (TaskType.from_name(name.strip()),)
     except ValueError as err:
       return Rejection(line, "bad_task_type", str(err))
-  induction = (task_types == (TaskType.INDUCTION,) if task_types is not None
-               else "inputs" in value)
+  induction = task_types == (TaskType.INDUCTION,) if task_types is not None else "inputs" in value
   fields = _INDUCTION_FIELDS if induction else _TRIPLET_FIELDS
   missing = [f for f in fields if f not in value]
   if missing:
     kind = "induction" if induction else "triplet"
-    return Rejection(line, "missing_field",
-                     f"{kind} row lacks {', '.join(map(repr, missing))} (needs "
-                     f"{', '.join(fields)})")
+    return Rejection(
+        line,
+        "missing_field",
+        f"{kind} row lacks {', '.join(map(repr, missing))} (needs " f"{', '.join(fields)})",
+    )
   for field in ("snippet", "message") if induction else fields:
     if not isinstance(value[field], str):
       return Rejection(line, "wrong_type", _wrong_type(field, value[field], "a string"))
   if not induction:
-    return SeedRow(line, task_types or TRIPLET_TYPES, value["snippet"], input=value["input"],
-                   output=value["output"])
+    return SeedRow(
+        line,
+        task_types or TRIPLET_TYPES,
+        value["snippet"],
+        input=value["input"],
+        output=value["output"],
+    )
   for field in ("inputs", "outputs"):
     items = value[field]
     if not (isinstance(items, list) and all(isinstance(x, str) for x in items)):
-      return Rejection(line, "wrong_type",
-                       f"field {field!r} must be a list of strings (Python literals)")
+      return Rejection(
+          line, "wrong_type", f"field {field!r} must be a list of strings (Python literals)"
+      )
   if len(value["inputs"]) != len(value["outputs"]):
-    return Rejection(line, "wrong_type", f"{len(value['inputs'])} inputs but "
-                     f"{len(value['outputs'])} outputs")
-  return SeedRow(line, (TaskType.INDUCTION,), value["snippet"], inputs=tuple(value["inputs"]),
-                 outputs=tuple(value["outputs"]), message=value["message"])
+    return Rejection(
+        line, "wrong_type", f"{len(value['inputs'])} inputs but " f"{len(value['outputs'])} outputs"
+    )
+  return SeedRow(
+      line,
+      (TaskType.INDUCTION,),
+      value["snippet"],
+      inputs=tuple(value["inputs"]),
+      outputs=tuple(value["outputs"]),
+      message=value["message"],
+  )
 
 
 # ------------------------------------------------------------------------------ checking
@@ -241,8 +272,9 @@ def _parse_checks(row: SeedRow, config: ParseConfig) -> Union[SeedRow, Rejection
   def failed(failure: ParseFailure) -> Rejection:
     return Rejection(row.line, failure.kind.value, failure.detail)
 
-  program = parse_program(row.program, config,
-                          reject_multiple_functions=config.reject_multiple_functions)
+  program = parse_program(
+      row.program, config, reject_multiple_functions=config.reject_multiple_functions
+  )
   if isinstance(program, ParseFailure):
     return failed(program)
   literals = [row.input] if not row.is_induction else list(row.inputs)
@@ -258,35 +290,38 @@ def _parse_checks(row: SeedRow, config: ParseConfig) -> Union[SeedRow, Rejection
   if not message:
     return Rejection(row.line, "empty_block", "message is empty")
   if len(message) > config.max_message_chars:
-    return Rejection(row.line, "field_too_long",
-                     f"message has {len(message)} chars > {config.max_message_chars}")
+    return Rejection(
+        row.line, "field_too_long", f"message has {len(message)} chars > {config.max_message_chars}"
+    )
   return dataclasses.replace(row, program=program, inputs=tuple(checked), message=message)
 
 
 def _short(text: str, limit: int = 80) -> str:
-  return text if len(text) <= limit else text[:limit - 3] + "..."
+  return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _mismatch(recorded: str, computed: str) -> str:
   """'recorded X, the sandbox computed Y', with where they part when both are long."""
   text = f"recorded {_short(recorded)}, the sandbox computed {_short(computed)}"
   if max(len(recorded), len(computed)) > 80:
-    at = next((i for i, (a, b) in enumerate(zip(recorded, computed)) if a != b),
-              min(len(recorded), len(computed)))
+    at = next(
+        (i for i, (a, b) in enumerate(zip(recorded, computed)) if a != b),
+        min(len(recorded), len(computed)),
+    )
     text += f" ({len(recorded)} vs {len(computed)} chars, first difference at char {at})"
   return text
 
 
 def _check_triplets(pool: Any, rows: Sequence[SeedRow]) -> list[Union[Triplet, Rejection]]:
   results = validators.validate_triplet_proposals(
-      pool, [ParsedTripletProposal(r.program, r.input) for r in rows])
+      pool, [ParsedTripletProposal(r.program, r.input) for r in rows]
+  )
   out: list[Union[Triplet, Rejection]] = []
   for row, res in zip(rows, results):
     if not res.valid:
       out.append(Rejection(row.line, res.status, res.reason))
     elif not _equal(row.output, res.triplet.output):
-      out.append(Rejection(row.line, "output_mismatch", _mismatch(row.output,
-                                                                  res.triplet.output)))
+      out.append(Rejection(row.line, "output_mismatch", _mismatch(row.output, res.triplet.output)))
     else:
       out.append(res.triplet)
   return out
@@ -296,10 +331,12 @@ def _equal(recorded: str, computed: str) -> bool:
   return literals_equal(computed, recorded)
 
 
-def _check_induction(pool: Any, rows: Sequence[SeedRow], config: validators.ValidatorConfig,
-                     report: SeedReport) -> list[Union[InductionTask, Rejection]]:
+def _check_induction(
+    pool: Any, rows: Sequence[SeedRow], config: validators.ValidatorConfig, report: SeedReport
+) -> list[Union[InductionTask, Rejection]]:
   results = validators.validate_induction_proposals(
-      pool, [(r.program, ParsedInductionProposal(r.inputs, r.message)) for r in rows], config)
+      pool, [(r.program, ParsedInductionProposal(r.inputs, r.message)) for r in rows], config
+  )
   out: list[Union[InductionTask, Rejection]] = []
   for row, res in zip(rows, results):
     report.dropped_inputs.extend((row.line, literal, why) for literal, why in res.dropped)
@@ -316,23 +353,34 @@ def _check_induction(pool: Any, rows: Sequence[SeedRow], config: validators.Vali
     recorded: dict[str, str] = {}  # the first of repeated inputs, as the validator keeps
     for literal, output in zip(row.inputs, row.outputs):
       recorded.setdefault(literal.strip(), output)
-    wrong = [(p.input, recorded[p.input.strip()], p.output)
-             for p in res.task.shown + res.task.held_out
-             if not _equal(recorded[p.input.strip()], p.output)]
+    wrong = [
+        (p.input, recorded[p.input.strip()], p.output)
+        for p in res.task.shown + res.task.held_out
+        if not _equal(recorded[p.input.strip()], p.output)
+    ]
     if wrong:
       literal, want, got = wrong[0]
-      out.append(Rejection(row.line, "output_mismatch",
-                           f"{len(wrong)} of {len(recorded)} outputs differ; input {_short(literal)}: "
-                           + _mismatch(want, got)))
+      out.append(
+          Rejection(
+              row.line,
+              "output_mismatch",
+              f"{len(wrong)} of {len(recorded)} outputs differ; input {_short(literal)}: "
+              + _mismatch(want, got),
+          )
+      )
     else:
       out.append(res.task)
   return out
 
 
-def load_seed_dataset(path: Union[str, os.PathLike], pool: Any, *,
-                      parse_config: ParseConfig = ParseConfig(),
-                      validator_config: validators.ValidatorConfig = validators.ValidatorConfig(),
-                      require_any: bool = True) -> SeedData:
+def load_seed_dataset(
+    path: Union[str, os.PathLike],
+    pool: Any,
+    *,
+    parse_config: ParseConfig = ParseConfig(),
+    validator_config: validators.ValidatorConfig = validators.ValidatorConfig(),
+    require_any: bool = True,
+) -> SeedData:
   """Reads, checks and validates a seed file (module docstring); one sandbox batch per kind.
 
   Args:
@@ -366,8 +414,7 @@ def load_seed_dataset(path: Union[str, os.PathLike], pool: Any, *,
   if triplet_rows:
     checked += zip(triplet_rows, _check_triplets(pool, triplet_rows))
   if induction_rows:
-    checked += zip(induction_rows,
-                   _check_induction(pool, induction_rows, validator_config, report))
+    checked += zip(induction_rows, _check_induction(pool, induction_rows, validator_config, report))
   checked.sort(key=lambda pair: pair[0].line)
 
   entries: dict[TaskType, list] = {t: [] for t in TaskType}
@@ -378,8 +425,7 @@ def load_seed_dataset(path: Union[str, os.PathLike], pool: Any, *,
       continue
     key = (row.task_types, dedup_key(result))
     if key in first_line:
-      rejected.append(Rejection(row.line, "duplicate",
-                                f"the same task as line {first_line[key]}"))
+      rejected.append(Rejection(row.line, "duplicate", f"the same task as line {first_line[key]}"))
       continue
     first_line[key] = row.line
     for task_type in row.task_types:

@@ -2,9 +2,14 @@
 
 import pytest
 
-from absolute_zero.evaluation.math_equivalence import (answers_equivalent_batch, any_reference_matches,
-                                                       latex_to_expression, numbers_equal,
-                                                       numeric_value, sympy_equal_batch)
+from absolute_zero.evaluation.math_equivalence import (
+    answers_equivalent_batch,
+    any_reference_matches,
+    latex_to_expression,
+    numbers_equal,
+    numeric_value,
+    sympy_equal_batch,
+)
 from fractions import Fraction
 
 EQUAL = [
@@ -42,56 +47,61 @@ DIFFERENT = [
 
 
 def test_equal_pairs():
-    verdicts = answers_equivalent_batch(EQUAL)
-    assert [p for p, v in zip(EQUAL, verdicts) if not v] == []
+  verdicts = answers_equivalent_batch(EQUAL)
+  assert [p for p, v in zip(EQUAL, verdicts) if not v] == []
 
 
 def test_different_pairs():
-    verdicts = answers_equivalent_batch(DIFFERENT)
-    assert [p for p, v in zip(DIFFERENT, verdicts) if v] == []
+  verdicts = answers_equivalent_batch(DIFFERENT)
+  assert [p for p, v in zip(DIFFERENT, verdicts) if v] == []
 
 
 def test_none_prediction_is_wrong():
-    assert answers_equivalent_batch([(None, "1")]) == [False]
+  assert answers_equivalent_batch([(None, "1")]) == [False]
 
 
 def test_any_reference_matches():
-    assert any_reference_matches([("7", ["6", "7"]), ("8", ["6", "7"])]) == [True, False]
+  assert any_reference_matches([("7", ["6", "7"]), ("8", ["6", "7"])]) == [True, False]
 
 
 def test_numeric_value_exact():
-    assert numeric_value(r"\frac{3}{4}") == Fraction(3, 4)
-    assert numeric_value("12%") == Fraction(12)
-    assert numeric_value("x") is None
-    assert numbers_equal("0.12", "12%") is True
-    assert numbers_equal("x", "1") is None
+  assert numeric_value(r"\frac{3}{4}") == Fraction(3, 4)
+  assert numeric_value("12%") == Fraction(12)
+  assert numeric_value("x") is None
+  assert numbers_equal("0.12", "12%") is True
+  assert numbers_equal("x", "1") is None
 
 
-@pytest.mark.parametrize("hostile", [
-    "__import__('os').system('true')",
-    "().__class__.__bases__",
-    "lambda: 1",
-    "open('/etc/passwd')",
-    "x.real",
-    r"\frac{a}{b}; import os",
-    "9" * 500,
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "__import__('os').system('true')",
+        "().__class__.__bases__",
+        "lambda: 1",
+        "open('/etc/passwd')",
+        "x.real",
+        r"\frac{a}{b}; import os",
+        "9" * 500,
+    ],
+)
 def test_sanitiser_rejects_anything_outside_the_grammar(hostile):
-    assert latex_to_expression(hostile) is None
+  assert latex_to_expression(hostile) is None
 
 
 def test_sanitiser_output_uses_only_grammar_tokens():
-    assert latex_to_expression(r"2\sqrt{x}") == "2 * sqrt ( x )"
-    assert latex_to_expression(r"\frac{\pi}{2}") == "( ( pi ) / ( 2 ) )"
-    assert latex_to_expression("3xy") == "3 * x * y"
+  assert latex_to_expression(r"2\sqrt{x}") == "2 * sqrt ( x )"
+  assert latex_to_expression(r"\frac{\pi}{2}") == "( ( pi ) / ( 2 ) )"
+  assert latex_to_expression("3xy") == "3 * x * y"
 
 
 def test_sympy_child_rechecks_the_grammar():
-    # Strings that never went through the sanitiser are refused by the child itself.
-    assert sympy_equal_batch([("__import__('os')", "1"), ("1 + 1", "2")]) == [False, True]
+  # Strings that never went through the sanitiser are refused by the child itself.
+  assert sympy_equal_batch([("__import__('os')", "1"), ("1 + 1", "2")]) == [False, True]
 
 
 def test_sympy_child_survives_a_huge_power():
-    # 10**10**10 is computed in C (the alarm cannot stop it): the memory cap ends it.
-    assert sympy_equal_batch([("10 ** 10 ** 12", "1"), ("2 * x", "x + x")],
-                             item_timeout_s=2.0)[1] is True
+  # 10**10**10 is computed in C (the alarm cannot stop it): the memory cap ends it.
+  assert (
+      sympy_equal_batch([("10 ** 10 ** 12", "1"), ("2 * x", "x + x")], item_timeout_s=2.0)[1]
+      is True
+  )

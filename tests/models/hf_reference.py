@@ -10,27 +10,43 @@ def hf_config_for(name: str):
   import transformers
 
   c = get_config(name)
-  common = dict(vocab_size=c.vocab_size, hidden_size=c.embed_dim,
-                intermediate_size=c.mlp_dim, num_hidden_layers=c.num_layers,
-                num_attention_heads=c.num_heads, num_key_value_heads=c.num_kv_heads,
-                head_dim=c.head_dim, rms_norm_eps=c.rms_norm_eps,
-                tie_word_embeddings=c.tie_embeddings)
+  common = dict(
+      vocab_size=c.vocab_size,
+      hidden_size=c.embed_dim,
+      intermediate_size=c.mlp_dim,
+      num_hidden_layers=c.num_layers,
+      num_attention_heads=c.num_heads,
+      num_key_value_heads=c.num_kv_heads,
+      head_dim=c.head_dim,
+      rms_norm_eps=c.rms_norm_eps,
+      tie_word_embeddings=c.tie_embeddings,
+  )
   if c.family == "gemma3":
     return transformers.Gemma3TextConfig(
-        **common, sliding_window=c.sliding_window,
+        **common,
+        sliding_window=c.sliding_window,
         query_pre_attn_scalar=int(c.query_pre_attn_scalar),
-        rope_parameters={"sliding_attention": {"rope_type": "default",
-                                               "rope_theta": c.rope_base_local},
-                         "full_attention": {"rope_type": "default",
-                                            "rope_theta": c.rope_base}})
+        rope_parameters={
+            "sliding_attention": {"rope_type": "default", "rope_theta": c.rope_base_local},
+            "full_attention": {"rope_type": "default", "rope_theta": c.rope_base},
+        },
+    )
   if c.family == "qwen2":
-    return transformers.Qwen2Config(**common, rope_parameters={
-        "rope_type": "default", "rope_theta": c.rope_base})
+    return transformers.Qwen2Config(
+        **common, rope_parameters={"rope_type": "default", "rope_theta": c.rope_base}
+    )
   s = c.rope_scaling
-  return transformers.LlamaConfig(**common, rope_parameters={
-      "rope_type": "llama3", "rope_theta": c.rope_base, "factor": s.factor,
-      "low_freq_factor": s.low_freq_factor, "high_freq_factor": s.high_freq_factor,
-      "original_max_position_embeddings": s.original_max_position})
+  return transformers.LlamaConfig(
+      **common,
+      rope_parameters={
+          "rope_type": "llama3",
+          "rope_theta": c.rope_base,
+          "factor": s.factor,
+          "low_freq_factor": s.low_freq_factor,
+          "high_freq_factor": s.high_freq_factor,
+          "original_max_position_embeddings": s.original_max_position,
+      },
+  )
 
 
 def random_hf_model(name: str, seed: int = 0):

@@ -47,16 +47,19 @@ def _compare(q, k, v, q_pos, k_pos, k_valid, q_valid, block, locals_=(True,), **
 
   def loss(impl):
     def f(q, k, v, local):
-      out = att.attention(q, k, v, q_pos, k_pos, k_valid, impl=impl, block_size=block,
-                          local=local, **kw)
+      out = att.attention(
+          q, k, v, q_pos, k_pos, k_valid, impl=impl, block_size=block, local=local, **kw
+      )
       return jnp.sum(jnp.where(keep, out * weights, 0.0)), out
+
     return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))
 
   dense_fn, block_fn = loss("dense"), loss("blockwise")
   value_err = grad_err = 0.0
   for local in locals_:
-    value, grads = _errors(dense_fn, block_fn, q, k, v, jnp.asarray(local), keep, q_pos,
-                           k_pos, k_valid)
+    value, grads = _errors(
+        dense_fn, block_fn, q, k, v, jnp.asarray(local), keep, q_pos, k_pos, k_valid
+    )
     value_err, grad_err = max(value_err, value), max(grad_err, grads)
   return value_err, grad_err
 
@@ -67,26 +70,29 @@ def _errors(dense_fn, block_fn, q, k, v, local, keep, q_pos, k_pos, k_valid):
   # Query rows that see no key at all (whole-padding rows) come out as zeros.
   unseen = ~jnp.any(att.visible(q_pos, k_pos, k_valid, None), axis=-1)  # [b, t]
   assert bool(jnp.any(unseen))
-  assert float(jnp.max(jnp.where(unseen[:, :, None, None, None], jnp.abs(block_out),
-                                 0.0))) == 0.0
+  assert float(jnp.max(jnp.where(unseen[:, :, None, None, None], jnp.abs(block_out), 0.0))) == 0.0
   value_err = float(jnp.max(jnp.where(keep, jnp.abs(dense - block_out), 0.0)))
   grad_err = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(g_dense, g_block))
   return value_err, grad_err
 
 
-@pytest.mark.parametrize("group,window,softcap", [
-    (1, None, None),  # plain causal, multi-head attention
-    (3, 5, None),  # window shorter than the row
-    (4, 64, 3.0),  # window longer than the row, softcap
-    (7, 5, 30.0),  # short window and softcap
-])
+@pytest.mark.parametrize(
+    "group,window,softcap",
+    [
+        (1, None, None),  # plain causal, multi-head attention
+        (3, 5, None),  # window shorter than the row
+        (4, 64, 3.0),  # window longer than the row, softcap
+        (7, 5, 30.0),  # short window and softcap
+    ],
+)
 def test_blockwise_equals_dense_on_ragged_rows(group, window, softcap):
   rng = np.random.default_rng(group)
   t = 37  # not a multiple of the block: padded blocks must stay invisible
   q, k, v = _inputs(rng, 4, t, t, 2, group, 8)
   pos, valid = _ragged(t)
-  value_err, grad_err = _compare(q, k, v, pos, pos, valid, valid, 8, scale=0.35,
-                                 window=window, softcap=softcap)
+  value_err, grad_err = _compare(
+      q, k, v, pos, pos, valid, valid, 8, scale=0.35, window=window, softcap=softcap
+  )
   assert value_err <= TOL and grad_err <= TOL, (value_err, grad_err)
 
 
@@ -99,8 +105,9 @@ def test_prefill_into_cache_slots_with_a_traced_window():
   pos, valid = _ragged(t)
   k_pos = jnp.pad(pos, ((0, 0), (0, s - t)))  # unfilled slots: position 0, invalid
   k_valid = jnp.pad(valid, ((0, 0), (0, s - t)))
-  value_err, grad_err = _compare(q, k, v, pos, k_pos, k_valid, valid, 4, scale=0.25,
-                                 window=3, locals_=(True, False))
+  value_err, grad_err = _compare(
+      q, k, v, pos, k_pos, k_valid, valid, 4, scale=0.25, window=3, locals_=(True, False)
+  )
   assert value_err <= TOL and grad_err <= TOL, (value_err, grad_err)
 
 
@@ -126,11 +133,9 @@ def test_cudnn_is_refused_where_it_cannot_run():
   q = jnp.zeros((1, 4, 1, 1, 8))
   pos = jnp.zeros((1, 4), jnp.int32)
   with pytest.raises(ValueError, match="cudnn"):
-    att.attention(q, q[:, :, :, 0], q[:, :, :, 0], pos, pos, pos == 0, scale=1.0,
-                  impl="cudnn")
+    att.attention(q, q[:, :, :, 0], q[:, :, :, 0], pos, pos, pos == 0, scale=1.0, impl="cudnn")
   with pytest.raises(ValueError, match="unknown attention impl"):
-    att.attention(q, q[:, :, :, 0], q[:, :, :, 0], pos, pos, pos == 0, scale=1.0,
-                  impl="flash")
+    att.attention(q, q[:, :, :, 0], q[:, :, :, 0], pos, pos, pos == 0, scale=1.0, impl="flash")
 
 
 def test_gradient_memory_grows_linearly_with_length():
@@ -139,6 +144,7 @@ def test_gradient_memory_grows_linearly_with_length():
   (scores), the blockwise ones ~2x (no block's scores or masks kept for the backward;
   measured 3.6x and 1.8x from 1024 to 2048 tokens; without the optimization barrier in
   `_blockwise_fwd`, scan hoisted every block's masks: 3.6x)."""
+
   def temp_bytes(impl, t):
     q = jax.ShapeDtypeStruct((1, t, 1, 2, 16), jnp.float32)
     w = jax.ShapeDtypeStruct((2, 16, 16), jnp.float32)
@@ -148,9 +154,10 @@ def test_gradient_memory_grows_linearly_with_length():
     def loss(q, w):
       def layer(x, wi):
         k = x[:, :, :, 0] @ wi  # [1, t, 1, 16]
-        return att.attention(x, k, k, pos, pos, valid, scale=0.25, impl=impl,
-                             block_size=128), None
+        return att.attention(x, k, k, pos, pos, valid, scale=0.25, impl=impl, block_size=128), None
+
       return jnp.sum(jax.lax.scan(layer, q, w)[0] ** 2)
+
     grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
     return grad.lower(q, w).compile().memory_analysis().temp_size_in_bytes
 
@@ -160,7 +167,7 @@ def test_gradient_memory_grows_linearly_with_length():
 
 
 def test_auto_is_dense_for_short_rows_and_blockwise_for_long_ones():
-  """"auto" off GPU: the dense path while q_len x kv_len <= DENSE_MAX_SCORES (faster on
+  """ "auto" off GPU: the dense path while q_len x kv_len <= DENSE_MAX_SCORES (faster on
   CPU for the default run's rows), blockwise beyond (linear memory); identical outputs."""
   rng = np.random.default_rng(3)
 
@@ -169,8 +176,9 @@ def test_auto_is_dense_for_short_rows_and_blockwise_for_long_ones():
     k = jnp.asarray(rng.normal(size=(1, t, 1, 8)), jnp.float32)
     pos = jnp.arange(t, dtype=jnp.int32)[None]
     valid = jnp.ones((1, t), bool)
-    return jax.jit(lambda q, k: att.attention(q, k, k, pos, pos, valid, scale=0.3,
-                                              impl=impl, block_size=256))(q, k)
+    return jax.jit(
+        lambda q, k: att.attention(q, k, k, pos, pos, valid, scale=0.3, impl=impl, block_size=256)
+    )(q, k)
 
   short = 1024  # exactly DENSE_MAX_SCORES
   long = 1040

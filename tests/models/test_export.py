@@ -53,6 +53,7 @@ def _random_params(config, seed: int = 0) -> dict:
     name = jax.tree_util.keystr(path)
     std = 0.3 if ("norm" in name or "bias" in name) else 0.5 if "embedding" in name else 0.05
     return rng.normal(0, std, leaf.shape).astype(leaf.dtype)
+
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
@@ -65,7 +66,8 @@ def _our_logits(config, params, ids: np.ndarray) -> np.ndarray:
 
 def _hf_logits(directory, ids: np.ndarray) -> np.ndarray:
   model = transformers.AutoModelForCausalLM.from_pretrained(
-      str(directory), dtype=torch.float32, attn_implementation="eager")
+      str(directory), dtype=torch.float32, attn_implementation="eager"
+  )
   with torch.no_grad():
     return model(torch.from_numpy(np.asarray(ids))).logits.numpy()
 
@@ -75,15 +77,35 @@ def _tiny_sentencepiece(directory: Path) -> Path:
   markers as control pieces, whitespace runs as user-defined pieces), 360 pieces."""
   spm = pytest.importorskip("sentencepiece")
   corpus = directory / "corpus.txt"
-  corpus.write_text("\n".join(["def add(a, b):", "    return a + b", "hello world",
-                               "the cat sat on the mat", "x = [1, 2, 3]"] * 50))
+  corpus.write_text(
+      "\n".join(
+          [
+              "def add(a, b):",
+              "    return a + b",
+              "hello world",
+              "the cat sat on the mat",
+              "x = [1, 2, 3]",
+          ]
+          * 50
+      )
+  )
   spm.SentencePieceTrainer.train(
-      input=str(corpus), model_prefix=str(directory / "tokenizer"), vocab_size=360,
-      model_type="bpe", byte_fallback=True, add_dummy_prefix=False,
+      input=str(corpus),
+      model_prefix=str(directory / "tokenizer"),
+      vocab_size=360,
+      model_type="bpe",
+      byte_fallback=True,
+      add_dummy_prefix=False,
       control_symbols=["<start_of_turn>", "<end_of_turn>"],
       user_defined_symbols=["  ", "   ", "    ", "\n\n"],
-      normalization_rule_name="identity", remove_extra_whitespaces=False, bos_id=2,
-      eos_id=1, pad_id=0, unk_id=3, minloglevel=2)
+      normalization_rule_name="identity",
+      remove_extra_whitespaces=False,
+      bos_id=2,
+      eos_id=1,
+      pad_id=0,
+      unk_id=3,
+      minloglevel=2,
+  )
   corpus.unlink()
   (directory / "tokenizer.vocab").unlink()
   return directory / "tokenizer.model"
@@ -100,18 +122,27 @@ def _tiny_tokenizer_json(directory: Path, qwen2: bool) -> Path:
   tok = Tokenizer(models.BPE())
   if qwen2:
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
   else:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
   tok.decoder = decoders.ByteLevel()
-  tok.train_from_iterator(proposer_prompts(), trainers.BpeTrainer(
-      vocab_size=500, special_tokens=specials,
-      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+  tok.train_from_iterator(
+      proposer_prompts(),
+      trainers.BpeTrainer(
+          vocab_size=500,
+          special_tokens=specials,
+          initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+      ),
+  )
   tok.save(str(directory / "tokenizer.json"))
   return directory / "tokenizer.json"
 
@@ -135,14 +166,22 @@ def test_tiny_export_loads_in_transformers_with_our_logits(name, tmp_path, strin
   params = _random_params(config)
   tok_dir = tmp_path / "tok"
   tok_dir.mkdir()
-  source = (_tiny_sentencepiece(tok_dir) if config.family == "gemma3"
-            else _tiny_tokenizer_json(tok_dir, qwen2=config.family == "qwen2"))
+  source = (
+      _tiny_sentencepiece(tok_dir)
+      if config.family == "gemma3"
+      else _tiny_tokenizer_json(tok_dir, qwen2=config.family == "qwen2")
+  )
   out = tmp_path / "hf"
-  result = export_hf(config, params, out, tokenizer_source=str(source),
-                     max_shard_bytes=200_000)  # several shards and an index
+  result = export_hf(
+      config, params, out, tokenizer_source=str(source), max_shard_bytes=200_000
+  )  # several shards and an index
   assert "model.safetensors.index.json" in result.files
-  assert {"config.json", "generation_config.json", "tokenizer.json",
-          "tokenizer_config.json"} <= set(result.files)
+  assert {
+      "config.json",
+      "generation_config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+  } <= set(result.files)
   assert sorted(result.files) == sorted(os.listdir(out))
 
   rng = np.random.default_rng(1)
@@ -155,13 +194,30 @@ def test_tiny_export_loads_in_transformers_with_our_logits(name, tmp_path, strin
 
   # Our importer reads the export back to the same parameters and config.
   back_config, back = load_hf_checkpoint(out)
-  for field in ("family", "vocab_size", "embed_dim", "num_layers", "num_heads",
-                "num_kv_heads", "head_dim", "mlp_dim", "tie_embeddings", "qkv_bias",
-                "qk_norm", "post_norms", "rope_base", "rope_scaling", "sliding_window",
-                "global_every", "query_pre_attn_scalar", "rms_norm_eps"):
+  for field in (
+      "family",
+      "vocab_size",
+      "embed_dim",
+      "num_layers",
+      "num_heads",
+      "num_kv_heads",
+      "head_dim",
+      "mlp_dim",
+      "tie_embeddings",
+      "qkv_bias",
+      "qk_norm",
+      "post_norms",
+      "rope_base",
+      "rope_scaling",
+      "sliding_window",
+      "global_every",
+      "query_pre_attn_scalar",
+      "rms_norm_eps",
+  ):
     assert getattr(back_config, field) == getattr(config, field), field
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-               back, params)
+  jax.tree.map(
+      lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), back, params
+  )
 
   ours_tok = tk.load_tokenizer(source)
   theirs_tok = _assert_same_ids(ours_tok, out, strings)
@@ -175,11 +231,12 @@ def test_tiny_export_loads_in_transformers_with_our_logits(name, tmp_path, strin
 def test_bfloat16_export_is_our_weights_rounded(tmp_path):
   """--dtype=bfloat16 stores round-to-nearest bfloat16 of each float32 weight."""
   import ml_dtypes
+
   config = get_config("tiny-llama")
   params = _random_params(config, seed=3)
   export_hf(config, params, tmp_path, tokenizer_source=None, dtype="bfloat16")
   header_len = int.from_bytes((tmp_path / "model.safetensors").read_bytes()[:8], "little")
-  header = json.loads((tmp_path / "model.safetensors").read_bytes()[8:8 + header_len])
+  header = json.loads((tmp_path / "model.safetensors").read_bytes()[8 : 8 + header_len])
   assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"BF16"}
   assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
   _, back = load_hf_checkpoint(tmp_path)
@@ -189,6 +246,7 @@ def test_bfloat16_export_is_our_weights_rounded(tmp_path):
 
 def test_config_that_no_hf_model_has_is_refused(tmp_path):
   from absolute_zero.models.hf_layout import ModelFileError
+
   config = dataclasses.replace(get_config("tiny-llama"), qk_norm=True)
   with pytest.raises(ModelFileError, match="qk_norm=True"):
     export_hf(config, {}, tmp_path / "out", tokenizer_source=None)
@@ -198,6 +256,7 @@ def test_config_that_no_hf_model_has_is_refused(tmp_path):
 def test_tiny_gpt2_gguf_tokenizer(tmp_path, strings):
   """A GGUF byte-level BPE vocabulary (SmolLM2's kind) as tokenizer.json."""
   from tests.test_tokenizers import _write_tiny_gpt2_gguf
+
   gguf_path = tmp_path / "tiny.gguf"
   _write_tiny_gpt2_gguf(gguf_path, "smollm")
   out = tmp_path / "hf"
@@ -209,6 +268,7 @@ def test_tiny_gpt2_gguf_tokenizer(tmp_path, strings):
 def test_embedded_smollm2_tokenizer(tmp_path, strings):
   try:
     from absolute_zero.models.embedded import smollm2_135m_gguf_path
+
     smollm2_135m_gguf_path()
   except FileNotFoundError as e:
     pytest.skip(str(e))
@@ -216,8 +276,9 @@ def test_embedded_smollm2_tokenizer(tmp_path, strings):
   ours = tk.load_tokenizer("smollm2-135m")
   theirs = _assert_same_ids(ours, tmp_path, strings)
   messages = [{"role": "user", "content": "Write f."}]
-  assert theirs.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) \
-      == ours.apply_chat_template(messages)
+  assert theirs.apply_chat_template(
+      messages, tokenize=False, add_generation_prompt=True
+  ) == ours.apply_chat_template(messages)
 
 
 # ------------------------------------------------------------------ the embedded Gemma 3
@@ -283,41 +344,69 @@ def test_embedded_gemma3_export_round_trip(tmp_path, strings):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.export", "--checkpoint=gemma3-270m",
-       f"--output={out}", "--max_shard_size_mb=400"], cwd=tmp_path, env=env,
-      capture_output=True, text=True, timeout=900)
+      [
+          sys.executable,
+          "-m",
+          "experiments.export",
+          "--checkpoint=gemma3-270m",
+          f"--output={out}",
+          "--max_shard_size_mb=400",
+      ],
+      cwd=tmp_path,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=900,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   index = json.loads((out / "model.safetensors.index.json").read_text())
   assert len(set(index["weight_map"].values())) == 2  # the 671 MB embedding alone, the rest
 
   ours_tok = tk.load_tokenizer("gemma3-270m")
-  prompts = ["def add(a, b):\n    return a + b\n\nprint(add(2, 3))",
-             "The capital of France is the city of",
-             "<start_of_turn>user\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n"]
+  prompts = [
+      "def add(a, b):\n    return a + b\n\nprint(add(2, 3))",
+      "The capital of France is the city of",
+      "<start_of_turn>user\nWhat is 2 + 2?<end_of_turn>\n<start_of_turn>model\n",
+  ]
   ids = [ours_tok.encode(p, parse_special=True) for p in prompts]
   width = min(len(i) for i in ids)
   ids = np.asarray([i[:width] for i in ids])  # [3, width]: one array for the script
   np.save(tmp_path / "ids.npy", ids)
-  proc = subprocess.run([sys.executable, "-c", _OURS_SCRIPT, str(out), str(tmp_path / "ids.npy"),
-                         str(tmp_path / "ours.npz")], cwd=tmp_path, env=env,
-                        capture_output=True, text=True, timeout=900)
+  proc = subprocess.run(
+      [
+          sys.executable,
+          "-c",
+          _OURS_SCRIPT,
+          str(out),
+          str(tmp_path / "ids.npy"),
+          str(tmp_path / "ours.npz"),
+      ],
+      cwd=tmp_path,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=900,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   ours = np.load(tmp_path / "ours.npz")
 
   model = transformers.AutoModelForCausalLM.from_pretrained(
-      str(out), dtype=torch.float32, attn_implementation="eager")
+      str(out), dtype=torch.float32, attn_implementation="eager"
+  )
   errors, scales = [], []
   with torch.no_grad():
     for k in range(len(ids)):
-      reference = model(torch.from_numpy(ids[k:k + 1])).logits.numpy()
+      reference = model(torch.from_numpy(ids[k : k + 1])).logits.numpy()
       mine = ours[str(k)]
       errors.append(float(np.abs(reference - mine).max()))
       scales.append(float(np.abs(reference).max()))
       np.testing.assert_array_equal(reference.argmax(-1), mine.argmax(-1))
   del model
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-  print(f"gemma3-270m: max |logit difference| per prompt {errors}, max |logit| {scales}, "
-        f"test process peak RSS {peak:.2f} GiB")
+  print(
+      f"gemma3-270m: max |logit difference| per prompt {errors}, max |logit| {scales}, "
+      f"test process peak RSS {peak:.2f} GiB"
+  )
   # Not the issue's 1e-4 absolute: that is below float32 rounding of this model's logits
   # (up to ~98; its residual stream reaches ~1e5). Against an exact float64 forward of the
   # same weights (experiments/export_precision.py), transformers' own float32 logits are
@@ -333,8 +422,11 @@ def test_embedded_gemma3_export_round_trip(tmp_path, strings):
     assert theirs_tok.encode(s) == ours_tok.encode(s, parse_special=True)  # BOS first
     ids_s = ours_tok.encode(s, parse_special=True, add_bos=False)
     assert theirs_tok.decode(ids_s) == ours_tok.decode(ids_s)
-  messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-              {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "2+2?"}]
-  rendered = theirs_tok.apply_chat_template(messages, tokenize=False,
-                                            add_generation_prompt=True)
+  messages = [
+      {"role": "system", "content": "Be brief."},
+      {"role": "user", "content": "Hi"},
+      {"role": "assistant", "content": "Hello."},
+      {"role": "user", "content": "2+2?"},
+  ]
+  rendered = theirs_tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
   assert rendered == "<bos>" + ours_tok.apply_chat_template(messages)

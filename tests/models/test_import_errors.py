@@ -18,8 +18,9 @@ gguf = pytest.importorskip("gguf")
 
 def _permute_rows(w, n_head):
   """llama.cpp's converter permutation (the inverse of what the importer undoes)."""
-  return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
-          .swapaxes(1, 2).reshape(w.shape))
+  return (
+      w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+  )
 
 
 def write_tiny_llama_gguf(path, params, config, quant=None):
@@ -51,8 +52,7 @@ def write_tiny_llama_gguf(path, params, config, quant=None):
   for i in range(c.num_layers):
     a = {k: np.asarray(v[i]) for k, v in L["attn"].items()}
     add(f"blk.{i}.attn_q.weight", _permute_rows(a["q_proj"].reshape(d, -1).T, c.num_heads))
-    add(f"blk.{i}.attn_k.weight",
-        _permute_rows(a["k_proj"].reshape(d, -1).T, c.num_kv_heads))
+    add(f"blk.{i}.attn_k.weight", _permute_rows(a["k_proj"].reshape(d, -1).T, c.num_kv_heads))
     add(f"blk.{i}.attn_v.weight", a["v_proj"].reshape(d, -1).T)
     add(f"blk.{i}.attn_output.weight", a["o_proj"].reshape(-1, d).T)
     add(f"blk.{i}.ffn_gate.weight", np.asarray(L["mlp"]["gate_proj"][i]).T)
@@ -80,8 +80,7 @@ def test_gguf_round_trip_unpermutes_qk(tiny_llama, tmp_path):
   loaded_config, loaded = load_gguf(path)
   assert loaded_config.num_kv_heads == config.num_kv_heads
   assert not loaded_config.tie_embeddings
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6),
-               loaded, params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6), loaded, params)
 
 
 @pytest.mark.parametrize("quant", ["Q8_0", "Q4_1", "Q5_0", "F16"])
@@ -122,42 +121,58 @@ def test_gguf_config_mismatch_is_a_clear_error(tiny_llama, tmp_path):
 def _save_sharded(tmp_path, config, params):
   """A two-shard HF checkpoint of tiny-llama params (via the HF name layout)."""
   from safetensors.numpy import save_file
+
   d = config.embed_dim
   L = params["layers"]
-  tensors = {"model.embed_tokens.weight": params["embedding"],
-             "model.norm.weight": params["final_norm"]["scale"],
-             "lm_head.weight": params["lm_head"]}
+  tensors = {
+      "model.embed_tokens.weight": params["embedding"],
+      "model.norm.weight": params["final_norm"]["scale"],
+      "lm_head.weight": params["lm_head"],
+  }
   for i in range(config.num_layers):
     p = f"model.layers.{i}."
     a = {k: np.asarray(v[i]) for k, v in L["attn"].items()}
-    tensors.update({
-        p + "self_attn.q_proj.weight": a["q_proj"].reshape(d, -1).T,
-        p + "self_attn.k_proj.weight": a["k_proj"].reshape(d, -1).T,
-        p + "self_attn.v_proj.weight": a["v_proj"].reshape(d, -1).T,
-        p + "self_attn.o_proj.weight": a["o_proj"].reshape(-1, d).T,
-        p + "mlp.gate_proj.weight": np.asarray(L["mlp"]["gate_proj"][i]).T,
-        p + "mlp.up_proj.weight": np.asarray(L["mlp"]["up_proj"][i]).T,
-        p + "mlp.down_proj.weight": np.asarray(L["mlp"]["down_proj"][i]).T,
-        p + "input_layernorm.weight": L["pre_attn_norm"]["scale"][i],
-        p + "post_attention_layernorm.weight": L["pre_mlp_norm"]["scale"][i],
-    })
+    tensors.update(
+        {
+            p + "self_attn.q_proj.weight": a["q_proj"].reshape(d, -1).T,
+            p + "self_attn.k_proj.weight": a["k_proj"].reshape(d, -1).T,
+            p + "self_attn.v_proj.weight": a["v_proj"].reshape(d, -1).T,
+            p + "self_attn.o_proj.weight": a["o_proj"].reshape(-1, d).T,
+            p + "mlp.gate_proj.weight": np.asarray(L["mlp"]["gate_proj"][i]).T,
+            p + "mlp.up_proj.weight": np.asarray(L["mlp"]["up_proj"][i]).T,
+            p + "mlp.down_proj.weight": np.asarray(L["mlp"]["down_proj"][i]).T,
+            p + "input_layernorm.weight": L["pre_attn_norm"]["scale"][i],
+            p + "post_attention_layernorm.weight": L["pre_mlp_norm"]["scale"][i],
+        }
+    )
   tensors = {k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()}
   names = sorted(tensors)
-  shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
-            "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+  shards = {
+      "model-00001-of-00002.safetensors": names[: len(names) // 2],
+      "model-00002-of-00002.safetensors": names[len(names) // 2 :],
+  }
   weight_map = {}
   for shard, keys in shards.items():
     save_file({k: tensors[k] for k in keys}, str(tmp_path / shard))
     weight_map.update({k: shard for k in keys})
-  (tmp_path / "model.safetensors.index.json").write_text(
-      json.dumps({"weight_map": weight_map}))
-  (tmp_path / "config.json").write_text(json.dumps({
-      "model_type": "llama", "vocab_size": config.vocab_size,
-      "hidden_size": config.embed_dim, "intermediate_size": config.mlp_dim,
-      "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
-      "num_key_value_heads": config.num_kv_heads, "head_dim": config.head_dim,
-      "rms_norm_eps": config.rms_norm_eps, "rope_theta": config.rope_base,
-      "tie_word_embeddings": False}))
+  (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+  (tmp_path / "config.json").write_text(
+      json.dumps(
+          {
+              "model_type": "llama",
+              "vocab_size": config.vocab_size,
+              "hidden_size": config.embed_dim,
+              "intermediate_size": config.mlp_dim,
+              "num_hidden_layers": config.num_layers,
+              "num_attention_heads": config.num_heads,
+              "num_key_value_heads": config.num_kv_heads,
+              "head_dim": config.head_dim,
+              "rms_norm_eps": config.rms_norm_eps,
+              "rope_theta": config.rope_base,
+              "tie_word_embeddings": False,
+          }
+      )
+  )
   return tensors
 
 
@@ -194,6 +209,7 @@ def test_sharded_safetensors_round_trip_and_errors(tiny_llama, tmp_path):
 
 def test_missing_tensor_is_named(tiny_llama, tmp_path):
   from absolute_zero.models.hf_layout import params_from_hf_tensors
+
   config, params = tiny_llama
   tensors = _save_sharded(tmp_path, config, params)
   del tensors["model.layers.1.mlp.up_proj.weight"]
@@ -230,6 +246,7 @@ def test_tokenizer_that_does_not_fit_the_model_is_rejected(tiny_llama, tmp_path)
     load_policy(str(ckpt))
   vocab = {f"t{i}": i for i in range(500)}
   tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="t0")).save(
-      str(ckpt / "tokenizer.json"))
+      str(ckpt / "tokenizer.json")
+  )
   loaded_config, _, tokenizer = load_policy(str(ckpt))
   assert tokenizer.vocab_size == 500 and loaded_config.vocab_size == 512

@@ -11,8 +11,12 @@ from absolute_zero import checkpointing, learner
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.hf_import import config_from_hf
 from absolute_zero.models.hf_layout import ModelFileError as ImportError_
-from absolute_zero.policy_loading import (ModelSourceError, load_model, load_run_checkpoint,
-                                          resolve_model_source)
+from absolute_zero.policy_loading import (
+    ModelSourceError,
+    load_model,
+    load_run_checkpoint,
+    resolve_model_source,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +26,13 @@ def run_dir(tmp_path_factory):
   config = get_config("tiny-llama")
   lc = learner.LearnerConfig(learning_rate=1e-3)
   state = learner.init_train_state(init_params(config, jax.random.key(1)), lc)
-  saved = checkpointing.to_jsonable({"model": dataclasses.asdict(config),
-                                     "learner": dataclasses.asdict(lc),
-                                     "model_source": "smollm2-135m"})
+  saved = checkpointing.to_jsonable(
+      {
+          "model": dataclasses.asdict(config),
+          "learner": dataclasses.asdict(lc),
+          "model_source": "smollm2-135m",
+      }
+  )
   with checkpointing.RunCheckpointer(root / "checkpoints", async_save=False) as ckpt:
     ckpt.save(4, state, jax.random.key(0), {}, saved, {})
   return root
@@ -50,13 +58,16 @@ def test_missing_paths_say_no_such_file(tmp_path, monkeypatch):
     resolve_model_source("qwen-9000")
 
 
-@pytest.mark.parametrize("layout, reason", [
-    ({}, "the directory is empty"),
-    ({"3.orbax-checkpoint-tmp-1764490000/": None}, "only unfinished saves"),
-    ({"notes.txt": "hello", "data/": None}, "only: data, notes.txt"),
-    ({"7/": None, "7/meta/": None}, "without train_state"),
-    ({"checkpoints/": None}, "checkpoints holds no usable checkpoint"),
-])
+@pytest.mark.parametrize(
+    "layout, reason",
+    [
+        ({}, "the directory is empty"),
+        ({"3.orbax-checkpoint-tmp-1764490000/": None}, "only unfinished saves"),
+        ({"notes.txt": "hello", "data/": None}, "only: data, notes.txt"),
+        ({"7/": None, "7/meta/": None}, "without train_state"),
+        ({"checkpoints/": None}, "checkpoints holds no usable checkpoint"),
+    ],
+)
 def test_directories_without_a_model_say_why(tmp_path, layout, reason):
   for name, text in layout.items():
     path = tmp_path / name
@@ -77,16 +88,33 @@ def test_a_file_that_is_not_gguf(tmp_path):
 
 
 def test_hf_config_errors_name_the_file_and_every_missing_field(tmp_path):
-  with pytest.raises(ImportError_, match=r"cfg\.json lacks required fields vocab_size, "
-                     r"num_hidden_layers, num_attention_heads, intermediate_size"):
+  with pytest.raises(
+      ImportError_,
+      match=r"cfg\.json lacks required fields vocab_size, "
+      r"num_hidden_layers, num_attention_heads, intermediate_size",
+  ):
     config_from_hf({"model_type": "llama", "hidden_size": 8}, source="cfg.json")
   with pytest.raises(ImportError_, match=r"\(text_config\) lacks required field hidden_size"):
-    config_from_hf({"model_type": "gemma3", "text_config": {
-        "vocab_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
-        "intermediate_size": 8}})
-  full = {"model_type": "llama", "hidden_size": 8, "vocab_size": 8, "num_hidden_layers": 1,
-          "num_attention_heads": 1, "intermediate_size": 8,
-          "rope_scaling": {"rope_type": "llama3", "factor": 8.0}}
+    config_from_hf(
+        {
+            "model_type": "gemma3",
+            "text_config": {
+                "vocab_size": 8,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 1,
+                "intermediate_size": 8,
+            },
+        }
+    )
+  full = {
+      "model_type": "llama",
+      "hidden_size": 8,
+      "vocab_size": 8,
+      "num_hidden_layers": 1,
+      "num_attention_heads": 1,
+      "intermediate_size": 8,
+      "rope_scaling": {"rope_type": "llama3", "factor": 8.0},
+  }
   with pytest.raises(ImportError_, match="lacks field 'low_freq_factor'"):
     config_from_hf(full)
   (tmp_path / "config.json").write_text('{"model_type": "lla')
@@ -109,12 +137,14 @@ def test_reading_a_run_checkpoint_leaves_the_directory_alone(run_dir):
   assert config == get_config("tiny-llama") and source == "smollm2-135m" and params
   assert sorted(str(p) for p in ckpts.rglob("*")) == before
   import shutil
+
   shutil.rmtree(in_progress)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # TensorStore
 def test_truncated_checkpoint_files_are_one_checkpoint_error(run_dir, tmp_path):
   import shutil
+
   copy = tmp_path / "copy"
   shutil.copytree(run_dir / "checkpoints", copy)
   for path in copy.rglob("*"):

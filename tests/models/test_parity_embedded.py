@@ -37,12 +37,12 @@ def test_embedded_logits_match_transformers_goldens(name):
   # The blockwise attention ("auto" picks dense for prompts this short); prompt 2 is longer
   # than a block and than Gemma 3's window.
   config = config.replace(attention="blockwise")
-  fwd = jax.jit(lambda p, ids, pos: compute_logits(p, forward(p, ids, pos, None, config),
-                                                  config))
+  fwd = jax.jit(lambda p, ids, pos: compute_logits(p, forward(p, ids, pos, None, config), config))
   for i in range(3):
     ids = golden[f"ids_{i}"]
-    logits = np.asarray(fwd(params, jnp.asarray(ids[None]),
-                            jnp.arange(len(ids))[None]))[0]  # [t, vocab]
+    logits = np.asarray(fwd(params, jnp.asarray(ids[None]), jnp.arange(len(ids))[None]))[
+        0
+    ]  # [t, vocab]
     ref = golden[f"check_logits_{i}"]
     ours = np.take_along_axis(logits, golden[f"check_ids_{i}"], axis=1)
     scale = float(golden[f"scale_{i}"])

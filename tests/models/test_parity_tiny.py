@@ -36,11 +36,28 @@ def loaded(request, tmp_path_factory):
 def test_config_from_hf_matches_preset(loaded):
   name, _, config, _ = loaded
   preset = get_config(name)
-  for field in ("family", "vocab_size", "embed_dim", "num_layers", "num_heads",
-                "num_kv_heads", "head_dim", "mlp_dim", "tie_embeddings", "qkv_bias",
-                "qk_norm", "post_norms", "norm_offset", "embed_scale", "rope_base",
-                "rope_base_local", "rope_scaling", "sliding_window", "global_every",
-                "query_pre_attn_scalar"):
+  for field in (
+      "family",
+      "vocab_size",
+      "embed_dim",
+      "num_layers",
+      "num_heads",
+      "num_kv_heads",
+      "head_dim",
+      "mlp_dim",
+      "tie_embeddings",
+      "qkv_bias",
+      "qk_norm",
+      "post_norms",
+      "norm_offset",
+      "embed_scale",
+      "rope_base",
+      "rope_base_local",
+      "rope_scaling",
+      "sliding_window",
+      "global_every",
+      "query_pre_attn_scalar",
+  ):
     if field == "rope_base_local" and preset.family != "gemma3":
       continue
     assert getattr(config, field) == getattr(preset, field), field
@@ -66,8 +83,11 @@ def test_padding_does_not_change_real_tokens(loaded):
   rng = np.random.default_rng(2)
   n, pad = 20, 7
   ids = rng.integers(0, config.vocab_size, (1, n))
-  ref = np.asarray(compute_logits(params, forward(
-      params, jnp.asarray(ids), jnp.arange(n)[None], None, config), config))[0]
+  ref = np.asarray(
+      compute_logits(
+          params, forward(params, jnp.asarray(ids), jnp.arange(n)[None], None, config), config
+      )
+  )[0]
   junk = rng.integers(0, config.vocab_size, (1, pad))
   left = np.concatenate([junk, ids], 1)
   left_pos = np.maximum(np.arange(n + pad) - pad, 0)[None]
@@ -77,8 +97,9 @@ def test_padding_does_not_change_real_tokens(loaded):
   tokens = jnp.asarray(np.concatenate([left, right]))
   positions = jnp.asarray(np.concatenate([left_pos, np.arange(n + pad)[None]]))
   valid = jnp.asarray(np.concatenate([left_valid, right_valid]))
-  out = np.asarray(compute_logits(params, forward(params, tokens, positions, valid,
-                                                  config), config))
+  out = np.asarray(
+      compute_logits(params, forward(params, tokens, positions, valid, config), config)
+  )
   np.testing.assert_allclose(out[0, pad:], ref, atol=2e-5)
   np.testing.assert_allclose(out[1, :n], ref, atol=2e-5)
   assert np.isfinite(out).all()

@@ -8,8 +8,11 @@ import numpy as np
 from absolute_zero import learner
 from absolute_zero.checkpointing import RunCheckpointer, to_jsonable
 from absolute_zero.models import get_config, init_params
-from absolute_zero.policy_loading import (is_run_checkpoint_dir, load_run_checkpoint,
-                                          resolve_model_source)
+from absolute_zero.policy_loading import (
+    is_run_checkpoint_dir,
+    load_run_checkpoint,
+    resolve_model_source,
+)
 
 
 def test_run_checkpoint_round_trip(tmp_path):
@@ -17,13 +20,19 @@ def test_run_checkpoint_round_trip(tmp_path):
   lc = learner.LearnerConfig(learning_rate=1e-3)
   params = init_params(config, jax.random.key(5))
   state = learner.init_train_state(params, lc)
-  saved = to_jsonable({"model": dataclasses.asdict(config), "learner": dataclasses.asdict(lc),
-                       "model_source": "smollm2-135m"})
+  saved = to_jsonable(
+      {
+          "model": dataclasses.asdict(config),
+          "learner": dataclasses.asdict(lc),
+          "model_source": "smollm2-135m",
+      }
+  )
   with RunCheckpointer(tmp_path / "run", async_save=False) as ckpt:
     ckpt.save(3, state, jax.random.key(0), {}, saved, {})
   assert is_run_checkpoint_dir(tmp_path / "run")
   assert resolve_model_source(str(tmp_path / "run")) == ("run", str(tmp_path / "run"))
   loaded_config, loaded, source = load_run_checkpoint(tmp_path / "run")
   assert loaded_config == config and source == "smollm2-135m"
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-               loaded, params)
+  jax.tree.map(
+      lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), loaded, params
+  )

@@ -35,12 +35,15 @@ def test_logical_to_spec_drops_axes_that_do_not_divide():
   mesh = sharding.make_mesh((2, 2, 2))
   rules = sharding.TRAIN_RULES
   # kv_heads=1 cannot be split over tensor=2: replicated on that dimension.
-  assert sharding.logical_to_spec(("embed", "kv_heads", "head_dim"), rules, mesh,
-                                  (64, 1, 16)) == P("fsdp", None, None)
-  assert sharding.logical_to_spec(("embed", "kv_heads", "head_dim"), rules, mesh,
-                                  (64, 2, 16)) == P("fsdp", "tensor", None)
-  assert sharding.logical_to_spec(("activation_batch", None), rules, mesh,
-                                  (8, 3)) == P(("data", "fsdp"), None)
+  assert sharding.logical_to_spec(("embed", "kv_heads", "head_dim"), rules, mesh, (64, 1, 16)) == P(
+      "fsdp", None, None
+  )
+  assert sharding.logical_to_spec(("embed", "kv_heads", "head_dim"), rules, mesh, (64, 2, 16)) == P(
+      "fsdp", "tensor", None
+  )
+  assert sharding.logical_to_spec(("activation_batch", None), rules, mesh, (8, 3)) == P(
+      ("data", "fsdp"), None
+  )
 
 
 @pytest.mark.parametrize("name", ["tiny-gemma3", "tiny-qwen2", "tiny-llama"])
@@ -61,8 +64,12 @@ def test_sharded_forward_matches_single_device(name):
   sharded_params = jax.device_put(params, shardings)
   batch = sharding.batch_sharding(mesh, rules)
   fn = jax.jit(lambda p, t, q, v: forward(p, t, q, v, config, mesh=mesh, rules=rules))
-  out = fn(sharded_params, jax.device_put(tokens, batch), jax.device_put(positions, batch),
-           jax.device_put(valid, batch))
+  out = fn(
+      sharded_params,
+      jax.device_put(tokens, batch),
+      jax.device_put(positions, batch),
+      jax.device_put(valid, batch),
+  )
   np.testing.assert_allclose(np.asarray(out), np.asarray(single), atol=1e-5, rtol=1e-5)
   assert out.sharding.spec[0] == ("data", "fsdp")
 
@@ -77,8 +84,10 @@ def test_sharded_forward_matches_single_device(name):
       "layers/pre_attn_norm/scale": P(None, None),
       "final_norm/scale": P(None),
   }
-  flat = {"/".join(str(k.key) for k in path): leaf for path, leaf in
-          jax.tree_util.tree_leaves_with_path(sharded_params)}
+  flat = {
+      "/".join(str(k.key) for k in path): leaf
+      for path, leaf in jax.tree_util.tree_leaves_with_path(sharded_params)
+  }
   for key, spec in expected.items():
     got = flat[key].sharding.spec
     assert tuple(got) + (None,) * (len(spec) - len(got)) == tuple(spec), (key, got)

@@ -5,78 +5,110 @@ import math
 import pytest
 
 from absolute_zero.sandbox.literals import (
-    LiteralError, canonical_call, literals_equal, parse_arguments, parse_literal, to_source)
+    LiteralError,
+    canonical_call,
+    literals_equal,
+    parse_arguments,
+    parse_literal,
+    to_source,
+)
 
 
-@pytest.mark.parametrize("text,value", [
-    ("[1, 2, (3, 'a')]", [1, 2, (3, "a")]),
-    ("{'b': 2, 'a': {1, 2}}", {"a": {1, 2}, "b": 2}),
-    ("set()", set()),
-    ("frozenset({1, 2})", frozenset({1, 2})),
-    ("-3.5", -3.5),
-    ("1+2j", 1 + 2j),
-    ("b'xy'", b"xy"),
-    ("(None, True, False)", (None, True, False)),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("[1, 2, (3, 'a')]", [1, 2, (3, "a")]),
+        ("{'b': 2, 'a': {1, 2}}", {"a": {1, 2}, "b": 2}),
+        ("set()", set()),
+        ("frozenset({1, 2})", frozenset({1, 2})),
+        ("-3.5", -3.5),
+        ("1+2j", 1 + 2j),
+        ("b'xy'", b"xy"),
+        ("(None, True, False)", (None, True, False)),
+    ],
+)
 def test_parse_literal_values(text, value):
-    assert parse_literal(text) == value
+  assert parse_literal(text) == value
 
 
-@pytest.mark.parametrize("text", [
-    "__import__('os').system('echo hi')", "f(1)", "x", "[1, 2][0]", "lambda: 1",
-    "(x := 3)", "'a' * 10**9", "{**{}}", "[1, 2, ...]", "{[1]: 2}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('echo hi')",
+        "f(1)",
+        "x",
+        "[1, 2][0]",
+        "lambda: 1",
+        "(x := 3)",
+        "'a' * 10**9",
+        "{**{}}",
+        "[1, 2, ...]",
+        "{[1]: 2}",
+    ],
+)
 def test_parse_literal_rejects_code(text):
-    with pytest.raises(LiteralError):
-        parse_literal(text)
+  with pytest.raises(LiteralError):
+    parse_literal(text)
 
 
 def test_parse_literal_rejects_huge_and_deep_inputs():
-    with pytest.raises(LiteralError):
-        parse_literal("[" + "1, " * 200_000 + "]")
-    with pytest.raises(LiteralError):
-        parse_literal("[" * 5000 + "]" * 5000)
-    with pytest.raises(LiteralError):
-        parse_literal("9" * 10_000)  # past Python's int-from-str digit limit
+  with pytest.raises(LiteralError):
+    parse_literal("[" + "1, " * 200_000 + "]")
+  with pytest.raises(LiteralError):
+    parse_literal("[" * 5000 + "]" * 5000)
+  with pytest.raises(LiteralError):
+    parse_literal("9" * 10_000)  # past Python's int-from-str digit limit
 
 
 def test_parse_arguments_positional_and_keyword():
-    assert parse_arguments("[1, 2], 'ab'") == (([1, 2], "ab"), {})
-    assert parse_arguments("(1, ), (1, ), (1, 2)") == (((1,), (1,), (1, 2)), {})
-    assert parse_arguments("'x', n=3") == (("x",), {"n": 3})
-    assert parse_arguments("") == ((), {})
-    for bad in ("1) + (2", "*[1]", "**{'a': 1}", "1); import os; (2"):
-        with pytest.raises(LiteralError):
-            parse_arguments(bad)
+  assert parse_arguments("[1, 2], 'ab'") == (([1, 2], "ab"), {})
+  assert parse_arguments("(1, ), (1, ), (1, 2)") == (((1,), (1,), (1, 2)), {})
+  assert parse_arguments("'x', n=3") == (("x",), {"n": 3})
+  assert parse_arguments("") == ((), {})
+  for bad in ("1) + (2", "*[1]", "**{'a': 1}", "1); import os; (2"):
+    with pytest.raises(LiteralError):
+      parse_arguments(bad)
 
 
 def test_canonical_call_rebuilds_only_literals():
-    assert canonical_call("f", "[1, 2],  'ab'") == "f([1, 2], 'ab')"
-    assert canonical_call("f", "(1,), n={1}") == "f((1,), n={1})"
-    src = canonical_call("f", "[inf, -inf], set(), frozenset()")
-    assert src == "f([1e999, -1e999], set(), frozenset(set()))"
+  assert canonical_call("f", "[1, 2],  'ab'") == "f([1, 2], 'ab')"
+  assert canonical_call("f", "(1,), n={1}") == "f((1,), n={1})"
+  src = canonical_call("f", "[inf, -inf], set(), frozenset()")
+  assert src == "f([1e999, -1e999], set(), frozenset(set()))"
 
 
-@pytest.mark.parametrize("value", [
-    [1, (2,), {"a": {3}}], (), (1,), set(), frozenset({1}), math.inf, -math.inf, 1 + 2j,
-    b"\x00", "quote ' \" \n", {(): None},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        [1, (2,), {"a": {3}}],
+        (),
+        (1,),
+        set(),
+        frozenset({1}),
+        math.inf,
+        -math.inf,
+        1 + 2j,
+        b"\x00",
+        "quote ' \" \n",
+        {(): None},
+    ],
+)
 def test_to_source_round_trips(value):
-    assert eval(to_source(value)) == value  # our own plain value, evaluated in the test
+  assert eval(to_source(value)) == value  # our own plain value, evaluated in the test
 
 
 def test_literals_equal_is_value_equality():
-    assert literals_equal("[1, 2]", "[1,2]")
-    assert literals_equal("{1, 2, 3}", "{3, 2, 1}")
-    assert literals_equal("{'a': 1, 'b': 2}", "{'b': 2, 'a': 1}")
-    assert literals_equal("1", "1.0")  # Python equality, as in the reference
-    assert literals_equal("'abc'", '"abc"')
-    assert not literals_equal("[1, 2]", "(1, 2)")
-    assert not literals_equal("'1'", "1")
-    assert not literals_equal("[1, 2]", "__import__('os')")
+  assert literals_equal("[1, 2]", "[1,2]")
+  assert literals_equal("{1, 2, 3}", "{3, 2, 1}")
+  assert literals_equal("{'a': 1, 'b': 2}", "{'b': 2, 'a': 1}")
+  assert literals_equal("1", "1.0")  # Python equality, as in the reference
+  assert literals_equal("'abc'", '"abc"')
+  assert not literals_equal("[1, 2]", "(1, 2)")
+  assert not literals_equal("'1'", "1")
+  assert not literals_equal("[1, 2]", "__import__('os')")
 
 
 def test_literals_equal_falls_back_to_text_for_non_literals():
-    assert literals_equal("<object>", " <object> ")
-    assert not literals_equal("<object>", "<other>")
-    assert not literals_equal("nan", "nan")  # nan is a value and nan != nan
+  assert literals_equal("<object>", " <object> ")
+  assert not literals_equal("<object>", "<other>")
+  assert not literals_equal("nan", "nan")  # nan is a value and nan != nan

@@ -28,12 +28,55 @@ DICT_ROUTES = {
     "module_dict": "len.__self__.__dict__",
     "vars": "vars(len.__self__)",
 }
-NAMES = ("repr", "str", "type", "isinstance", "issubclass", "len", "eval", "exec", "compile",
-         "memoryview", "BaseException", "Exception", "MemoryError", "TypeError", "ValueError",
-         "SystemExit", "print", "getattr", "hasattr", "setattr", "iter", "next", "bytes", "tuple",
-         "list", "dict", "int", "bool", "max", "min", "ascii", "format", "object", "open", "hash",
-         "id", "super", "chr", "ord", "sorted", "map", "zip", "enumerate", "range", "slice",
-         "__import__", "__build_class__")
+NAMES = (
+    "repr",
+    "str",
+    "type",
+    "isinstance",
+    "issubclass",
+    "len",
+    "eval",
+    "exec",
+    "compile",
+    "memoryview",
+    "BaseException",
+    "Exception",
+    "MemoryError",
+    "TypeError",
+    "ValueError",
+    "SystemExit",
+    "print",
+    "getattr",
+    "hasattr",
+    "setattr",
+    "iter",
+    "next",
+    "bytes",
+    "tuple",
+    "list",
+    "dict",
+    "int",
+    "bool",
+    "max",
+    "min",
+    "ascii",
+    "format",
+    "object",
+    "open",
+    "hash",
+    "id",
+    "super",
+    "chr",
+    "ord",
+    "sorted",
+    "map",
+    "zip",
+    "enumerate",
+    "range",
+    "slice",
+    "__import__",
+    "__build_class__",
+)
 VALUE = "['wrong', 1, (2.5, None), {'k': b'v'}]"
 LIMIT = 5_000  # FAST_LIMITS.max_repr_chars (tests/sandbox/conftest.py)
 OUTCOMES = {
@@ -46,23 +89,21 @@ HOSTILE = "lambda *a, **k: \"'42'\""
 
 
 def _job(rewrite: str, tail: str) -> Job:
-    source = (f"def f(x):\n    E = ValueError\n    H = {HOSTILE}\n"
-              f"    {rewrite}\n    {tail}\n")
-    return Job(source, "f(1)")
+  source = f"def f(x):\n    E = ValueError\n    H = {HOSTILE}\n" f"    {rewrite}\n    {tail}\n"
+  return Job(source, "f(1)")
 
 
 def _rewrite(route: str, name: str) -> str:
-    if route in MODULE_ROUTES:
-        return f"setattr({MODULE_ROUTES[route]}, {name!r}, H)"
-    return f"{DICT_ROUTES[route]}[{name!r}] = H"
+  if route in MODULE_ROUTES:
+    return f"setattr({MODULE_ROUTES[route]}, {name!r}, H)"
+  return f"{DICT_ROUTES[route]}[{name!r}] = H"
 
 
 def _everything(route: str) -> str:
-    target = MODULE_ROUTES.get(route) or DICT_ROUTES[route]
-    if route in MODULE_ROUTES:
-        return (f"B = {target}; S = setattr; N = list(vars(B))\n"
-                f"    for k in N: S(B, k, H)")
-    return f"D = {target}\n    for k in list(D): D[k] = H"
+  target = MODULE_ROUTES.get(route) or DICT_ROUTES[route]
+  if route in MODULE_ROUTES:
+    return f"B = {target}; S = setattr; N = list(vars(B))\n" f"    for k in N: S(B, k, H)"
+  return f"D = {target}\n    for k in list(D): D[k] = H"
 
 
 ROUTES = list(MODULE_ROUTES) + list(DICT_ROUTES)
@@ -81,60 +122,64 @@ MODULE_REWRITES = {
     "sys_modules_cleared": "import sys; sys.modules.clear()",
     "sys_modules_builtins": "import sys, types; sys.modules['builtins'] = types.ModuleType('b')",
     "worker_globals": "import sys; W = sys.modules['_worker']\n"
-                      "    for k in ('len', 'repr', 'str', 'type', 'os', 'memoryview'): "
-                      "setattr(W, k, H)",
+    "    for k in ('len', 'repr', 'str', 'type', 'os', 'memoryview'): "
+    "setattr(W, k, H)",
     "worker_functions": "import sys; W = sys.modules['_worker']\n"
-                        "    for k, v in list(vars(W).items()):\n"
-                        "        if callable(getattr(v, '__code__', None)): "
-                        "v.__code__ = (lambda *a, **k: \"'42'\").__code__",
+    "    for k, v in list(vars(W).items()):\n"
+    "        if callable(getattr(v, '__code__', None)): "
+    "v.__code__ = (lambda *a, **k: \"'42'\").__code__",
 }
 
 
 @pytest.fixture(scope="module")
 def results(pool):
-    jobs = [_job(_rewrite(r, n), OUTCOMES[o][0]) for r, n, o in MATRIX]
-    jobs += [_job(_everything(r), OUTCOMES[o][0]) for r, o in EVERYTHING]
-    jobs += [_job(MODULE_REWRITES[m], OUTCOMES[o][0]) for m in MODULE_REWRITES for o in OUTCOMES]
-    jobs += [_job("pass", OUTCOMES[o][0]) for o in OUTCOMES]  # control: no rewrite
-    return pool.run_batch(jobs)
+  jobs = [_job(_rewrite(r, n), OUTCOMES[o][0]) for r, n, o in MATRIX]
+  jobs += [_job(_everything(r), OUTCOMES[o][0]) for r, o in EVERYTHING]
+  jobs += [_job(MODULE_REWRITES[m], OUTCOMES[o][0]) for m in MODULE_REWRITES for o in OUTCOMES]
+  jobs += [_job("pass", OUTCOMES[o][0]) for o in OUTCOMES]  # control: no rewrite
+  return pool.run_batch(jobs)
 
 
 def _wrong(result, outcome) -> bool:
-    status, output, error_type, message = OUTCOMES[outcome][1]
-    return ((result.status, result.output, result.error_type) != (status, output, error_type)
-            or (message is not None and result.error_message != message))
+  status, output, error_type, message = OUTCOMES[outcome][1]
+  return (result.status, result.output, result.error_type) != (status, output, error_type) or (
+      message is not None and result.error_message != message
+  )
 
 
 def test_controls_report_the_true_result(results):
-    for outcome, result in zip(OUTCOMES, results[-len(OUTCOMES):]):
-        assert not _wrong(result, outcome), (outcome, result)
+  for outcome, result in zip(OUTCOMES, results[-len(OUTCOMES) :]):
+    assert not _wrong(result, outcome), (outcome, result)
 
 
 def test_rewriting_one_builtin_by_any_route_changes_nothing(results):
-    wrong = [(case, r) for case, r in zip(MATRIX, results) if _wrong(r, case[2])]
-    assert not wrong, (f"{len(wrong)} of {len(MATRIX)}", wrong[:5])
+  wrong = [(case, r) for case, r in zip(MATRIX, results) if _wrong(r, case[2])]
+  assert not wrong, (f"{len(wrong)} of {len(MATRIX)}", wrong[:5])
 
 
 def test_rewriting_every_builtin_changes_nothing(results):
-    start = len(MATRIX)
-    wrong = [(case, r) for case, r in zip(EVERYTHING, results[start:]) if _wrong(r, case[1])]
-    assert not wrong, (f"{len(wrong)} of {len(EVERYTHING)}", wrong[:5])
+  start = len(MATRIX)
+  wrong = [(case, r) for case, r in zip(EVERYTHING, results[start:]) if _wrong(r, case[1])]
+  assert not wrong, (f"{len(wrong)} of {len(EVERYTHING)}", wrong[:5])
 
 
 def test_rewriting_modules_and_stdout_changes_nothing(results):
-    start = len(MATRIX) + len(EVERYTHING)
-    cases = [(m, o) for m in MODULE_REWRITES for o in OUTCOMES]
-    wrong = [(case, r) for case, r in zip(cases, results[start:])
-             if _wrong(r, case[1]) or "forged" in r.stdout]
-    assert not wrong, (f"{len(wrong)} of {len(cases)}", wrong[:5])
+  start = len(MATRIX) + len(EVERYTHING)
+  cases = [(m, o) for m in MODULE_REWRITES for o in OUTCOMES]
+  wrong = [
+      (case, r)
+      for case, r in zip(cases, results[start:])
+      if _wrong(r, case[1]) or "forged" in r.stdout
+  ]
+  assert not wrong, (f"{len(wrong)} of {len(cases)}", wrong[:5])
 
 
 def test_issue_example_validates_with_its_true_output(pool):
-    program = "def f(x):\n    len.__self__.repr = lambda o: '42'\n    return 'wrong'\n"
-    verdict = validate_proposals(pool, [(program, "1")])[0]
-    assert (verdict.valid, verdict.output) == (True, "'wrong'"), verdict
+  program = "def f(x):\n    len.__self__.repr = lambda o: '42'\n    return 'wrong'\n"
+  verdict = validate_proposals(pool, [(program, "1")])[0]
+  assert (verdict.valid, verdict.output) == (True, "'wrong'"), verdict
 
 
 def test_matrix_covers_the_builtins_the_child_uses():
-    assert all(hasattr(builtins, n) for n in NAMES)
-    assert len(MATRIX) == 10 * len(NAMES) * 3 and len(NAMES) >= 45
+  assert all(hasattr(builtins, n) for n in NAMES)
+  assert len(MATRIX) == 10 * len(NAMES) * 3 and len(NAMES) >= 45

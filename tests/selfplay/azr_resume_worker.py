@@ -19,8 +19,7 @@ import sys
 import types
 
 if __package__ in (None, ""):  # run as a script: the repository root holds `tests`
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__)))))
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def main(out_dir: str) -> None:
@@ -35,8 +34,8 @@ def main(out_dir: str) -> None:
   calls: dict = {}
 
   class FakeRun:
-    def __init__(self, model_config, params, tokenizer, config, learner_config, *, pool,
-                 mesh, log):
+
+    def __init__(self, model_config, params, tokenizer, config, learner_config, *, pool, mesh, log):
       self.config, self.step, self.train_state = config, 0, "fresh state"
       self.buffers = types.SimpleNamespace(sizes=lambda: {}, state_dict=lambda: {})
       self.last_rollouts = {}
@@ -59,13 +58,13 @@ def main(out_dir: str) -> None:
       return {"time/generation_s": 0.0, "time/sandbox_s": 0.0, "time/update_s": 0.0}
 
   class FakeCheckpointer:
+
     def check_compatible(self, config, step):
       calls["check_compatible"] = step
 
     def restore(self, step, train_state, config=None):
       calls["restore_from"] = step
-      return types.SimpleNamespace(train_state=f"state of step {step}",
-                                   buffers={"saved at": step})
+      return types.SimpleNamespace(train_state=f"state of step {step}", buffers={"saved at": step})
 
     def wait_until_finished(self):
       pass
@@ -74,6 +73,7 @@ def main(out_dir: str) -> None:
       calls.setdefault("saved", []).append([step, extra])
 
   class FakePool:
+
     def __init__(self, *args, **kwargs):
       pass
 
@@ -90,8 +90,7 @@ def main(out_dir: str) -> None:
   for name, latest in (("resumed", 3), ("fresh", None)):
     log_dir = os.path.join(out_dir, name)
     flags.FLAGS.unparse_flags()
-    flags.FLAGS(["azr", f"--log_dir={log_dir}", "--steps=5", "--plot=false",
-                 "--mesh=1,1,1"])
+    flags.FLAGS(["azr", f"--log_dir={log_dir}", "--steps=5", "--plot=false", "--mesh=1,1,1"])
     calls.clear()
     azr._run(FakeCheckpointer(), latest, log_dir, os.path.join(log_dir, "checkpoints"))
     with open(os.path.join(log_dir, "metrics.jsonl"), encoding="utf-8") as f:

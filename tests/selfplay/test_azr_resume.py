@@ -13,9 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 def test_resume_restores_the_checkpoint_step_and_runs_each_later_step_once(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device
   env.update(PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-m", "tests.selfplay.azr_resume_worker",
-                         str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=300)
+  proc = subprocess.run(
+      [sys.executable, "-m", "tests.selfplay.azr_resume_worker", str(tmp_path)],
+      cwd=REPO,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   calls = json.loads((tmp_path / "calls.json").read_text())
 

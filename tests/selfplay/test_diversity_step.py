@@ -18,8 +18,7 @@ from absolute_zero.selfplay.config import SelfPlayConfig
 from absolute_zero.selfplay.phases import PhaseContext, ProposeOutcome, Rollout, score_proposals
 from absolute_zero.tasks import diversity as div
 from absolute_zero.tasks.buffers import TaskBuffers
-from absolute_zero.tasks.rewards import (RewardConfig, final_proposer_reward,
-                                         intrinsic_bonus)
+from absolute_zero.tasks.rewards import (RewardConfig, final_proposer_reward, intrinsic_bonus)
 from absolute_zero.tasks.types import InductionTask, IOPair, Role, TaskType, Triplet
 
 D, A, I = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
@@ -30,14 +29,26 @@ BRANCH = "def f(x):\n    if x:\n        return 1\n    return 0"  # 1 - 3/11 = 8/
 
 
 def _rollout(task_type, valid, well_formed=True):
-  return Rollout(task_type, Role.PROPOSE, (1,), np.zeros(2, np.int32),
-                 np.zeros(2, np.float32), "text", "stop", well_formed=well_formed,
-                 valid=valid)
+  return Rollout(
+      task_type,
+      Role.PROPOSE,
+      (1,),
+      np.zeros(2, np.int32),
+      np.zeros(2, np.float32),
+      "text",
+      "stop",
+      well_formed=well_formed,
+      valid=valid,
+  )
 
 
 def _induction(message, outputs=("1", "2")):
-  return InductionTask(program=PLUS_ONE, shown=[IOPair("0", outputs[0])],
-                       held_out=[IOPair("1", outputs[1])], message=message)
+  return InductionTask(
+      program=PLUS_ONE,
+      shown=[IOPair("0", outputs[0])],
+      held_out=[IOPair("1", outputs[1])],
+      message=message,
+  )
 
 
 def _batch():
@@ -54,10 +65,10 @@ def _batch():
       (I, _induction("Something else", outputs=("'1'", "None"))),
   ]
   rollouts = [_rollout(t, task is not None) for t, task in tasks]
-  accepted = {t: [task for tt, task in tasks if tt is t and task is not None]
-              for t in (D, A, I)}
-  return TaskBuffers.seeded(), ProposeOutcome(rollouts=rollouts, tasks=[t for _, t in tasks],
-                                              accepted=accepted)
+  accepted = {t: [task for tt, task in tasks if tt is t and task is not None] for t in (D, A, I)}
+  return TaskBuffers.seeded(), ProposeOutcome(
+      rollouts=rollouts, tasks=[t for _, t in tasks], accepted=accepted
+  )
 
 
 def test_metrics_of_a_hand_made_step():
@@ -87,8 +98,7 @@ def test_metrics_of_a_hand_made_step():
   assert m["induction/propose/nn_distance_mean"] == 1.0
   assert m["types/induction/input/int"] == 1.0  # 6 inputs, all ints
   assert m["types/induction/output/int"] == pytest.approx(4 / 6)
-  assert m["types/induction/output/str"] == m["types/induction/output/none"] == \
-      pytest.approx(1 / 6)
+  assert m["types/induction/output/str"] == m["types/induction/output/none"] == pytest.approx(1 / 6)
   # Off by default: no bonus, no intrinsic metric.
   assert step.bonuses == [0.0] * 9
   assert not any("intrinsic" in k for k in m)
@@ -96,8 +106,10 @@ def test_metrics_of_a_hand_made_step():
   for task_type, entries in outcome.accepted.items():
     buffers[task_type].add(entries, step=1)
   assert diversity.buffer_metrics(index, buffers) == {
-      "buffer/deduction/distinct_programs": 3, "buffer/abduction/distinct_programs": 2,
-      "buffer/induction/distinct_programs": 1}
+      "buffer/deduction/distinct_programs": 3,
+      "buffer/abduction/distinct_programs": 2,
+      "buffer/induction/distinct_programs": 1,
+  }
 
 
 def test_no_valid_proposal_writes_only_the_counts():
@@ -105,15 +117,20 @@ def test_no_valid_proposal_writes_only_the_counts():
   for r in outcome.rollouts:
     r.valid = False
   m = diversity.measure_step(div.BufferIndex(), buffers, outcome, (D, I)).metrics
-  assert m == {"deduction/propose/distinct_programs": 0,
-               "induction/propose/distinct_programs": 0,
-               "induction/propose/distinct_messages": 0}
+  assert m == {
+      "deduction/propose/distinct_programs": 0,
+      "induction/propose/distinct_programs": 0,
+      "induction/propose/distinct_messages": 0,
+  }
 
 
 def test_intrinsic_bonus_formula_by_hand():
   off = RewardConfig()
   assert (off.complexity_reward_weight, off.diversity_reward_weight, off.intrinsic) == (
-      0.0, 0.0, False)
+      0.0,
+      0.0,
+      False,
+  )
   assert intrinsic_bonus(1.0, 1.0, off) == 0.0
   on = RewardConfig(complexity_reward_weight=0.5, diversity_reward_weight=0.2, n_samples=4)
   assert on.intrinsic_cap == 0.125  # half of the learnability step 1/4
@@ -194,7 +211,8 @@ def test_intrinsic_rewards_on_by_hand(monkeypatch):
   expected_bonus = [0.0, 1 / 6, 0.25, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0]
   assert step.bonuses == pytest.approx(expected_bonus)
   assert step.metrics["deduction/propose/intrinsic_reward_mean"] == pytest.approx(
-      (1 / 6 + 0.25) / 4)
+      (1 / 6 + 0.25) / 4
+  )
   assert step.metrics["abduction/propose/intrinsic_reward_mean"] == 0.25
   assert "induction/propose/intrinsic_reward_mean" not in step.metrics
   got = _score(config, outcome, step.bonuses, RATES, monkeypatch)
@@ -202,8 +220,10 @@ def test_intrinsic_rewards_on_by_hand(monkeypatch):
   # learnable (-0.5) and still below every learnable proposal after its bonus.
   assert got == pytest.approx([0.5, 0.5 + 1 / 6, -0.25, -0.5, -0.5, 0.75, 0.5, -0.5, 0.5])
   # Learnability stays dominant: no bonus reorders proposals whose base rewards differ.
-  base = [final_proposer_reward(r.well_formed, r.valid, RATES.get(i), config.rewards)
-          for i, r in enumerate(outcome.rollouts)]
+  base = [
+      final_proposer_reward(r.well_formed, r.valid, RATES.get(i), config.rewards)
+      for i, r in enumerate(outcome.rollouts)
+  ]
   for i in range(len(got)):
     for j in range(len(got)):
       if base[i] > base[j]:

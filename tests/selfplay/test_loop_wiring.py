@@ -30,9 +30,13 @@ from absolute_zero.selfplay import run as run_module
 from absolute_zero.selfplay.config import SelfPlayConfig
 from absolute_zero.selfplay.run import SelfPlayRun
 from absolute_zero.tasks.buffers import TaskBuffers
-from absolute_zero.tasks.prompts import (ANSWER_CLOSE, render_induction_proposal,
-                                         render_literal_answer, render_program_answer,
-                                         render_triplet_proposal)
+from absolute_zero.tasks.prompts import (
+    ANSWER_CLOSE,
+    render_induction_proposal,
+    render_literal_answer,
+    render_program_answer,
+    render_triplet_proposal,
+)
 from absolute_zero.tasks.types import ZERO_TRIPLET, Role, TaskType, Triplet
 
 DED, ABD, IND = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
@@ -56,38 +60,53 @@ class _Completion:
 
 def _triplet_task(constant: int, input_literal: str) -> dict:
   """f(x) = x + constant: the marker `+ constant` appears in every prompt showing it."""
-  return dict(program=f"def f(x):\n    return x + {constant}", input=input_literal,
-              output=str(int(input_literal) + constant))
+  return dict(
+      program=f"def f(x):\n    return x + {constant}",
+      input=input_literal,
+      output=str(int(input_literal) + constant),
+  )
 
 
 # Tasks by marker (a substring of every solver prompt that shows the task). Proposer
 # rewards by hand from each proposal's own N estimation samples, `est` of them right:
 # 1 - est/N if 0 < est < N, else -0.5 (not learnable); invalid -0.5; malformed -1.
 TASKS = {
-    DED: {"x + 301": dict(**_triplet_task(301, "5"), est=1),  # reward 0.75
-          "x + 302": dict(**_triplet_task(302, "6"), est=3)},  # 0.25
-    ABD: {"x + 401": dict(**_triplet_task(401, "7"), est=2),  # 0.5
-          "x + 403": dict(**_triplet_task(403, "9"), est=1)},  # 0.75
-    IND: {"rule K1": dict(inputs=["1", "2", "3", "4"], est=1),  # 0.75
-          "rule K2": dict(inputs=["5", "6", "7", "8"], est=0),  # -0.5
-          "rule K3": dict(inputs=["9", "10", "11", "12"], est=3)},  # 0.25
+    DED: {
+        "x + 301": dict(**_triplet_task(301, "5"), est=1),  # reward 0.75
+        "x + 302": dict(**_triplet_task(302, "6"), est=3),
+    },  # 0.25
+    ABD: {
+        "x + 401": dict(**_triplet_task(401, "7"), est=2),  # 0.5
+        "x + 403": dict(**_triplet_task(403, "9"), est=1),
+    },  # 0.75
+    IND: {
+        "rule K1": dict(inputs=["1", "2", "3", "4"], est=1),  # 0.75
+        "rule K2": dict(inputs=["5", "6", "7", "8"], est=0),  # -0.5
+        "rule K3": dict(inputs=["9", "10", "11", "12"], est=3),
+    },  # 0.25
 }
 # The B proposals of each type, in the order the proposer is asked.
 PROPOSALS = {
     DED: [("task", "x + 301"), ("task", "x + 302"), ("malformed", None)],  # 0.75 0.25 -1
-    ABD: [("task", "x + 401"), ("invalid", "def f(x):\n    return x // 0 + 402"),
-          ("task", "x + 403")],  # 0.5 -0.5 0.75
+    ABD: [
+        ("task", "x + 401"),
+        ("invalid", "def f(x):\n    return x // 0 + 402"),
+        ("task", "x + 403"),
+    ],  # 0.5 -0.5 0.75
     IND: [("task", "rule K1"), ("task", "rule K2"), ("task", "rule K3")],  # 0.75 -0.5 0.25
 }
 # Outcome of the k-th buffer-task answer of each type (by position, so the rewards of a
 # group do not depend on which tasks the buffer draw picked).
-SOLVE_OUTCOMES = {DED: [RIGHT, WRONG, MALFORMED],  # 1 -0.5 -1
-                  ABD: [RIGHT, RIGHT, WRONG],  # 1 1 -0.5
-                  IND: [RIGHT, MALFORMED, RIGHT]}  # 1 -1 1
+SOLVE_OUTCOMES = {
+    DED: [RIGHT, WRONG, MALFORMED],  # 1 -0.5 -1
+    ABD: [RIGHT, RIGHT, WRONG],  # 1 1 -0.5
+    IND: [RIGHT, MALFORMED, RIGHT],
+}  # 1 -1 1
 
 
-def proposer_reward(kind: str, marker: str | None, task_type: TaskType,
-                    tasks: dict = TASKS) -> float:
+def proposer_reward(
+    kind: str, marker: str | None, task_type: TaskType, tasks: dict = TASKS
+) -> float:
   if kind == "malformed":
     return -1.0
   if kind == "invalid":
@@ -132,17 +151,30 @@ class ScriptedSampler:
       text, finish = "I am not sure what to write here", "length"
     else:  # the sampler cuts the stop string; the phases put it back
       assert text.endswith(ANSWER_CLOSE)
-      text, finish = text[:-len(ANSWER_CLOSE)], "stop"
-    return _Completion(text, finish, np.arange(5, 5 + 3, dtype=np.int32),
-                       np.full(3, -(uid + 1) / 64, np.float32))
+      text, finish = text[: -len(ANSWER_CLOSE)], "stop"
+    return _Completion(
+        text, finish, np.arange(5, 5 + 3, dtype=np.int32), np.full(3, -(uid + 1) / 64, np.float32)
+    )
 
-  def generate(self, prompts, *, max_new_tokens, temperature=1.0, top_p=1.0, top_k=0, n=1,
-               stop=(), rng=None, **unexpected):
+  def generate(
+      self,
+      prompts,
+      *,
+      max_new_tokens,
+      temperature=1.0,
+      top_p=1.0,
+      top_k=0,
+      n=1,
+      stop=(),
+      rng=None,
+      **unexpected,
+  ):
     assert not unexpected, unexpected
     proposer = max_new_tokens == self.config.max_proposer_tokens
     kind = "propose" if proposer else ("solve" if n == 1 else "estimate")
-    call = dict(kind=kind, n=n, temperature=temperature, top_p=top_p, top_k=top_k, rng=rng,
-                tasks=[])
+    call = dict(
+        kind=kind, n=n, temperature=temperature, top_p=top_p, top_k=top_k, rng=rng, tasks=[]
+    )
     self.calls.append(call)
     out = []
     for prompt in prompts:
@@ -205,11 +237,13 @@ class ScriptedSampler:
     text = None
     if outcome != MALFORMED:
       if task_type is IND:
-        text = render_program_answer(IDENTITY if outcome == RIGHT else
-                                     "def f(x):\n    return 0")
+        text = render_program_answer(IDENTITY if outcome == RIGHT else "def f(x):\n    return 0")
       else:
-        task = (dict(input=ZERO_TRIPLET.input, output=ZERO_TRIPLET.output)
-                if marker == "zero" else self.tasks[task_type][marker])
+        task = (
+            dict(input=ZERO_TRIPLET.input, output=ZERO_TRIPLET.output)
+            if marker == "zero"
+            else self.tasks[task_type][marker]
+        )
         right = task["output"] if task_type is DED else task["input"]
         text = render_literal_answer(right if outcome == RIGHT else "-1000")
     return self._emit(text, task_type, Role.SOLVE, kind, SOLVER_REWARD[outcome])
@@ -236,8 +270,8 @@ def tiny():
   norm scales 1, weights N(0, 0.05^2), the head N(0, 1) so next-token laws are far from
   uniform (where the temperature would hardly change a log-prob)."""
   from absolute_zero.models import get_config, init_params
-  config = get_config("tiny-llama").replace(num_layers=1, rope_scaling=None,
-                                            max_position=4096)
+
+  config = get_config("tiny-llama").replace(num_layers=1, rope_scaling=None, max_position=4096)
   shapes = jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
   rng = np.random.default_rng(1)
 
@@ -251,13 +285,28 @@ def tiny():
   return config, jax.tree_util.tree_map_with_path(draw, shapes)
 
 
-def _scripted_run(monkeypatch, tiny, pool, tasks=TASKS, proposals=PROPOSALS,
-                  outcomes=SOLVE_OUTCOMES, **overrides):
+def _scripted_run(
+    monkeypatch, tiny, pool, tasks=TASKS, proposals=PROPOSALS, outcomes=SOLVE_OUTCOMES, **overrides
+):
   """A SelfPlayRun whose sampler is scripted and whose train step records its batches."""
-  config = SelfPlayConfig(**{**dict(
-      batch_size=B, n_solver_samples=N, num_references=1, num_induction_inputs=4,
-      max_prompt_tokens=4000, max_proposer_tokens=40, max_solver_tokens=24,
-      temperature=TEMPERATURE, top_p=TOP_P, max_seed_rounds=0, seed=7), **overrides})
+  config = SelfPlayConfig(
+      **{
+          **dict(
+              batch_size=B,
+              n_solver_samples=N,
+              num_references=1,
+              num_induction_inputs=4,
+              max_prompt_tokens=4000,
+              max_proposer_tokens=40,
+              max_solver_tokens=24,
+              temperature=TEMPERATURE,
+              top_p=TOP_P,
+              max_seed_rounds=0,
+              seed=7,
+          ),
+          **overrides,
+      }
+  )
   sampler = ScriptedSampler(config, tasks, proposals, outcomes)
   batches = []
 
@@ -266,13 +315,20 @@ def _scripted_run(monkeypatch, tiny, pool, tasks=TASKS, proposals=PROPOSALS,
       parts = jax.tree.map(np.asarray, tuple(batch))
       batches.append(parts)
       return state, {"tokens": np.float32(sum(p.loss_mask.sum() for p in parts))}
+
     return train_step
 
   monkeypatch.setattr(run_module, "Sampler", lambda *a, **k: sampler)
   monkeypatch.setattr(learner, "make_train_step", make_train_step)
   model_config, params = tiny
-  run = SelfPlayRun(model_config, params, _Tokens(), config,
-                    learner.LearnerConfig(temperature=TEMPERATURE), pool=pool)
+  run = SelfPlayRun(
+      model_config,
+      params,
+      _Tokens(),
+      config,
+      learner.LearnerConfig(temperature=TEMPERATURE),
+      pool=pool,
+  )
   return run, sampler, batches
 
 
@@ -295,7 +351,8 @@ def test_rewards_advantages_and_knobs_of_one_step(monkeypatch, tiny, pool):
   assert sampler.calls[2]["n"] == N
   # Estimation solved exactly the valid proposals, N samples each.
   assert sorted((t.value, m) for t, m in sampler.calls[2]["tasks"]) == sorted(
-      (t.value, m) for t in TaskType for m in TASKS[t])
+      (t.value, m) for t in TaskType for m in TASKS[t]
+  )
 
   # Each rollout's reward (and each proposer's solve rate) is the script's, whatever the
   # order the loop kept them in.
@@ -313,7 +370,8 @@ def test_rewards_advantages_and_knobs_of_one_step(monkeypatch, tiny, pool):
     else:
       assert rollout.solve_rate is None
   assert sorted(r.reward for r in proposer) == sorted(
-      proposer_reward(k, w, t) for t in TaskType for k, w in PROPOSALS[t])
+      proposer_reward(k, w, t) for t in TaskType for k, w in PROPOSALS[t]
+  )
 
   # The train batch (one part per role): every real row traced back to the script.
   (parts,) = batches
@@ -325,8 +383,9 @@ def test_rewards_advantages_and_knobs_of_one_step(monkeypatch, tiny, pool):
     advantages += part.advantages[rows].tolist()
     assert (part.group_ids[~part.row_valid] == -1).all()
     assert (part.advantages[~part.row_valid] == 0).all()
-    assert len({sampler.emitted[_uid(part.old_logprobs[r][part.loss_mask[r]])][1]
-                for r in rows}) == 1  # one role per part
+    assert (
+        len({sampler.emitted[_uid(part.old_logprobs[r][part.loss_mask[r]])][1] for r in rows}) == 1
+    )  # one role per part
   assert len(emitted) == 6 * B
   advantages = np.array(advantages)
   pairs = [(t, role) for t, role, _, _ in emitted]
@@ -356,9 +415,11 @@ def test_rewards_advantages_and_knobs_of_one_step(monkeypatch, tiny, pool):
     assert metrics[f"{t.value}/propose/validity_rate"] == pytest.approx(len(rates) / B)
     assert metrics[f"{t.value}/propose/solve_rate_of_valid"] == pytest.approx(np.mean(rates))
     assert metrics[f"{t.value}/propose/format_failure_rate"] == pytest.approx(
-        kinds.count("malformed") / B)
+        kinds.count("malformed") / B
+    )
     assert metrics[f"{t.value}/solve/solve_rate"] == pytest.approx(
-        SOLVE_OUTCOMES[t].count(RIGHT) / B)
+        SOLVE_OUTCOMES[t].count(RIGHT) / B
+    )
 
 
 def _old_triplets(count: int) -> list[dict]:
@@ -370,14 +431,26 @@ def test_resumed_step_key_and_solver_task_strategy(monkeypatch, tiny, pool, stra
   """After restore(step=4) the next step is 5: its keys are (seed, 5)'s, its proposals
   are stored at step 5, and the solver's tasks follow the configured strategy."""
   old = _old_triplets(12)
-  tasks = {DED: {**{f"x + {500 + i}": dict(t, est=1) for i, t in enumerate(old)},
-                 "x + 301": dict(**_triplet_task(301, "5"), est=1),
-                 "x + 302": dict(**_triplet_task(302, "6"), est=2),
-                 "x + 303": dict(**_triplet_task(303, "7"), est=3)}}
+  tasks = {
+      DED: {
+          **{f"x + {500 + i}": dict(t, est=1) for i, t in enumerate(old)},
+          "x + 301": dict(**_triplet_task(301, "5"), est=1),
+          "x + 302": dict(**_triplet_task(302, "6"), est=2),
+          "x + 303": dict(**_triplet_task(303, "7"), est=3),
+      }
+  }
   proposals = {DED: [("task", "x + 301"), ("task", "x + 302"), ("task", "x + 303")]}
   outcomes = {DED: [RIGHT, WRONG, RIGHT]}
-  run, sampler, _ = _scripted_run(monkeypatch, tiny, pool, tasks, proposals, outcomes,
-                                  task_types=(DED,), solver_task_strategy=strategy)
+  run, sampler, _ = _scripted_run(
+      monkeypatch,
+      tiny,
+      pool,
+      tasks,
+      proposals,
+      outcomes,
+      task_types=(DED,),
+      solver_task_strategy=strategy,
+  )
   buffers = TaskBuffers.seeded()
   buffers[DED].add([Triplet(t["program"], t["input"], t["output"]) for t in old], step=0)
   run.restore(run.train_state, buffers.state_dict(), 4)
@@ -403,10 +476,17 @@ def test_resumed_step_key_and_solver_task_strategy(monkeypatch, tiny, pool, stra
 
 def test_learner_temperature_must_be_the_sampling_temperature(tiny, pool):
   model_config, params = tiny
-  with pytest.raises(ValueError, match="learner temperature 1.0 must equal the sampling "
-                                       "temperature 0.7"):
-    SelfPlayRun(model_config, params, _Tokens(), SelfPlayConfig(temperature=0.7),
-                learner.LearnerConfig(temperature=1.0), pool=pool)
+  with pytest.raises(
+      ValueError, match="learner temperature 1.0 must equal the sampling " "temperature 0.7"
+  ):
+    SelfPlayRun(
+        model_config,
+        params,
+        _Tokens(),
+        SelfPlayConfig(temperature=0.7),
+        learner.LearnerConfig(temperature=1.0),
+        pool=pool,
+    )
 
 
 def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
@@ -421,10 +501,18 @@ def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
   train_bpe(proposer_prompts(), tmp_path / "tokenizer.json", vocab_size=500)
   tok = from_tokenizer_json(tmp_path / "tokenizer.json")
   model_config, params = tiny
-  config = SelfPlayConfig(task_types=(DED,), batch_size=2, n_solver_samples=2,
-                          num_references=1, max_prompt_tokens=4000,
-                          max_proposer_tokens=12, max_solver_tokens=8,
-                          temperature=TEMPERATURE, top_p=TOP_P, max_seed_rounds=0)
+  config = SelfPlayConfig(
+      task_types=(DED,),
+      batch_size=2,
+      n_solver_samples=2,
+      num_references=1,
+      max_prompt_tokens=4000,
+      max_proposer_tokens=12,
+      max_solver_tokens=8,
+      temperature=TEMPERATURE,
+      top_p=TOP_P,
+      max_seed_rounds=0,
+  )
   learner_config = learner.LearnerConfig(temperature=TEMPERATURE)
   run = SelfPlayRun(model_config, params, tok, config, learner_config, pool=pool)
   # The learner's log-probs without vocabulary chunks (the chunked and fused forms are
@@ -434,12 +522,18 @@ def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
 
   def checked_step(state, batch):  # one part per role
     for part in batch:
-      logits = compute_logits(state.params, forward(state.params, part.tokens, part.positions,
-                                                    part.valid, model_config), model_config)
-      seen.setdefault("parts", []).append((
-          jax.tree.map(np.asarray, part),
-          np.asarray(learner.token_logprobs(state.params, part, model_config, unchunked)[0]),
-          np.asarray(logits, np.float64)))
+      logits = compute_logits(
+          state.params,
+          forward(state.params, part.tokens, part.positions, part.valid, model_config),
+          model_config,
+      )
+      seen.setdefault("parts", []).append(
+          (
+              jax.tree.map(np.asarray, part),
+              np.asarray(learner.token_logprobs(state.params, part, model_config, unchunked)[0]),
+              np.asarray(logits, np.float64),
+          )
+      )
     return state, {"tokens": np.float32(sum(np.asarray(p.loss_mask).sum() for p in batch))}
 
   def numpy_logprobs(logits, targets, temperature):  # log_softmax(logits / T)[target]
@@ -455,7 +549,8 @@ def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
     mask, old = part.loss_mask, part.old_logprobs
     assert mask.sum() >= 4
     np.testing.assert_allclose(logp[mask], old[mask], atol=2e-4)
-    np.testing.assert_allclose(numpy_logprobs(logits, part.targets, TEMPERATURE)[mask],
-                               old[mask], atol=2e-4)
+    np.testing.assert_allclose(
+        numpy_logprobs(logits, part.targets, TEMPERATURE)[mask], old[mask], atol=2e-4
+    )
     # At temperature 1 the same tokens have other log-probs: the check can tell.
     assert np.abs(numpy_logprobs(logits, part.targets, 1.0)[mask] - old[mask]).max() > 0.05

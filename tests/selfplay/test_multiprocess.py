@@ -39,15 +39,28 @@ def _free_port() -> int:
 
 
 def _env(devices: int) -> dict:
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith(("JAX_COORDINATOR", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID",
-                              "AZR_DISTRIBUTED", "SLURM_", "TPU_WORKER"))}
+  env = {
+      k: v
+      for k, v in os.environ.items()
+      if not k.startswith(
+          (
+              "JAX_COORDINATOR",
+              "JAX_NUM_PROCESSES",
+              "JAX_PROCESS_ID",
+              "AZR_DISTRIBUTED",
+              "SLURM_",
+              "TPU_WORKER",
+          )
+      )
+  }
   # Optimisation level 0: compilation is most of the time here; same flags for all runs.
-  env["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={devices} "
-                      "--xla_backend_optimization_level=0")
+  env["XLA_FLAGS"] = (
+      f"--xla_force_host_platform_device_count={devices} " "--xla_backend_optimization_level=0"
+  )
   env["JAX_PLATFORMS"] = "cpu"
   env["PYTHONPATH"] = os.pathsep.join(
-      p for p in (os.path.dirname(os.path.dirname(HERE)), env.get("PYTHONPATH")) if p)
+      p for p in (os.path.dirname(os.path.dirname(HERE)), env.get("PYTHONPATH")) if p
+  )
   return env
 
 
@@ -88,9 +101,10 @@ def _run_workers(commands: dict[str, tuple[list[str], dict]], log_dir: str) -> N
     for log in logs:
       log.close()
   if failed:
-    tails = "\n".join(f"--- {n} (exit {p.returncode}) ---\n"
-                      f"{_tail(os.path.join(log_dir, f'{n}.stderr'))}"
-                      for n, p in procs.items())
+    tails = "\n".join(
+        f"--- {n} (exit {p.returncode}) ---\n" f"{_tail(os.path.join(log_dir, f'{n}.stderr'))}"
+        for n, p in procs.items()
+    )
     pytest.fail(f"multi-process self-play failed: {failed}\n{tails}")
 
 
@@ -105,8 +119,9 @@ def _finite(metrics: dict) -> bool:
 
 def _comparable(metrics: dict) -> dict:
   """Metrics that do not measure time."""
-  return {k: v for k, v in metrics.items()
-          if not k.startswith("time/") and not k.endswith("_per_s")}
+  return {
+      k: v for k, v in metrics.items() if not k.startswith("time/") and not k.endswith("_per_s")
+  }
 
 
 @pytest.mark.slow
@@ -122,17 +137,33 @@ def test_two_processes_match_each_other_and_one_process(tmp_path):
   outs = {n: str(tmp_path / f"{n}.json") for n in ("p0", "p1", "single")}
   base = [sys.executable, WORKER, "--assets", str(assets), "--steps", str(STEPS)]
   commands = {
-      f"p{i}": (base + ["--out", outs[f"p{i}"], "--process_id", str(i), "--num_processes",
-                        "2", "--coordinator", f"127.0.0.1:{port}",
-                        "--checkpoint_dir", str(tmp_path / "ckpt")], _env(2))
-      for i in range(2)}
+      f"p{i}": (
+          base
+          + [
+              "--out",
+              outs[f"p{i}"],
+              "--process_id",
+              str(i),
+              "--num_processes",
+              "2",
+              "--coordinator",
+              f"127.0.0.1:{port}",
+              "--checkpoint_dir",
+              str(tmp_path / "ckpt"),
+          ],
+          _env(2),
+      )
+      for i in range(2)
+  }
   commands["single"] = (base + ["--out", outs["single"]], _env(4))
   _run_workers(commands, str(tmp_path))
   p0, p1, single = (json.load(open(outs[n])) for n in ("p0", "p1", "single"))
-  print(f"multi-process test: {time.perf_counter() - start:.0f}s in all; workers "
-        f"{p0['seconds']:.0f}s / {p1['seconds']:.0f}s / single {single['seconds']:.0f}s; "
-        f"sandbox jobs {p0['sandbox_jobs']} + {p1['sandbox_jobs']} vs "
-        f"{single['sandbox_jobs']}")
+  print(
+      f"multi-process test: {time.perf_counter() - start:.0f}s in all; workers "
+      f"{p0['seconds']:.0f}s / {p1['seconds']:.0f}s / single {single['seconds']:.0f}s; "
+      f"sandbox jobs {p0['sandbox_jobs']} + {p1['sandbox_jobs']} vs "
+      f"{single['sandbox_jobs']}"
+  )
 
   # One job of two processes, 4 devices in all; the reference is one process of 4.
   assert [p0["process_index"], p1["process_index"]] == [0, 1]
@@ -163,8 +194,9 @@ def test_two_processes_match_each_other_and_one_process(tmp_path):
   assert p0["buffers"] == single["buffers"], (p0["buffer_sizes"], single["buffer_sizes"])
   assert p0["buffer_sizes"] == single["buffer_sizes"]
   assert any(n > 1 for n in single["buffer_sizes"].values()), "no proposal reached a buffer"
-  diffs = [float(np.max(np.abs(a - b))) for a, b in zip(_params(outs["p0"]),
-                                                        _params(outs["single"]))]
+  diffs = [
+      float(np.max(np.abs(a - b))) for a, b in zip(_params(outs["p0"]), _params(outs["single"]))
+  ]
   print(f"largest |param difference| two processes vs one: {max(diffs):.3g}")
   assert max(diffs) <= 2 * worker.LEARNING_RATE * STEPS + 1e-7
   for a, b in zip(p0["metrics"], single["metrics"]):

@@ -37,12 +37,15 @@ class _StubSampler:
   def generate(self, prompts, n=1, stop=(), **kwargs):
     self.prompts.extend(prompts)
     self.calls.append((tuple(stop), list(prompts)))
-    out, self.completions = (self.completions[:len(prompts) * n],
-                             self.completions[len(prompts) * n:])
+    out, self.completions = (
+        self.completions[: len(prompts) * n],
+        self.completions[len(prompts) * n :],
+    )
     return out
 
 
 class _Chars:
+
   def encode(self, text):
     return list(text)
 
@@ -50,15 +53,24 @@ class _Chars:
 @pytest.mark.parametrize("role, task_type", [(r, t) for r in Role for t in TaskType])
 def test_every_prompt_ends_with_the_opened_block(role, task_type):
   from absolute_zero.tasks.types import InductionTask, IOPair
-  task = (InductionTask("def f(x):\n    return x", (IOPair("1", "1"),), (IOPair("2", "2"),),
-                        "identity") if task_type is TaskType.INDUCTION else TRIPLET)
-  kwargs = ({"references": [TRIPLET]} if role is Role.PROPOSE and task_type is not
-            TaskType.INDUCTION else {"program": TRIPLET.program} if role is Role.PROPOSE
-            else {"task": task})
+
+  task = (
+      InductionTask("def f(x):\n    return x", (IOPair("1", "1"),), (IOPair("2", "2"),), "identity")
+      if task_type is TaskType.INDUCTION
+      else TRIPLET
+  )
+  kwargs = (
+      {"references": [TRIPLET]}
+      if role is Role.PROPOSE and task_type is not TaskType.INDUCTION
+      else {"program": TRIPLET.program}
+      if role is Role.PROPOSE
+      else {"task": task}
+  )
   opened = build_prompt(task_type, role, config=PromptConfig(open_answer=True), **kwargs)
   closed = build_prompt(task_type, role, config=PromptConfig(open_answer=False), **kwargs)
-  fields = build_prompt(task_type, role, config=PromptConfig(
-      open_answer=True, single_line_answers=True), **kwargs)
+  fields = build_prompt(
+      task_type, role, config=PromptConfig(open_answer=True, single_line_answers=True), **kwargs
+  )
   assert opened == closed + ANSWER_OPEN + "\n"
   assert not closed.endswith(ANSWER_OPEN + "\n")
   code = role is Role.SOLVE and task_type is TaskType.INDUCTION
@@ -91,17 +103,26 @@ def test_solver_answers_are_graded_with_the_prefix(open_answer):
 def test_solver_answers_as_template_fields():
   """Literals stop at the newline; the induction program's code block is opened for it."""
   from absolute_zero.tasks.types import InductionTask, IOPair
-  ind = InductionTask("def f(x):\n    return x", (IOPair("1", "1"),), (IOPair("2", "2"),),
-                      "identity")
+
+  ind = InductionTask(
+      "def f(x):\n    return x", (IOPair("1", "1"),), (IOPair("2", "2"),), "identity"
+  )
   abd = Triplet(TRIPLET.program, "3", "[3, 4]")
-  items = [(TaskType.INDUCTION, ind), (TaskType.DEDUCTION, TRIPLET),
-           (TaskType.ABDUCTION, abd), (TaskType.INDUCTION, ind), (TaskType.INDUCTION, ind)]
+  items = [
+      (TaskType.INDUCTION, ind),
+      (TaskType.DEDUCTION, TRIPLET),
+      (TaskType.ABDUCTION, abd),
+      (TaskType.INDUCTION, ind),
+      (TaskType.INDUCTION, ind),
+  ]
   # Stop sets are sampled in sorted order: the newline set ('\n' < '`'), then the fence.
-  completions = [_Completion("[3, 4]", "stop"),  # deduction, cut at its newline
-                 _Completion("3", "stop"),  # abduction
-                 _Completion("def f(x):\n    return x\n", "stop"),  # stopped at the fence
-                 _Completion("def f(x):\n    return 0\n", "stop"),  # right format, wrong
-                 _Completion("def f(x):\n    return (", "length")]  # never finished
+  completions = [
+      _Completion("[3, 4]", "stop"),  # deduction, cut at its newline
+      _Completion("3", "stop"),  # abduction
+      _Completion("def f(x):\n    return x\n", "stop"),  # stopped at the fence
+      _Completion("def f(x):\n    return 0\n", "stop"),  # right format, wrong
+      _Completion("def f(x):\n    return (", "length"),
+  ]  # never finished
   config = SelfPlayConfig(prompts=PromptConfig(open_answer=True, single_line_answers=True))
   sampler = _StubSampler(completions)
   with SandboxPool(1, SandboxLimits(timeout_s=5, cpu_s=5)) as pool:

@@ -46,9 +46,11 @@ def taught(tmp_path_factory, pool):
   teaching.train_bpe(prompts + targets * 20, path, vocab_size=500)
   tok = from_tokenizer_json(path)
   model_config = get_config("tiny-llama").replace(
-      vocab_size=512, rope_scaling=None, num_layers=2, max_position=4096)
-  params, loss = teaching.teach(model_config, init_params(model_config, jax.random.key(0)),
-                                tok, prompts, targets, steps=80)
+      vocab_size=512, rope_scaling=None, num_layers=2, max_position=4096
+  )
+  params, loss = teaching.teach(
+      model_config, init_params(model_config, jax.random.key(0)), tok, prompts, targets, steps=80
+  )
   # Three equally likely memorised answers: the floor of the loss is log(3) per choice.
   assert loss < 0.2, loss
   return model_config, params, tok
@@ -57,12 +59,23 @@ def taught(tmp_path_factory, pool):
 def _selfplay(taught, pool, **overrides):
   """A SelfPlayRun of the taught tiny model with small test sizes (fields overridable)."""
   model_config, params, tok = taught
-  config = SelfPlayConfig(**{**dict(batch_size=2, n_solver_samples=2, num_references=1,
-                                    max_seed_rounds=1, max_prompt_tokens=4000,
-                                    max_proposer_tokens=64, max_solver_tokens=16),
-                             **overrides})
-  return SelfPlayRun(model_config, params, tok, config,
-                     learner.LearnerConfig(learning_rate=1e-5), pool=pool)
+  config = SelfPlayConfig(
+      **{
+          **dict(
+              batch_size=2,
+              n_solver_samples=2,
+              num_references=1,
+              max_seed_rounds=1,
+              max_prompt_tokens=4000,
+              max_proposer_tokens=64,
+              max_solver_tokens=16,
+          ),
+          **overrides,
+      }
+  )
+  return SelfPlayRun(
+      model_config, params, tok, config, learner.LearnerConfig(learning_rate=1e-5), pool=pool
+  )
 
 
 def _finite(metrics):
@@ -93,8 +106,13 @@ def test_two_real_steps_grow_buffers_only_with_validated_triplets(taught, pool):
     assert [r.output for r in results] == [e.output for e in entries]
   assert grown > 0, "the taught model's valid proposals never reached the buffers"
   # Proposals the sandbox rejected were counted as well-formed but invalid.
-  assert any(m["deduction/propose/validity_rate"] < 1 or
-             m["abduction/propose/validity_rate"] < 1 for m in all_metrics) or grown
+  assert (
+      any(
+          m["deduction/propose/validity_rate"] < 1 or m["abduction/propose/validity_rate"] < 1
+          for m in all_metrics
+      )
+      or grown
+  )
 
 
 def test_exact_resume_equals_uninterrupted_run(taught, pool, tmp_path):
@@ -106,8 +124,14 @@ def test_exact_resume_equals_uninterrupted_run(taught, pool, tmp_path):
   straight.seed_buffers()
   straight_metrics = [straight.run_step() for _ in range(2)]
   with RunCheckpointer(tmp_path / "ckpt", async_save=False) as ckpt:
-    ckpt.save(straight.step, straight.train_state, straight.base_key,
-              straight.buffers.state_dict(), {"model": {}}, {})
+    ckpt.save(
+        straight.step,
+        straight.train_state,
+        straight.base_key,
+        straight.buffers.state_dict(),
+        {"model": {}},
+        {},
+    )
   straight_metrics += [straight.run_step() for _ in range(2)]
 
   second = _selfplay(taught, pool)
@@ -117,25 +141,32 @@ def test_exact_resume_equals_uninterrupted_run(taught, pool, tmp_path):
   assert ckpt_step == second.step
   resumed_metrics = straight_metrics[:2] + [second.run_step() for _ in range(2)]
 
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
-                                                       atol=1e-6, rtol=0),
-               straight.train_state.params, second.train_state.params)
+  jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=0),
+      straight.train_state.params,
+      second.train_state.params,
+  )
   assert straight.buffers.state_dict() == second.buffers.state_dict()
   for a, b in zip(straight_metrics, resumed_metrics):
-    keys = [k for k in a if not k.startswith(("time/", "throughput/generation_tokens_per_s",
-                                              "throughput/train_tokens_per_s"))]
+    keys = [
+        k
+        for k in a
+        if not k.startswith(
+            ("time/", "throughput/generation_tokens_per_s", "throughput/train_tokens_per_s")
+        )
+    ]
     assert {k: a[k] for k in keys} == pytest.approx({k: b[k] for k in keys}, abs=1e-6)
 
 
-@pytest.mark.parametrize("task_types", [(TaskType.DEDUCTION, TaskType.ABDUCTION),
-                                        (TaskType.INDUCTION,)])
+@pytest.mark.parametrize(
+    "task_types", [(TaskType.DEDUCTION, TaskType.ABDUCTION), (TaskType.INDUCTION,)]
+)
 def test_task_type_ablation_logs_only_those_groups(taught, pool, task_types):
   run = _selfplay(taught, pool, task_types=task_types)
   run.seed_buffers()
   metrics = run.run_step()
   assert _finite(metrics)
-  logged = {k.split("/")[0] for k in metrics if k.split("/")[0] in
-            {t.value for t in TaskType}}
+  logged = {k.split("/")[0] for k in metrics if k.split("/")[0] in {t.value for t in TaskType}}
   assert logged == {t.value for t in task_types}
   assert metrics[f"{task_types[0].value}/propose/count"] == 2
 

@@ -23,28 +23,59 @@ BRANCH = "def f(x):\n    if x:\n        return 1\n    return 0"
 
 def test_canonical_tokens_by_hand():
   assert div.canonical_tokens(IDENTITY) == [
-      "Module", "FunctionDef v0", "arguments", "arg v1", "Return", "Name v1"]
+      "Module",
+      "FunctionDef v0",
+      "arguments",
+      "arg v1",
+      "Return",
+      "Name v1",
+  ]
   assert div.canonical_tokens(PLUS_ONE) == [
-      "Module", "FunctionDef v0", "arguments", "arg v1", "Return", "BinOp", "Name v1",
-      "Add", "Constant int 1"]
+      "Module",
+      "FunctionDef v0",
+      "arguments",
+      "arg v1",
+      "Return",
+      "BinOp",
+      "Name v1",
+      "Add",
+      "Constant int 1",
+  ]
   assert div.canonical_tokens(BRANCH) == [
-      "Module", "FunctionDef v0", "arguments", "arg v1", "If", "Name v1", "Return",
-      "Constant int 1", "Return", "Constant int 0"]
+      "Module",
+      "FunctionDef v0",
+      "arguments",
+      "arg v1",
+      "If",
+      "Name v1",
+      "Return",
+      "Constant int 1",
+      "Return",
+      "Constant int 0",
+  ]
 
 
 RENAMED_COPIES = [
     # Other names, formatting, comments and a docstring: one program.
     (IDENTITY, 'def f(value):\n    """Identity."""\n    # keep it\n    return (value)\n'),
-    ("def f(xs):\n    out = []\n    for x in xs:\n        out.append(x * 2)\n    return out",
-     "def f(items):\n    res=[]\n    for it in items:\n        res.append(it*2)\n    return res"),
-    ("def f(s):\n    def g(c):\n        return c.upper()\n    return ''.join(g(c) for c in s)",
-     "def f(t):\n    def h(ch):\n        return ch.upper()\n    return ''.join(h(ch) for ch in t)"),
-    ("def f(a, b=2):\n    try:\n        return a // b\n    except ZeroDivisionError as e:\n"
-     "        return str(e)",
-     "def f(p, q=2):\n    try:\n        return p // q\n    except ZeroDivisionError as err:\n"
-     "        return str(err)"),
-    ("def f(d):\n    return sorted(d, key=lambda k: d[k])",
-     "def f(m):\n    return sorted(m, key=lambda z: m[z])"),
+    (
+        "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x * 2)\n    return out",
+        "def f(items):\n    res=[]\n    for it in items:\n        res.append(it*2)\n    return res",
+    ),
+    (
+        "def f(s):\n    def g(c):\n        return c.upper()\n    return ''.join(g(c) for c in s)",
+        "def f(t):\n    def h(ch):\n        return ch.upper()\n    return ''.join(h(ch) for ch in t)",
+    ),
+    (
+        "def f(a, b=2):\n    try:\n        return a // b\n    except ZeroDivisionError as e:\n"
+        "        return str(e)",
+        "def f(p, q=2):\n    try:\n        return p // q\n    except ZeroDivisionError as err:\n"
+        "        return str(err)",
+    ),
+    (
+        "def f(d):\n    return sorted(d, key=lambda k: d[k])",
+        "def f(m):\n    return sorted(m, key=lambda z: m[z])",
+    ),
 ]
 
 DIFFERENT = [
@@ -104,36 +135,38 @@ def test_ast_node_count_and_cyclomatic_by_hand():
   b = div.analyse_program(BRANCH)
   assert (b.ast_nodes, b.cyclomatic) == (10, 2)
   assert b.complexity_score == pytest.approx(0.1)
-  program = "\n".join([
-      "def f(xs, t):",
-      "    total = 0",
-      "    for x in xs:",  # +1
-      "        if x > t and x % 2 == 0:",  # +1 (if) +1 (and)
-      "            total += x",
-      "        elif x < 0 or x == t:",  # +1 (elif) +1 (or)
-      "            total -= 1",
-      "    try:",
-      "        y = [a for a in xs if a if a > 1]",  # +1 (for) +2 (ifs)
-      "    except ValueError:",  # +1
-      "        pass",
-      "    except TypeError:",  # +1
-      "        pass",
-      "    else:",  # +1
-      "        pass",
-      "    while total > 100:",  # +1
-      "        total //= 2",
-      "    else:",  # +1
-      "        total += 1",
-      "    assert total is not None",  # +1
-      "    match t:",
-      "        case 1:",  # +1
-      "            pass",
-      "        case [a, *rest]:",  # +1
-      "            pass",
-      "        case _:",  # catch-all: +0
-      "            pass",
-      "    return total if total else -1",  # +1
-  ])
+  program = "\n".join(
+      [
+          "def f(xs, t):",
+          "    total = 0",
+          "    for x in xs:",  # +1
+          "        if x > t and x % 2 == 0:",  # +1 (if) +1 (and)
+          "            total += x",
+          "        elif x < 0 or x == t:",  # +1 (elif) +1 (or)
+          "            total -= 1",
+          "    try:",
+          "        y = [a for a in xs if a if a > 1]",  # +1 (for) +2 (ifs)
+          "    except ValueError:",  # +1
+          "        pass",
+          "    except TypeError:",  # +1
+          "        pass",
+          "    else:",  # +1
+          "        pass",
+          "    while total > 100:",  # +1
+          "        total //= 2",
+          "    else:",  # +1
+          "        total += 1",
+          "    assert total is not None",  # +1
+          "    match t:",
+          "        case 1:",  # +1
+          "            pass",
+          "        case [a, *rest]:",  # +1
+          "            pass",
+          "        case _:",  # catch-all: +0
+          "            pass",
+          "    return total if total else -1",  # +1
+      ]
+  )
   assert div.analyse_program(program).cyclomatic == 1 + 17
   assert div.analyse_program(program).complexity_score == 1.0  # 17 decisions >= 10
 
@@ -172,14 +205,24 @@ def test_nearest_distance_skips_by_size_without_changing_the_answer():
 def test_value_types():
   assert div.argument_types("[1, 2], 'ab', k={1: 2}") == ["list", "str", "dict"]
   assert div.argument_types("True, None, 1.5, (1,), {1}, frozenset({2})") == [
-      "bool", "none", "float", "tuple", "set", "set"]
+      "bool",
+      "none",
+      "float",
+      "tuple",
+      "set",
+      "set",
+  ]
   assert div.argument_types("1j, b'x'") == ["other", "other"]
   assert div.argument_types("__import__('os')") == ["other"]  # never evaluated
   assert div.value_type("<object at 0x1>") == "other"
   assert div.value_type("-3") == "int"
   assert div.value_type("[" * 500 + "]" * 500) == "other"  # too deep: not a literal
   assert div.type_shares(["int", "int", "str", "other"]) == {
-      **{t: 0.0 for t in div.VALUE_TYPES}, "int": 0.5, "str": 0.25, "other": 0.25}
+      **{t: 0.0 for t in div.VALUE_TYPES},
+      "int": 0.5,
+      "str": 0.25,
+      "other": 0.25,
+  }
   assert div.type_shares([]) == {}
 
 
@@ -192,8 +235,7 @@ def test_messages_compare_after_whitespace_and_case():
 
 def _buffers(*programs) -> TaskBuffers:
   buffers = TaskBuffers.seeded()
-  buffers[TaskType.DEDUCTION].add([Triplet(p, str(i), "0") for i, p in enumerate(programs)],
-                                  step=1)
+  buffers[TaskType.DEDUCTION].add([Triplet(p, str(i), "0") for i, p in enumerate(programs)], step=1)
   return buffers
 
 
@@ -206,8 +248,7 @@ def test_buffer_index_counts_distinct_programs_incrementally():
   assert index.distinct_programs(TaskType.ABDUCTION) == 1
   assert index.distinct_programs(TaskType.INDUCTION) == 0
   assert index.contains(TaskType.DEDUCTION, div.program_key(IDENTITY))
-  buffers[TaskType.DEDUCTION].add([Triplet(BRANCH, "1", "1"), Triplet(PLUS_ONE, "7", "8")],
-                                  step=2)
+  buffers[TaskType.DEDUCTION].add([Triplet(BRANCH, "1", "1"), Triplet(PLUS_ONE, "7", "8")], step=2)
   index.sync(buffers)
   assert index.distinct_programs(TaskType.DEDUCTION) == 3
   target = div.analyse_program(IDENTITY).features

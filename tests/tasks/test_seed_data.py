@@ -21,10 +21,12 @@ from absolute_zero.tasks.validators import validate_triplet_proposals
 
 D, A, I = TaskType.DEDUCTION, TaskType.ABDUCTION, TaskType.INDUCTION
 GOOD = {"snippet": "def f(a, b):\n    return a * b + 1", "input": "3, 4", "output": "13"}
-GOOD_INDUCTION = {"snippet": "def f(s):\n    return s[::-1]",
-                  "inputs": ["'ab'", "'xyz'", "''", "'q'"],
-                  "outputs": ["'ba'", "'zyx'", "''", "'q'"],
-                  "message": "Reverses the text."}
+GOOD_INDUCTION = {
+    "snippet": "def f(s):\n    return s[::-1]",
+    "inputs": ["'ab'", "'xyz'", "''", "'q'"],
+    "outputs": ["'ba'", "'zyx'", "''", "'q'"],
+    "message": "Reverses the text.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,10 @@ def pool():
 def write(tmp_path, lines, name="seed.jsonl"):
   """Writes rows (dicts become JSON, strings are written as they are), one per line."""
   path = tmp_path / name
-  path.write_text("".join((json.dumps(x) if not isinstance(x, str) else x) + "\n"
-                          for x in lines), encoding="utf-8")
+  path.write_text(
+      "".join((json.dumps(x) if not isinstance(x, str) else x) + "\n" for x in lines),
+      encoding="utf-8",
+  )
   return str(path)
 
 
@@ -56,8 +60,14 @@ def test_good_rows_become_tasks_of_the_right_types(tmp_path, pool):
   rows = [
       GOOD,
       # The reference writes double-quoted outputs; the buffer keeps the sandbox's repr.
-      {"snippet": "def f(s):\n    return s.upper()", "input": "\"ab\"", "output": "\"AB\"",
-       "imports": [], "original_snippet": "x", "composite_functions": []},
+      {
+          "snippet": "def f(s):\n    return s.upper()",
+          "input": '"ab"',
+          "output": '"AB"',
+          "imports": [],
+          "original_snippet": "x",
+          "composite_functions": [],
+      },
       {**GOOD, "input": "2, 5", "output": "11", "task_type": "code_i"},  # abduction only
       {**GOOD, "input": "0, 5", "output": "1", "task_type": "deduction"},
       GOOD_INDUCTION,
@@ -73,16 +83,20 @@ def test_good_rows_become_tasks_of_the_right_types(tmp_path, pool):
   t6 = Triplet("def f(x):\n    return 2 * x", "[1]", "[1, 1]")
   assert data.entries[D] == [t1, t2, t4, t6]
   assert data.entries[A] == [t1, t2, t3, t6]
-  assert data.entries[I] == [InductionTask(
-      GOOD_INDUCTION["snippet"], (IOPair("'ab'", "'ba'"), IOPair("'xyz'", "'zyx'")),
-      (IOPair("''", "''"), IOPair("'q'", "'q'")), "Reverses the text.")]
+  assert data.entries[I] == [
+      InductionTask(
+          GOOD_INDUCTION["snippet"],
+          (IOPair("'ab'", "'ba'"), IOPair("'xyz'", "'zyx'")),
+          (IOPair("''", "''"), IOPair("'q'", "'q'")),
+          "Reverses the text.",
+      )
+  ]
   assert data.report.rows_read == 6
   assert data.report.accepted == {D: 4, A: 4, I: 1}
 
 
 def test_blank_lines_are_skipped_but_lines_keep_their_file_numbers(tmp_path, pool):
-  data = load(tmp_path, pool, ["", GOOD, "   ", {"snippet": "x = 1", "input": "1",
-                                                   "output": "1"}])
+  data = load(tmp_path, pool, ["", GOOD, "   ", {"snippet": "x = 1", "input": "1", "output": "1"}])
   assert data.report.rows_read == 2
   assert rejections(data) == [(4, "no_function_f")]
 
@@ -97,8 +111,10 @@ MALFORMED = [
     ({"input": "1", "output": "1"}, "missing_field"),
     ({"snippet": "def f(x):\n    return x", "output": "1"}, "missing_field"),
     ({"snippet": "def f(x):\n    return x", "input": "1"}, "missing_field"),
-    ({"snippet": "def f(x):\n    return x", "inputs": ["1", "2"], "outputs": ["1", "2"]},
-     "missing_field"),
+    (
+        {"snippet": "def f(x):\n    return x", "inputs": ["1", "2"], "outputs": ["1", "2"]},
+        "missing_field",
+    ),
     ({"snippet": "def f(x):\n    return x", "input": 1, "output": "1"}, "wrong_type"),
     ({"snippet": "def f(x):\n    return x", "input": "1", "output": 1}, "wrong_type"),
     ({"snippet": ["def f(x):", "    return x"], "input": "1", "output": "1"}, "wrong_type"),
@@ -113,8 +129,9 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("row,status", MALFORMED, ids=[s + str(i) for i, (_, s) in
-                                                       enumerate(MALFORMED)])
+@pytest.mark.parametrize(
+    "row,status", MALFORMED, ids=[s + str(i) for i, (_, s) in enumerate(MALFORMED)]
+)
 def test_malformed_rows_are_reported_with_their_line_and_skipped(tmp_path, pool, row, status):
   data = load(tmp_path, pool, [GOOD, row, GOOD_INDUCTION])
   assert rejections(data) == [(2, status)]
@@ -128,7 +145,10 @@ def test_many_rejections_are_grouped_by_status_with_sorted_lines(tmp_path, pool)
   lines = [GOOD, "{", {"input": "1"}, "{", {**GOOD, "output": "0"}, "nope"]
   data = load(tmp_path, pool, lines)
   assert data.report.rejected_by_status() == {
-      "bad_json": [2, 4, 6], "missing_field": [3], "output_mismatch": [5]}
+      "bad_json": [2, 4, 6],
+      "missing_field": [3],
+      "output_mismatch": [5],
+  }
 
 
 # ------------------------------------------------------------------------------ file errors
@@ -159,10 +179,16 @@ def test_file_level_errors_name_the_file_and_line(tmp_path, pool):
 
 def test_a_file_with_no_usable_row_is_an_error_unless_asked_otherwise(tmp_path, pool):
   # Field names of another format (ours: program/input/output) match no row.
-  path = write(tmp_path, [{"program": "def f(x):\n    return x", "input": "1", "output": "1"},
-                          {**GOOD, "output": "12"}])
-  with pytest.raises(S.SeedDataError, match=r"no row passed.*missing_field: lines 1.*"
-                                            r"output_mismatch: lines 2"):
+  path = write(
+      tmp_path,
+      [
+          {"program": "def f(x):\n    return x", "input": "1", "output": "1"},
+          {**GOOD, "output": "12"},
+      ],
+  )
+  with pytest.raises(
+      S.SeedDataError, match=r"no row passed.*missing_field: lines 1.*" r"output_mismatch: lines 2"
+  ):
     S.load_seed_dataset(path, pool)
   data = S.load_seed_dataset(path, pool, require_any=False)
   assert rejections(data) == [(1, "missing_field"), (2, "output_mismatch")]
@@ -213,16 +239,20 @@ def test_seed_rows_get_the_verdict_the_proposal_path_gives(tmp_path, pool):
   rendered model answer, equals the seed loader's (with the sandbox's own output recorded,
   so only validity decides)."""
   cases = [(p, i) for p, i, _, s in INVALID_TRIPLETS if s != "output_mismatch"]
-  cases += [(GOOD["snippet"], "3, 4"), ("def g(x):\n    return -x", "5"),
-            ("import math\ndef f(x):\n    return math.floor(x)", "2.5")]
+  cases += [
+      (GOOD["snippet"], "3, 4"),
+      ("def g(x):\n    return -x", "5"),
+      ("import math\ndef f(x):\n    return math.floor(x)", "2.5"),
+  ]
   parsed = [P.parse_triplet_proposal(render_triplet_proposal(p, i)) for p, i in cases]
   proposal = validate_triplet_proposals(pool, parsed)
-  rows = [{"snippet": p, "input": i, "output": r.triplet.output if r.valid else "0"}
-          for (p, i), r in zip(cases, proposal)]
+  rows = [
+      {"snippet": p, "input": i, "output": r.triplet.output if r.valid else "0"}
+      for (p, i), r in zip(cases, proposal)
+  ]
   data = load(tmp_path, pool, rows, require_any=False)
   seed_status = {r.line: r.status for r in data.report.rejected}
-  assert [seed_status.get(k + 1, "ok") for k in range(len(cases))] == [r.status for r in
-                                                                       proposal]
+  assert [seed_status.get(k + 1, "ok") for k in range(len(cases))] == [r.status for r in proposal]
   assert data.entries[D] == [r.triplet for r in proposal if r.valid]
   assert len(data.entries[D]) == 3
 
@@ -235,21 +265,34 @@ def test_invalid_induction_rows(tmp_path, pool):
       {**GOOD_INDUCTION, "inputs": ["'ab'"], "outputs": ["'ba'"]},  # one pair < min_pairs
       {**GOOD_INDUCTION, "message": "  "},
       {**GOOD_INDUCTION, "snippet": "def f(s):\n    return s[::-1] +"},
-      {**GOOD_INDUCTION, "snippet": "def f(x):\n    return 10 // x",
-       "inputs": ["0", "0"], "outputs": ["0", "0"]},  # every input raises
+      {
+          **GOOD_INDUCTION,
+          "snippet": "def f(x):\n    return 10 // x",
+          "inputs": ["0", "0"],
+          "outputs": ["0", "0"],
+      },  # every input raises
   ]
   data = load(tmp_path, pool, [GOOD] + rows)
-  assert rejections(data) == [(2, "banned"), (3, "output_mismatch"),
-                              (4, "too_few_valid_inputs"), (5, "empty_block"),
-                              (6, "syntax_error"), (7, "error")]
+  assert rejections(data) == [
+      (2, "banned"),
+      (3, "output_mismatch"),
+      (4, "too_few_valid_inputs"),
+      (5, "empty_block"),
+      (6, "syntax_error"),
+      (7, "error"),
+  ]
   mismatch = data.report.rejected[1].reason
   assert "input 'q'" in mismatch and "recorded 'r', the sandbox computed 'q'" in mismatch
   assert data.entries[I] == []
 
 
 def test_induction_inputs_that_fail_are_dropped_as_for_a_proposal(tmp_path, pool):
-  row = {"snippet": "def f(x):\n    return 12 // x", "inputs": ["1", "0", "4", "1", "6"],
-         "outputs": ["12", "0", "3", "12", "2"], "message": "Twelve divided by x."}
+  row = {
+      "snippet": "def f(x):\n    return 12 // x",
+      "inputs": ["1", "0", "4", "1", "6"],
+      "outputs": ["12", "0", "3", "12", "2"],
+      "message": "Twelve divided by x.",
+  }
   data = load(tmp_path, pool, [row])
   task = data.entries[I][0]
   assert task.shown == (IOPair("1", "12"),)
@@ -261,8 +304,17 @@ def test_induction_inputs_that_fail_are_dropped_as_for_a_proposal(tmp_path, pool
 
 
 def test_repeated_tasks_are_reported_as_duplicates(tmp_path, pool):
-  data = load(tmp_path, pool, [GOOD, {**GOOD, "snippet": GOOD["snippet"] + "\n\n"},
-                               GOOD_INDUCTION, GOOD_INDUCTION, {**GOOD, "input": "4, 3"}])
+  data = load(
+      tmp_path,
+      pool,
+      [
+          GOOD,
+          {**GOOD, "snippet": GOOD["snippet"] + "\n\n"},
+          GOOD_INDUCTION,
+          GOOD_INDUCTION,
+          {**GOOD, "input": "4, 3"},
+      ],
+  )
   assert rejections(data) == [(2, "duplicate"), (4, "duplicate")]
   assert "line 1" in data.report.rejected[0].reason
   assert data.report.accepted == {D: 2, A: 2, I: 1}
@@ -283,8 +335,11 @@ def test_the_shipped_seed_file_loads_with_every_row_accepted(pool):
   n_induction = sum("inputs" in r for r in rows)
   assert data.report.rows_read == len(rows)
   assert 24 <= len(rows) <= 80 and 3 <= n_induction <= 10
-  assert data.report.accepted == {D: len(rows) - n_induction, A: len(rows) - n_induction,
-                                  I: n_induction}
+  assert data.report.accepted == {
+      D: len(rows) - n_induction,
+      A: len(rows) - n_induction,
+      I: n_induction,
+  }
 
 
 def test_the_shipped_seed_file_is_short_and_varied():
@@ -341,30 +396,47 @@ def tiny_run(tmp_path_factory, pool):
   from tests.selfplay import teaching
 
   path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-  teaching.train_bpe(["def f(x):\n    return x", "<answer>1</answer>"] * 4, path,
-                     vocab_size=300)
-  model_config = get_config("tiny-llama").replace(vocab_size=320, rope_scaling=None,
-                                                  num_layers=1)
+  teaching.train_bpe(["def f(x):\n    return x", "<answer>1</answer>"] * 4, path, vocab_size=300)
+  model_config = get_config("tiny-llama").replace(vocab_size=320, rope_scaling=None, num_layers=1)
   config = SelfPlayConfig(task_types=(D, A), batch_size=2, max_seed_rounds=1)
   lines = []
-  run = SelfPlayRun(model_config, init_params(model_config, jax.random.key(0)),
-                    from_tokenizer_json(path), config,
-                    learner.LearnerConfig(learning_rate=1e-5), pool=pool, log=lines.append)
+  run = SelfPlayRun(
+      model_config,
+      init_params(model_config, jax.random.key(0)),
+      from_tokenizer_json(path),
+      config,
+      learner.LearnerConfig(learning_rate=1e-5),
+      pool=pool,
+      log=lines.append,
+  )
   return run, lines
 
 
 def test_seed_from_dataset_fills_the_buffers_at_step_zero(tiny_run, tmp_path):
   run, lines = tiny_run
-  path = write(tmp_path, [GOOD, {**GOOD, "output": "0"}, GOOD_INDUCTION,
-                          {"snippet": "def f(x):\n    return x", "input": "'Hello World'",
-                           "output": "'Hello World'"}])  # the zero triplet again
+  path = write(
+      tmp_path,
+      [
+          GOOD,
+          {**GOOD, "output": "0"},
+          GOOD_INDUCTION,
+          {
+              "snippet": "def f(x):\n    return x",
+              "input": "'Hello World'",
+              "output": "'Hello World'",
+          },
+      ],
+  )  # the zero triplet again
   before = run.buffers.sizes()
   metrics = run.seed_from_dataset(path)
   assert before == {"deduction": 1, "abduction": 1, "induction": 0}
   assert metrics["seed_data/rows"] == 4 and metrics["seed_data/rejected"] == 1
   # The zero-triplet row is accepted but already in the buffers: the buffer dedups it.
   assert {k: metrics[f"seed_data/added/{k}"] for k in before} == {
-      "deduction": 1, "abduction": 1, "induction": 1}
+      "deduction": 1,
+      "abduction": 1,
+      "induction": 1,
+  }
   assert metrics["buffer/deduction"] == len(run.buffers[D]) == 2
   assert run.buffers[D].entries[1] == Triplet(GOOD["snippet"], "3, 4", "13")
   assert run.buffers[A].steps == (0, 0) and run.buffers[I].steps == (0,)
