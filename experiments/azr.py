@@ -269,6 +269,7 @@ METHOD_FLAGS = RUN_FLAGS + tuple(
         "sandbox_memory_mb",
         "sandbox_worker_memory_mb",
         "sandbox_max_output_chars",
+        "overlap_sandbox",  # scheduling only: the results are the same either way
     )
 )
 
@@ -889,6 +890,7 @@ def _summary(step: int, m: dict) -> str:
   parts.append(f"nonzero-advantage groups {len(_nonzero_advantage_groups(m))}")
   parts.append(
       f"gen {m['time/generation_s']:.0f}s sandbox {m['time/sandbox_s']:.1f}s "
+      f"(waited {m.get('time/sandbox_critical_s', 0.0):.1f}s) "
       f"update {m['time/update_s']:.0f}s | peak RSS {_peak_rss_gib():.1f} GiB"
   )
   return " | ".join(parts)

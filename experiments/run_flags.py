@@ -455,6 +455,14 @@ KNOBS: tuple[Knob, ...] = (
         default=5.0,
     ),
     _k(
+        "overlap_sandbox",
+        "selfplay",
+        "overlap_sandbox",
+        G_SANDBOX,
+        "Grade solver answers in the sandbox while the device generates the next batch "
+        "(same results as false, the serial order; false: for timing comparisons).",
+    ),
+    _k(
         "sandbox_memory_mb",
         "sandbox",
         "memory_bytes",

@@ -187,6 +187,7 @@ def _kill_when(proc: subprocess.Popen, marker: str, timeout: float = 600) -> str
         (("--sandbox_timeout=-3",), "--sandbox_timeout=-3.0 must be > 0"),
         (("--sandbox_workers=-1",), "--sandbox_workers=-1 must be >= 0"),
         (("--steps=abc",), "--steps=abc"),
+        (("--overlap_sandbox=maybe",), "--overlap_sandbox=maybe"),
         (("--no_such_flag=1",), "no_such_flag"),
         (("stray", "args"), "unexpected positional arguments ['stray', 'args']"),
         (("--model=models/none.gguf",), "--model=models/none.gguf: no such file or directory"),

@@ -4,17 +4,23 @@ Host-side orchestration only: prompts from the task layer, generation by the sam
 parsing, validation and grading in the sandbox pool, rewards. Nothing here touches the
 learner; a phase returns `Rollout`s (prompt ids, sampled ids, their log-probs, reward),
 which the run turns into a training batch.
+
+Sandbox work goes through `PhaseContext.lane` (`overlap.SandboxLane`). `start_solve` and
+`start_score_proposals` return as soon as their generation is done, with the grading
+submitted to the lane (`Pending`); with overlap on, it runs while the caller generates the
+next phase. Generation is the same call for call in both modes, so the results are too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import numpy as np
 
 from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.overlap import SandboxLane
 from absolute_zero.tasks import grading, rewards, validators
 from absolute_zero.tasks.buffers import TaskBuffers
 from absolute_zero.tasks.parsers import ParseConfig, parse_response
@@ -48,6 +54,12 @@ class PhaseContext:
   tokenizer: Any
   pool: Any  # absolute_zero.sandbox.SandboxPool
   config: SelfPlayConfig
+  # Where sandbox work runs (overlap.SandboxLane); None: inline, in the serial order.
+  lane: SandboxLane | None = None
+
+  @property
+  def sandbox(self) -> SandboxLane:
+    return self.lane if self.lane is not None else SandboxLane(overlap=False)
 
   # The run's prompt, parse, validation and reward settings (one source: the config).
   @property
@@ -74,26 +86,30 @@ class ProposeOutcome:
   accepted: dict[TaskType, list]  # new valid triplets / induction tasks per type
 
 
-def _generate(
+def _generate_sets(
     ctx: PhaseContext,
     prompts: Sequence[str],
     max_new_tokens: int,
     n: int,
     key: jax.Array,
     stops: Sequence[tuple[str, ...]] | None = None,
-):
-  """Completions of every prompt, `n` each, prompt-major.
+    weights: Sequence[float] | None = None,
+) -> Iterator[tuple[list[int], list]]:
+  """Completions per stop set: yields (prompt indices, their completions, prompt-major).
 
   `stops[i]`: the stop strings of prompt i (default: the closing tag for all). Prompts
-  with different stop strings are sampled in one call per stop set, each with its own
-  key folded from `key`; the result keeps the prompts' order.
+  with different stop strings are sampled in one call per stop set; with several sets, set
+  k (in sorted order) gets the key `fold_in(key, k)`. `weights[i]` (default all equal):
+  the sandbox work prompt i's answers will need; the sets are generated heaviest first, so
+  that their grading can overlap the generation of the rest. The order of the calls does
+  not change their results (each has its own key).
   """
   if not prompts:
-    return []
+    return
   stops = [(ANSWER_CLOSE,)] * len(prompts) if stops is None else list(stops)
   sets = sorted(set(stops))
   if len(sets) == 1:
-    return ctx.sampler.generate(
+    yield list(range(len(prompts))), ctx.sampler.generate(
         list(prompts),
         max_new_tokens=max_new_tokens,
         temperature=ctx.config.temperature,
@@ -102,18 +118,33 @@ def _generate(
         stop=sets[0],
         rng=key,
     )
-  out: list = [None] * (len(prompts) * n)
-  for k, stop in enumerate(sets):
-    idx = [i for i, s in enumerate(stops) if s == stop]
-    completions = ctx.sampler.generate(
+    return
+  members = [[i for i, s in enumerate(stops) if s == stop] for stop in sets]
+  weight = [sum(weights[i] for i in idx) if weights is not None else 0.0 for idx in members]
+  for k in sorted(range(len(sets)), key=lambda k: -weight[k]):  # stable: ties keep k order
+    idx = members[k]
+    yield idx, ctx.sampler.generate(
         [prompts[i] for i in idx],
         max_new_tokens=max_new_tokens,
         temperature=ctx.config.temperature,
         top_p=ctx.config.top_p,
         n=n,
-        stop=stop,
+        stop=sets[k],
         rng=jax.random.fold_in(key, k),
     )
+
+
+def _generate(
+    ctx: PhaseContext,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    n: int,
+    key: jax.Array,
+    stops: Sequence[tuple[str, ...]] | None = None,
+):
+  """Completions of every prompt, `n` each, prompt-major (`_generate_sets`, merged)."""
+  out: list = [None] * (len(prompts) * n)
+  for idx, completions in _generate_sets(ctx, prompts, max_new_tokens, n, key, stops):
     for j, i in enumerate(idx):
       out[i * n : (i + 1) * n] = completions[j * n : (j + 1) * n]
   return out
@@ -199,17 +230,8 @@ def propose(
   parsed = [parse_response(r.task_type, Role.PROPOSE, r.text, ctx.parse_config) for r in rollouts]
 
   tasks: list = [None] * len(rollouts)
-  triplet_idx = [i for i, r in enumerate(rollouts) if r.task_type is not TaskType.INDUCTION]
-  induction_idx = [i for i, r in enumerate(rollouts) if r.task_type is TaskType.INDUCTION]
-  results: dict[int, Any] = {}
-  if triplet_idx:
-    out = validators.validate_triplet_proposals(ctx.pool, [parsed[i] for i in triplet_idx])
-    results.update({i: res for i, res in zip(triplet_idx, out)})
-  if induction_idx:
-    out = validators.validate_induction_proposals(
-        ctx.pool, [(plan[i][2], parsed[i]) for i in induction_idx], ctx.validator_config
-    )
-    results.update({i: res for i, res in zip(induction_idx, out)})
+  # Nothing can overlap validation: the solver's tasks come from the buffers it updates.
+  results = ctx.sandbox.run(_validate, ctx, rollouts, parsed, [p for _, _, p in plan])
   accepted: dict[TaskType, list] = {t: [] for t in task_types}
   for i, rollout in enumerate(rollouts):
     res = results[i]
@@ -220,6 +242,102 @@ def propose(
   return ProposeOutcome(rollouts=rollouts, tasks=tasks, accepted=accepted)
 
 
+def _validate(ctx: PhaseContext, rollouts, parsed, programs) -> dict[int, Any]:
+  """Validation result per proposer rollout index (one sandbox batch per kind)."""
+  triplet_idx = [i for i, r in enumerate(rollouts) if r.task_type is not TaskType.INDUCTION]
+  induction_idx = [i for i, r in enumerate(rollouts) if r.task_type is TaskType.INDUCTION]
+  results: dict[int, Any] = {}
+  if triplet_idx:
+    out = validators.validate_triplet_proposals(ctx.pool, [parsed[i] for i in triplet_idx])
+    results.update({i: res for i, res in zip(triplet_idx, out)})
+  if induction_idx:
+    out = validators.validate_induction_proposals(
+        ctx.pool, [(programs[i], parsed[i]) for i in induction_idx], ctx.validator_config
+    )
+    results.update({i: res for i, res in zip(induction_idx, out)})
+  return results
+
+
+@dataclasses.dataclass
+class Pending:
+  """Rollouts whose grading may still be running on `lane`; `result()` waits for it.
+
+  Until then the rollouts' grades and rewards are not set: read nothing but their
+  generation fields (ids, log-probs, text)."""
+
+  rollouts: list
+  futures: list
+  lane: SandboxLane
+  then: Callable[[], None] | None = None  # runs once the grading is done
+
+  def result(self) -> list:
+    if self.futures:
+      self.lane.wait(self.futures)
+      self.futures = []
+    if self.then is not None:
+      then, self.then = self.then, None
+      then()
+    return self.rollouts
+
+
+def _sandbox_weight(task_type: TaskType, task) -> float:
+  """Sandbox jobs one answer's grading may take: none for deduction (compared as values),
+  one for abduction, one per held-out pair for induction (at most)."""
+  if task_type is TaskType.DEDUCTION:
+    return 0.0
+  if task_type is TaskType.INDUCTION:
+    return float(max(1, len(task.held_out)))
+  return 1.0
+
+
+def _grade(ctx: PhaseContext, part: list[tuple[Rollout, Any]]) -> None:
+  """Parses and grades solver rollouts (with their tasks); one sandbox batch per type."""
+  parsed = [parse_response(r.task_type, Role.SOLVE, r.text, ctx.parse_config) for r, _ in part]
+  for task_type in dict.fromkeys(r.task_type for r, _ in part):
+    idx = [j for j, (r, _) in enumerate(part) if r.task_type is task_type]
+    outcomes = grading.grade_answers(
+        ctx.pool,
+        task_type,
+        [parsed[j] for j in idx],
+        [part[j][1] for j in idx],
+        ctx.reward_config,
+    )
+    for j, outcome in zip(idx, outcomes):
+      r = part[j][0]
+      r.well_formed, r.status = outcome.well_formed, outcome.status
+      r.solve_rate = outcome.score
+      r.reward = rewards.final_solver_reward(outcome.well_formed, outcome.score, ctx.reward_config)
+
+
+def start_solve(
+    ctx: PhaseContext,
+    items: Sequence[tuple[TaskType, Triplet | InductionTask]],
+    n: int,
+    key: jax.Array,
+) -> Pending:
+  """`solve`, returning once generation is done; each stop set's answers are graded on
+  `ctx.lane` while the next set generates (heaviest grading first)."""
+  lane = ctx.sandbox
+  if not items:
+    return Pending([], [], lane)
+  prompts = [build_prompt(t, Role.SOLVE, task=task, config=ctx.prompt_config) for t, task in items]
+  stops = [ctx.prompt_config.stop_strings(t, Role.SOLVE) for t, _ in items]
+  weights = [_sandbox_weight(t, task) for t, task in items]
+  rollouts: list = [None] * (len(items) * n)
+  futures = []
+  for idx, completions in _generate_sets(
+      ctx, prompts, ctx.config.max_solver_tokens, n, key, stops, weights
+  ):
+    part = []
+    for j, i in enumerate(idx):
+      task_type, task = items[i]
+      for s in range(n):
+        rollouts[i * n + s] = _rollout(ctx, task_type, Role.SOLVE, completions[j * n + s])
+        part.append((rollouts[i * n + s], task))
+    futures.append(lane.submit(_grade, ctx, part))
+  return Pending(rollouts, futures, lane)
+
+
 def solve(
     ctx: PhaseContext,
     items: Sequence[tuple[TaskType, Triplet | InductionTask]],
@@ -227,29 +345,35 @@ def solve(
     key: jax.Array,
 ) -> list[Rollout]:
   """`n` solver samples per (task type, task), graded in the sandbox; task-major order."""
-  if not items:
-    return []
-  prompts = [build_prompt(t, Role.SOLVE, task=task, config=ctx.prompt_config) for t, task in items]
-  stops = [ctx.prompt_config.stop_strings(t, Role.SOLVE) for t, _ in items]
-  completions = _generate(ctx, prompts, ctx.config.max_solver_tokens, n, key, stops)
-  owners = [items[j // n] for j in range(len(completions))]  # prompt-major: n per item
-  rollouts = [_rollout(ctx, t, Role.SOLVE, c) for (t, _), c in zip(owners, completions)]
-  parsed = [parse_response(r.task_type, Role.SOLVE, r.text, ctx.parse_config) for r in rollouts]
-  for task_type in {t for t, _ in items}:
-    idx = [j for j, (t, _) in enumerate(owners) if t is task_type]
-    outcomes = grading.grade_answers(
-        ctx.pool,
-        task_type,
-        [parsed[j] for j in idx],
-        [owners[j][1] for j in idx],
+  return start_solve(ctx, items, n, key).result()
+
+
+def _valid_tasks(proposals: ProposeOutcome) -> list[tuple[int, TaskType, Any]]:
+  return [(i, r.task_type, proposals.tasks[i]) for i, r in enumerate(proposals.rollouts) if r.valid]
+
+
+def _price(
+    ctx: PhaseContext,
+    proposals: ProposeOutcome,
+    valid: list,
+    estimates: list[Rollout],
+    n: int,
+    intrinsic: Sequence[float] | None,
+) -> None:
+  """Sets each proposer rollout's solve rate and reward from its graded estimates."""
+  rates = {
+      i: rewards.solve_rate([e.solve_rate for e in estimates[k * n : (k + 1) * n]])
+      for k, (i, _, _) in enumerate(valid)
+  }
+  for i, rollout in enumerate(proposals.rollouts):
+    rollout.solve_rate = rates.get(i)
+    rollout.reward = rewards.final_proposer_reward(
+        rollout.well_formed,
+        rollout.valid,
+        rollout.solve_rate,
         ctx.reward_config,
+        intrinsic=intrinsic[i] if intrinsic is not None else 0.0,
     )
-    for j, outcome in zip(idx, outcomes):
-      r = rollouts[j]
-      r.well_formed, r.status = outcome.well_formed, outcome.status
-      r.solve_rate = outcome.score
-      r.reward = rewards.final_solver_reward(outcome.well_formed, outcome.score, ctx.reward_config)
-  return rollouts
 
 
 def score_proposals(
@@ -264,21 +388,22 @@ def score_proposals(
   `intrinsic`: per proposer rollout, its intrinsic bonus (`rewards.intrinsic_bonus`,
   added to valid proposals only); None: none. Returns the estimation rollouts (not
   trained on, but logged)."""
-  valid = [
-      (i, r.task_type, proposals.tasks[i]) for i, r in enumerate(proposals.rollouts) if r.valid
-  ]
+  valid = _valid_tasks(proposals)
   estimates = solve(ctx, [(t, task) for _, t, task in valid], n, key)
-  rates = {
-      i: rewards.solve_rate([e.solve_rate for e in estimates[k * n : (k + 1) * n]])
-      for k, (i, _, _) in enumerate(valid)
-  }
-  for i, rollout in enumerate(proposals.rollouts):
-    rollout.solve_rate = rates.get(i)
-    rollout.reward = rewards.final_proposer_reward(
-        rollout.well_formed,
-        rollout.valid,
-        rollout.solve_rate,
-        ctx.reward_config,
-        intrinsic=intrinsic[i] if intrinsic is not None else 0.0,
-    )
+  _price(ctx, proposals, valid, estimates, n, intrinsic)
   return estimates
+
+
+def start_score_proposals(
+    ctx: PhaseContext,
+    proposals: ProposeOutcome,
+    n: int,
+    key: jax.Array,
+    intrinsic: Sequence[float] | None = None,
+) -> Pending:
+  """`score_proposals`, returning once generation is done; `result()` waits for the
+  grading, then sets the proposer rewards and returns the estimation rollouts."""
+  valid = _valid_tasks(proposals)
+  pending = start_solve(ctx, [(t, task) for _, t, task in valid], n, key)
+  pending.then = lambda: _price(ctx, proposals, valid, pending.rollouts, n, intrinsic)
+  return pending

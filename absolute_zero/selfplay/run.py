@@ -27,7 +27,14 @@ from absolute_zero.selfplay import step_diversity as diversity
 from absolute_zero.selfplay import metric_names as mn
 from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
 from absolute_zero.selfplay.host_pool import HostShardedPool
-from absolute_zero.selfplay.phases import (PhaseContext, Rollout, propose, score_proposals, solve)
+from absolute_zero.selfplay.overlap import SandboxLane, compile_seconds
+from absolute_zero.selfplay.phases import (
+    PhaseContext,
+    Rollout,
+    propose,
+    start_score_proposals,
+    start_solve,
+)
 from absolute_zero.tasks import seed_data
 from absolute_zero.tasks.buffers import TaskBuffers, seed_target
 from absolute_zero.tasks.diversity import BufferIndex
@@ -122,8 +129,16 @@ class SelfPlayRun:
       pool = HostShardedPool(pool)
     self.pool = pool
     self._timed_pool = _Timed(pool, "run_batch")
+    # Sandbox work overlapped with generation (overlap.py). Not with several processes:
+    # the sharded pool gathers results with device collectives, which every process must
+    # issue in the same order, and a second thread would race the sampler's.
+    self.lane = SandboxLane(overlap=config.overlap_sandbox and distributed.process_count() == 1)
     self.ctx = PhaseContext(
-        sampler=self._timed_sampler, tokenizer=tokenizer, pool=self._timed_pool, config=config
+        sampler=self._timed_sampler,
+        tokenizer=tokenizer,
+        pool=self._timed_pool,
+        config=config,
+        lane=self.lane,
     )
     self.train_state = learner.init_train_state(params, learner_config, mesh, model_config)
     self.train_step = learner.make_train_step(model_config, learner_config, mesh)
@@ -153,7 +168,7 @@ class SelfPlayRun:
     )
 
   def _reset_timers(self) -> None:
-    self._timed_sampler.seconds = self._timed_pool.seconds = 0.0
+    self._timed_sampler.seconds = self._timed_pool.seconds = self.lane.wait_seconds = 0.0
 
   # ------------------------------------------------------------------ seeding
 
@@ -233,45 +248,14 @@ class SelfPlayRun:
     rng, key = self._randomness(step)
     k_propose, k_solve, k_score = jax.random.split(key, 3)
     self._reset_timers()
+    compile_start = compile_seconds()
     start = time.perf_counter()
-
-    self.log(f"step {step}: proposing {cfg.batch_size} task(s) per type ...")
-    proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng, k_propose)
-    # Against the buffers as they were before this step's proposals join them.
-    step_diversity = diversity.measure_step(
-        self.buffer_index, self.buffers, proposals, cfg.task_types, cfg.rewards
-    )
-    for task_type, entries in proposals.accepted.items():
-      self.buffers[task_type].add(entries, step=step)
-    items = [
-        (t, task)
-        for t in cfg.task_types
-        for task in self.buffers[t].sample_solver_tasks(
-            cfg.batch_size, rng, step, strategy=cfg.solver_task_strategy
-        )
-    ]
-    valid = sum(r.valid for r in proposals.rollouts)
-    self.log(
-        f"step {step}: {valid}/{len(proposals.rollouts)} proposals valid; solving "
-        f"{len(items)} buffer task(s) ..."
-    )
-    solver_rollouts = solve(self.ctx, items, 1, k_solve)
-    if cfg.train_proposer and valid:
-      self.log(
-          f"step {step}: pricing {valid} valid proposal(s) with "
-          f"{cfg.n_solver_samples} solver samples each ..."
+    try:
+      proposals, solver_rollouts, estimates, step_diversity = self._rollouts(
+          step, rng, k_propose, k_solve, k_score
       )
-    estimates = (
-        score_proposals(
-            self.ctx,
-            proposals,
-            cfg.n_solver_samples,
-            k_score,
-            intrinsic=step_diversity.bonuses if cfg.rewards.intrinsic else None,
-        )
-        if cfg.train_proposer
-        else []
-    )
+    finally:
+      self.lane.drain()  # nothing of this step runs on after it (or after its failure)
     rollout_seconds = time.perf_counter() - start
 
     train_rollouts = solver_rollouts + (proposals.rollouts if cfg.train_proposer else [])
@@ -299,13 +283,20 @@ class SelfPlayRun:
     metrics.update(diversity.buffer_metrics(self.buffer_index, self.buffers))
     metrics.update({f"learner/{k}": float(v) for k, v in update_metrics.items()})
     gen_s, sandbox_s = self._timed_sampler.seconds, self._timed_pool.seconds
+    critical_s, step_s = self.lane.wait_seconds, time.perf_counter() - start
     metrics.update(
         {
+            # Wall seconds. generation and update include their compilation (compile_s).
             "time/generation_s": gen_s,
-            "time/sandbox_s": sandbox_s,
-            "time/other_host_s": max(rollout_seconds - gen_s - sandbox_s, 0.0),
+            "time/sandbox_s": sandbox_s,  # the pool's busy time, wherever it ran
+            # The main thread in sandbox work or waiting for it: what overlap did not hide.
+            "time/sandbox_critical_s": critical_s,
+            "time/other_host_s": max(rollout_seconds - gen_s - critical_s, 0.0),
             "time/update_s": update_seconds,
-            "time/step_s": time.perf_counter() - start,
+            "time/compile_s": compile_seconds() - compile_start,
+            # Neither generating nor updating: the device waits for the host.
+            "time/device_idle_s": max(step_s - gen_s - update_seconds, 0.0),
+            "time/step_s": step_s,
             "throughput/generated_tokens": generated,
             "throughput/generation_tokens_per_s": generated / max(gen_s, 1e-9),
             "throughput/train_tokens": int(update_metrics.get("tokens", 0)),
@@ -315,6 +306,52 @@ class SelfPlayRun:
         }
     )
     return metrics
+
+  def _rollouts(self, step, rng, k_propose, k_solve, k_score):
+    """The step's proposals, solver rollouts and estimation rollouts, all graded.
+
+    Order of the device work: proposals; (validation: everything after depends on it);
+    solver answers to buffer tasks; estimation samples of the valid proposals. With
+    overlap, each batch of answers is graded on the lane while the next one generates."""
+    cfg = self.config
+    self.log(f"step {step}: proposing {cfg.batch_size} task(s) per type ...")
+    proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng, k_propose)
+    # Against the buffers as they were before this step's proposals join them.
+    step_diversity = diversity.measure_step(
+        self.buffer_index, self.buffers, proposals, cfg.task_types, cfg.rewards
+    )
+    for task_type, entries in proposals.accepted.items():
+      self.buffers[task_type].add(entries, step=step)
+    items = [
+        (t, task)
+        for t in cfg.task_types
+        for task in self.buffers[t].sample_solver_tasks(
+            cfg.batch_size, rng, step, strategy=cfg.solver_task_strategy
+        )
+    ]
+    valid = sum(r.valid for r in proposals.rollouts)
+    self.log(
+        f"step {step}: {valid}/{len(proposals.rollouts)} proposals valid; solving "
+        f"{len(items)} buffer task(s) ..."
+    )
+    solving = start_solve(self.ctx, items, 1, k_solve)
+    scoring = None
+    if cfg.train_proposer:
+      if valid:
+        self.log(
+            f"step {step}: pricing {valid} valid proposal(s) with "
+            f"{cfg.n_solver_samples} solver samples each ..."
+        )
+      scoring = start_score_proposals(
+          self.ctx,
+          proposals,
+          cfg.n_solver_samples,
+          k_score,
+          intrinsic=step_diversity.bonuses if cfg.rewards.intrinsic else None,
+      )
+    solver_rollouts = solving.result()
+    estimates = scoring.result() if scoring is not None else []
+    return proposals, solver_rollouts, estimates, step_diversity
 
   def _update(self, rollouts: list[Rollout]) -> tuple[np.ndarray, dict]:
     """Task-relative advantages, the fixed-shape batch, one train step, new sampler params."""

@@ -7,6 +7,7 @@ known by hand: right, wrong, and never closed.
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
@@ -36,7 +37,7 @@ class _StubSampler:
 
   def generate(self, prompts, n=1, stop=(), **kwargs):
     self.prompts.extend(prompts)
-    self.calls.append((tuple(stop), list(prompts)))
+    self.calls.append((tuple(stop), list(prompts), kwargs.get("rng")))
     out, self.completions = (
         self.completions[: len(prompts) * n],
         self.completions[len(prompts) * n :],
@@ -115,22 +116,29 @@ def test_solver_answers_as_template_fields():
       (TaskType.INDUCTION, ind),
       (TaskType.INDUCTION, ind),
   ]
-  # Stop sets are sampled in sorted order: the newline set ('\n' < '`'), then the fence.
+  # Stop sets in sorted order are the newline set ('\n' < '`'), then the fence; each is
+  # keyed by that rank. They are sampled heaviest sandbox work first, so that its grading
+  # overlaps the other's generation: the three induction answers (fence), then the
+  # deduction (no sandbox) and abduction answers (newline).
   completions = [
-      _Completion("[3, 4]", "stop"),  # deduction, cut at its newline
-      _Completion("3", "stop"),  # abduction
       _Completion("def f(x):\n    return x\n", "stop"),  # stopped at the fence
       _Completion("def f(x):\n    return 0\n", "stop"),  # right format, wrong
-      _Completion("def f(x):\n    return (", "length"),
-  ]  # never finished
+      _Completion("def f(x):\n    return (", "length"),  # never finished
+      _Completion("[3, 4]", "stop"),  # deduction, cut at its newline
+      _Completion("3", "stop"),  # abduction
+  ]
   config = SelfPlayConfig(prompts=PromptConfig(open_answer=True, single_line_answers=True))
   sampler = _StubSampler(completions)
   with SandboxPool(1, SandboxLimits(timeout_s=5, cpu_s=5)) as pool:
     ctx = PhaseContext(sampler=sampler, tokenizer=_Chars(), pool=pool, config=config)
-    rollouts = solve(ctx, items, 1, key=__import__("jax").random.key(0))
-  assert [c[0] for c in sampler.calls] == [("</answer>", "\n"), ("</answer>", "```")]
-  assert all(p.endswith("<answer>\n```python\n") for p in sampler.calls[1][1])
-  assert all(p.endswith("<answer>\n") for p in sampler.calls[0][1])
+    rollouts = solve(ctx, items, 1, key=jax.random.key(0))
+  assert [c[0] for c in sampler.calls] == [("</answer>", "```"), ("</answer>", "\n")]
+  assert all(p.endswith("<answer>\n```python\n") for p in sampler.calls[0][1])
+  assert all(p.endswith("<answer>\n") for p in sampler.calls[1][1])
+  key_data = [jax.random.key_data(c[2]).tolist() for c in sampler.calls]
+  assert key_data == [
+      jax.random.key_data(jax.random.fold_in(jax.random.key(0), k)).tolist() for k in (1, 0)
+  ]
   assert [r.task_type for r in rollouts] == [t for t, _ in items]
   wrong, bad = config.rewards.wrong_reward, config.rewards.format_error_reward
   assert [r.reward for r in rollouts] == [1.0, 1.0, 1.0, wrong, bad]
