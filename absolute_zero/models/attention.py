@@ -37,7 +37,8 @@ Implementations (`impl`):
   * "dense": the whole `[b, kv, g, t, s]` score tensor at once (the former
     `models/transformer.py` code; the reference in tests and the benchmark).
   * "auto": "cudnn" where its conditions hold at trace time (GPU backend, half-precision
-    inputs, no softcap); "splash" on TPU for self-attention (q_len = kv_len); else "dense"
+    inputs, no softcap); "splash" on a single TPU device for self-attention (q_len = kv_len; a
+    Mosaic kernel cannot be partitioned by XLA and is not wrapped in shard_map yet); else "dense"
     while a row's score matrix is small (q_len x kv_len <= DENSE_MAX_SCORES, i.e. up to
     1024 x 1024), else "blockwise". Why dense for short rows: the default CPU run
     (Gemma 3 270M, training rows <= 640 tokens, ~450-token prompts) measured a step-1
@@ -364,7 +365,9 @@ def _cudnn_supported(q: Array, softcap: float | None) -> bool:
 
 
 def _splash_supported() -> bool:
-  return jax.default_backend() == "tpu" or SPLASH_INTERPRET
+  # One device only: a Mosaic kernel cannot be partitioned by XLA, and it is not wrapped in
+  # shard_map yet (no TPU mesh here to measure one on).
+  return (jax.default_backend() == "tpu" and jax.device_count() == 1) or SPLASH_INTERPRET
 
 
 @functools.lru_cache(maxsize=64)
@@ -478,7 +481,7 @@ def attention(
   if impl == "auto":
     if _cudnn_supported(q, softcap):
       impl = "cudnn"
-    elif jax.default_backend() == "tpu" and q.shape[1] == k.shape[1]:
+    elif _splash_supported() and not SPLASH_INTERPRET and q.shape[1] == k.shape[1]:
       impl = "splash"
     elif q.shape[1] * k.shape[1] <= DENSE_MAX_SCORES:
       impl = "dense"
@@ -498,8 +501,9 @@ def attention(
   if impl == "splash":
     if not _splash_supported() or q.shape[1] != k.shape[1]:
       raise ValueError(
-          "attention impl 'splash' needs a TPU and self-attention rows (q_len = kv_len; "
-          f"backend {jax.default_backend()}, q_len {q.shape[1]}, kv_len {k.shape[1]})"
+          "attention impl 'splash' needs one TPU device and self-attention rows (q_len = "
+          f"kv_len; backend {jax.default_backend()}, {jax.device_count()} devices, q_len "
+          f"{q.shape[1]}, kv_len {k.shape[1]})"
       )
     return jax.lax.cond(
         _index_space_rows(q_pos, k_pos, k_valid),

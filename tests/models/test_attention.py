@@ -267,5 +267,5 @@ def test_splash_is_refused_off_tpu():
     pytest.skip("checks the refusal off TPU")
   q = jnp.zeros((1, 4, 1, 1, 8))
   pos = jnp.zeros((1, 4), jnp.int32)
-  with pytest.raises(ValueError, match="needs a TPU"):
+  with pytest.raises(ValueError, match="needs one TPU device"):
     att.attention(q, q[:, :, :, 0], q[:, :, :, 0], pos, pos, pos == 0, scale=1.0, impl="splash")
