@@ -301,7 +301,7 @@ def resolve_paths() -> tuple[str, str]:
     cli.InputError: a missing model/tokenizer/seed file, an unwritable directory, gs://
       without gcsfs.
   """
-  from absolute_zero.models.embedded import EMBEDDED_MODELS
+  from absolute_zero.embedded_models import EMBEDDED_MODELS
   from absolute_zero.models.presets import PRESETS
 
   for name in ("model", "tokenizer"):

@@ -83,3 +83,36 @@ def test_architecture_doc_shows_this_graph(graph):
       "docs/architecture.md's import graph is out of date: run "
       "`python scripts/import_graph.py --write`"
   )
+
+
+def _readme_rows():
+  """README's layout table: row index per library path named in its first column."""
+  text = (ROOT / "README.md").read_text()
+  table = text[text.index("## Layout") :].split("\n## ")[0]
+  rows = {}
+  for index, line in enumerate(l for l in table.splitlines() if l.startswith("| `")):
+    first = line.split("|")[1]
+    names = [n for n in first.split("`") if n.strip(" ,")]
+    base = ""
+    for name in names:
+      if name.startswith("absolute_zero/"):
+        base = "absolute_zero/"
+        name = name[len(base) :]
+      if base:
+        rows[name.rstrip("/").removesuffix(".py")] = index
+  return rows
+
+
+def test_readme_layout_lists_every_package_bottom_up(graph):
+  """Every package and top-level module has a row, and rows only import from rows above."""
+  rows = _readme_rows()
+
+  def row(module):
+    short = _short(module)
+    return rows.get(short.split(".")[0]) if short != "absolute_zero" else -1
+
+  for module in graph:
+    assert row(module) is not None, f"README's layout table has no row for {module}"
+  for module, deps in graph.items():
+    for dep in deps:
+      assert row(dep) <= row(module), f"README: {module} (row {row(module)}) imports {dep}"
