@@ -24,7 +24,7 @@ import jax
 
 from absolute_zero import checkpointing, learner, sharding
 from absolute_zero.models.config import ModelConfig, RopeScaling
-from absolute_zero.models.embedded import EMBEDDED_MODELS, embedded_gguf_path
+from absolute_zero.embedded_models import EMBEDDED_MODELS, embedded_gguf_path
 from absolute_zero.models.gguf_import import load_gguf
 from absolute_zero.models.hf_import import load_hf_checkpoint
 from absolute_zero.models.presets import PRESETS, get_config

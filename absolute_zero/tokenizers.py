@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from absolute_zero.models.embedded import EMBEDDED_MODELS, embedded_gguf_path
+from absolute_zero.embedded_models import EMBEDDED_MODELS, embedded_gguf_path
 
 Message = Mapping[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
 

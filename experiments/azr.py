@@ -34,6 +34,7 @@ from absl import logging as absl_logging
 
 from absolute_zero import paths
 from absolute_zero.metrics import PLOT_FILE
+from absolute_zero.models.config import ATTENTION_IMPLS
 from experiments import cli, run_flags
 
 FLAGS = flags.FLAGS
@@ -111,13 +112,13 @@ flags.DEFINE_enum(
 flags.DEFINE_enum(
     "attention",
     "auto",
-    ["auto", "blockwise", "cudnn", "dense"],
+    list(ATTENTION_IMPLS),
     "Multi-token attention of training and prefill (absolute_zero/models/"
     "attention.py; may change on resume): blockwise online softmax (any "
-    "backend, memory linear in length), cudnn (GPU, bfloat16), dense (the "
-    "whole score tensor, quadratic). auto: cudnn on GPU where it applies, "
-    "else dense up to 1024 x 1024 scores per row (faster on CPU for short "
-    "rows), else blockwise.",
+    "backend, memory linear in length), cudnn (GPU, bfloat16), splash (TPU "
+    "Pallas kernel), dense (the whole score tensor, quadratic). auto: cudnn on "
+    "GPU where it applies, splash on TPU, else dense up to 1024 x 1024 scores "
+    "per row (faster on CPU for short rows), else blockwise.",
     module_name=run_flags.G_LEARNER,
 )
 flags.DEFINE_integer(
@@ -301,7 +302,7 @@ def resolve_paths() -> tuple[str, str]:
     cli.InputError: a missing model/tokenizer/seed file, an unwritable directory, gs://
       without gcsfs.
   """
-  from absolute_zero.models.embedded import EMBEDDED_MODELS
+  from absolute_zero.embedded_models import EMBEDDED_MODELS
   from absolute_zero.models.presets import PRESETS
 
   for name in ("model", "tokenizer"):

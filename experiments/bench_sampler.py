@@ -290,7 +290,7 @@ def run_transformers(args: dict) -> dict:
   import torch
   from transformers import AutoModelForCausalLM
 
-  from absolute_zero.models.embedded import embedded_gguf_path
+  from absolute_zero.embedded_models import embedded_gguf_path
   from absolute_zero.tokenizers import load_tokenizer
 
   if args["threads"]:

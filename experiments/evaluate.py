@@ -172,7 +172,7 @@ def _data_dir(benchmarks) -> str:
 def _model_source() -> tuple[str, str]:
   """(kind, source) of --model, every problem found before loading (InputError)."""
   from absolute_zero.checkpointing import CheckpointError
-  from absolute_zero.models.embedded import EMBEDDED_MODELS
+  from absolute_zero.embedded_models import EMBEDDED_MODELS
   from absolute_zero.policy_loading import ModelSourceError, resolve_model_source
   from absolute_zero.models.presets import PRESETS
 
@@ -204,7 +204,7 @@ def _check_run_checkpoint(value: str, directory: str) -> None:
   except (FileNotFoundError, ValueError, CheckpointError) as e:
     raise cli.InputError(f"--model={value}: {e}") from None
   if FLAGS.tokenizer is None:
-    from absolute_zero.models.embedded import EMBEDDED_MODELS
+    from absolute_zero.embedded_models import EMBEDDED_MODELS
 
     cli.check(
         bool(tokenizer_source),
@@ -285,7 +285,7 @@ def main(argv):
 
   cli.use_compilation_cache(FLAGS.compilation_cache)
   from absolute_zero.evaluation.runner import EvalConfig, run_evaluation
-  from absolute_zero.models.embedded import EMBEDDED_MODELS
+  from absolute_zero.embedded_models import EMBEDDED_MODELS
   from absolute_zero.sampler import Sampler
 
   try:

@@ -98,7 +98,7 @@ def _source() -> tuple[str, str]:
       FLAGS.checkpoint is not None,
       "--checkpoint is required: a run directory, a " "checkpoint directory or a model source",
   )
-  from absolute_zero.models.embedded import EMBEDDED_MODELS  # imports JAX: after the check
+  from absolute_zero.embedded_models import EMBEDDED_MODELS  # imports JAX: after the check
   from absolute_zero.policy_loading import ModelSourceError, resolve_model_source
   from absolute_zero.models.presets import PRESETS
 
@@ -143,7 +143,7 @@ def _run_tokenizer_source(where: str) -> str | None:
 
 def _tokenizer_source(kind: str, where: str, run_source: str | None) -> str:
   """--tokenizer, else the run's or the model's own; checked readable (InputError)."""
-  from absolute_zero.models.embedded import EMBEDDED_MODELS
+  from absolute_zero.embedded_models import EMBEDDED_MODELS
   from absolute_zero.tokenizers import resolve_tokenizer_source
 
   if FLAGS.tokenizer is not None:

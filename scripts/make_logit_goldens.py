@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from absolute_zero.models.embedded import gemma3_270m_gguf_path, smollm2_135m_gguf_path
+from absolute_zero.embedded_models import gemma3_270m_gguf_path, smollm2_135m_gguf_path
 from absolute_zero.tokenizers import load_tokenizer
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "golden"

@@ -385,19 +385,21 @@ def test_a_checkpoint_write_failure_is_one_line_and_resumable(workdir):
   """The disk refuses the checkpoint (a file-size limit stands in for a full disk): one
   error line naming the directory, the OS's reason and how to go on, exit 2; the rerun
   without the limit resumes and finishes."""
-  # No compilation cache in the failing run: its writes would meet the limit too.
-  args = (*TINY, "--log_dir=full", "--steps=1", "--compilation_cache=")
+  args = (*TINY, "--log_dir=full", "--steps=1")
   # bash's `ulimit -S -f` (soft, 1 KiB blocks; the sandbox sets its own limits under the
   # hard one) rather than preexec_fn, which would fork this JAX process. Checkpoint data
   # files of tiny-llama are over 64 KiB, its logs are not.
   shell = "ulimit -S -f 64 && exec " + " ".join(map(shlex.quote, _cmd("experiments.azr", *args)))
+  # The failing run reads the session's compilation cache but writes no entry to it (an
+  # entry would meet the file-size limit too): JAX skips entries below this size.
+  env = {**_env(), "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": str(2**62)}
   failed = subprocess.run(
-      ["bash", "-c", shell], cwd=workdir, env=_env(), capture_output=True, text=True, timeout=600
+      ["bash", "-c", shell], cwd=workdir, env=env, capture_output=True, text=True, timeout=600
   )
   line = _error_line(failed)
   assert f"writing a checkpoint in {workdir / 'full' / 'checkpoints'} failed" in line
   assert "File too large (errno 27)" in line and "rerun the same command" in line
   assert not any(p.name.isdigit() for p in (workdir / "full" / "checkpoints").iterdir())
-  done = _run(workdir, "experiments.azr", *args[:-1])  # with the session's compilation cache
+  done = _run(workdir, "experiments.azr", *args)
   assert done.returncode == 0, done.stderr[-3000:]
   assert [m["step"] for m in _records(workdir / "full" / "metrics.jsonl")] == [0, 1]

@@ -25,7 +25,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def _embedded_gguf(name: str) -> Path:
   """The embedded GGUF file, or a skip when its PyPI package is not installed."""
-  from absolute_zero.models import embedded  # imported here: it pulls in jax
+  from absolute_zero import embedded_models as embedded
 
   try:
     return embedded.embedded_gguf_path(name)

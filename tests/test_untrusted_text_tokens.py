@@ -37,7 +37,7 @@ UNUSED_CHUNK = 64
 
 
 def _gguf(name: str) -> Path:
-  from absolute_zero.models import embedded  # pulls in jax
+  from absolute_zero import embedded_models as embedded
 
   try:
     return embedded.embedded_gguf_path(name)

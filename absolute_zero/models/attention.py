@@ -27,12 +27,20 @@ Implementations (`impl`):
     (training rows: `absolute_zero.batching`); a runtime check picks "blockwise" for other
     rows (left-padded prefill). cuDNN's window is static, so a per-layer traced `local`
     runs through `lax.cond`.
+  * "splash": the Pallas splash-attention kernel (TPU; `jax.experimental.pallas.ops.tpu.
+    splash_attention`, as MaxText uses it). Its masks are static and index-based, so like
+    "cudnn" it runs only on index-space rows (positions `0, 1, ...`, valid keys first; a
+    runtime check sends other rows to "blockwise"); padding becomes segment ids, the window
+    a `LocalMask`, grouped query heads one MQA kernel per KV head, the softcap the kernel's
+    `attn_logits_soft_cap`. Rows are padded to a whole number of its 128-token blocks.
+    Off TPU it can run in Pallas' interpreter (`SPLASH_INTERPRET`, for tests only: slow).
   * "dense": the whole `[b, kv, g, t, s]` score tensor at once (the former
     `models/transformer.py` code; the reference in tests and the benchmark).
   * "auto": "cudnn" where its conditions hold at trace time (GPU backend, half-precision
-    inputs, no softcap); else "dense" while a row's score matrix is small (q_len x kv_len
-    <= DENSE_MAX_SCORES, i.e. up to 1024 x 1024), else "blockwise". (No TPU kernel yet:
-    TPU runs "blockwise" for long rows.) Why dense for short rows: the default CPU run
+    inputs, no softcap); "splash" on a single TPU device for self-attention (q_len = kv_len; a
+    Mosaic kernel cannot be partitioned by XLA and is not wrapped in shard_map yet); else "dense"
+    while a row's score matrix is small (q_len x kv_len <= DENSE_MAX_SCORES, i.e. up to
+    1024 x 1024), else "blockwise". Why dense for short rows: the default CPU run
     (Gemma 3 270M, training rows <= 640 tokens, ~450-token prompts) measured a step-1
     update of 174 s dense against 225 s blockwise and generation 61 s against 71 s on the
     same fresh clone (blockwise pads to whole blocks and its backward recomputes the
@@ -46,16 +54,19 @@ value is never used (the model's real tokens always see themselves).
 from __future__ import annotations
 
 import functools
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from absolute_zero.models.config import ATTENTION_IMPLS, AttentionImpl
+
 Array = jax.Array
-AttentionImpl = Literal["auto", "blockwise", "cudnn", "dense"]
 DENSE_MAX_SCORES = 1024 * 1024  # "auto" runs "dense" up to this q_len x kv_len per row
-IMPLEMENTATIONS = ("auto", "blockwise", "cudnn", "dense")
+IMPLEMENTATIONS = ATTENTION_IMPLS
+SPLASH_BLOCK = 128  # the splash kernel's query and key block (rows are padded to it)
+# Run "splash" in Pallas' interpreter off TPU. Tests set it; nothing else should (slow).
+SPLASH_INTERPRET = False
 
 # Finite, so rows with every key masked stay NaN-free.
 MASK_VALUE = -0.7 * float(np.finfo(np.float32).max)
@@ -350,6 +361,85 @@ def _cudnn_supported(q: Array, softcap: float | None) -> bool:
   )
 
 
+# ---------------------------------------------------------------------------- splash (TPU)
+
+
+def _splash_supported() -> bool:
+  # One device only: a Mosaic kernel cannot be partitioned by XLA, and it is not wrapped in
+  # shard_map yet (no TPU mesh here to measure one on).
+  return (jax.default_backend() == "tpu" and jax.device_count() == 1) or SPLASH_INTERPRET
+
+
+@functools.lru_cache(maxsize=64)
+def _splash_kernel(t: int, group: int, window: int | None, softcap: float | None):
+  """One MQA splash kernel for [group, t, hd] queries over [t, hd] keys (cached by shape)."""
+  # Imported here: Pallas' TPU package is only needed where this kernel runs.
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
+
+  if window is None:
+    head_mask = sm.CausalMask((t, t))
+  else:  # key j visible to query i when i - (window - 1) <= j <= i
+    head_mask = sm.LocalMask((t, t), window_size=(window - 1, 0), offset=0)
+  b = min(SPLASH_BLOCK, t)
+  blocks = sk.BlockSizes(
+      block_q=b,
+      block_kv=b,
+      block_kv_compute=b,
+      block_q_dkv=b,
+      block_kv_dkv=b,
+      block_kv_dkv_compute=b,
+      block_q_dq=b,
+      block_kv_dq=b,
+  )
+  return sk.make_splash_mqa_single_device(
+      sm.MultiHeadMask([head_mask] * group),
+      block_sizes=blocks,
+      attn_logits_soft_cap=softcap,
+      interpret=jax.default_backend() != "tpu",
+  )
+
+
+def _splash_attention(q, k, v, k_valid, window, local, scale, softcap):
+  """The splash kernel on index-space rows (see `_index_space_rows`).
+
+  q [b, t, kv, g, hd]; k, v [b, t, kv, hd]; k_valid [b, t] (a prefix of each row).
+  Returns [b, t, kv, g, hd] in q.dtype.
+  """
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
+
+  b, t, nkv, g, hd = q.shape
+  tp = -(-t // SPLASH_BLOCK) * SPLASH_BLOCK  # padded to whole blocks
+  pad = [(0, 0), (0, tp - t)]
+  # The kernel does not scale: fold the query scale in before the (optional) softcap.
+  qs = jnp.pad((q * jnp.asarray(scale, q.dtype)), pad + [(0, 0)] * 3)  # [b, tp, kv, g, hd]
+  kp = jnp.pad(k, pad + [(0, 0)] * 2)  # [b, tp, kv, hd]
+  vp = jnp.pad(v, pad + [(0, 0)] * 2)
+  segments = jnp.pad(k_valid.astype(jnp.int32), pad)  # [b, tp]: 1 real, 0 padding
+
+  def run(win):
+    kernel = _splash_kernel(tp, g, win, softcap)
+
+    def one_head(qh, kh, vh, seg):  # [g, tp, hd], [tp, hd], [tp, hd], [tp]
+      return kernel(qh, kh, vh, segment_ids=sk.SegmentIds(q=seg, kv=seg))
+
+    per_kv = jax.vmap(one_head, in_axes=(0, 0, 0, None))  # over KV heads
+    per_row = jax.vmap(per_kv, in_axes=(0, 0, 0, 0))  # over rows
+    out = per_row(
+        jnp.transpose(qs, (0, 2, 3, 1, 4)),  # [b, kv, g, tp, hd]
+        jnp.transpose(kp, (0, 2, 1, 3)),  # [b, kv, tp, hd]
+        jnp.transpose(vp, (0, 2, 1, 3)),
+        segments,
+    )  # [b, kv, g, tp, hd]
+    return jnp.transpose(out, (0, 3, 1, 2, 4))[:, :t].astype(q.dtype)
+
+  if window is None or window >= t:
+    return run(None)
+  if isinstance(local, (bool, np.bool_)):
+    return run(window) if local else run(None)
+  return jax.lax.cond(local, lambda: run(window), lambda: run(None))
+
+
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -379,18 +469,20 @@ def attention(
     window: sliding window (keys with q_pos - k_pos < window), applied where `local`.
     local: bool or traced bool scalar: this layer uses the window.
     softcap: cap * tanh(scores / cap) if set.
-    impl: "auto", "blockwise", "cudnn" or "dense" (module docstring).
+    impl: "auto", "blockwise", "cudnn", "splash" or "dense" (module docstring).
     block_size: query and key block of "blockwise".
 
   Raises:
-    ValueError: unknown impl, or "cudnn" where it cannot run (not a GPU, float32 inputs,
-      a softcap).
+    ValueError: unknown impl, "cudnn" where it cannot run (not a GPU, float32 inputs,
+      a softcap), or "splash" where it cannot (not a TPU, q_len != kv_len).
   """
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f"unknown attention impl {impl!r}; one of {', '.join(IMPLEMENTATIONS)}")
   if impl == "auto":
     if _cudnn_supported(q, softcap):
       impl = "cudnn"
+    elif _splash_supported() and not SPLASH_INTERPRET and q.shape[1] == k.shape[1]:
+      impl = "splash"
     elif q.shape[1] * k.shape[1] <= DENSE_MAX_SCORES:
       impl = "dense"
     else:
@@ -406,6 +498,18 @@ def attention(
 
   if impl == "blockwise":
     return blockwise()
+  if impl == "splash":
+    if not _splash_supported() or q.shape[1] != k.shape[1]:
+      raise ValueError(
+          "attention impl 'splash' needs one TPU device and self-attention rows (q_len = "
+          f"kv_len; backend {jax.default_backend()}, {jax.device_count()} devices, q_len "
+          f"{q.shape[1]}, kv_len {k.shape[1]})"
+      )
+    return jax.lax.cond(
+        _index_space_rows(q_pos, k_pos, k_valid),
+        lambda: _splash_attention(q, k, v, k_valid, window, local, scale, softcap),
+        blockwise,
+    )
   if not _cudnn_supported(q, softcap):
     raise ValueError(
         "attention impl 'cudnn' needs a GPU, bfloat16/float16 compute and no "

@@ -14,7 +14,8 @@ from typing import Literal
 Family = Literal["gemma3", "qwen2", "llama"]
 Activation = Literal["gelu_tanh", "silu"]
 RematPolicy = Literal["none", "full", "dots", "dots_no_batch"]
-AttentionImpl = Literal["auto", "blockwise", "cudnn", "dense"]  # see models/attention.py
+AttentionImpl = Literal["auto", "blockwise", "cudnn", "dense", "splash"]  # models/attention.py
+ATTENTION_IMPLS: tuple[str, ...] = ("auto", "blockwise", "cudnn", "dense", "splash")
 
 
 def default_compute_dtype(backend: str) -> str:
@@ -87,10 +88,8 @@ class ModelConfig:
       raise ValueError(f"{self.name}: global_every needs a sliding_window")
     if self.family not in ("gemma3", "qwen2", "llama"):
       raise ValueError(f"unknown model family {self.family!r}")
-    if self.attention not in ("auto", "blockwise", "cudnn", "dense"):
-      raise ValueError(
-          f"unknown attention {self.attention!r}: one of auto, blockwise, " "cudnn, dense"
-      )
+    if self.attention not in ATTENTION_IMPLS:
+      raise ValueError(f"unknown attention {self.attention!r}: one of {', '.join(ATTENTION_IMPLS)}")
     if self.attention_block_size < 1:
       raise ValueError(f"attention_block_size must be >= 1, got {self.attention_block_size}")
 

@@ -192,3 +192,80 @@ def test_auto_is_dense_for_short_rows_and_blockwise_for_long_ones():
     np.testing.assert_array_equal(np.asarray(auto), np.asarray(expected))
     rng.bit_generator.state = state
     np.testing.assert_allclose(np.asarray(auto), np.asarray(run(t, other)), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- splash (TPU)
+# The Pallas splash kernel runs here in Pallas' interpreter (att.SPLASH_INTERPRET), which
+# executes the same kernel body (block maps, segment-id masking, online softmax, backward
+# kernels) on CPU, so its translation of our masks is checked against the dense reference.
+
+
+@pytest.fixture
+def splash_interpret(monkeypatch):
+  if jax.default_backend() != "tpu":
+    monkeypatch.setattr(att, "SPLASH_INTERPRET", True)
+
+
+@pytest.mark.parametrize(
+    "group,window,softcap,locals_",
+    [
+        (1, None, None, (True,)),  # plain causal
+        (3, 37, None, (True, False)),  # window shorter than the row, traced per-layer switch
+        (4, 512, 3.0, (True,)),  # window longer than the row, softcap
+        (7, 5, 30.0, (True,)),  # short window (inside one block) and softcap
+    ],
+)
+def test_splash_equals_dense_on_training_rows(splash_interpret, group, window, softcap, locals_):
+  """Training-layout rows (positions 0..t-1, real tokens first, ragged lengths), t = 200:
+  padded to two 128-token blocks, so block skipping and the padding segment both count."""
+  rng = np.random.default_rng(10 + group)
+  b, t = 2, 200
+  q, k, v = _inputs(rng, b, t, t, 1, group, 16)
+  pos = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+  valid = jnp.asarray(np.arange(t)[None] < np.array([[t], [131]]))
+  assert bool(att._index_space_rows(pos, pos, valid))
+  keep = valid[:, :, None, None, None]
+  weights = jnp.asarray(rng.normal(size=q.shape), jnp.float32)
+
+  def loss(impl):
+    def f(q, k, v, local):
+      out = att.attention(
+          q, k, v, pos, pos, valid, impl=impl, scale=0.3, window=window, softcap=softcap,
+          local=local,
+      )  # fmt: skip
+      return jnp.sum(jnp.where(keep, out * weights, 0.0)), out
+
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))
+
+  dense_fn, splash_fn = loss("dense"), loss("splash")
+  for local in locals_:
+    (_, want), g_want = dense_fn(q, k, v, jnp.asarray(local))
+    (_, got), g_got = splash_fn(q, k, v, jnp.asarray(local))
+    value_err = float(jnp.max(jnp.where(keep, jnp.abs(want - got), 0.0)))
+    grad_err = max(float(jnp.max(jnp.abs(a - c))) for a, c in zip(g_want, g_got))
+    assert value_err <= TOL and grad_err <= 2 * TOL, (local, value_err, grad_err)
+
+
+def test_splash_sends_other_rows_to_blockwise(splash_interpret):
+  """Left-padded prompts and cache slots are not index-space rows: "splash" must give the
+  dense answer through its runtime fallback, and refuse q_len != kv_len outright."""
+  rng = np.random.default_rng(3)
+  t = 24
+  q, k, v = _inputs(rng, 4, t, t, 2, 2, 8)
+  pos, valid = _ragged(t)
+  assert not bool(att._index_space_rows(pos, pos, valid))
+  got = att.attention(q, k, v, pos, pos, valid, scale=0.5, window=6, impl="splash")
+  want = att.attention(q, k, v, pos, pos, valid, scale=0.5, window=6, impl="dense")
+  keep = valid[:, :, None, None, None]
+  assert float(jnp.max(jnp.where(keep, jnp.abs(got - want), 0.0))) <= TOL
+  with pytest.raises(ValueError, match="splash"):
+    att.attention(q[:, :8], k, v, pos[:, :8], pos, valid, scale=0.5, impl="splash")
+
+
+def test_splash_is_refused_off_tpu():
+  if jax.default_backend() == "tpu":
+    pytest.skip("checks the refusal off TPU")
+  q = jnp.zeros((1, 4, 1, 1, 8))
+  pos = jnp.zeros((1, 4), jnp.int32)
+  with pytest.raises(ValueError, match="needs one TPU device"):
+    att.attention(q, q[:, :, :, 0], q[:, :, :, 0], pos, pos, pos == 0, scale=1.0, impl="splash")

@@ -267,7 +267,7 @@ def test_tiny_gpt2_gguf_tokenizer(tmp_path, strings):
 
 def test_embedded_smollm2_tokenizer(tmp_path, strings):
   try:
-    from absolute_zero.models.embedded import smollm2_135m_gguf_path
+    from absolute_zero.embedded_models import smollm2_135m_gguf_path
 
     smollm2_135m_gguf_path()
   except FileNotFoundError as e:

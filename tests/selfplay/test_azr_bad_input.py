@@ -57,7 +57,7 @@ def test_checkpoint_from_a_different_model(tmp_path):
   from absolute_zero.checkpointing import RunCheckpointer
 
   try:
-    from absolute_zero.models.embedded import smollm2_135m_gguf_path
+    from absolute_zero.embedded_models import smollm2_135m_gguf_path
 
     smollm2_135m_gguf_path()
   except FileNotFoundError:
