@@ -136,23 +136,17 @@ def train_state_shardings(
 def init_train_state(
     params,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
-    model_config: ModelConfig | None = None,
+    mesh: Mesh,
+    model_config: ModelConfig,
     rules=sharding_lib.TRAIN_RULES,
 ) -> TrainState:
-  """A fresh TrainState; with a mesh, params and moments placed by `rules` (needs config).
+  """A fresh TrainState: params and moments placed on `mesh` by `rules` (one device: the
+  1 x 1 x 1 mesh of `sharding.single_device_mesh`).
 
   The state holds its own copy of `params` (train steps donate the state, so sharing
   buffers with the caller would delete the caller's arrays).
   """
   optimizer = make_optimizer(learner_config)
-  if mesh is None:
-    params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
-    return TrainState(
-        params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32)
-    )
-  if model_config is None:
-    raise ValueError("init_train_state with a mesh needs model_config (for the shardings)")
   shardings = train_state_shardings(model_config, learner_config, mesh, rules)
   params = jax.tree.map(_own_copy, params, shardings.params)
   opt_state = jax.jit(optimizer.init, out_shardings=shardings.opt_state)(params)
@@ -191,15 +185,13 @@ def _own_copy(x, sharding) -> jax.Array:
 
 
 def shard_batch(
-    batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None, rules=sharding_lib.TRAIN_RULES
+    batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh, rules=sharding_lib.TRAIN_RULES
 ) -> TrainBatch | tuple[TrainBatch, ...]:
   """Device arrays for `batch` (or each part): rows split over the batch axes of `mesh`.
 
   Multi-process: every process holds the same whole host batch, and `put_global` makes
   each global array from it (each process fills the shards of its own devices).
   """
-  if mesh is None:
-    return jax.tree.map(jnp.asarray, batch)
   return jax.tree.map(
       lambda x: distributed.put_global(x, sharding_lib.batch_sharding(mesh, rules, np.ndim(x))),
       batch,
@@ -214,7 +206,7 @@ def token_logprobs(
     batch: TrainBatch,
     model_config: ModelConfig,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
+    mesh: Mesh,
     rules=sharding_lib.TRAIN_RULES,
     return_entropy: bool = False,
 ) -> tuple[jax.Array, jax.Array | None]:
@@ -463,7 +455,7 @@ def _split_micro_batches(batch: TrainBatch, micro_batch_size: int) -> TrainBatch
   )
 
 
-def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh | None, rules) -> int:
+def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh, rules) -> int:
   rows = batch.tokens.shape[0]
   mbs = lc.micro_batch_size or rows
   if rows % mbs:
@@ -471,15 +463,12 @@ def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh | None, rules)
         f"batch of {rows} rows is not a multiple of micro_batch_size={mbs}; "
         "build it with BatchShapes(row_multiple=micro_batch_size x data-parallel)"
     )
-  if mesh is not None:
-    spec = sharding_lib.batch_sharding(mesh, rules).spec[0]
-    axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
-    dp = int(np.prod([mesh.shape[a] for a in axes]))
-    if mbs % dp:
-      raise ValueError(
-          f"micro_batch_size={mbs} must be a multiple of the data-parallel "
-          f"size {dp} of mesh {dict(mesh.shape)}"
-      )
+  dp = sharding_lib.data_parallel_size(mesh, rules)
+  if mbs % dp:
+    raise ValueError(
+        f"micro_batch_size={mbs} must be a multiple of the data-parallel "
+        f"size {dp} of mesh {dict(mesh.shape)}"
+    )
   if lc.kl_coef > 0 and batch.ref_logprobs is None:
     raise ValueError("kl_coef > 0 needs ref_logprobs in the batch")
   return mbs
@@ -503,7 +492,7 @@ def compute_gradients(
     batch: TrainBatch | Sequence[TrainBatch],
     model_config: ModelConfig,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
+    mesh: Mesh,
     rules=sharding_lib.TRAIN_RULES,
     grad_shardings=None,
 ):
@@ -528,7 +517,7 @@ def compute_gradients(
 
   grad_fn = jax.grad(scaled, has_aux=True)
 
-  def constrain(g):
+  def constrain(g):  # the accumulator laid out like the params (as the optimizer wants it)
     if grad_shardings is None:
       return g
     return jax.lax.with_sharding_constraint(g, grad_shardings)
@@ -580,7 +569,7 @@ def _metrics(stats, grad_norm, lc: LearnerConfig) -> dict[str, jax.Array]:
 def make_train_step(
     model_config: ModelConfig,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
+    mesh: Mesh,
     rules=sharding_lib.TRAIN_RULES,
 ) -> Callable[[TrainState, TrainBatch], tuple[TrainState, dict]]:
   """Jitted `train_step(state, batch) -> (state, metrics)`; `state` is donated.
@@ -595,18 +584,17 @@ def make_train_step(
   """
   lc = learner_config
   optimizer = make_optimizer(lc)
-  state_sh = None if mesh is None else train_state_shardings(model_config, lc, mesh, rules)
+  state_sh = train_state_shardings(model_config, lc, mesh, rules)
 
   def train_step(state: TrainState, batch: TrainBatch | tuple[TrainBatch, ...]):
     if not isinstance(batch, TrainBatch):
       batch = _parts(batch)
-    if mesh is not None:
-      batch = jax.tree.map(
-          lambda x: jax.lax.with_sharding_constraint(
-              x, sharding_lib.batch_sharding(mesh, rules, x.ndim)
-          ),
-          batch,
-      )
+    batch = jax.tree.map(
+        lambda x: sharding_lib.constrain(
+            x, ("activation_batch",) + (None,) * (x.ndim - 1), mesh, rules
+        ),
+        batch,
+    )
     grads, stats = compute_gradients(
         state.params,
         batch,
@@ -614,7 +602,7 @@ def make_train_step(
         lc,
         mesh,
         rules,
-        grad_shardings=None if state_sh is None else state_sh.params,
+        grad_shardings=state_sh.params,
     )
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -627,7 +615,5 @@ def make_train_step(
 
   if lc.learning_rate == 0:
     train_step = frozen_step
-  if mesh is None:
-    return jax.jit(train_step, donate_argnums=0)
   replicated = NamedSharding(mesh, PartitionSpec())
   return jax.jit(train_step, donate_argnums=0, out_shardings=(state_sh, replicated))

@@ -568,7 +568,6 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
     mesh = sharding.make_mesh(FLAGS.mesh)
   except ValueError as e:
     raise cli.InputError(str(e) if "--mesh" in str(e) else f"--mesh={FLAGS.mesh}: {e}") from None
-  single_device = mesh.devices.size == 1
   _log(f"run directory {log_dir}" + (f", resuming from step {latest}" if latest else ""))
   _log(f"devices: {mesh.devices.size} x {jax.default_backend()}, mesh {dict(mesh.shape)}")
   _log(f"compilation cache: {cache or 'off'}")
@@ -615,7 +614,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
         selfplay_config,
         learner_config,
         pool=pool,
-        mesh=None if single_device else mesh,
+        mesh=mesh,
         log=_log,
     )
     del params

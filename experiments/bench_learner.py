@@ -125,7 +125,7 @@ def _run_jax(chunked: bool) -> dict:
   import jax
   import numpy as np
 
-  from absolute_zero import learner
+  from absolute_zero import learner, sharding
   from absolute_zero.batching import BatchShapes, build_train_batch
   from absolute_zero.models import get_config, init_params
   from absolute_zero.policy_loading import load_model
@@ -153,10 +153,11 @@ def _run_jax(chunked: bool) -> dict:
       logprob_chunk_size=FLAGS.chunk_size if chunked else None,
       fused_head=FLAGS.fused_head,
   )
-  state = learner.init_train_state(params, lc)
+  mesh = sharding.single_device_mesh()
+  state = learner.init_train_state(params, lc, mesh, config)
   del params
-  batch = learner.shard_batch(batch, None)
-  step = learner.make_train_step(config, lc)
+  batch = learner.shard_batch(batch, mesh)
+  step = learner.make_train_step(config, lc, mesh)
   t0 = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0

@@ -20,6 +20,7 @@ from absolute_zero.batching import BatchShapes, build_train_batch
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.transformer import compute_logits, forward
 
+ONE_DEVICE = sharding.single_device_mesh()
 MODEL = get_config("tiny-gemma3")  # local + global layers, window 8 < T, all family switches
 # Adam's first step is lr * g / (|g| + eps); a larger eps keeps coordinates whose
 # gradient is ~0 (where float summation order decides the sign) from moving by ~lr.
@@ -63,16 +64,16 @@ def setup():
   shapes = BatchShapes(length_buckets=(16, 32), row_multiple=8)
   draft = build_train_batch(prompts, comps, advantages, zeros, shapes=shapes)
   # Old log-probs = current ones + noise: ratios both inside and outside the clip range.
-  _, logp = jax.jit(reference_objective)(params, learner.shard_batch(draft, None))
+  _, logp = jax.jit(reference_objective)(params, learner.shard_batch(draft, ONE_DEVICE))
   logp = np.asarray(logp)
   olds = [
       list(logp[i, p - 1 : p - 1 + c] + rng.normal(0, 0.3, c))
       for i, (p, c) in enumerate(zip(prompt_lens, comp_lens))
   ]
   batch = build_train_batch(prompts, comps, advantages, olds, shapes=shapes)
-  ref_obj, _ = jax.jit(reference_objective)(params, learner.shard_batch(batch, None))
+  ref_obj, _ = jax.jit(reference_objective)(params, learner.shard_batch(batch, ONE_DEVICE))
   ref_grads = jax.jit(lambda p, b: jax.grad(lambda q: reference_objective(q, b)[0])(p))(
-      params, learner.shard_batch(batch, None)
+      params, learner.shard_batch(batch, ONE_DEVICE)
   )
   return dict(params=params, batch=batch, ref_obj=float(ref_obj), ref_grads=ref_grads)
 
@@ -80,7 +81,7 @@ def setup():
 @functools.lru_cache(maxsize=None)
 def _step_fn(micro_batch_size):
   lc = learner.LearnerConfig(**{**LEARNER.__dict__, "micro_batch_size": micro_batch_size})
-  return lc, learner.make_train_step(MODEL, lc)
+  return lc, learner.make_train_step(MODEL, lc, ONE_DEVICE)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,8 @@ def one_step_results(setup):
   out = {}
   for mbs in (8, 2):
     lc, step = _step_fn(mbs)
-    state = learner.init_train_state(setup["params"], lc)
-    new_state, metrics = step(state, learner.shard_batch(setup["batch"], None))
+    state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+    new_state, metrics = step(state, learner.shard_batch(setup["batch"], ONE_DEVICE))
     out[mbs] = (new_state, jax.device_get(metrics))
   return out
 
@@ -113,8 +114,8 @@ def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head, at_comple
   assert batch.completion_index.shape[1] < batch.tokens.shape[1]  # fewer head rows
   if not at_completions:
     batch = batch._replace(completion_index=None)
-  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      setup["params"], learner.shard_batch(batch, None)
+  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc, ONE_DEVICE))(
+      setup["params"], learner.shard_batch(batch, ONE_DEVICE)
   )
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
   assert scale > 1e-3
@@ -159,8 +160,8 @@ def test_parts_with_their_own_lengths_equal_the_whole_batch(setup):
   assert parts[0].tokens.shape[1] > parts[1].tokens.shape[1]  # really different lengths
   assert sum(p.num_tokens for p in parts) == setup["batch"].num_tokens
   lc = dataclasses.replace(LEARNER, micro_batch_size=2)
-  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      setup["params"], learner.shard_batch(tuple(parts), None)
+  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc, ONE_DEVICE))(
+      setup["params"], learner.shard_batch(tuple(parts), ONE_DEVICE)
   )
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
   assert _tree_max_abs_diff(grads, setup["ref_grads"]) < 1e-5 * scale
@@ -169,11 +170,11 @@ def test_parts_with_their_own_lengths_equal_the_whole_batch(setup):
       float(stats["objective_sum"]) / float(stats["tokens"]), setup["ref_obj"], rtol=1e-5
   )
   # The jitted train step takes the parts too, and matches the one-batch step.
-  step = learner.make_train_step(MODEL, lc)
-  state = learner.init_train_state(setup["params"], lc)
-  new_parts, m_parts = step(state, learner.shard_batch(tuple(parts), None))
-  state = learner.init_train_state(setup["params"], lc)
-  new_one, m_one = step(state, learner.shard_batch(setup["batch"], None))
+  step = learner.make_train_step(MODEL, lc, ONE_DEVICE)
+  state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+  new_parts, m_parts = step(state, learner.shard_batch(tuple(parts), ONE_DEVICE))
+  state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+  new_one, m_one = step(state, learner.shard_batch(setup["batch"], ONE_DEVICE))
   assert _tree_max_abs_diff(new_parts.params, new_one.params) < 1e-6
   np.testing.assert_allclose(float(m_parts["loss"]), float(m_one["loss"]), rtol=1e-5)
 
@@ -228,21 +229,21 @@ def test_sharded_step_on_8_devices_matches_one_device(setup, one_step_results):
 
 
 def test_remat_gives_the_same_gradients(setup):
-  batch = learner.shard_batch(setup["batch"], None)
+  batch = learner.shard_batch(setup["batch"], ONE_DEVICE)
   lc, _ = _step_fn(4)
   grads = {}
   for policy in ("none", "full"):
     cfg = MODEL.replace(remat_policy=policy)
-    grads[policy] = jax.jit(lambda p, b, cfg=cfg: learner.compute_gradients(p, b, cfg, lc)[0])(
-        setup["params"], batch
-    )
+    grads[policy] = jax.jit(
+        lambda p, b, cfg=cfg: learner.compute_gradients(p, b, cfg, lc, ONE_DEVICE)[0]
+    )(setup["params"], batch)
   assert _tree_max_abs_diff(grads["none"], grads["full"]) < 1e-6
 
 
 def test_state_is_donated(setup, one_step_results):
   lc, step = _step_fn(8)
-  state = learner.init_train_state(setup["params"], lc)
-  step(state, learner.shard_batch(setup["batch"], None))
+  state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+  step(state, learner.shard_batch(setup["batch"], ONE_DEVICE))
   assert all(x.is_deleted() for x in jax.tree.leaves(state.params))
   # init_train_state copied: the caller's params survive.
   assert not any(x.is_deleted() for x in jax.tree.leaves(setup["params"]))
@@ -254,8 +255,8 @@ def test_kl_and_entropy_terms(setup, entropy_coef):
   b = setup["batch"]
   batch = b._replace(ref_logprobs=b.old_logprobs)
   lc = dataclasses.replace(LEARNER, kl_coef=0.5, kl_estimator="k1", entropy_coef=entropy_coef)
-  grads, stats = jax.jit(lambda p, bb: learner.compute_gradients(p, bb, MODEL, lc))(
-      setup["params"], learner.shard_batch(batch, None)
+  grads, stats = jax.jit(lambda p, bb: learner.compute_gradients(p, bb, MODEL, lc, ONE_DEVICE))(
+      setup["params"], learner.shard_batch(batch, ONE_DEVICE)
   )
   # Independent values: k1 = logp - ref, entropy of the tempered full softmax.
   hidden = forward(setup["params"], b.tokens, b.positions, b.valid, MODEL)
@@ -309,23 +310,25 @@ def test_learning_rate_zero_leaves_the_state_bit_identical(setup):
       **setup["params"],
       "final_norm": {"scale": -jnp.zeros_like(setup["params"]["final_norm"]["scale"])},
   }  # -0.0 everywhere; gradients of both signs
-  batch = learner.shard_batch(setup["batch"], None)
+  batch = learner.shard_batch(setup["batch"], ONE_DEVICE)
   frozen_lc = dataclasses.replace(LEARNER, learning_rate=0.0, weight_decay=0.1)
-  state = learner.init_train_state(params, frozen_lc)
+  state = learner.init_train_state(params, frozen_lc, ONE_DEVICE, MODEL)
   before = _bits(state.params), _bits(state.opt_state)
-  new_state, metrics = learner.make_train_step(MODEL, frozen_lc)(state, batch)
+  new_state, metrics = learner.make_train_step(MODEL, frozen_lc, ONE_DEVICE)(state, batch)
   assert _bits(new_state.params) == before[0]
   assert _bits(new_state.opt_state) == before[1]
   assert int(new_state.step) == 1
   assert float(metrics["tokens"]) == setup["batch"].num_tokens
   # Self-play hands the step a batch in parts (one per role): frozen there too.
-  state = learner.init_train_state(params, frozen_lc)  # the step above donated it
-  new_state, metrics = learner.make_train_step(MODEL, frozen_lc)(state, (batch, batch))
+  state = learner.init_train_state(
+      params, frozen_lc, ONE_DEVICE, MODEL
+  )  # the step above donated it
+  new_state, metrics = learner.make_train_step(MODEL, frozen_lc, ONE_DEVICE)(state, (batch, batch))
   assert _bits(new_state.params) == before[0]
   assert float(metrics["tokens"]) == 2 * setup["batch"].num_tokens
   trained_lc = dataclasses.replace(frozen_lc, learning_rate=1e-3)
-  state = learner.init_train_state(params, trained_lc)
-  moved, _ = learner.make_train_step(MODEL, trained_lc)(state, batch)
+  state = learner.init_train_state(params, trained_lc, ONE_DEVICE, MODEL)
+  moved, _ = learner.make_train_step(MODEL, trained_lc, ONE_DEVICE)(state, batch)
   changed = [a != b for a, b in zip(_bits(moved.params), before[0])]
   assert all(changed), changed  # weight decay alone moves every leaf at lr > 0
 
@@ -337,10 +340,14 @@ def test_config_and_batch_errors(setup):
     learner.LearnerConfig(kl_estimator="k2")
   lc = learner.LearnerConfig(micro_batch_size=3)
   with pytest.raises(ValueError, match="not a multiple of micro_batch_size=3"):
-    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None), MODEL, lc)
+    learner.compute_gradients(
+        setup["params"], learner.shard_batch(setup["batch"], ONE_DEVICE), MODEL, lc, ONE_DEVICE
+    )
   lc = learner.LearnerConfig(kl_coef=0.1)
   with pytest.raises(ValueError, match="ref_logprobs"):
-    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None), MODEL, lc)
+    learner.compute_gradients(
+        setup["params"], learner.shard_batch(setup["batch"], ONE_DEVICE), MODEL, lc, ONE_DEVICE
+    )
 
 
 @pytest.mark.parametrize("transposed", [False, True])

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from absolute_zero import learner
+from absolute_zero import learner, sharding
 from absolute_zero.batching import BatchShapes, build_train_batch
 from absolute_zero.models import get_config, init_params
 
@@ -36,7 +36,7 @@ def batch():
   b = build_train_batch(
       prompts, comps, [1.0, 0.5, 2.0, 0.25], olds, shapes=BatchShapes(length_buckets=(32,))
   )
-  return learner.shard_batch(b, None)
+  return learner.shard_batch(b, sharding.single_device_mesh())
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,10 @@ def params32():
 
 
 def _step(config, params, batch, lc=LEARNER):
-  state = learner.init_train_state(params, lc)
-  new_state, metrics = learner.make_train_step(config, lc)(state, batch)
+  state = learner.init_train_state(params, lc, sharding.single_device_mesh(), config)
+  new_state, metrics = learner.make_train_step(config, lc, sharding.single_device_mesh())(
+      state, batch
+  )
   return new_state, jax.device_get(metrics)
 
 

@@ -5,7 +5,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from absolute_zero import learner
+from absolute_zero import learner, sharding
 from absolute_zero.checkpointing import RunCheckpointer, to_jsonable
 from absolute_zero.models import get_config, init_params
 from absolute_zero.policy_loading import (
@@ -19,7 +19,7 @@ def test_run_checkpoint_round_trip(tmp_path):
   config = get_config("tiny-llama")
   lc = learner.LearnerConfig(learning_rate=1e-3)
   params = init_params(config, jax.random.key(5))
-  state = learner.init_train_state(params, lc)
+  state = learner.init_train_state(params, lc, sharding.single_device_mesh(), config)
   saved = to_jsonable(
       {
           "model": dataclasses.asdict(config),

@@ -530,7 +530,9 @@ def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
       seen.setdefault("parts", []).append(
           (
               jax.tree.map(np.asarray, part),
-              np.asarray(learner.token_logprobs(state.params, part, model_config, unchunked)[0]),
+              np.asarray(
+                  learner.token_logprobs(state.params, part, model_config, unchunked, run.mesh)[0]
+              ),
               np.asarray(logits, np.float64),
           )
       )
