@@ -263,7 +263,8 @@ METHOD_FLAGS = RUN_FLAGS + tuple(
     if k.flag
     not in (
         "micro_batch_size",
-        "logprob_chunk_size",
+        "logprob_row_chunk_size",
+        "logprob_vocab_chunk_size",
         "fused_head",
         "sandbox_max_processes",
         "sandbox_memory_mb",

@@ -25,7 +25,12 @@ MODEL = get_config("tiny-gemma3")  # local + global layers, window 8 < T, all fa
 # Adam's first step is lr * g / (|g| + eps); a larger eps keeps coordinates whose
 # gradient is ~0 (where float summation order decides the sign) from moving by ~lr.
 LEARNER = learner.LearnerConfig(
-    learning_rate=1e-3, adam_eps=1e-4, temperature=0.7, logprob_chunk_size=24, micro_batch_size=8
+    learning_rate=1e-3,
+    adam_eps=1e-4,
+    temperature=0.7,
+    logprob_row_chunk_size=24,
+    logprob_vocab_chunk_size=24,
+    micro_batch_size=8,
 )
 
 
@@ -44,7 +49,9 @@ def reference_objective(params, batch, config=MODEL, lc=LEARNER):
 
 
 def _tree_max_abs_diff(a, b):
-  return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  # On the host: `a` and `b` may live on different meshes (one device vs eight).
+  pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in pairs)
 
 
 @pytest.fixture(scope="module")
@@ -348,46 +355,3 @@ def test_config_and_batch_errors(setup):
     learner.compute_gradients(
         setup["params"], learner.shard_batch(setup["batch"], ONE_DEVICE), MODEL, lc, ONE_DEVICE
     )
-
-
-@pytest.mark.parametrize("transposed", [False, True])
-@pytest.mark.parametrize("chunk,softcap", [(5, None), (16, 3.0)])
-def test_fused_head_gradients_in_both_accumulator_layouts(transposed, chunk, softcap):
-  """d hidden / d emb of the fused head equal autodiff of the dense objective, with the
-  embedding gradient accumulated as [V, D] (other backends) or [D, V] (CPU)."""
-  rng = np.random.default_rng(7)
-  n, d, v, temp = 13, 6, 40, 0.7  # 13 rows: the last chunk is padded
-  hidden = jnp.asarray(rng.normal(size=(n, d)), jnp.float32)
-  emb = jnp.asarray(rng.normal(size=(v, d)), jnp.float32)
-  targets = jnp.asarray(rng.integers(0, v, n), jnp.int32)
-  weights = jnp.asarray(rng.normal(size=n), jnp.float32)
-
-  def token_objective(logp, w):  # [1, C] each: a separable per-token objective
-    return jnp.sum(w * jnp.exp(logp) + 0.5 * w * logp)
-
-  def dense(h, e):
-    logits = h @ e.T
-    if softcap is not None:
-      logits = softcap * jnp.tanh(logits / softcap)
-    logp = jax.nn.log_softmax(logits / temp, axis=-1)
-    picked = jnp.take_along_axis(logp, targets[:, None], axis=-1)[:, 0]
-    return token_objective(picked[None], weights[None])
-
-  def fused(h, e):
-    return learner.fused_head_objective(
-        h,
-        e,
-        targets,
-        token_objective,
-        [weights],
-        temp,
-        chunk,
-        softcap,
-        transposed_emb_grad=transposed,
-    )[0]
-
-  np.testing.assert_allclose(float(fused(hidden, emb)), float(dense(hidden, emb)), rtol=1e-5)
-  got = jax.jit(jax.grad(fused, argnums=(0, 1)))(hidden, emb)
-  want = jax.grad(dense, argnums=(0, 1))(hidden, emb)
-  for a, b in zip(got, want):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -55,7 +55,12 @@ def sample(params, rng, temperature):
 
 
 def test_bandit_reward_rises_above_0_9():
-  lc = learner.LearnerConfig(learning_rate=3e-3, micro_batch_size=ROLLOUTS, logprob_chunk_size=64)
+  lc = learner.LearnerConfig(
+      learning_rate=3e-3,
+      micro_batch_size=ROLLOUTS,
+      logprob_row_chunk_size=64,
+      logprob_vocab_chunk_size=64,
+  )
   state = learner.init_train_state(
       init_params(CONFIG, jax.random.key(0)), lc, sharding.single_device_mesh(), CONFIG
   )

@@ -21,7 +21,9 @@ from absolute_zero.models import get_config, init_params
 MODEL = get_config("tiny-llama")  # 139,584 parameters (the issue's tiny model), untied head
 # Unchunked log-probs ([B, T, V] float32 log-softmax): compiles ~30 % faster than the fused
 # chunked head, and the head's path does not change where the weights' precision is lost.
-LEARNER = learner.LearnerConfig(learning_rate=1e-6, logprob_chunk_size=None)
+LEARNER = learner.LearnerConfig(
+    learning_rate=1e-6, fused_head=False, logprob_vocab_chunk_size=None
+)  # the full head
 
 
 @pytest.fixture(scope="module")
