@@ -310,7 +310,7 @@ def load_run_checkpoint(
     if not params_too:
       return config, None, source
     learner_config = learner_config_from_run_config(saved)
-    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    mesh = sharding.single_device_mesh()
     abstract = learner.abstract_train_state(config, learner_config, mesh)
     restored = ckpt.restore(step, abstract)
     return config, restored.train_state.params, source
