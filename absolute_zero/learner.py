@@ -4,10 +4,10 @@
   1. split the batch into micro-batches (`lax.scan`, so only one micro-batch of
      activations is alive at a time);
   2. per micro-batch: trunk forward -> hidden `[b, T, D]` -> per-token log-probs of the
-     targets at the learner temperature (vocabulary logits in row chunks, never
-     `[b, T, V]`) -> clipped surrogate (+ optional KL / entropy) as a token *sum*;
-     by default the vocabulary head's gradient is formed in the same pass as its
-     log-probs (`fused_head_objective`), so each logits chunk is built once;
+     targets at the learner temperature (a head of `absolute_zero.logprob_heads`, logits in
+     chunks, never `[b, T, V]`) -> clipped surrogate (+ optional KL / entropy) as a token
+     *sum*; by default the vocabulary head's gradient is formed in the same pass as its
+     log-probs (`logprob_heads.fused_head_objective`), so each logits chunk is built once;
   3. gradients are accumulated as sums divided by the token count of the *whole* batch,
      so the result is the token-mean over the batch however it is split (never the mean
      of micro-batch means);
@@ -33,13 +33,12 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from absolute_zero import distributed
+from absolute_zero import distributed, logprob_heads
 from absolute_zero import loss as loss_lib
 from absolute_zero import sharding as sharding_lib
 from absolute_zero.batching import TrainBatch
 from absolute_zero.models.config import ModelConfig
-from absolute_zero.models.projection import explicit_transposes, transposed_product
-from absolute_zero.models.transformer import (compute_logits, forward, init_params, unembedding)
+from absolute_zero.models.transformer import forward, init_params, unembedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +56,14 @@ class LearnerConfig:
   log_ratio_clip: float = loss_lib.DEFAULT_LOG_RATIO_CLIP
   micro_batch_size: int | None = None  # rows per micro-batch; None: the whole batch
   temperature: float = 1.0  # must equal the sampler's temperature
-  logprob_chunk_size: int | None = 512  # rows of [rows, vocab] logits at a time; None: all
-  # Chunked only, entropy_coef == 0: form the head's gradient while each chunk's logits
-  # exist (3 vocabulary matmuls per chunk instead of 4); see fused_head_objective.
+  # The log-prob head (absolute_zero.logprob_heads). With entropy_coef == 0 and fused_head,
+  # the fused head: the head's gradient formed while each chunk's logits exist (3 vocabulary
+  # matmuls per chunk instead of 4), `logprob_row_chunk_size` rows of [rows, vocab] logits at
+  # a time (None: all rows at once). Otherwise the autodiff head, `logprob_vocab_chunk_size`
+  # vocabulary columns of [rows, columns] logits at a time (None: the whole vocabulary).
   fused_head: bool = True
+  logprob_row_chunk_size: int | None = 512
+  logprob_vocab_chunk_size: int | None = 512
   kl_coef: float = 0.0  # > 0 needs batch.ref_logprobs
   kl_estimator: loss_lib.KLEstimator = "k3"
   entropy_coef: float = 0.0  # > 0 adds -coef * token-mean entropy to the loss
@@ -76,8 +79,10 @@ class LearnerConfig:
       raise ValueError(f"temperature must be positive, got {self.temperature}")
     if self.micro_batch_size is not None and self.micro_batch_size < 1:
       raise ValueError(f"micro_batch_size must be >= 1 or None, got {self.micro_batch_size}")
-    if self.logprob_chunk_size is not None and self.logprob_chunk_size < 1:
-      raise ValueError(f"logprob_chunk_size must be >= 1 or None, got {self.logprob_chunk_size}")
+    for name in ("logprob_row_chunk_size", "logprob_vocab_chunk_size"):
+      value = getattr(self, name)
+      if value is not None and value < 1:
+        raise ValueError(f"{name} must be >= 1 or None, got {value}")
     if self.max_grad_norm is not None and not self.max_grad_norm > 0:
       raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
     if self.kl_estimator not in ("k1", "k3"):
@@ -136,23 +141,17 @@ def train_state_shardings(
 def init_train_state(
     params,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
-    model_config: ModelConfig | None = None,
+    mesh: Mesh,
+    model_config: ModelConfig,
     rules=sharding_lib.TRAIN_RULES,
 ) -> TrainState:
-  """A fresh TrainState; with a mesh, params and moments placed by `rules` (needs config).
+  """A fresh TrainState: params and moments placed on `mesh` by `rules` (one device: the
+  1 x 1 x 1 mesh of `sharding.single_device_mesh`).
 
   The state holds its own copy of `params` (train steps donate the state, so sharing
   buffers with the caller would delete the caller's arrays).
   """
   optimizer = make_optimizer(learner_config)
-  if mesh is None:
-    params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
-    return TrainState(
-        params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32)
-    )
-  if model_config is None:
-    raise ValueError("init_train_state with a mesh needs model_config (for the shardings)")
   shardings = train_state_shardings(model_config, learner_config, mesh, rules)
   params = jax.tree.map(_own_copy, params, shardings.params)
   opt_state = jax.jit(optimizer.init, out_shardings=shardings.opt_state)(params)
@@ -191,15 +190,13 @@ def _own_copy(x, sharding) -> jax.Array:
 
 
 def shard_batch(
-    batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh | None, rules=sharding_lib.TRAIN_RULES
+    batch: TrainBatch | tuple[TrainBatch, ...], mesh: Mesh, rules=sharding_lib.TRAIN_RULES
 ) -> TrainBatch | tuple[TrainBatch, ...]:
   """Device arrays for `batch` (or each part): rows split over the batch axes of `mesh`.
 
   Multi-process: every process holds the same whole host batch, and `put_global` makes
   each global array from it (each process fills the shards of its own devices).
   """
-  if mesh is None:
-    return jax.tree.map(jnp.asarray, batch)
   return jax.tree.map(
       lambda x: distributed.put_global(x, sharding_lib.batch_sharding(mesh, rules, np.ndim(x))),
       batch,
@@ -214,125 +211,28 @@ def token_logprobs(
     batch: TrainBatch,
     model_config: ModelConfig,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
+    mesh: Mesh,
     rules=sharding_lib.TRAIN_RULES,
     return_entropy: bool = False,
 ) -> tuple[jax.Array, jax.Array | None]:
   """Log-probs `[b, T]` of `batch.targets` under the policy at the learner temperature.
 
-  Entry t is log pi(tokens[t + 1] | tokens[<= t]); see `absolute_zero.batching`.
+  Entry t is log pi(tokens[t + 1] | tokens[<= t]); see `absolute_zero.batching`. The
+  autodiff head (`logprob_heads.token_logprobs`), `logprob_vocab_chunk_size` columns at a
+  time; the entropy too with `return_entropy`.
   """
   hidden = forward(
       params, batch.tokens, batch.positions, batch.valid, model_config, mesh, rules
   )  # [b, T, D]
-  chunk = learner_config.logprob_chunk_size
-  if chunk is not None:
-    return loss_lib.chunked_token_logprobs(
-        hidden,
-        unembedding(params, model_config),
-        batch.targets,
-        temperature=learner_config.temperature,
-        chunk_size=chunk,
-        logit_softcap=model_config.final_logit_softcap,
-        return_entropy=return_entropy,
-    )
-  # Unchunked: the whole [b, T, V] logits at once (baseline for small vocabularies).
-  logits = compute_logits(params, hidden, model_config) / learner_config.temperature
-  logp_all = jax.nn.log_softmax(logits, axis=-1)  # [b, T, V]
-  logp = jnp.take_along_axis(logp_all, batch.targets[..., None], axis=-1)[..., 0]
-  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1) if return_entropy else None
-  return logp, entropy
-
-
-def fused_head_objective(
-    hidden,
-    emb,
-    targets,
-    token_objective,
-    token_args,
-    temperature,
-    chunk_size,
-    logit_softcap,
-    transposed_emb_grad: bool | None = None,
-):
-  """(objective_sum, logp [N]) with the head gradient formed in the forward pass.
-
-  hidden [N, D], emb [V, D], targets [N]; token_objective(logp [1, C], *args [1, C]) ->
-  scalar sum over the chunk (a per-token separable objective). Each chunk's logits are
-  built once: the forward already knows d objective / d logp per token, so it forms
-  d hidden and d emb right away (3 matmuls per chunk instead of 4 with a
-  checkpointed recompute). `logp` is for metrics: no gradient flows through it.
-  `transposed_emb_grad` picks the layout of the d emb accumulator (None: [D, V] on CPU).
-  """
-  n, d = hidden.shape
-  chunk = int(min(chunk_size, n))
-  num_chunks = -(-n // chunk)
-  pad = num_chunks * chunk - n
-
-  def split(x, fill=0):
-    if pad:
-      x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), constant_values=fill)
-    return x.reshape((num_chunks, chunk) + x.shape[1:])
-
-  @jax.custom_vjp
-  def run(hidden, emb, targets, args):
-    return fwd(hidden, emb, targets, args)[0]
-
-  def fwd(hidden, emb, targets, args):
-    xs = (split(hidden), split(targets.astype(jnp.int32)), tuple(split(a) for a in args))
-
-    def body(grad_emb, x):
-      h, tgt, chunk_args = x  # [C, D], [C], ([C], ...)
-      raw = jnp.einsum("nd,vd->nv", h, emb, preferred_element_type=jnp.float32)  # [C, V]
-      if logit_softcap is not None:
-        t = jnp.tanh(raw / logit_softcap)
-        z = logit_softcap * t / temperature
-        dz_draw = (1.0 - t * t) / temperature
-      else:
-        z = raw / temperature
-        dz_draw = 1.0 / temperature
-      lse = jax.nn.logsumexp(z, axis=-1)  # [C]
-      logp = jnp.take_along_axis(z, tgt[:, None], axis=-1)[:, 0] - lse  # [C]
-      obj, g = jax.value_and_grad(
-          lambda lp: token_objective(lp[None], *(a[None] for a in chunk_args))
-      )(logp)
-      # d logp / d z = onehot(target) - softmax(z)
-      dz = -g[:, None] * jnp.exp(z - lse[:, None])  # [C, V]
-      dz = dz.at[jnp.arange(dz.shape[0]), tgt].add(g)
-      draw = dz * dz_draw  # [C, V]: gradient w.r.t. the raw logits
-      grad_h = jnp.einsum("nv,vd->nd", draw, emb.astype(jnp.float32)).astype(h.dtype)
-      h32 = h.astype(jnp.float32)
-      if transposed_acc:  # [D, C] @ [C, V]: a row-major GEMM, no strided copy of draw
-        grad_emb = grad_emb + transposed_product(h32, draw)
-      else:
-        grad_emb = grad_emb + jnp.einsum("nv,nd->vd", draw, h32)
-      return grad_emb, (obj, logp, grad_h)
-
-    # XLA:CPU runs d emb = draw^T h (both operands contracted on their major axis) about
-    # 15 % slower than the row-major [D, C] @ [C, V]; accumulate it transposed there and
-    # transpose once at the end (Gemma 3 270M, 512-row chunks: 1.84 -> 1.61 s per chunk).
-    transposed_acc = explicit_transposes() if transposed_emb_grad is None else transposed_emb_grad
-    acc_shape = emb.shape[::-1] if transposed_acc else emb.shape
-    grad_emb, (objs, logp, grad_h) = jax.lax.scan(body, jnp.zeros(acc_shape, jnp.float32), xs)
-    if transposed_acc:
-      grad_emb = grad_emb.T  # [V, D]
-    logp = logp.reshape(-1)[:n]
-    grad_h = grad_h.reshape(-1, d)[:n]
-    return (jnp.sum(objs), logp), (grad_h, grad_emb.astype(emb.dtype), targets, args)
-
-  def bwd(res, cts):
-    grad_h, grad_emb, targets, args = res
-    ct_obj, _ = cts  # logp carries no gradient (metrics only)
-    return (
-        ct_obj * grad_h,
-        ct_obj * grad_emb,
-        np.zeros(targets.shape, jax.dtypes.float0),
-        jax.tree.map(jnp.zeros_like, args),
-    )
-
-  run.defvjp(fwd, bwd)
-  objective, logp = run(hidden, emb, targets, tuple(token_args))
-  return objective, jax.lax.stop_gradient(logp)
+  return logprob_heads.token_logprobs(
+      hidden,
+      unembedding(params, model_config),
+      batch.targets,
+      temperature=learner_config.temperature,
+      vocab_chunk_size=learner_config.logprob_vocab_chunk_size,
+      logit_softcap=model_config.final_logit_softcap,
+      return_entropy=return_entropy,
+  )
 
 
 def _at_completions(mb: TrainBatch, hidden):
@@ -390,14 +290,14 @@ def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerCon
   ]
   if use_kl:
     args.append(mb.ref_logprobs.reshape(-1))
-  objective, logp = fused_head_objective(
+  objective, logp = logprob_heads.fused_head_objective(
       hidden.reshape(b * t, d),
       unembedding(params, model_config),
       mb.targets.reshape(-1),
       token_objective,
       args,
       lc.temperature,
-      lc.logprob_chunk_size,
+      lc.logprob_row_chunk_size,
       model_config.final_logit_softcap,
   )
   logp = logp.reshape(b, t)  # [b, T], no gradient: metrics only
@@ -421,7 +321,7 @@ def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerCon
 def _micro_batch_sums(params, mb: TrainBatch, model_config, learner_config, mesh, rules):
   """Token sums for one micro-batch: (objective_sum, stats) with stats all sums."""
   lc = learner_config
-  if lc.fused_head and lc.logprob_chunk_size is not None and lc.entropy_coef == 0:
+  if lc.fused_head and lc.entropy_coef == 0:
     return _fused_micro_batch_sums(params, mb, model_config, lc, mesh, rules)
   need_entropy = lc.entropy_coef > 0
   logp, entropy = token_logprobs(
@@ -463,7 +363,7 @@ def _split_micro_batches(batch: TrainBatch, micro_batch_size: int) -> TrainBatch
   )
 
 
-def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh | None, rules) -> int:
+def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh, rules) -> int:
   rows = batch.tokens.shape[0]
   mbs = lc.micro_batch_size or rows
   if rows % mbs:
@@ -471,15 +371,12 @@ def _check_batch(batch: TrainBatch, lc: LearnerConfig, mesh: Mesh | None, rules)
         f"batch of {rows} rows is not a multiple of micro_batch_size={mbs}; "
         "build it with BatchShapes(row_multiple=micro_batch_size x data-parallel)"
     )
-  if mesh is not None:
-    spec = sharding_lib.batch_sharding(mesh, rules).spec[0]
-    axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
-    dp = int(np.prod([mesh.shape[a] for a in axes]))
-    if mbs % dp:
-      raise ValueError(
-          f"micro_batch_size={mbs} must be a multiple of the data-parallel "
-          f"size {dp} of mesh {dict(mesh.shape)}"
-      )
+  dp = sharding_lib.data_parallel_size(mesh, rules)
+  if mbs % dp:
+    raise ValueError(
+        f"micro_batch_size={mbs} must be a multiple of the data-parallel "
+        f"size {dp} of mesh {dict(mesh.shape)}"
+    )
   if lc.kl_coef > 0 and batch.ref_logprobs is None:
     raise ValueError("kl_coef > 0 needs ref_logprobs in the batch")
   return mbs
@@ -503,7 +400,7 @@ def compute_gradients(
     batch: TrainBatch | Sequence[TrainBatch],
     model_config: ModelConfig,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
+    mesh: Mesh,
     rules=sharding_lib.TRAIN_RULES,
     grad_shardings=None,
 ):
@@ -528,7 +425,7 @@ def compute_gradients(
 
   grad_fn = jax.grad(scaled, has_aux=True)
 
-  def constrain(g):
+  def constrain(g):  # the accumulator laid out like the params (as the optimizer wants it)
     if grad_shardings is None:
       return g
     return jax.lax.with_sharding_constraint(g, grad_shardings)
@@ -580,7 +477,7 @@ def _metrics(stats, grad_norm, lc: LearnerConfig) -> dict[str, jax.Array]:
 def make_train_step(
     model_config: ModelConfig,
     learner_config: LearnerConfig,
-    mesh: Mesh | None = None,
+    mesh: Mesh,
     rules=sharding_lib.TRAIN_RULES,
 ) -> Callable[[TrainState, TrainBatch], tuple[TrainState, dict]]:
   """Jitted `train_step(state, batch) -> (state, metrics)`; `state` is donated.
@@ -595,18 +492,17 @@ def make_train_step(
   """
   lc = learner_config
   optimizer = make_optimizer(lc)
-  state_sh = None if mesh is None else train_state_shardings(model_config, lc, mesh, rules)
+  state_sh = train_state_shardings(model_config, lc, mesh, rules)
 
   def train_step(state: TrainState, batch: TrainBatch | tuple[TrainBatch, ...]):
     if not isinstance(batch, TrainBatch):
       batch = _parts(batch)
-    if mesh is not None:
-      batch = jax.tree.map(
-          lambda x: jax.lax.with_sharding_constraint(
-              x, sharding_lib.batch_sharding(mesh, rules, x.ndim)
-          ),
-          batch,
-      )
+    batch = jax.tree.map(
+        lambda x: sharding_lib.constrain(
+            x, ("activation_batch",) + (None,) * (x.ndim - 1), mesh, rules
+        ),
+        batch,
+    )
     grads, stats = compute_gradients(
         state.params,
         batch,
@@ -614,7 +510,7 @@ def make_train_step(
         lc,
         mesh,
         rules,
-        grad_shardings=None if state_sh is None else state_sh.params,
+        grad_shardings=state_sh.params,
     )
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -627,7 +523,5 @@ def make_train_step(
 
   if lc.learning_rate == 0:
     train_step = frozen_step
-  if mesh is None:
-    return jax.jit(train_step, donate_argnums=0)
   replicated = NamedSharding(mesh, PartitionSpec())
   return jax.jit(train_step, donate_argnums=0, out_shardings=(state_sh, replicated))

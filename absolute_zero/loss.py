@@ -1,7 +1,8 @@
 """Loss pieces for Task-Relative REINFORCE++ with a clipped surrogate (spec §5).
 
 Everything here is a pure, jit-friendly JAX function; the learner wires them
-together (coefficients, micro-batching, optimiser). Conventions:
+together (coefficients, micro-batching, optimiser). The log-probs these terms take come
+from `absolute_zero.logprob_heads`. Conventions:
 
 * Shapes: `B` sequences, `T` token positions, `D` hidden size, `V` vocabulary.
 * Masks are built from lengths (`batching.build_train_batch`), never from `token == pad`.
@@ -12,7 +13,6 @@ together (coefficients, micro-batching, optimiser). Conventions:
 
 from __future__ import annotations
 
-import functools
 from typing import Literal
 
 import jax
@@ -146,204 +146,6 @@ def task_relative_advantages(
 
 
 # ----------------------------------------------------------------------------
-# Per-token log-probabilities in token chunks
-# ----------------------------------------------------------------------------
-
-
-def _tempered_logits(
-    hidden: jax.Array,  # [R, D]
-    unembedding: jax.Array,  # [C, D]
-    temperature: jax.Array,  # [R] float32
-    logit_softcap: float | None,
-) -> jax.Array:  # [R, C] float32
-  """`softcap(h @ Eᵀ) / temperature` in float32, the sampler's distribution."""
-  logits = jnp.einsum(
-      "nd,vd->nv", hidden, unembedding, preferred_element_type=jnp.float32
-  )  # [R, C]
-  if logit_softcap is not None:
-    logits = logit_softcap * jnp.tanh(logits / logit_softcap)
-  return logits / temperature[:, None]
-
-
-def _logprobs_token_chunks(
-    hidden: jax.Array,  # [N, D]
-    unembedding: jax.Array,  # [V, D]
-    targets: jax.Array,  # [N] int32
-    temperature: jax.Array,  # [N] float32
-    chunk: int,
-    logit_softcap: float | None,
-    return_entropy: bool,
-) -> tuple[jax.Array, jax.Array | None]:  # [N], [N] | None
-  """Scan over `chunk` rows at a time; exact log-softmax over full `[chunk, V]`."""
-  rows, dim = hidden.shape
-  chunk = min(chunk, rows)
-  num_chunks = -(-rows // chunk)
-  pad = num_chunks * chunk - rows
-  if pad:
-    hidden = jnp.pad(hidden, ((0, pad), (0, 0)))
-    targets = jnp.pad(targets, (0, pad))
-    temperature = jnp.pad(temperature, (0, pad), constant_values=1.0)
-  xs = (
-      hidden.reshape(num_chunks, chunk, dim),  # [K, C, D]
-      targets.reshape(num_chunks, chunk),  # [K, C]
-      temperature.reshape(num_chunks, chunk),  # [K, C]
-  )
-
-  @functools.partial(jax.checkpoint, prevent_cse=False)  # inside scan: CSE is safe
-  def chunk_stats(h, tgt, temp):
-    logits = _tempered_logits(h, unembedding, temp, logit_softcap)  # [C, V]
-    lse = jax.nn.logsumexp(logits, axis=-1)  # [C]
-    target_logit = jnp.take_along_axis(logits, tgt[:, None], axis=-1)[:, 0]  # [C]
-    if not return_entropy:
-      return target_logit - lse, None
-    probs = jnp.exp(logits - lse[:, None])  # [C, V]
-    return target_logit - lse, lse - jnp.sum(probs * logits, axis=-1)
-
-  _, (logp, entropy) = jax.lax.scan(lambda c, x: (c, chunk_stats(*x)), None, xs)  # [K, C]
-  logp = logp.reshape(-1)[:rows]  # [N]
-  if entropy is not None:
-    entropy = entropy.reshape(-1)[:rows]  # [N]
-  return logp, entropy
-
-
-def _logprobs_vocab_chunks(
-    hidden: jax.Array,  # [N, D]
-    unembedding: jax.Array,  # [V, D]
-    targets: jax.Array,  # [N] int32
-    temperature: jax.Array,  # [N] float32
-    chunk: int,
-    logit_softcap: float | None,
-    return_entropy: bool,
-) -> tuple[jax.Array, jax.Array | None]:  # [N], [N] | None
-  """Scan over `chunk` vocabulary columns with an online logsumexp.
-
-  Carry per row: running max `m` (held constant for autodiff: the result does
-  not depend on it), `s = Σ exp(z − m)`, `w = Σ exp(z − m)·z` (for entropy)
-  and the target logit. Padding columns (when `chunk` does not divide V) are
-  set to −inf.
-  """
-  vocab, dim = unembedding.shape
-  rows = hidden.shape[0]
-  chunk = min(chunk, vocab)
-  num_chunks = -(-vocab // chunk)
-  pad = num_chunks * chunk - vocab
-  if pad:
-    unembedding = jnp.pad(unembedding, ((0, pad), (0, 0)))
-  xs = (
-      unembedding.reshape(num_chunks, chunk, dim),  # [K, C, D]
-      jnp.arange(num_chunks, dtype=jnp.int32) * chunk,  # [K] first id of each chunk
-  )
-
-  @functools.partial(jax.checkpoint, prevent_cse=False)  # inside scan: CSE is safe
-  def step(carry, x):
-    m, s, w, target_logit = carry  # [N] each
-    emb_chunk, offset = x
-    z = _tempered_logits(hidden, emb_chunk, temperature, logit_softcap)  # [N, C]
-    col_ok = (offset + jnp.arange(chunk)) < vocab  # [C]
-    if pad:
-      z = jnp.where(col_ok[None, :], z, -jnp.inf)
-    m_new = jax.lax.stop_gradient(jnp.maximum(m, jnp.max(z, axis=-1)))  # [N]
-    rescale = jnp.exp(m - m_new)  # [N]; exp(-inf) = 0 on the first chunk
-    ex = jnp.exp(z - m_new[:, None])  # [N, C]
-    s = s * rescale + jnp.sum(ex, axis=-1)
-    if return_entropy:
-      z_safe = jnp.where(col_ok[None, :], z, 0.0) if pad else z  # no 0 * -inf
-      w = w * rescale + jnp.sum(ex * z_safe, axis=-1)
-    local = targets - offset  # [N]
-    inside = (local >= 0) & (local < chunk)
-    picked = jnp.take_along_axis(z, jnp.clip(local, 0, chunk - 1)[:, None], axis=-1)[:, 0]
-    target_logit = target_logit + jnp.where(inside, picked, 0.0)
-    return (m_new, s, w, target_logit), None
-
-  zeros = jnp.zeros((rows,), jnp.float32)
-  init = (jnp.full((rows,), -jnp.inf, jnp.float32), zeros, zeros, zeros)
-  (m, s, w, target_logit), _ = jax.lax.scan(step, init, xs)
-  lse = m + jnp.log(s)  # [N]
-  entropy = lse - w / s if return_entropy else None
-  return target_logit - lse, entropy
-
-
-def chunked_token_logprobs(
-    hidden: jax.Array,  # [B, T, D]
-    unembedding: jax.Array,  # [V, D]
-    targets: jax.Array,  # [B, T] int in [0, V)
-    temperature: float | jax.Array,  # scalar or [B]
-    chunk_size: int,
-    logit_softcap: float | None = None,
-    return_entropy: bool = False,
-    chunk_axis: Literal["vocab", "tokens"] = "vocab",
-) -> tuple[jax.Array, jax.Array | None]:  # ([B, T] float32, [B, T] float32 | None)
-  """`log_softmax(softcap(h @ Eᵀ) / temperature)[target]` without `[B, T, V]`.
-
-  `chunk_axis="vocab"` (default): `lax.scan` over `chunk_size` vocabulary
-  rows of `E` with an online logsumexp; each step holds `[B*T, chunk_size]`
-  float32 logits. `chunk_axis="tokens"`: scan over `chunk_size` token rows,
-  each step an exact log-softmax over `[chunk_size, V]`.
-
-  Why vocab is the default: on this 2-core CPU both cost the same CPU time
-  (same matmul FLOPs; measured ~6.2-7.4 s CPU for fwd+bwd at B*T=2048,
-  V=32768, D=640 for token chunks 256/512 and vocab chunks 1024/2048), but
-  token chunks re-stream the whole `[V, D]` table per chunk and their
-  backward carries a `[V, D]` float32 gradient accumulator (671 MB for
-  Gemma 3's V=262144, D=640), while vocab chunks emit each `dE` slice once and
-  carry only `[B*T, D]`; compiled temp memory was 19-37 MB vs 113-145 MB.
-  The learner bounds `B*T` by micro-batching.
-
-  Either way the step body is under `jax.checkpoint`, so the backward
-  recomputes a chunk's logits instead of storing them: memory scales with the
-  chunk. Logits use the layout `'nd,vd->nv'` with float32 accumulation.
-  Temperature is applied as the sampler does (logits / temperature, then
-  log-softmax), after the optional softcap `c * tanh(logits / c)`.
-  `targets` must be valid ids everywhere (use any id, e.g. 0, at masked
-  positions). Returns `(logprobs, entropy)`; `entropy` (of the same tempered
-  distribution) is None unless `return_entropy`.
-  """
-  if hidden.ndim != 3:
-    raise ValueError(f"hidden must be [B, T, D], got shape {hidden.shape}")
-  batch, seq, dim = hidden.shape
-  if unembedding.ndim != 2 or unembedding.shape[1] != dim:
-    raise ValueError(f"unembedding must be [V, {dim}] to match hidden, got {unembedding.shape}")
-  if targets.shape != (batch, seq):
-    raise ValueError(f"targets must have shape {(batch, seq)}, got {targets.shape}")
-  if (
-      isinstance(chunk_size, bool)
-      or not isinstance(chunk_size, (int, np.integer))
-      or chunk_size < 1
-  ):
-    raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-  if logit_softcap is not None and not logit_softcap > 0:
-    raise ValueError(f"logit_softcap must be positive or None, got {logit_softcap}")
-  if chunk_axis not in ("vocab", "tokens"):
-    raise ValueError(f"chunk_axis must be 'vocab' or 'tokens', got {chunk_axis!r}")
-  temperature = jnp.asarray(temperature, jnp.float32)
-  if temperature.ndim == 0:
-    temperature = jnp.broadcast_to(temperature, (batch, seq))  # [B, T]
-  elif temperature.shape == (batch,):
-    temperature = jnp.broadcast_to(temperature[:, None], (batch, seq))  # [B, T]
-  else:
-    raise ValueError(f"temperature must be a scalar or [B]={batch}, got {temperature.shape}")
-  if batch * seq == 0:
-    empty = jnp.zeros((batch, seq), jnp.float32)
-    return empty, (empty if return_entropy else None)
-
-  rows = batch * seq
-  impl = _logprobs_vocab_chunks if chunk_axis == "vocab" else _logprobs_token_chunks
-  logp, entropy = impl(
-      hidden.reshape(rows, dim),  # [N, D]
-      unembedding,
-      targets.reshape(rows).astype(jnp.int32),  # [N]
-      temperature.reshape(rows),  # [N]
-      int(chunk_size),
-      logit_softcap,
-      return_entropy,
-  )
-  logp = logp.reshape(batch, seq)  # [B, T]
-  if entropy is not None:
-    entropy = entropy.reshape(batch, seq)  # [B, T]
-  return logp, entropy
-
-
-# ----------------------------------------------------------------------------
 # Policy loss and optional regularisers
 # ----------------------------------------------------------------------------
 
@@ -465,7 +267,7 @@ def kl_penalty(
 
 
 def entropy_bonus(
-    entropy: jax.Array,  # [B, T] per-token entropy (chunked_token_logprobs)
+    entropy: jax.Array,  # [B, T] per-token entropy (logprob_heads.token_logprobs)
     mask: jax.Array,  # [B, T]
 ) -> jax.Array:  # scalar: masked token sum
   """Masked token-sum of entropy; the learner subtracts `coef * sum / tokens`."""

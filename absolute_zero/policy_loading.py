@@ -261,11 +261,33 @@ def model_config_from_run_config(saved: Any, where: str) -> tuple[ModelConfig, s
   return ModelConfig(**model), source
 
 
+def learner_fields_from_run_config(section: Mapping[str, Any]) -> dict[str, Any]:
+  """LearnerConfig keyword arguments from a saved run config's `learner` section.
+
+  Unknown fields are ignored. Configs saved before the log-prob heads had a knob each
+  (#20) hold `logprob_chunk_size`, which meant rows for the fused head and vocabulary
+  columns for the autodiff head, and None for the unfused, unchunked head: it becomes
+  `logprob_row_chunk_size` and `logprob_vocab_chunk_size` (None: `fused_head=False`), so
+  an old run resumes with the head it ran with.
+  """
+  fields = {f.name for f in dataclasses.fields(learner.LearnerConfig)}
+  out = {k: v for k, v in section.items() if k in fields}
+  if "logprob_chunk_size" in section and not {
+      "logprob_row_chunk_size",
+      "logprob_vocab_chunk_size",
+  } & set(section):
+    chunk = section["logprob_chunk_size"]
+    out["logprob_row_chunk_size"] = out["logprob_vocab_chunk_size"] = chunk
+    if chunk is None:
+      out["fused_head"] = False
+  return out
+
+
 def learner_config_from_run_config(saved: Mapping[str, Any]) -> learner.LearnerConfig:
   """The LearnerConfig of a saved `run_config` (checked by `model_config_from_run_config`
-  first): the optimizer layout of the saved train state. Unknown fields are ignored."""
-  fields = {f.name for f in dataclasses.fields(learner.LearnerConfig)}
-  return learner.LearnerConfig(**{k: v for k, v in saved["learner"].items() if k in fields})
+  first): the optimizer layout of the saved train state. Unknown fields are ignored; old
+  field names are read as `learner_fields_from_run_config` says."""
+  return learner.LearnerConfig(**learner_fields_from_run_config(saved["learner"]))
 
 
 def load_run_checkpoint(
@@ -288,7 +310,7 @@ def load_run_checkpoint(
     if not params_too:
       return config, None, source
     learner_config = learner_config_from_run_config(saved)
-    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    mesh = sharding.single_device_mesh()
     abstract = learner.abstract_train_state(config, learner_config, mesh)
     restored = ckpt.restore(step, abstract)
     return config, restored.train_state.params, source

@@ -135,7 +135,8 @@ class Sampler:
     tokenizer: an `absolute_zero.tokenizers.Tokenizer` (needed for str prompts, text output
       and default EOS ids); None is allowed for token-id prompts.
     mesh: a ('data','fsdp','tensor') mesh; params are placed with `rules` and the batch is
-      split over data x fsdp. None: one device.
+      split over data x fsdp. None: one device (`sharding.single_device_mesh`), through
+      the same code.
     rules: logical-axis rules (default `SAMPLE_RULES`).
     sampler_config: fixed choices (buckets, candidate count, ...).
   """
@@ -151,15 +152,11 @@ class Sampler:
   ):
     self.config = config
     self.tokenizer = tokenizer
-    self.mesh = mesh
-    self.rules = tuple(rules if rules is not None else sharding.SAMPLE_RULES) if mesh else ()
+    self.mesh = mesh = mesh if mesh is not None else sharding.single_device_mesh()
+    self.rules = tuple(rules if rules is not None else sharding.SAMPLE_RULES)
     self.options = sampler_config or SamplerConfig()
-    if mesh is not None:
-      self._param_shardings = sharding.param_shardings(config, mesh, self.rules)
-      self._batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
-    else:
-      self._param_shardings = None
-      self._batch_shards = 1
+    self._param_shardings = sharding.param_shardings(config, mesh, self.rules)
+    self._batch_shards = sharding.data_parallel_size(mesh, self.rules)
     self._params_treedef = None
     self.params = None
     self.update_params(params)
@@ -188,16 +185,11 @@ class Sampler:
         )
     self._params_treedef, self._params_shapes = treedef, shapes
     params = _to_compute_dtype(params, jnp.dtype(self.config.dtype))
-    if self._param_shardings is not None:
-      self.params = jax.tree.map(distributed.put_global, params, self._param_shardings)
-    else:
-      self.params = jax.device_put(params)
+    self.params = jax.tree.map(distributed.put_global, params, self._param_shardings)
 
   # ------------------------------------------------------------------ helpers
 
   def _batch_sharded(self, x: np.ndarray):
-    if self.mesh is None:
-      return jnp.asarray(x)
     return distributed.put_global(x, sharding.batch_sharding(self.mesh, self.rules, x.ndim))
 
   def _encode(self, prompts) -> list[list[int]]:

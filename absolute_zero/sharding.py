@@ -9,7 +9,10 @@ rule tables map them onto the mesh:
 A mesh axis that does not divide a dimension is dropped for that dimension (e.g. Gemma 3
 270M has one KV head, which cannot be split over `tensor=2`) — replication is always
 correct, an uneven split is an error in JAX.
-The mesh is always passed explicitly; nothing here sets a global mesh.
+The mesh is always passed explicitly; nothing here sets a global mesh. One device is the
+1 x 1 x 1 mesh (`single_device_mesh`), through the same code as many. The mapping of logical
+names and the one sharding-constraint helper live in `models.partitioning` (the model uses
+them) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,11 +25,25 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from absolute_zero.models.partitioning import MESH_AXES, Rules, constrain, logical_to_spec
 from absolute_zero.models.transformer import Transformer, logical_axes
 
-MESH_AXES = ("data", "fsdp", "tensor")
-
-Rules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
+__all__ = [
+    "MESH_AXES",
+    "Rules",
+    "SAMPLE_RULES",
+    "TRAIN_RULES",
+    "batch_sharding",
+    "constrain",
+    "data_parallel_size",
+    "logical_to_spec",
+    "make_mesh",
+    "param_shardings",
+    "parse_mesh_shape",
+    "replicated",
+    "single_device_mesh",
+    "tree_shardings",
+]
 
 _ACTIVATION_RULES: Rules = (
     ("activation_batch", ("data", "fsdp")),
@@ -91,34 +108,6 @@ def make_mesh(
   return Mesh(np.asarray(devices).reshape(dims), MESH_AXES)
 
 
-def logical_to_spec(
-    names: Sequence[str | None], rules: Rules, mesh: Mesh, shape: Sequence[int] | None = None
-) -> PartitionSpec:
-  """PartitionSpec for logical `names`; drops mesh axes that do not divide `shape`."""
-  table = dict(rules)
-  used: set[str] = set()
-  out = []
-  for i, name in enumerate(names):
-    axes = table.get(name) if name is not None else None
-    if axes is None:
-      out.append(None)
-      continue
-    axes = (axes,) if isinstance(axes, str) else tuple(axes)
-    kept = []
-    size = 1
-    for axis in axes:
-      n = mesh.shape[axis]
-      if axis in used or n == 1:
-        continue
-      if shape is not None and shape[i] % (size * n):
-        continue
-      kept.append(axis)
-      size *= n
-    used.update(kept)
-    out.append(tuple(kept) if len(kept) > 1 else (kept[0] if kept else None))
-  return PartitionSpec(*out)
-
-
 def tree_shardings(logical_tree, shapes_tree, mesh: Mesh, rules: Rules):
   """NamedSharding for every leaf, from a pytree of logical names and one of shapes."""
 
@@ -147,3 +136,20 @@ def batch_sharding(mesh: Mesh, rules: Rules = TRAIN_RULES, ndim: int = 2) -> Nam
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
+
+
+def data_parallel_size(mesh: Mesh, rules: Rules = TRAIN_RULES) -> int:
+  """How many parts the batch dimension is split into on `mesh` under `rules`.
+
+  The product of the mesh axes `'activation_batch'` maps to (`data` x `fsdp` in both rule
+  tables): batches, micro-batches and sampling groups are padded to multiples of it.
+  """
+  spec = batch_sharding(mesh, rules).spec[0]
+  axes = () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
+  return int(np.prod([mesh.shape[a] for a in axes]))
+
+
+def single_device_mesh() -> Mesh:
+  """The 1 x 1 x 1 mesh of the first device: what a one-device run uses (same code path
+  as a pod slice; sharding constraints on it add nothing, see `constrain`)."""
+  return make_mesh((1, 1, 1), jax.devices()[:1])

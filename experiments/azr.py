@@ -264,7 +264,8 @@ METHOD_FLAGS = RUN_FLAGS + tuple(
     if k.flag
     not in (
         "micro_batch_size",
-        "logprob_chunk_size",
+        "logprob_row_chunk_size",
+        "logprob_vocab_chunk_size",
         "fused_head",
         "sandbox_max_processes",
         "sandbox_memory_mb",
@@ -570,7 +571,6 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
     mesh = sharding.make_mesh(FLAGS.mesh)
   except ValueError as e:
     raise cli.InputError(str(e) if "--mesh" in str(e) else f"--mesh={FLAGS.mesh}: {e}") from None
-  single_device = mesh.devices.size == 1
   _log(f"run directory {log_dir}" + (f", resuming from step {latest}" if latest else ""))
   _log(f"devices: {mesh.devices.size} x {jax.default_backend()}, mesh {dict(mesh.shape)}")
   _log(f"compilation cache: {cache or 'off'}")
@@ -617,7 +617,7 @@ def _run(checkpointer, latest, log_dir, checkpoint_dir, cache: str | None = None
         selfplay_config,
         learner_config,
         pool=pool,
-        mesh=None if single_device else mesh,
+        mesh=mesh,
         log=_log,
     )
     del params

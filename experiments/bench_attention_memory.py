@@ -58,9 +58,8 @@ def _step_memory(config, length: int) -> dict:
   import jax.numpy as jnp
   import numpy as np
 
-  from absolute_zero import learner
+  from absolute_zero import learner, sharding
   from absolute_zero.batching import BatchShapes, build_train_batch
-  from absolute_zero.models import init_params
 
   p = min(FLAGS.prompt_len, length - 1)
   rng = np.random.default_rng(0)
@@ -73,13 +72,15 @@ def _step_memory(config, length: int) -> dict:
       shapes=BatchShapes(length_buckets=(length,)),
   )
   lc = learner.LearnerConfig(micro_batch_size=1)
-  abstract_params = jax.eval_shape(lambda: init_params(config, jax.random.key(0)))
-  abstract_state = jax.eval_shape(lambda p: learner.init_train_state(p, lc), abstract_params)
+  mesh = sharding.single_device_mesh()
+  abstract_state = learner.abstract_train_state(config, lc, mesh)
   abstract_batch = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype), batch
   )
   t0 = time.perf_counter()
-  compiled = learner.make_train_step(config, lc).lower(abstract_state, abstract_batch).compile()
+  compiled = (
+      learner.make_train_step(config, lc, mesh).lower(abstract_state, abstract_batch).compile()
+  )
   m = compiled.memory_analysis()
   peak = (
       m.argument_size_in_bytes

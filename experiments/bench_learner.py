@@ -3,7 +3,8 @@
 Default: Gemma 3 270M, batch 8 x 512 tokens, float32, CPU. Configurations:
   jax_chunked    our jitted train_step (chunked log-probs with the fused head gradient,
                  remat of each layer by default, AdamW update included)
-  jax_unchunked  the same with the full [B, T, V] log-softmax (logprob_chunk_size=None)
+  jax_unchunked  the same with the full [B, T, V] log-softmax (no fused head,
+                 logprob_vocab_chunk_size=None)
   torch_chunked  transformers Gemma3ForCausalLM (random init from config), forward +
                  backward of the same clipped surrogate, log-probs in row chunks under
                  torch.utils.checkpoint (no optimizer step: less work than the JAX step)
@@ -39,7 +40,11 @@ flags.DEFINE_bool(
 flags.DEFINE_integer("batch", 8, "rows")
 flags.DEFINE_integer("seq_len", 512, "tokens per row")
 flags.DEFINE_integer("prompt_len", 64, "prompt tokens per row (not in the loss)")
-flags.DEFINE_integer("chunk_size", 512, "log-prob rows per chunk (chunked configs)")
+flags.DEFINE_integer(
+    "chunk_size",
+    512,
+    "log-prob rows per chunk (chunked configs: the fused head; vocabulary columns with --nofused_head)",
+)
 flags.DEFINE_integer("micro_batch_size", 8, "JAX micro-batch rows (at most --batch)")
 flags.DEFINE_enum(
     "remat",
@@ -125,7 +130,7 @@ def _run_jax(chunked: bool) -> dict:
   import jax
   import numpy as np
 
-  from absolute_zero import learner
+  from absolute_zero import learner, sharding
   from absolute_zero.batching import BatchShapes, build_train_batch
   from absolute_zero.models import get_config, init_params
   from absolute_zero.policy_loading import load_model
@@ -150,13 +155,15 @@ def _run_jax(chunked: bool) -> dict:
     batch = batch._replace(completion_index=None)
   lc = learner.LearnerConfig(
       micro_batch_size=micro,
-      logprob_chunk_size=FLAGS.chunk_size if chunked else None,
-      fused_head=FLAGS.fused_head,
+      logprob_row_chunk_size=FLAGS.chunk_size,
+      logprob_vocab_chunk_size=FLAGS.chunk_size if chunked else None,
+      fused_head=FLAGS.fused_head and chunked,
   )
-  state = learner.init_train_state(params, lc)
+  mesh = sharding.single_device_mesh()
+  state = learner.init_train_state(params, lc, mesh, config)
   del params
-  batch = learner.shard_batch(batch, None)
-  step = learner.make_train_step(config, lc)
+  batch = learner.shard_batch(batch, mesh)
+  step = learner.make_train_step(config, lc, mesh)
   t0 = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0

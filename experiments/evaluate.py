@@ -326,7 +326,7 @@ def main(argv):
     )
   start = time.perf_counter()
   model_config, params, tokenizer = _load(source, tokenizer_source)
-  sampler = Sampler(model_config, params, tokenizer, mesh=None if mesh.devices.size == 1 else mesh)
+  sampler = Sampler(model_config, params, tokenizer, mesh=mesh)
   load_s = time.perf_counter() - start
   print(f"loaded {source} ({kind}) in {load_s:.1f} s", flush=True)
 

@@ -285,18 +285,28 @@ KNOBS: tuple[Knob, ...] = (
         default=2,
     ),
     _k(
-        "logprob_chunk_size",
+        "fused_head",
         "learner",
-        "logprob_chunk_size",
+        "fused_head",
         G_LEARNER,
-        "Rows of [rows, vocab] logits formed at a time. 0: all at once.",
+        "Form the LM head's gradient while each logits chunk exists (entropy_coef 0 only; "
+        "chunks of --logprob_row_chunk_size rows). Otherwise the autodiff head, in chunks of "
+        "--logprob_vocab_chunk_size vocabulary columns.",
     ),
     _k(
-        "fused_head",
+        "logprob_row_chunk_size",
         "learner",
-        "fused_head",
+        "logprob_row_chunk_size",
         G_LEARNER,
-        "Form the LM head's gradient while each logits chunk exists (entropy_coef 0 only).",
+        "Fused head: rows of [rows, vocab] logits formed at a time. 0: all rows at once.",
+    ),
+    _k(
+        "logprob_vocab_chunk_size",
+        "learner",
+        "logprob_vocab_chunk_size",
+        G_LEARNER,
+        "Autodiff head (--nofused_head, or entropy_coef > 0): vocabulary columns of "
+        "[rows, columns] logits formed at a time. 0: the whole vocabulary at once.",
     ),
     # ---- rewards, parsing, validation
     _k(
@@ -517,7 +527,11 @@ NOT_FLAGS = {
 
 _MIB_FIELDS = {("sandbox", "memory_bytes"), ("sandbox", "worker_memory_bytes")}
 # Optional ints whose flag spells None as 0.
-_ZERO_IS_NONE = {("learner", "micro_batch_size"), ("learner", "logprob_chunk_size")}
+_ZERO_IS_NONE = {
+    ("learner", "micro_batch_size"),
+    ("learner", "logprob_row_chunk_size"),
+    ("learner", "logprob_vocab_chunk_size"),
+}
 
 
 def _field(knob: Knob) -> dataclasses.Field:

@@ -61,7 +61,7 @@ def workdir(tmp_path_factory) -> Path:
   """A working directory holding a tiny run (run/checkpoints/2) and broken look-alikes."""
   import jax
 
-  from absolute_zero import learner
+  from absolute_zero import learner, sharding
   from absolute_zero.checkpointing import RunCheckpointer, to_jsonable
   from absolute_zero.models import get_config, init_params
   from tests.selfplay import teaching
@@ -77,7 +77,9 @@ def workdir(tmp_path_factory) -> Path:
   )
   config = get_config("tiny-llama").replace(vocab_size=320, rope_scaling=None, max_position=8192)
   learner_config = learner.LearnerConfig(learning_rate=1e-3)
-  state = learner.init_train_state(init_params(config, jax.random.key(0)), learner_config)
+  state = learner.init_train_state(
+      init_params(config, jax.random.key(0)), learner_config, sharding.single_device_mesh(), config
+  )
   saved = to_jsonable(
       {
           "model": dataclasses.asdict(config),

@@ -45,7 +45,7 @@ def _error_line(proc: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
   """run/checkpoints with steps 1 and 2 of tiny-llama (a tokenizer.json in tok/)."""
-  from absolute_zero import learner
+  from absolute_zero import learner, sharding
   from absolute_zero.checkpointing import RunCheckpointer, to_jsonable
   from absolute_zero.models import get_config, init_params
 
@@ -65,7 +65,14 @@ def workdir(tmp_path_factory) -> Path:
     for step in (1, 2):  # numpy draws: flax's init runs the model op by op (slow)
       rng = np.random.default_rng(step)
       params = jax.tree.map(lambda x: rng.normal(0, 0.05, x.shape).astype(x.dtype), shapes)
-      ckpt.save(step, learner.init_train_state(params, lc), None, {}, saved, {})
+      ckpt.save(
+          step,
+          learner.init_train_state(params, lc, sharding.single_device_mesh(), config),
+          None,
+          {},
+          saved,
+          {},
+      )
       np.save(cwd / f"up_proj_{step}.npy", np.asarray(params["layers"]["mlp"]["up_proj"]))
   return cwd
 

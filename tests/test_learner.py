@@ -20,11 +20,17 @@ from absolute_zero.batching import BatchShapes, build_train_batch
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.transformer import compute_logits, forward
 
+ONE_DEVICE = sharding.single_device_mesh()
 MODEL = get_config("tiny-gemma3")  # local + global layers, window 8 < T, all family switches
 # Adam's first step is lr * g / (|g| + eps); a larger eps keeps coordinates whose
 # gradient is ~0 (where float summation order decides the sign) from moving by ~lr.
 LEARNER = learner.LearnerConfig(
-    learning_rate=1e-3, adam_eps=1e-4, temperature=0.7, logprob_chunk_size=24, micro_batch_size=8
+    learning_rate=1e-3,
+    adam_eps=1e-4,
+    temperature=0.7,
+    logprob_row_chunk_size=24,
+    logprob_vocab_chunk_size=24,
+    micro_batch_size=8,
 )
 
 
@@ -43,7 +49,9 @@ def reference_objective(params, batch, config=MODEL, lc=LEARNER):
 
 
 def _tree_max_abs_diff(a, b):
-  return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  # On the host: `a` and `b` may live on different meshes (one device vs eight).
+  pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in pairs)
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +71,16 @@ def setup():
   shapes = BatchShapes(length_buckets=(16, 32), row_multiple=8)
   draft = build_train_batch(prompts, comps, advantages, zeros, shapes=shapes)
   # Old log-probs = current ones + noise: ratios both inside and outside the clip range.
-  _, logp = jax.jit(reference_objective)(params, learner.shard_batch(draft, None))
+  _, logp = jax.jit(reference_objective)(params, learner.shard_batch(draft, ONE_DEVICE))
   logp = np.asarray(logp)
   olds = [
       list(logp[i, p - 1 : p - 1 + c] + rng.normal(0, 0.3, c))
       for i, (p, c) in enumerate(zip(prompt_lens, comp_lens))
   ]
   batch = build_train_batch(prompts, comps, advantages, olds, shapes=shapes)
-  ref_obj, _ = jax.jit(reference_objective)(params, learner.shard_batch(batch, None))
+  ref_obj, _ = jax.jit(reference_objective)(params, learner.shard_batch(batch, ONE_DEVICE))
   ref_grads = jax.jit(lambda p, b: jax.grad(lambda q: reference_objective(q, b)[0])(p))(
-      params, learner.shard_batch(batch, None)
+      params, learner.shard_batch(batch, ONE_DEVICE)
   )
   return dict(params=params, batch=batch, ref_obj=float(ref_obj), ref_grads=ref_grads)
 
@@ -80,7 +88,7 @@ def setup():
 @functools.lru_cache(maxsize=None)
 def _step_fn(micro_batch_size):
   lc = learner.LearnerConfig(**{**LEARNER.__dict__, "micro_batch_size": micro_batch_size})
-  return lc, learner.make_train_step(MODEL, lc)
+  return lc, learner.make_train_step(MODEL, lc, ONE_DEVICE)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +97,8 @@ def one_step_results(setup):
   out = {}
   for mbs in (8, 2):
     lc, step = _step_fn(mbs)
-    state = learner.init_train_state(setup["params"], lc)
-    new_state, metrics = step(state, learner.shard_batch(setup["batch"], None))
+    state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+    new_state, metrics = step(state, learner.shard_batch(setup["batch"], ONE_DEVICE))
     out[mbs] = (new_state, jax.device_get(metrics))
   return out
 
@@ -113,8 +121,8 @@ def test_gradients_equal_the_whole_batch_token_mean(setup, fused_head, at_comple
   assert batch.completion_index.shape[1] < batch.tokens.shape[1]  # fewer head rows
   if not at_completions:
     batch = batch._replace(completion_index=None)
-  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      setup["params"], learner.shard_batch(batch, None)
+  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc, ONE_DEVICE))(
+      setup["params"], learner.shard_batch(batch, ONE_DEVICE)
   )
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
   assert scale > 1e-3
@@ -159,8 +167,8 @@ def test_parts_with_their_own_lengths_equal_the_whole_batch(setup):
   assert parts[0].tokens.shape[1] > parts[1].tokens.shape[1]  # really different lengths
   assert sum(p.num_tokens for p in parts) == setup["batch"].num_tokens
   lc = dataclasses.replace(LEARNER, micro_batch_size=2)
-  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc))(
-      setup["params"], learner.shard_batch(tuple(parts), None)
+  grads, stats = jax.jit(lambda p, b: learner.compute_gradients(p, b, MODEL, lc, ONE_DEVICE))(
+      setup["params"], learner.shard_batch(tuple(parts), ONE_DEVICE)
   )
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(setup["ref_grads"]))
   assert _tree_max_abs_diff(grads, setup["ref_grads"]) < 1e-5 * scale
@@ -169,11 +177,11 @@ def test_parts_with_their_own_lengths_equal_the_whole_batch(setup):
       float(stats["objective_sum"]) / float(stats["tokens"]), setup["ref_obj"], rtol=1e-5
   )
   # The jitted train step takes the parts too, and matches the one-batch step.
-  step = learner.make_train_step(MODEL, lc)
-  state = learner.init_train_state(setup["params"], lc)
-  new_parts, m_parts = step(state, learner.shard_batch(tuple(parts), None))
-  state = learner.init_train_state(setup["params"], lc)
-  new_one, m_one = step(state, learner.shard_batch(setup["batch"], None))
+  step = learner.make_train_step(MODEL, lc, ONE_DEVICE)
+  state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+  new_parts, m_parts = step(state, learner.shard_batch(tuple(parts), ONE_DEVICE))
+  state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+  new_one, m_one = step(state, learner.shard_batch(setup["batch"], ONE_DEVICE))
   assert _tree_max_abs_diff(new_parts.params, new_one.params) < 1e-6
   np.testing.assert_allclose(float(m_parts["loss"]), float(m_one["loss"]), rtol=1e-5)
 
@@ -228,21 +236,21 @@ def test_sharded_step_on_8_devices_matches_one_device(setup, one_step_results):
 
 
 def test_remat_gives_the_same_gradients(setup):
-  batch = learner.shard_batch(setup["batch"], None)
+  batch = learner.shard_batch(setup["batch"], ONE_DEVICE)
   lc, _ = _step_fn(4)
   grads = {}
   for policy in ("none", "full"):
     cfg = MODEL.replace(remat_policy=policy)
-    grads[policy] = jax.jit(lambda p, b, cfg=cfg: learner.compute_gradients(p, b, cfg, lc)[0])(
-        setup["params"], batch
-    )
+    grads[policy] = jax.jit(
+        lambda p, b, cfg=cfg: learner.compute_gradients(p, b, cfg, lc, ONE_DEVICE)[0]
+    )(setup["params"], batch)
   assert _tree_max_abs_diff(grads["none"], grads["full"]) < 1e-6
 
 
 def test_state_is_donated(setup, one_step_results):
   lc, step = _step_fn(8)
-  state = learner.init_train_state(setup["params"], lc)
-  step(state, learner.shard_batch(setup["batch"], None))
+  state = learner.init_train_state(setup["params"], lc, ONE_DEVICE, MODEL)
+  step(state, learner.shard_batch(setup["batch"], ONE_DEVICE))
   assert all(x.is_deleted() for x in jax.tree.leaves(state.params))
   # init_train_state copied: the caller's params survive.
   assert not any(x.is_deleted() for x in jax.tree.leaves(setup["params"]))
@@ -254,8 +262,8 @@ def test_kl_and_entropy_terms(setup, entropy_coef):
   b = setup["batch"]
   batch = b._replace(ref_logprobs=b.old_logprobs)
   lc = dataclasses.replace(LEARNER, kl_coef=0.5, kl_estimator="k1", entropy_coef=entropy_coef)
-  grads, stats = jax.jit(lambda p, bb: learner.compute_gradients(p, bb, MODEL, lc))(
-      setup["params"], learner.shard_batch(batch, None)
+  grads, stats = jax.jit(lambda p, bb: learner.compute_gradients(p, bb, MODEL, lc, ONE_DEVICE))(
+      setup["params"], learner.shard_batch(batch, ONE_DEVICE)
   )
   # Independent values: k1 = logp - ref, entropy of the tempered full softmax.
   hidden = forward(setup["params"], b.tokens, b.positions, b.valid, MODEL)
@@ -309,23 +317,25 @@ def test_learning_rate_zero_leaves_the_state_bit_identical(setup):
       **setup["params"],
       "final_norm": {"scale": -jnp.zeros_like(setup["params"]["final_norm"]["scale"])},
   }  # -0.0 everywhere; gradients of both signs
-  batch = learner.shard_batch(setup["batch"], None)
+  batch = learner.shard_batch(setup["batch"], ONE_DEVICE)
   frozen_lc = dataclasses.replace(LEARNER, learning_rate=0.0, weight_decay=0.1)
-  state = learner.init_train_state(params, frozen_lc)
+  state = learner.init_train_state(params, frozen_lc, ONE_DEVICE, MODEL)
   before = _bits(state.params), _bits(state.opt_state)
-  new_state, metrics = learner.make_train_step(MODEL, frozen_lc)(state, batch)
+  new_state, metrics = learner.make_train_step(MODEL, frozen_lc, ONE_DEVICE)(state, batch)
   assert _bits(new_state.params) == before[0]
   assert _bits(new_state.opt_state) == before[1]
   assert int(new_state.step) == 1
   assert float(metrics["tokens"]) == setup["batch"].num_tokens
   # Self-play hands the step a batch in parts (one per role): frozen there too.
-  state = learner.init_train_state(params, frozen_lc)  # the step above donated it
-  new_state, metrics = learner.make_train_step(MODEL, frozen_lc)(state, (batch, batch))
+  state = learner.init_train_state(
+      params, frozen_lc, ONE_DEVICE, MODEL
+  )  # the step above donated it
+  new_state, metrics = learner.make_train_step(MODEL, frozen_lc, ONE_DEVICE)(state, (batch, batch))
   assert _bits(new_state.params) == before[0]
   assert float(metrics["tokens"]) == 2 * setup["batch"].num_tokens
   trained_lc = dataclasses.replace(frozen_lc, learning_rate=1e-3)
-  state = learner.init_train_state(params, trained_lc)
-  moved, _ = learner.make_train_step(MODEL, trained_lc)(state, batch)
+  state = learner.init_train_state(params, trained_lc, ONE_DEVICE, MODEL)
+  moved, _ = learner.make_train_step(MODEL, trained_lc, ONE_DEVICE)(state, batch)
   changed = [a != b for a, b in zip(_bits(moved.params), before[0])]
   assert all(changed), changed  # weight decay alone moves every leaf at lr > 0
 
@@ -337,50 +347,11 @@ def test_config_and_batch_errors(setup):
     learner.LearnerConfig(kl_estimator="k2")
   lc = learner.LearnerConfig(micro_batch_size=3)
   with pytest.raises(ValueError, match="not a multiple of micro_batch_size=3"):
-    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None), MODEL, lc)
+    learner.compute_gradients(
+        setup["params"], learner.shard_batch(setup["batch"], ONE_DEVICE), MODEL, lc, ONE_DEVICE
+    )
   lc = learner.LearnerConfig(kl_coef=0.1)
   with pytest.raises(ValueError, match="ref_logprobs"):
-    learner.compute_gradients(setup["params"], learner.shard_batch(setup["batch"], None), MODEL, lc)
-
-
-@pytest.mark.parametrize("transposed", [False, True])
-@pytest.mark.parametrize("chunk,softcap", [(5, None), (16, 3.0)])
-def test_fused_head_gradients_in_both_accumulator_layouts(transposed, chunk, softcap):
-  """d hidden / d emb of the fused head equal autodiff of the dense objective, with the
-  embedding gradient accumulated as [V, D] (other backends) or [D, V] (CPU)."""
-  rng = np.random.default_rng(7)
-  n, d, v, temp = 13, 6, 40, 0.7  # 13 rows: the last chunk is padded
-  hidden = jnp.asarray(rng.normal(size=(n, d)), jnp.float32)
-  emb = jnp.asarray(rng.normal(size=(v, d)), jnp.float32)
-  targets = jnp.asarray(rng.integers(0, v, n), jnp.int32)
-  weights = jnp.asarray(rng.normal(size=n), jnp.float32)
-
-  def token_objective(logp, w):  # [1, C] each: a separable per-token objective
-    return jnp.sum(w * jnp.exp(logp) + 0.5 * w * logp)
-
-  def dense(h, e):
-    logits = h @ e.T
-    if softcap is not None:
-      logits = softcap * jnp.tanh(logits / softcap)
-    logp = jax.nn.log_softmax(logits / temp, axis=-1)
-    picked = jnp.take_along_axis(logp, targets[:, None], axis=-1)[:, 0]
-    return token_objective(picked[None], weights[None])
-
-  def fused(h, e):
-    return learner.fused_head_objective(
-        h,
-        e,
-        targets,
-        token_objective,
-        [weights],
-        temp,
-        chunk,
-        softcap,
-        transposed_emb_grad=transposed,
-    )[0]
-
-  np.testing.assert_allclose(float(fused(hidden, emb)), float(dense(hidden, emb)), rtol=1e-5)
-  got = jax.jit(jax.grad(fused, argnums=(0, 1)))(hidden, emb)
-  want = jax.grad(dense, argnums=(0, 1))(hidden, emb)
-  for a, b in zip(got, want):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    learner.compute_gradients(
+        setup["params"], learner.shard_batch(setup["batch"], ONE_DEVICE), MODEL, lc, ONE_DEVICE
+    )

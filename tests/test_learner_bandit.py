@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from absolute_zero import learner, loss
+from absolute_zero import learner, loss, sharding
 from absolute_zero.batching import BatchShapes, build_train_batch
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.transformer import compute_logits, forward
@@ -55,9 +55,16 @@ def sample(params, rng, temperature):
 
 
 def test_bandit_reward_rises_above_0_9():
-  lc = learner.LearnerConfig(learning_rate=3e-3, micro_batch_size=ROLLOUTS, logprob_chunk_size=64)
-  state = learner.init_train_state(init_params(CONFIG, jax.random.key(0)), lc)
-  step = learner.make_train_step(CONFIG, lc)
+  lc = learner.LearnerConfig(
+      learning_rate=3e-3,
+      micro_batch_size=ROLLOUTS,
+      logprob_row_chunk_size=64,
+      logprob_vocab_chunk_size=64,
+  )
+  state = learner.init_train_state(
+      init_params(CONFIG, jax.random.key(0)), lc, sharding.single_device_mesh(), CONFIG
+  )
+  step = learner.make_train_step(CONFIG, lc, sharding.single_device_mesh())
   shapes = BatchShapes(length_buckets=(8,), row_multiple=ROLLOUTS)
   rng = jax.random.key(1)
   history = []
@@ -78,7 +85,7 @@ def test_bandit_reward_rises_above_0_9():
         list(logprobs),
         shapes=shapes,
     )
-    state, metrics = step(state, learner.shard_batch(batch, None))
+    state, metrics = step(state, learner.shard_batch(batch, sharding.single_device_mesh()))
     # On-policy: the learner's log-probs reproduce the sampler's (ratio 1, nothing clipped).
     assert abs(float(metrics["ratio_mean"]) - 1.0) < 1e-4
     assert float(metrics["clip_fraction"]) == 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -33,22 +32,6 @@ def np_advantages(rewards, group_ids, valid, eps, mode, weights=None, unbiased=T
       continue  # no spread: advantage 0
     out[members] = (r - mean) / (std + eps)
   return out
-
-
-def np_log_softmax_stats(hidden, unembedding, targets, temperature, softcap):
-  h = np.asarray(hidden, np.float64)
-  e = np.asarray(unembedding, np.float64)
-  logits = np.einsum("btd,vd->btv", h, e)
-  if softcap is not None:
-    logits = softcap * np.tanh(logits / softcap)
-  temp = np.asarray(temperature, np.float64)
-  temp = temp[:, None, None] if temp.ndim == 1 else temp
-  z = logits / temp
-  z = z - z.max(-1, keepdims=True)
-  logp_all = z - np.log(np.exp(z).sum(-1, keepdims=True))
-  logp = np.take_along_axis(logp_all, np.asarray(targets)[..., None], -1)[..., 0]
-  entropy = -(np.exp(logp_all) * logp_all).sum(-1)
-  return logp, entropy
 
 
 def np_surrogate(logp, old, adv, mask, lo, hi, c):
@@ -152,128 +135,6 @@ def test_group_reward_stats_counts():
   np.testing.assert_allclose(np.asarray(mean), [2.0, 5.0, 0.0])
   np.testing.assert_allclose(np.asarray(std), [1.0, 0.0, 0.0])
   np.testing.assert_array_equal(np.asarray(count), [2, 1, 0])
-
-
-# ----------------------------------------------------------------------------
-# Chunked log-probs
-# ----------------------------------------------------------------------------
-
-B, T, D, V = 3, 5, 8, 37
-
-
-def _lm_inputs(seed=0):
-  rng = np.random.default_rng(seed)
-  hidden = rng.normal(0, 1.0, (B, T, D)).astype(np.float32)
-  unembedding = rng.normal(0, 0.7, (V, D)).astype(np.float32)
-  targets = rng.integers(0, V, (B, T)).astype(np.int32)
-  return hidden, unembedding, targets
-
-
-AXES = ["vocab", "tokens"]
-
-
-@pytest.mark.parametrize("axis", AXES)
-@pytest.mark.parametrize("chunk_size", [1, 7, 1000])  # V=37, B*T=15: 7 divides neither
-@pytest.mark.parametrize("temperature,softcap", [(1.0, None), (0.7, None), (1.3, 4.0)])
-def test_chunked_logprobs_match_numpy(axis, chunk_size, temperature, softcap):
-  hidden, unembedding, targets = _lm_inputs()
-  logp, entropy = loss.chunked_token_logprobs(
-      hidden,
-      unembedding,
-      targets,
-      temperature,
-      chunk_size,
-      softcap,
-      return_entropy=True,
-      chunk_axis=axis,
-  )
-  want_logp, want_ent = np_log_softmax_stats(hidden, unembedding, targets, temperature, softcap)
-  assert logp.shape == (B, T) and logp.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(logp), want_logp, atol=1e-5, rtol=1e-5)
-  np.testing.assert_allclose(np.asarray(entropy), want_ent, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("axis", AXES)
-def test_chunked_logprobs_per_sequence_temperature_and_jit(axis):
-  hidden, unembedding, targets = _lm_inputs(1)
-  temps = np.array([0.5, 1.0, 2.0], np.float32)
-  static = ("chunk_size", "logit_softcap", "return_entropy", "chunk_axis")
-  f = jax.jit(loss.chunked_token_logprobs, static_argnames=static)
-  logp, entropy = f(hidden, unembedding, targets, temps, chunk_size=4, chunk_axis=axis)
-  assert entropy is None
-  want, _ = np_log_softmax_stats(hidden, unembedding, targets, temps, None)
-  np.testing.assert_allclose(np.asarray(logp), want, atol=1e-5, rtol=1e-5)
-
-
-def _unchunked(hidden, unembedding, targets, temperature, softcap):
-  logits = jnp.einsum("btd,vd->btv", hidden, unembedding)
-  if softcap is not None:
-    logits = softcap * jnp.tanh(logits / softcap)
-  logp_all = jax.nn.log_softmax(logits / temperature, axis=-1)
-  logp = jnp.take_along_axis(logp_all, targets[..., None], -1)[..., 0]
-  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, -1)
-  return logp, entropy
-
-
-@pytest.mark.parametrize("axis", AXES)
-@pytest.mark.parametrize("chunk_size,softcap", [(1, None), (4, 3.0), (6, None), (64, 3.0)])
-def test_chunked_logprobs_gradient_matches_unchunked(axis, chunk_size, softcap):
-  hidden, unembedding, targets = _lm_inputs(2)
-  rng = np.random.default_rng(3)
-  w_logp = jnp.asarray(rng.normal(size=(B, T)), jnp.float32)
-  w_ent = jnp.asarray(rng.normal(size=(B, T)), jnp.float32)
-
-  def objective(fn, h, e, temp):
-    logp, ent = fn(h, e, temp)
-    return jnp.sum(w_logp * logp) + 0.1 * jnp.sum(w_ent * ent)
-
-  chunked = lambda h, e, t: loss.chunked_token_logprobs(  # noqa: E731
-      h, e, targets, t, chunk_size, softcap, return_entropy=True, chunk_axis=axis
-  )
-  dense = lambda h, e, t: _unchunked(h, e, targets, t, softcap)  # noqa: E731
-  temp = jnp.float32(0.8)
-  g_chunk = jax.grad(functools.partial(objective, chunked), argnums=(0, 1, 2))(
-      hidden, unembedding, temp
-  )
-  g_dense = jax.grad(functools.partial(objective, dense), argnums=(0, 1, 2))(
-      hidden, unembedding, temp
-  )
-  for a, b in zip(g_chunk, g_dense):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("axis,chunk", [("vocab", 256), ("tokens", 32)])
-def test_chunked_logprobs_memory_scales_with_chunk(axis, chunk):
-  """Compiled forward+backward must not hold a [B*T, V] logits buffer."""
-  batch, seq, dim, vocab = 4, 128, 16, 8192
-  h = jnp.zeros((batch, seq, dim), jnp.float32)
-  e = jnp.zeros((vocab, dim), jnp.float32)
-  tgt = jnp.zeros((batch, seq), jnp.int32)
-  full_logits_bytes = batch * seq * vocab * 4
-
-  def temp_bytes(chunk, axis):
-    f = lambda h, e: loss.chunked_token_logprobs(h, e, tgt, 1.0, chunk, chunk_axis=axis)[0].sum()  # noqa: E731
-    compiled = jax.jit(jax.grad(f, argnums=(0, 1))).lower(h, e).compile()
-    analysis = compiled.memory_analysis()
-    if analysis is None:
-      pytest.skip("backend gives no memory analysis")
-    return analysis.temp_size_in_bytes
-
-  chunked, whole = temp_bytes(chunk, axis), temp_bytes(vocab, "vocab")
-  assert chunked < full_logits_bytes / 4, (chunked, full_logits_bytes)
-  assert whole >= full_logits_bytes  # sanity: the analysis does see the big buffer
-
-
-def test_chunked_logprobs_bad_input():
-  hidden, unembedding, targets = _lm_inputs()
-  with pytest.raises(ValueError, match="unembedding"):
-    loss.chunked_token_logprobs(hidden, unembedding[:, :4], targets, 1.0, 4)
-  with pytest.raises(ValueError, match="chunk_size"):
-    loss.chunked_token_logprobs(hidden, unembedding, targets, 1.0, 0)
-  with pytest.raises(ValueError, match="temperature"):
-    loss.chunked_token_logprobs(hidden, unembedding, targets, np.ones(7), 4)
-  with pytest.raises(ValueError, match="chunk_axis"):
-    loss.chunked_token_logprobs(hidden, unembedding, targets, 1.0, 4, chunk_axis="time")
 
 
 # ----------------------------------------------------------------------------

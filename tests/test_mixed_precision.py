@@ -14,14 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from absolute_zero import learner
+from absolute_zero import learner, sharding
 from absolute_zero.batching import BatchShapes, build_train_batch
 from absolute_zero.models import get_config, init_params
 
 MODEL = get_config("tiny-llama")  # 139,584 parameters (the issue's tiny model), untied head
 # Unchunked log-probs ([B, T, V] float32 log-softmax): compiles ~30 % faster than the fused
 # chunked head, and the head's path does not change where the weights' precision is lost.
-LEARNER = learner.LearnerConfig(learning_rate=1e-6, logprob_chunk_size=None)
+LEARNER = learner.LearnerConfig(
+    learning_rate=1e-6, fused_head=False, logprob_vocab_chunk_size=None
+)  # the full head
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def batch():
   b = build_train_batch(
       prompts, comps, [1.0, 0.5, 2.0, 0.25], olds, shapes=BatchShapes(length_buckets=(32,))
   )
-  return learner.shard_batch(b, None)
+  return learner.shard_batch(b, sharding.single_device_mesh())
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,10 @@ def params32():
 
 
 def _step(config, params, batch, lc=LEARNER):
-  state = learner.init_train_state(params, lc)
-  new_state, metrics = learner.make_train_step(config, lc)(state, batch)
+  state = learner.init_train_state(params, lc, sharding.single_device_mesh(), config)
+  new_state, metrics = learner.make_train_step(config, lc, sharding.single_device_mesh())(
+      state, batch
+  )
   return new_state, jax.device_get(metrics)
 
 

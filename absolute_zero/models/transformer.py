@@ -30,6 +30,7 @@ import numpy as np
 
 from absolute_zero.models import attention as attention_lib
 from absolute_zero.models.config import ModelConfig, RopeScaling
+from absolute_zero.models.partitioning import constrain
 from absolute_zero.models.projection import project
 
 Array = jax.Array
@@ -57,13 +58,6 @@ def init_cache(config: ModelConfig, batch: int, slots: int, dtype=None) -> KVCac
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _constrain(x: Array, names: tuple, mesh, rules) -> Array:
-  """Logical sharding constraint; a no-op without a mesh (the 1-device path)."""
-  if mesh is None:
-    return x
-  return nn.with_logical_constraint(x, names, mesh=mesh, rules=rules)
 
 
 def rope_inv_freq(head_dim: int, base: float, scaling: RopeScaling | None) -> np.ndarray:
@@ -197,7 +191,7 @@ class Attention(nn.Module):
       key = RMSNorm(name="k_norm", **norm)(key)
     q = apply_rope(q, sin, cos)
     key = apply_rope(key, sin, cos)
-    q = _constrain(
+    q = constrain(
         q,
         ("activation_batch", "activation_length", "activation_heads", None),
         self.mesh,
@@ -239,7 +233,7 @@ class Attention(nn.Module):
           block_size=c.attention_block_size,
       )  # [b, t, kv, g, hd]
     out = out.reshape(b, t, h, hd)
-    out = _constrain(
+    out = constrain(
         out,
         ("activation_batch", "activation_length", "activation_heads", None),
         self.mesh,
@@ -266,7 +260,7 @@ class MLP(nn.Module):
     g = project(x, gate.astype(dtype))  # [b, t, f]
     u = project(x, up.astype(dtype))  # [b, t, f]
     act = jax.nn.gelu(g, approximate=True) if c.activation == "gelu_tanh" else jax.nn.silu(g)
-    hidden = _constrain(
+    hidden = constrain(
         act * u, ("activation_batch", "activation_length", "activation_mlp"), self.mesh, self.rules
     )
     return project(hidden, down.astype(dtype))  # [b, t, d]
@@ -304,7 +298,7 @@ class Block(nn.Module):
     if c.post_norms:
       h = RMSNorm(name="post_mlp_norm", **norm)(h)
     x = x + h
-    x = _constrain(
+    x = constrain(
         x, ("activation_batch", "activation_length", "activation_embed"), self.mesh, self.rules
     )
     return (x, cache, layer + 1), None
@@ -314,7 +308,7 @@ class Transformer(nn.Module):
   """The trunk: embed, scanned layers, final norm. Returns hidden states [b, t, d]."""
 
   config: ModelConfig
-  mesh: Any = None  # a jax.sharding.Mesh for sharding constraints, or None
+  mesh: Any = None  # a jax.sharding.Mesh for sharding constraints; None: one device
   rules: tuple = ()  # logical-axis rules used with `mesh`
 
   @nn.compact
@@ -343,7 +337,7 @@ class Transformer(nn.Module):
     x = jnp.take(embedding, tokens, axis=0).astype(dtype)  # [b, t, d]
     if c.embed_scale:
       x = x * jnp.asarray(math.sqrt(c.embed_dim), dtype)
-    x = _constrain(
+    x = constrain(
         x, ("activation_batch", "activation_length", "activation_embed"), self.mesh, self.rules
     )
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.models.transformer import KVCache, Transformer, compute_logits, init_cache
-from absolute_zero.sharding import logical_to_spec
+from absolute_zero.sharding import constrain
 from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
 
 Array = jax.Array
@@ -51,20 +51,13 @@ class DecodeState(NamedTuple):
   key: Array  # PRNG key of this call
 
 
-def _shard(x: Array, names: tuple, mesh, rules) -> Array:
-  if mesh is None:
-    return x
-  spec = logical_to_spec(names, rules, mesh, x.shape)
-  return jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
-
-
 def _shard_cache(cache: KVCache, mesh, rules) -> KVCache:
   kv_names = ("layers", "activation_batch", None, "activation_kv_heads", None)
   return KVCache(
-      k=_shard(cache.k, kv_names, mesh, rules),
-      v=_shard(cache.v, kv_names, mesh, rules),
-      positions=_shard(cache.positions, ("activation_batch", None), mesh, rules),
-      valid=_shard(cache.valid, ("activation_batch", None), mesh, rules),
+      k=constrain(cache.k, kv_names, mesh, rules),
+      v=constrain(cache.v, kv_names, mesh, rules),
+      positions=constrain(cache.positions, ("activation_batch", None), mesh, rules),
+      valid=constrain(cache.valid, ("activation_batch", None), mesh, rules),
   )
 
 
@@ -75,7 +68,7 @@ def prefill(
     valid: Array,
     *,
     config: ModelConfig,
-    mesh=None,
+    mesh,
     rules: tuple = (),
 ) -> tuple[Array, KVCache]:
   """Runs the prompts once: (last-position hidden [Bp, d], cache with P slots).
@@ -100,7 +93,7 @@ def start_decode(
     key: Array,
     *,
     new_slots: int,
-    mesh=None,
+    mesh,
     rules: tuple = (),
 ) -> DecodeState:
   """Replicates each prompt's cache to its sample rows and pads slots for N new tokens.
@@ -117,7 +110,7 @@ def start_decode(
   hidden = jnp.take(last_hidden, row_prompt, axis=0)  # [B, d]
   # Per-row arrays split over the batch axes, as `decode` returns them: the state `decode`
   # gets from here and from itself then has the same shardings (one compilation, not two).
-  row = lambda x: _shard(x, ("activation_batch",) + (None,) * (x.ndim - 1), mesh, rules)
+  row = lambda x: constrain(x, ("activation_batch",) + (None,) * (x.ndim - 1), mesh, rules)
   return DecodeState(
       cache=_shard_cache(KVCache(k, v, positions, valid), mesh, rules),
       hidden=row(hidden),
@@ -138,7 +131,7 @@ def decode(
     step_limit: Array,
     *,
     config: ModelConfig,
-    mesh=None,
+    mesh,
     rules: tuple = (),
     num_candidates: int = 256,
     block_size: int | None = None,
@@ -158,7 +151,7 @@ def decode(
 
   def body(s: DecodeState) -> DecodeState:
     logits = compute_logits(params, s.hidden, config)  # [B, V] float32
-    logits = _shard(logits, ("activation_batch", "activation_vocab"), mesh, rules)
+    logits = constrain(logits, ("activation_batch", "activation_vocab"), mesh, rules)
     token, logprob = sample_tokens(
         logits,
         settings.knobs,
@@ -193,7 +186,7 @@ def decode(
     )
     return DecodeState(
         cache=_shard_cache(cache, mesh, rules),
-        hidden=_shard(hidden[:, 0], ("activation_batch", None), mesh, rules),
+        hidden=constrain(hidden[:, 0], ("activation_batch", None), mesh, rules),
         tokens=tokens,
         logprobs=logprobs,
         finish=finish,

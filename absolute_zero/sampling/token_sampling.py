@@ -25,7 +25,7 @@ mass(logit >= t) >= top_p, and two-level sampling runs on the logits masked belo
 
 The log-probability returned for every sampled token is the *untruncated* tempered
 log-softmax `log_softmax(logits / T)[token]` — what the learner recomputes
-(`absolute_zero.loss.chunked_token_logprobs`). Greedy (T == 0) reports T = 1 log-probs.
+(`absolute_zero.logprob_heads.token_logprobs`). Greedy (T == 0) reports T = 1 log-probs.
 """
 
 from __future__ import annotations

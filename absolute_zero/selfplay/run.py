@@ -21,7 +21,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from absolute_zero import batching, distributed, learner, loss
+from absolute_zero import batching, distributed, learner, loss, sharding
 from absolute_zero.sampler import Sampler, SamplerConfig
 from absolute_zero.selfplay import step_diversity as diversity
 from absolute_zero.selfplay import metric_names as mn
@@ -118,6 +118,7 @@ class SelfPlayRun:
           f"sampling temperature {config.temperature}"
       )
     self.model_config, self.config, self.learner_config = model_config, config, learner_config
+    mesh = mesh if mesh is not None else sharding.single_device_mesh()  # one device: 1x1x1
     self.tokenizer, self.mesh, self.log = tokenizer, mesh, log
     self.sampler = Sampler(
         model_config, params, tokenizer, mesh=mesh, sampler_config=sampler_config
@@ -146,7 +147,7 @@ class SelfPlayRun:
     self.buffer_index = BufferIndex()  # canonical programs of the buffers (diversity)
     self.step = 0  # updates applied so far
     self.last_rollouts: dict[str, list[Rollout]] = {}  # of the last step, for logging
-    dp = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
+    dp = sharding.data_parallel_size(mesh)
     micro = learner_config.micro_batch_size or self.rows_per_step
     self.batch_shapes = batching.BatchShapes(length_buckets=LENGTH_BUCKETS, row_multiple=micro * dp)
     self.base_key = jax.random.key(config.seed)

@@ -7,7 +7,7 @@ import os
 import jax
 import pytest
 
-from absolute_zero import checkpointing, learner
+from absolute_zero import checkpointing, learner, sharding
 from absolute_zero.models import get_config, init_params
 from absolute_zero.models.hf_import import config_from_hf
 from absolute_zero.models.hf_layout import ModelFileError as ImportError_
@@ -25,7 +25,9 @@ def run_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("run")
   config = get_config("tiny-llama")
   lc = learner.LearnerConfig(learning_rate=1e-3)
-  state = learner.init_train_state(init_params(config, jax.random.key(1)), lc)
+  state = learner.init_train_state(
+      init_params(config, jax.random.key(1)), lc, sharding.single_device_mesh(), config
+  )
   saved = checkpointing.to_jsonable(
       {
           "model": dataclasses.asdict(config),

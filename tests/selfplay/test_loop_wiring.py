@@ -517,7 +517,7 @@ def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
   run = SelfPlayRun(model_config, params, tok, config, learner_config, pool=pool)
   # The learner's log-probs without vocabulary chunks (the chunked and fused forms are
   # checked against this one in tests/test_loss.py and tests/test_learner.py).
-  unchunked = dataclasses.replace(learner_config, logprob_chunk_size=None)
+  unchunked = dataclasses.replace(learner_config, logprob_vocab_chunk_size=None)
   seen = {}
 
   def checked_step(state, batch):  # one part per role
@@ -530,7 +530,9 @@ def test_on_policy_ratio_is_one_before_the_update(tmp_path, tiny, pool):
       seen.setdefault("parts", []).append(
           (
               jax.tree.map(np.asarray, part),
-              np.asarray(learner.token_logprobs(state.params, part, model_config, unchunked)[0]),
+              np.asarray(
+                  learner.token_logprobs(state.params, part, model_config, unchunked, run.mesh)[0]
+              ),
               np.asarray(logits, np.float64),
           )
       )
