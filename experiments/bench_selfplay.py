@@ -96,7 +96,7 @@ def worker(kind: str) -> None:
   from absolute_zero import learner
   from absolute_zero.policy_loading import load_policy
   from absolute_zero.sandbox import SandboxLimits, SandboxPool
-  from absolute_zero.selfplay.config import SelfPlayConfig
+  from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
   from absolute_zero.selfplay.overlap import compile_seconds
   from absolute_zero.selfplay.run import SelfPlayRun
   from absolute_zero.tasks.prompts import PromptConfig

@@ -22,7 +22,7 @@ from absl import flags
 
 from absolute_zero.learner import LearnerConfig
 from absolute_zero.sandbox import SandboxLimits
-from absolute_zero.selfplay.config import SelfPlayConfig, parse_task_types
+from absolute_zero.selfplay.selfplay_config import SelfPlayConfig, parse_task_types
 from absolute_zero.tasks.parsers import ParseConfig
 from absolute_zero.tasks.prompts import PromptConfig
 from absolute_zero.tasks.rewards import RewardConfig

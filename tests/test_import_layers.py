@@ -116,3 +116,11 @@ def test_readme_layout_lists_every_package_bottom_up(graph):
   for module, deps in graph.items():
     for dep in deps:
       assert row(dep) <= row(module), f"README: {module} (row {row(module)}) imports {dep}"
+
+
+def test_no_two_library_modules_share_a_name():
+  names = {}
+  for path in (ROOT / "absolute_zero").rglob("*.py"):
+    if path.name != "__init__.py":
+      names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+  assert not {n: p for n, p in names.items() if len(p) > 1}

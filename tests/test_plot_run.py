@@ -100,7 +100,7 @@ def run_metrics(tmp_path_factory):
   from absolute_zero.metrics import MetricsWriter, read_metrics
   from absolute_zero.models import get_config, init_params
   from absolute_zero.sandbox import SandboxPool
-  from absolute_zero.selfplay.config import SelfPlayConfig
+  from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
   from absolute_zero.tasks.rewards import RewardConfig
   from absolute_zero.selfplay.run import SelfPlayRun
   from absolute_zero.tokenizers import from_tokenizer_json

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 import jax
 import numpy as np
 
-from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
 from absolute_zero.selfplay.overlap import SandboxLane
 from absolute_zero.tasks import grading, rewards, validators
 from absolute_zero.tasks.buffers import TaskBuffers

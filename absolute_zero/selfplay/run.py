@@ -25,7 +25,7 @@ from absolute_zero import batching, distributed, learner, loss, sharding
 from absolute_zero.sampler import Sampler, SamplerConfig
 from absolute_zero.selfplay import step_diversity as diversity
 from absolute_zero.selfplay import metric_names as mn
-from absolute_zero.selfplay.config import ALL_TASK_TYPES, SelfPlayConfig
+from absolute_zero.selfplay.selfplay_config import ALL_TASK_TYPES, SelfPlayConfig
 from absolute_zero.selfplay.host_pool import HostShardedPool
 from absolute_zero.selfplay.overlap import SandboxLane, compile_seconds
 from absolute_zero.selfplay.phases import (

@@ -159,7 +159,7 @@ def main(argv=None) -> int:
   from absolute_zero import learner, sharding
   from absolute_zero.sampler import TRACE_COUNTS, SamplerConfig
   from absolute_zero.sandbox import SandboxPool
-  from absolute_zero.selfplay.config import SelfPlayConfig
+  from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
   from absolute_zero.selfplay.run import SelfPlayRun
 
   cfg, params, tok = load_assets(args.assets)

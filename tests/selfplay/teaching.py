@@ -27,7 +27,7 @@ class CharCount:
 
 def proposer_prompts(task_types=(TaskType.DEDUCTION, TaskType.ABDUCTION)) -> list[str]:
   """The proposer prompt of each task type, with the seed buffers and one reference."""
-  from absolute_zero.selfplay.config import SelfPlayConfig
+  from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
   from absolute_zero.selfplay.phases import PhaseContext, proposer_prompt
   from absolute_zero.tasks.buffers import TaskBuffers
 

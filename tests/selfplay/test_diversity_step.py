@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from absolute_zero.selfplay import step_diversity as diversity
-from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
 from absolute_zero.selfplay.phases import PhaseContext, ProposeOutcome, Rollout, score_proposals
 from absolute_zero.tasks import diversity as div
 from absolute_zero.tasks.buffers import TaskBuffers

@@ -27,7 +27,7 @@ import pytest
 from absolute_zero import learner
 from absolute_zero.sandbox import SandboxLimits, SandboxPool
 from absolute_zero.selfplay import run as run_module
-from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
 from absolute_zero.selfplay.run import SelfPlayRun
 from absolute_zero.tasks.buffers import TaskBuffers
 from absolute_zero.tasks.prompts import (

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from absolute_zero.sandbox import SandboxLimits, SandboxPool
-from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
 from absolute_zero.selfplay.phases import PhaseContext, solve
 from absolute_zero.tasks.prompts import ANSWER_OPEN, PromptConfig, build_prompt
 from absolute_zero.tasks.types import Role, TaskType, Triplet

@@ -20,7 +20,7 @@ import pytest
 from absolute_zero import learner
 from absolute_zero.models import get_config, init_params
 from absolute_zero.sandbox import SandboxPool
-from absolute_zero.selfplay.config import SelfPlayConfig
+from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
 from absolute_zero.selfplay.run import SelfPlayRun
 from absolute_zero.tasks.types import TaskType, ZERO_TRIPLET
 from absolute_zero.tasks.validators import execute

@@ -390,7 +390,7 @@ def tiny_run(tmp_path_factory, pool):
 
   from absolute_zero import learner
   from absolute_zero.models import get_config, init_params
-  from absolute_zero.selfplay.config import SelfPlayConfig
+  from absolute_zero.selfplay.selfplay_config import SelfPlayConfig
   from absolute_zero.selfplay.run import SelfPlayRun
   from absolute_zero.tokenizers import from_tokenizer_json
   from tests.selfplay import teaching
