@@ -71,6 +71,18 @@ def _peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _high_water_mib() -> float:
+  """This process's peak resident memory so far (VmHWM; ru_maxrss where /proc is absent)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024.0
+  except OSError:
+    pass
+  return _peak_rss_mib()
+
+
 def _load_jax(model: str, random_weights: bool):
   from absolute_zero.policy_loading import load_model
   from absolute_zero.tokenizers import load_tokenizer
@@ -100,7 +112,12 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
   import jax.numpy as jnp
   import numpy as np
 
-  from absolute_zero.models.transformer import Transformer, compute_logits, init_cache
+  from absolute_zero.models.transformer import (
+      Transformer,
+      _decode_attention,
+      compute_logits,
+      init_cache,
+  )
   from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
 
   params = jax.device_put(params)
@@ -159,11 +176,11 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
 
   @jax.jit
   def attention_only(q, k, v):  # q [L, b, kv, g, hd], k/v [L, b, S, kv, hd]
-    def one(_, qkv):
+    mask = jnp.ones((batch, slots), bool)
+
+    def one(_, qkv):  # the model's own decode attention (same einsum layout)
       q, k, v = qkv
-      s = jnp.einsum("bkgh,bskh->bkgs", q, k) * config.query_scale
-      p = jax.nn.softmax(s, axis=-1)
-      return None, jnp.einsum("bkgs,bskh->bkgh", p, v)
+      return None, _decode_attention(q, k, v, mask, config.query_scale, jnp.float32)
 
     return jax.lax.scan(one, None, (q, k, v))[1]
 
@@ -245,6 +262,9 @@ def run_jax(args: dict) -> dict:
   t0 = time.perf_counter()
   config, params, tokenizer = _load_jax(args["model"], args["random_weights"])
   load_s = time.perf_counter() - t0
+  # Peak RSS after each phase: the figure to compare with transformers is the one before
+  # the breakdown, which allocates its own random cache and timing programs.
+  rss = {"after_load": _high_water_mib()}
   prompts = make_prompts(config.vocab_size, args["batch"], args["prompt_len"], tokenizer)
   new = args["new_tokens"]
   sampler = Sampler(
@@ -261,6 +281,7 @@ def run_jax(args: dict) -> dict:
   t0 = time.perf_counter()
   sampler.generate(prompts, max_new_tokens=1, temperature=0.0, **kw)
   result["compile_and_first_call_s"] = time.perf_counter() - t0
+  rss["after_compile"] = _high_water_mib()
   for mode in args["modes"]:
     temperature = 0.0 if mode == "greedy" else 1.0
     t0 = time.perf_counter()
@@ -276,6 +297,8 @@ def run_jax(args: dict) -> dict:
         step_ms=1000 * stats["decode_seconds"] / stats["decode_steps"],
         sample_text=out[0].text[:80],
     )
+    rss[f"after_{mode}"] = _high_water_mib()
+  result["peak_rss_sampler_mib"] = _high_water_mib()
   if args["breakdown"]:
     slots = sampler.last_stats["prompt_bucket"] + sampler.last_stats["new_token_bucket"]
     result["breakdown"] = step_breakdown(config, params, len(prompts), slots)
@@ -283,6 +306,8 @@ def run_jax(args: dict) -> dict:
         config, params, len(prompts) * stats["prompt_bucket"]
     )
   result["peak_rss_mib"] = _peak_rss_mib()
+  rss["after_breakdown"] = _high_water_mib()
+  result["peak_rss_by_phase_mib"] = rss
   return result
 
 
@@ -402,7 +427,14 @@ def _report(results: dict) -> None:
           f"  end-to-end {j[mode]['end_to_end_tokens_per_s'] / t[mode]['end_to_end_tokens_per_s']:.2f}x"
           f"  prefill {t[mode]['prefill_s'] / j[mode]['prefill_s']:.2f}x faster"
       )
-    print(f"  peak RSS {j['peak_rss_mib'] / t['peak_rss_mib']:.2f}x")
+    print(f"  peak RSS {j['peak_rss_mib'] / t['peak_rss_mib']:.2f}x (whole process)")
+    print(
+        f"  peak RSS of the sampler runs (before the breakdown) "
+        f"{j['peak_rss_sampler_mib'] / t['peak_rss_mib']:.2f}x"
+    )
+  if "jax" in results:
+    phases = results["jax"]["peak_rss_by_phase_mib"]
+    print("\nJAX peak RSS by phase (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()))
   if "jax" in results and "breakdown" in results["jax"]:
     b = results["jax"]["breakdown"]
     step = results["jax"][FLAGS.modes[0]]["step_ms"]

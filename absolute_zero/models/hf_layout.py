@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import ml_dtypes
 
@@ -219,19 +219,25 @@ def normalise_hf_name(name: str) -> str:
 
 
 def params_from_hf_tensors(
-    tensors: dict[str, np.ndarray], config: ModelConfig, source: str = "checkpoint"
+    tensors: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]],
+    config: ModelConfig,
+    source: str = "checkpoint",
 ) -> dict:
   """Builds our params pytree from HF-layout tensors, checking names and shapes.
+
+  `tensors`: a name -> array mapping, or (name, array) pairs, e.g. a generator that
+  produces each tensor only when it is converted (the GGUF loader: lower peak memory).
 
   Raises ModelFileError naming the key for a missing, unexpected or wrong-shaped
   tensor. A tied model ignores a stored `lm_head.weight` (some exports keep it).
   Vision-tower tensors of multimodal checkpoints are skipped.
   """
   rules = [(re.compile(r.pattern + r"$"), r) for r in _rules(config)]
-  layer_slots: dict[tuple[str, ...], list] = {}
+  layer_slots: dict[tuple[str, ...], tuple[np.ndarray, list[bool]]] = {}
   flat: dict[tuple[str, ...], np.ndarray] = {}
   unexpected = []
-  for raw_name, array in tensors.items():
+  pairs = tensors.items() if isinstance(tensors, Mapping) else tensors
+  for raw_name, array in pairs:
     name = normalise_hf_name(raw_name)
     if any(re.fullmatch(p, name) for p in _IGNORED):
       continue
@@ -264,7 +270,15 @@ def params_from_hf_tensors(
               f"{source}: tensor {raw_name!r} is for layer {idx} but model "
               f"{config.name!r} has {config.num_layers} layers"
           )
-        layer_slots.setdefault(rule.target, [None] * config.num_layers)[idx] = value
+        if rule.target not in layer_slots:
+          # Preallocated [layers, ...]: each layer is written in place as it is converted,
+          # instead of a list of per-layer copies stacked at the end (which held every
+          # layer weight twice, on top of the HF tensors, at the loader's peak).
+          stacked = np.empty((config.num_layers,) + value.shape, value.dtype)
+          layer_slots[rule.target] = (stacked, [False] * config.num_layers)
+        stacked, filled = layer_slots[rule.target]
+        stacked[idx] = value
+        filled[idx] = True
       else:
         flat[rule.target] = value
       break
@@ -279,8 +293,8 @@ def params_from_hf_tensors(
   missing = []
   for _, rule in rules:
     if rule.per_layer:
-      slots = layer_slots.get(rule.target, [None] * config.num_layers)
-      missing += [rule.hf_name(i) for i, s in enumerate(slots) if s is None]
+      filled = layer_slots.get(rule.target, (None, [False] * config.num_layers))[1]
+      missing += [rule.hf_name(i) for i, done in enumerate(filled) if not done]
     elif rule.target not in flat:
       missing.append(rule.hf_name())
   if missing:
@@ -289,8 +303,8 @@ def params_from_hf_tensors(
         f"{', '.join(missing[:10])}"
         + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
     )
-  for target, slots in layer_slots.items():
-    flat[target] = np.stack(slots)
+  for target, (stacked, _) in layer_slots.items():
+    flat[target] = stacked
   params: dict = {}
   for path, value in flat.items():
     node = params
@@ -301,9 +315,10 @@ def params_from_hf_tensors(
 
 
 def _cast(x: np.ndarray, dtype: str) -> np.ndarray:
+  """x in `dtype`; x itself when it already is (a copy of every weight set the peak)."""
   if dtype == "bfloat16":
-    return x.astype(ml_dtypes.bfloat16)
-  return x.astype(np.dtype(dtype))
+    return x.astype(ml_dtypes.bfloat16, copy=False)
+  return x.astype(np.dtype(dtype), copy=False)
 
 
 def hf_tensors_from_params(params: dict, config: ModelConfig):
