@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from absolute_zero.models import gguf_import
-from absolute_zero.models.embedded import embedded_gguf_path
+from absolute_zero.embedded_models import embedded_gguf_path
 
 gguf = pytest.importorskip("gguf")
 from gguf import quants  # noqa: E402
