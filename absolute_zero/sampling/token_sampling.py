@@ -203,11 +203,3 @@ def sample_tokens(
   tokens, lse = jax.lax.switch(branch, (greedy_branch, full_branch, truncated_branch), key)
   picked = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0] / temperature
   return tokens, picked - lse
-
-
-def tempered_logprobs(logits: Array, tokens: Array, temperature: Array) -> Array:
-  """log_softmax(logits / T)[tokens] for logits [b, V], tokens [b] -> [b] float32."""
-  x = logits.astype(jnp.float32) / temperature
-  lse = jax.nn.logsumexp(x, axis=-1)  # [b]
-  picked = jnp.take_along_axis(x, tokens[:, None], axis=-1)[:, 0]
-  return picked - lse
