@@ -211,7 +211,6 @@ def splash_interpret(monkeypatch):
     [
         (1, None, None, (True,)),  # plain causal
         (3, 37, None, (True, False)),  # window shorter than the row, traced per-layer switch
-        (4, 512, 3.0, (True,)),  # window longer than the row, softcap
         (7, 5, 30.0, (True,)),  # short window (inside one block) and softcap
     ],
 )
