@@ -8,6 +8,7 @@ child's `repr`, and they are turned into values by walking the AST (like
 from __future__ import annotations
 
 import ast
+import threading
 import math
 from typing import Any
 
@@ -69,13 +70,42 @@ def _value(node: ast.AST) -> Any:
   raise LiteralError(f"not a literal: {type(node).__name__}")
 
 
+# CPython 3.11's AST converter keeps its recursion count per interpreter and leaves it off
+# after a failed conversion (python/cpython#106905); under threads a later `ast.parse` then
+# raises "SystemError: AST constructor recursion depth mismatch" for a valid source. The
+# self-play loop parses on two threads (the overlapped grading lane), and model-written
+# code often fails conversion (nesting), so every parse of untrusted text goes through
+# `parse_untrusted`: one parse at a time, and that spurious error retried once.
+_PARSE_LOCK = threading.Lock()
+_ast_parse = ast.parse  # the parser itself (a name of this module, so tests can stand in)
+
+
+def parse_untrusted(text: str, mode: str = "exec") -> ast.AST:
+  """`ast.parse(text, mode=mode)` for untrusted text, safe to call from several threads.
+
+  Raises what `ast.parse` raises (SyntaxError, ValueError, RecursionError, MemoryError),
+  and RecursionError where CPython's spurious "AST constructor recursion depth mismatch"
+  SystemError comes back on the retry too.
+  """
+  with _PARSE_LOCK:
+    for attempt in range(2):
+      try:
+        return _ast_parse(text, mode=mode)
+      except SystemError as exc:
+        if "recursion depth mismatch" not in str(exc):
+          raise
+        if attempt:
+          raise RecursionError(f"parser state: {exc}") from None
+  raise AssertionError("unreachable")
+
+
 def _parse(text: str, mode: str) -> ast.AST:
   if not isinstance(text, str):
     raise LiteralError(f"expected str, got {type(text).__name__}")
   if len(text) > MAX_LITERAL_CHARS:
     raise LiteralError(f"literal longer than {MAX_LITERAL_CHARS} characters")
   try:
-    return ast.parse(text.strip(), mode=mode)
+    return parse_untrusted(text.strip(), mode)
   except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
     raise LiteralError(f"cannot parse: {exc}") from None
 

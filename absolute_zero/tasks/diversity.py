@@ -49,6 +49,7 @@ from typing import Iterable, Sequence
 from absolute_zero.sandbox import literals
 from absolute_zero.tasks.buffers import TaskBuffers, normalize_program
 from absolute_zero.tasks.types import InductionTask, TaskType, Triplet
+from absolute_zero.sandbox.literals import parse_untrusted
 
 # Bounds on what one program may cost to analyse (proposals are capped at 8,096 chars by
 # the parser; these hold for anything else handed in). Over a bound: not analysable.
@@ -96,7 +97,7 @@ def _parse(source: str) -> ast.Module | None:
   if not isinstance(source, str) or len(source) > MAX_PROGRAM_CHARS:
     return None
   try:
-    return ast.parse(source)
+    return parse_untrusted(source)
   except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
     return None
 

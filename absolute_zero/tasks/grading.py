@@ -12,11 +12,10 @@ task often agree.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
-from absolute_zero.sandbox.literals import literals_equal
+from absolute_zero.sandbox.literals import literals_equal, parse_untrusted
 from absolute_zero.sandbox.pool import SandboxPool
 from absolute_zero.tasks.parsers import ParsedLiteral, ParsedProgram, ParseFailure
 from absolute_zero.tasks.rewards import RewardConfig, induction_score, solve_rate
@@ -84,7 +83,7 @@ def grade_induction(
 
 def _parses(program: str) -> bool:
   try:
-    ast.parse(program)
+    parse_untrusted(program)
     return True
   except (SyntaxError, ValueError, MemoryError, RecursionError):
     return False

@@ -35,6 +35,7 @@ from typing import Callable, Optional, Union
 
 from absolute_zero.tasks.prompts import ANSWER_CLOSE, ANSWER_OPEN, FENCE
 from absolute_zero.tasks.types import Role, TaskType
+from absolute_zero.sandbox.literals import parse_untrusted
 
 
 class FailureKind(enum.Enum):
@@ -316,7 +317,7 @@ def parse_program(
         FailureKind.FIELD_TOO_LONG, f"program has {len(program)} chars > {config.max_program_chars}"
     )
   try:
-    tree = ast.parse(program)
+    tree = parse_untrusted(program)
   except SyntaxError as err:
     return ParseFailure(FailureKind.SYNTAX_ERROR, f"line {err.lineno}: {err.msg}")
   except (ValueError, RecursionError, MemoryError, OverflowError) as err:

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from absolute_zero.sandbox import names
 from absolute_zero.sandbox.job_types import Job, JobResult
-from absolute_zero.sandbox.literals import LiteralError, canonical_call, same_literal
+from absolute_zero.sandbox.literals import LiteralError, canonical_call, parse_untrusted, same_literal
 from absolute_zero.sandbox.pool import SandboxPool
 from absolute_zero.tasks.parsers import ParsedInductionProposal, ParsedTripletProposal, ParseFailure
 from absolute_zero.tasks.types import InductionTask, IOPair, Triplet
@@ -285,7 +285,7 @@ def check_program(
   if len(source) > max_chars:
     return f"program longer than {max_chars} characters"
   try:
-    tree = ast.parse(source)
+    tree = parse_untrusted(source)
   except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
     for entry in banned:
       if re.search(rf"\b{re.escape(entry)}\b", source):
@@ -394,7 +394,7 @@ def check_input_expression(text: str) -> str | None:
   """None if `text` is an acceptable argument-list *expression* (e.g. CRUXEval's
   `lambda x: x + 1`), else the reason. Literals never need this check."""
   try:
-    tree = ast.parse(f"f({text.strip()}\n)", mode="eval")
+    tree = parse_untrusted(f"f({text.strip()}\n)", "eval")
   except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
     return f"input does not parse: {exc}"
   call = tree.body

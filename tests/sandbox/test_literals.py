@@ -112,3 +112,86 @@ def test_literals_equal_falls_back_to_text_for_non_literals():
   assert literals_equal("<object>", " <object> ")
   assert not literals_equal("<object>", "<other>")
   assert not literals_equal("nan", "nan")  # nan is a value and nan != nan
+
+
+# ------------------------------------------------------- CPython's spurious AST SystemError
+
+
+def _flaky_parse(monkeypatch, failures):
+  """ast.parse that first raises CPython 3.11's spurious SystemError `failures` times."""
+  from absolute_zero.sandbox import literals
+
+  real, calls = literals._ast_parse, []
+
+  def parse(*args, **kwargs):
+    calls.append(args[0])
+    if len(calls) <= failures:
+      raise SystemError("AST constructor recursion depth mismatch (before=141, after=189)")
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(literals, "_ast_parse", parse)
+  return calls
+
+
+def test_parse_untrusted_retries_the_spurious_system_error_once(monkeypatch):
+  from absolute_zero.sandbox.literals import parse_untrusted
+
+  calls = _flaky_parse(monkeypatch, 1)
+  assert parse_untrusted("[1, 2]", "eval").body.elts[1].value == 2
+  assert len(calls) == 2
+  _flaky_parse(monkeypatch, 2)
+  with pytest.raises(RecursionError, match="recursion depth mismatch"):
+    parse_untrusted("x = 1")
+
+
+def test_other_system_errors_are_not_hidden(monkeypatch):
+  from absolute_zero.sandbox import literals
+
+  def parse(*args, **kwargs):
+    raise SystemError("something else")
+
+  monkeypatch.setattr(literals, "_ast_parse", parse)
+  with pytest.raises(SystemError, match="something else"):
+    literals.parse_untrusted("x = 1")
+
+
+def test_every_parse_of_model_text_goes_through_it(monkeypatch):
+  """The wiring: a program, a literal, an input expression, a grader's syntax check and a
+  diversity parse each survive one spurious SystemError in `parse_untrusted`, while a
+  direct `ast.parse` call (a site that bypassed it) would meet that error every time."""
+  import ast
+
+  from absolute_zero.sandbox import literals
+  from absolute_zero.tasks import diversity, grading, parsers, validators
+
+  real = ast.parse
+
+  def spurious(*args, **kwargs):
+    raise SystemError("AST constructor recursion depth mismatch (before=141, after=189)")
+
+  def call(fn):
+    calls = []
+
+    def flaky(*args, **kwargs):
+      calls.append(args[0])
+      return spurious() if len(calls) == 1 else real(*args, **kwargs)
+
+    with monkeypatch.context() as m:  # restored before pytest parses anything itself
+      m.setattr(ast, "parse", spurious)
+      m.setattr(literals, "_ast_parse", flaky)
+      try:
+        out = fn()
+      except SystemError as exc:
+        out = exc
+    return out, len(calls)
+
+  program = "def f(x):\n    return x"
+  got, n = call(
+      lambda: parsers.parse_program(program, parsers.ParseConfig(), reject_multiple_functions=True)
+  )
+  assert got == program and n == 2, got
+  assert call(lambda: parse_literal("[1, 2]")) == ([1, 2], 2)
+  assert call(lambda: validators.check_input_expression("1, 2")) == (None, 2)
+  assert call(lambda: grading._parses(program)) == (True, 2)
+  got, n = call(lambda: diversity._parse(program))
+  assert isinstance(got, ast.Module) and n == 2
