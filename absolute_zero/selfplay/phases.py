@@ -106,32 +106,28 @@ def _generate_sets(
   """
   if not prompts:
     return
-  stops = [(ANSWER_CLOSE,)] * len(prompts) if stops is None else list(stops)
-  sets = sorted(set(stops))
-  if len(sets) == 1:
-    yield list(range(len(prompts))), ctx.sampler.generate(
-        list(prompts),
-        max_new_tokens=max_new_tokens,
-        temperature=ctx.config.temperature,
-        top_p=ctx.config.top_p,
-        n=n,
-        stop=sets[0],
-        rng=key,
-    )
-    return
-  members = [[i for i, s in enumerate(stops) if s == stop] for stop in sets]
-  weight = [sum(weights[i] for i in idx) if weights is not None else 0.0 for idx in members]
-  for k in sorted(range(len(sets)), key=lambda k: -weight[k]):  # stable: ties keep k order
-    idx = members[k]
-    yield idx, ctx.sampler.generate(
+
+  def sample(idx: list[int], stop: tuple[str, ...], rng: jax.Array) -> list:
+    return ctx.sampler.generate(
         [prompts[i] for i in idx],
         max_new_tokens=max_new_tokens,
         temperature=ctx.config.temperature,
         top_p=ctx.config.top_p,
         n=n,
-        stop=sets[k],
-        rng=jax.random.fold_in(key, k),
+        stop=stop,
+        rng=rng,
     )
+
+  stops = [(ANSWER_CLOSE,)] * len(prompts) if stops is None else list(stops)
+  sets = sorted(set(stops))
+  if len(sets) == 1:
+    everyone = list(range(len(prompts)))
+    yield everyone, sample(everyone, sets[0], key)
+    return
+  members = [[i for i, s in enumerate(stops) if s == stop] for stop in sets]
+  weight = [sum(weights[i] for i in idx) if weights is not None else 0.0 for idx in members]
+  for k in sorted(range(len(sets)), key=lambda k: -weight[k]):  # stable: ties keep k order
+    yield members[k], sample(members[k], sets[k], jax.random.fold_in(key, k))
 
 
 def _generate(
