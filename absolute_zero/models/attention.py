@@ -364,10 +364,14 @@ def _cudnn_supported(q: Array, softcap: float | None) -> bool:
 # ---------------------------------------------------------------------------- splash (TPU)
 
 
-def _splash_supported() -> bool:
+def _single_tpu() -> bool:
   # One device only: a Mosaic kernel cannot be partitioned by XLA, and it is not wrapped in
   # shard_map yet (no TPU mesh here to measure one on).
-  return (jax.default_backend() == "tpu" and jax.device_count() == 1) or SPLASH_INTERPRET
+  return jax.default_backend() == "tpu" and jax.device_count() == 1
+
+
+def _splash_supported() -> bool:
+  return _single_tpu() or SPLASH_INTERPRET
 
 
 @functools.lru_cache(maxsize=64)
@@ -481,7 +485,7 @@ def attention(
   if impl == "auto":
     if _cudnn_supported(q, softcap):
       impl = "cudnn"
-    elif _splash_supported() and not SPLASH_INTERPRET and q.shape[1] == k.shape[1]:
+    elif _single_tpu() and q.shape[1] == k.shape[1]:
       impl = "splash"
     elif q.shape[1] * k.shape[1] <= DENSE_MAX_SCORES:
       impl = "dense"
