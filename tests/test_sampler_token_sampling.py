@@ -2,8 +2,9 @@
 
 Chi-square goodness of fit over many draws (fixed seeds, so deterministic), for every
 regime: full-vocabulary two-level sampling (several blocks, a vocabulary that does not fill
-the last block), temperature, top-k, top-p from the candidates, top-p through the exact
-bisection fallback, and top-k + top-p together.
+the last block), temperature, top-k, top-p by rejection (every way it decides membership:
+the block bound, the gathered and the all-rows passes, the bisection fallback), and top-k +
+top-p together.
 """
 
 import functools
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 from absolute_zero.sampling.token_sampling import (
     SamplingKnobs,
     default_block_size,
+    greedy_tokens,
     sample_tokens,
 )
 from absolute_zero.sampling.token_sampling import nucleus_threshold as _nucleus_threshold
@@ -55,14 +57,22 @@ def reference_distribution(logits, temperature, top_k=0, top_p=1.0):
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_sampler(num_candidates):
-  """One compiled program per candidate count: the knobs are traced."""
-  return jax.jit(functools.partial(sample_tokens, num_candidates=num_candidates, block_size=32))
+def _jitted_sampler(num_candidates, draws=8, check_rows=8):
+  """One compiled program per static setting: the knobs are traced."""
+  return jax.jit(
+      functools.partial(
+          sample_tokens,
+          num_candidates=num_candidates,
+          block_size=32,
+          top_p_draws=draws,
+          top_p_check_rows=check_rows,
+      )
+  )
 
 
-def _draw(logits, knobs, num_candidates):
+def _draw(logits, knobs, num_candidates, draws=8, check_rows=8):
   batch = jnp.broadcast_to(jnp.asarray(logits), (ROWS, VOCAB))
-  fn = _jitted_sampler(num_candidates)
+  fn = _jitted_sampler(num_candidates, draws, check_rows)
   tokens = [np.asarray(fn(batch, knobs, jax.random.key(i))[0]) for i in range(DRAWS)]
   return np.concatenate(tokens)
 
@@ -103,6 +113,63 @@ def test_sampled_distribution_matches_definition(temperature, top_k, top_p, num_
   # The test can fail: the same samples against the untruncated / untempered law.
   if (temperature, top_k, top_p) != (1.0, 0, 1.0):
     assert chi_square_pvalue(samples, reference_distribution(logits, 1.0)) < 1e-6
+
+
+def _peaked_logits():
+  """A few dominant tokens (the nucleus lies in two blocks) over a long flat tail."""
+  x = np.full(VOCAB, -4.0, np.float32) + np.linspace(0, -2, VOCAB).astype(np.float32)
+  x[[3, 40, 41, 700]] = [6.0, 5.5, 5.0, 4.0]
+  return x
+
+
+def reference_top_p_ties_kept(logits, top_p):
+  """The nucleus with every token tied at the boundary kept: mass(x_j > x_i) < top_p."""
+  x = logits.astype(np.float64)
+  p = np.exp(x - x.max())
+  p /= p.sum()
+  above = np.array([p[x > xi].sum() for xi in x])
+  keep = above < top_p
+  return np.where(keep, p, 0.0) / p[keep].sum()
+
+
+TOP_P_CASES = [
+    # (name, logits, temperature, top_p, draws, check_rows)
+    ("flat, all-rows passes", _logits, 1.0, 0.9, 8, 8),
+    ("flat, gathered passes only", _logits, 1.0, 0.9, 8, ROWS),
+    ("one gathered row at a time", _logits, 0.7, 0.8, 8, 1),
+    ("mostly the fallback", _logits, 1.0, 0.6, 1, 8),
+    ("many rejections", _logits, 1.0, 0.4, 8, 8),
+    ("peaked: the block bound decides", _peaked_logits, 1.0, 0.95, 8, 8),
+]
+
+
+@pytest.mark.parametrize(
+    "name,make_logits,temperature,top_p,draws,check_rows",
+    TOP_P_CASES,
+    ids=[c[0] for c in TOP_P_CASES],
+)
+def test_top_p_by_rejection_matches_definition(
+    name, make_logits, temperature, top_p, draws, check_rows
+):
+  logits = make_logits()
+  expected = reference_distribution(logits, temperature, 0, top_p)
+  samples = _draw(logits, SamplingKnobs.make(temperature, top_p), 64, draws, check_rows)
+  assert chi_square_pvalue(samples, expected) > 1e-3, name
+  assert chi_square_pvalue(samples, reference_distribution(logits, temperature)) < 1e-6
+
+
+def test_top_p_keeps_every_token_tied_at_the_boundary():
+  # Sorted: 0.5 then five tokens tied at 0.08 each, then a tail. With top_p 0.6 the
+  # sorted prefix would stop inside the tie; the nucleus keeps all five tied tokens.
+  x = np.full(VOCAB, -30.0, np.float32)
+  x[0] = np.log(0.5)
+  x[[10, 200, 201, 650, 999]] = np.log(0.08)
+  x[500] = np.log(0.1)
+  expected = reference_top_p_ties_kept(x, 0.65)
+  assert np.count_nonzero(expected) == 7
+  samples = _draw(x, SamplingKnobs.make(1.0, 0.65), 64)
+  assert chi_square_pvalue(samples, expected) > 1e-3
+  assert set(np.unique(samples)) == {0, 10, 200, 201, 500, 650, 999}
 
 
 def test_fallback_really_runs_for_wide_nucleus():
@@ -163,6 +230,18 @@ def _np_log_softmax(x):
   x = x.astype(np.float64)
   x = x - x.max(-1, keepdims=True)
   return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_greedy_through_blocks_takes_the_first_of_tied_maxima():
+  x = np.full((3, VOCAB), -1.0, np.float32)
+  x[0, [40, 900]] = 7.0  # tie across blocks: the lower index
+  x[1, [33, 34]] = 7.0  # tie inside a block
+  x[2, VOCAB - 1] = 7.0  # in the padded last block
+  tokens, lse = jax.jit(greedy_tokens, static_argnums=1)(jnp.asarray(x), 32)
+  np.testing.assert_array_equal(np.asarray(tokens), [40, 33, VOCAB - 1])
+  np.testing.assert_allclose(
+      np.asarray(lse), np.log(np.exp(x.astype(np.float64)).sum(-1)), rtol=1e-6
+  )
 
 
 def test_default_block_size():
