@@ -118,6 +118,24 @@ def _decode_attention(
   return jnp.einsum("bksg,bskh->bkgh", probs, val)
 
 
+def _decode_attention_merged(
+    q: Array, key: Array, val: Array, mask: Array, scale: float, dtype, softcap: float | None = None
+) -> Array:
+  """`_decode_attention` on a per-layer cache with batch and kv heads merged.
+
+  q [B, g, hd]; key/val [B, slots, hd]; mask [B, slots] (B = batch * kv heads).
+  Returns [B, g, hd].
+  """
+  logits = (
+      jnp.einsum("Bgh,Bsh->Bsg", q, key, preferred_element_type=jnp.float32) * scale
+  )  # [B, slots, g]
+  if softcap is not None:
+    logits = softcap * jnp.tanh(logits / softcap)
+  logits = jnp.where(mask[:, :, None], logits, _MASK_VALUE)
+  probs = jax.nn.softmax(logits, axis=1).astype(dtype)
+  return jnp.einsum("Bsg,Bsh->Bgh", probs, val)
+
+
 def _remat_policy(name: str):
   return {
       "full": None,
@@ -198,6 +216,42 @@ class Attention(nn.Module):
         self.rules,
     )
 
+    b, t = q.shape[:2]
+    groups = h // k
+    q_pos, k_pos, k_valid = attn_pos
+    if cache is not None and cache.k.ndim == 3:
+      # One layer's own cache [b * kv, slots, hd] (`decode_step`, one token): the token's
+      # key/value are written in place, then read with the rest. The layout is the one the
+      # attention products take as is (kv-major, batch and kv merged): any reshape between
+      # the update and the product lets XLA:CPU fuse a second copy of the update into the
+      # product's operand, and two updates of one buffer cannot both be in place (it then
+      # copied every layer's cache four times per step).
+      if t != 1:
+        raise ValueError("a per-layer cache takes one token per call")
+      start = (0, cache_index, 0)
+      merged = lambda x: x.transpose(0, 2, 1, 3).reshape(b * k, 1, hd)  # [b*kv, 1, hd]
+      cache = cache._replace(
+          k=jax.lax.dynamic_update_slice(cache.k, merged(key).astype(cache.k.dtype), start),
+          v=jax.lax.dynamic_update_slice(cache.v, merged(val).astype(cache.v.dtype), start),
+      )
+      window = attention_lib.effective_window(c.sliding_window, is_local)
+      mask = attention_lib.visible(q_pos, k_pos, k_valid, window)[:, 0]  # [b, slots]
+      out = _decode_attention_merged(
+          q.reshape(b * k, groups, hd),
+          cache.k.astype(dtype),
+          cache.v.astype(dtype),
+          jnp.repeat(mask, k, axis=0),
+          c.query_scale,
+          dtype,
+          c.attn_logit_softcap,
+      )  # [b * kv, g, hd]
+      out = constrain(
+          out.reshape(b, t, h, hd),
+          ("activation_batch", "activation_length", "activation_heads", None),
+          self.mesh,
+          self.rules,
+      )
+      return project(out, wo.astype(dtype), contract=2), cache  # [b, t, d]
     if cache is not None:
       # Write this call's keys/values into the layer's slots [cache_index, +t).
       start = (layer, 0, cache_index, 0, 0)
@@ -207,10 +261,7 @@ class Attention(nn.Module):
       key = cache_k[layer].astype(dtype)  # [b, slots, kv, hd]
       val = cache_v[layer].astype(dtype)
 
-    b, t = q.shape[:2]
-    groups = h // k
     q = q.reshape(b, t, k, groups, hd)
-    q_pos, k_pos, k_valid = attn_pos
     if t == 1:
       window = attention_lib.effective_window(c.sliding_window, is_local)
       mask = attention_lib.visible(q_pos, k_pos, k_valid, window)  # [b, 1, slots]
@@ -408,6 +459,85 @@ def compute_logits(params: dict, hidden: Array, config: ModelConfig) -> Array:
     cap = config.final_logit_softcap
     logits = cap * jnp.tanh(logits / cap)
   return logits
+
+
+def split_cache(cache: KVCache) -> KVCache:
+  """The stacked cache as `decode_step` takes it: k/v become tuples of one
+  `[batch * kv_heads, slots, head_dim]` array per layer (kv-major, batch and kv merged)."""
+
+  def per_layer(stacked: Array) -> tuple[Array, ...]:
+    layers, b, slots, k, hd = stacked.shape
+    merged = stacked.transpose(0, 1, 3, 2, 4).reshape(layers, b * k, slots, hd)
+    return tuple(merged[i] for i in range(layers))
+
+  return cache._replace(k=per_layer(cache.k), v=per_layer(cache.v))
+
+
+def decode_step(
+    params: dict,
+    tokens: Array,
+    positions: Array,
+    cache: KVCache,
+    cache_index: Array,
+    config: ModelConfig,
+) -> tuple[Array, KVCache]:
+  """One decode step on one device with a per-layer cache (`split_cache`).
+
+  tokens/positions [b, 1] int (every row's token real); the token's keys/values go to slot
+  `cache_index`. Returns (hidden [b, 1, d], the updated cache): the same values as
+  `Transformer.apply` with the stacked cache.
+
+  Why not the scanned trunk: inside `nn.scan` each layer's keys and values are a dynamic
+  slice of the stacked [layers, b, slots, kv, hd] cache, which XLA:CPU copies out before the
+  attention products: the whole cache read and written once more per step (with its
+  weights' slices, a third of the trunk's time). Here the layers are unrolled over separate
+  per-layer caches that are updated and read in place; the weights are static slices of the
+  stacked parameters, which XLA hoists out of the decode loop (one copy of the layers'
+  weights per generate call, not per step); `params["layers"]` may also be a list of
+  per-layer parameter dicts. Unrolled, so it compiles longer than the scan: the sampler
+  uses it on one device, where this copying was measured.
+  """
+  c = config
+  dtype = jnp.dtype(c.dtype)
+  x = jnp.take(params["embedding"], tokens, axis=0).astype(dtype)  # [b, 1, d]
+  if c.embed_scale:
+    x = x * jnp.asarray(math.sqrt(c.embed_dim), dtype)
+  k_pos = jax.lax.dynamic_update_slice(
+      cache.positions, positions.astype(jnp.int32), (0, cache_index)
+  )
+  k_valid = jax.lax.dynamic_update_slice(
+      cache.valid, jnp.ones(tokens.shape, bool), (0, cache_index)
+  )
+  attn_pos = (positions.astype(jnp.int32), k_pos, k_valid)
+  rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base, c.rope_scaling))
+  rope_local = rope_tables(
+      positions, rope_inv_freq(c.head_dim, c.rope_base_local or c.rope_base, None)
+  )
+  block = Block(c)
+  new_k, new_v = [], []
+  for layer in range(c.num_layers):
+    if isinstance(params["layers"], (list, tuple)):  # already split per layer
+      layer_params = params["layers"][layer]
+    else:
+      layer_params = jax.tree.map(lambda a, i=layer: a[i], params["layers"])
+    (x, layer_cache, _), _ = block.apply(
+        {"params": layer_params},
+        (x, KVCache(cache.k[layer], cache.v[layer], k_pos, k_valid), jnp.int32(layer)),
+        jnp.asarray(c.is_local_layer[layer]),
+        rope_global,
+        rope_local,
+        attn_pos,
+        cache_index,
+    )
+    new_k.append(layer_cache.k)
+    new_v.append(layer_cache.v)
+  x = RMSNorm(
+      eps=c.rms_norm_eps,
+      offset=c.norm_offset,
+      dtype=dtype,
+      param_dtype=jnp.dtype(c.param_dtype),
+  ).apply({"params": params["final_norm"]}, x)
+  return x, KVCache(tuple(new_k), tuple(new_v), k_pos, k_valid)
 
 
 def init_params(config: ModelConfig, rng: Array) -> dict:

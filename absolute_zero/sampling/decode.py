@@ -8,7 +8,11 @@ Cache layout: `[layers, batch, slots, kv_heads, head_dim]` with `slots = P + N` 
 prompt bucket, N the new-token bucket). Prefill fills a P-slot cache for the distinct
 prompts; `start_decode` gathers it to the `n` sample rows of each prompt and pads the slot
 axis to P + N (the prompt is computed once, however many samples are drawn); the decode
-loop then writes slot P + step in place (the state is donated).
+loop then writes slot P + step in place (the state is donated). On one device the decode
+state holds the cache split per layer instead (`transformer.split_cache`: one
+`[batch * kv_heads, slots, head_dim]` array per layer) and the loop runs
+`transformer.decode_step`, which XLA:CPU updates and reads in place; on a mesh of several
+devices it keeps the stacked cache and the scanned trunk.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ import jax
 import jax.numpy as jnp
 
 from absolute_zero.models.config import ModelConfig
-from absolute_zero.models.transformer import KVCache, Transformer, compute_logits, init_cache
+from absolute_zero.models.transformer import (
+    KVCache,
+    Transformer,
+    compute_logits,
+    decode_step,
+    init_cache,
+    split_cache,
+)
 from absolute_zero.sharding import constrain
 from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
 
@@ -40,7 +51,7 @@ class DecodeSettings(NamedTuple):
 class DecodeState(NamedTuple):
   """Everything the decode loop carries; donated between calls."""
 
-  cache: KVCache  # k/v [layers, B, P + N, kv, hd]
+  cache: KVCache  # k/v [layers, B, P + N, kv, hd]; one device: per-layer tuples (split_cache)
   hidden: Array  # [B, d] final hidden state of the last token fed (next one is drawn from it)
   tokens: Array  # [B, N] int32 generated ids (0 after a row finished)
   logprobs: Array  # [B, N] float32 tempered log-probs of `tokens`
@@ -51,7 +62,14 @@ class DecodeState(NamedTuple):
   key: Array  # PRNG key of this call
 
 
+def _per_layer(mesh) -> bool:
+  """Whether decode runs `decode_step` over a per-layer cache (one device)."""
+  return mesh is None or mesh.size == 1
+
+
 def _shard_cache(cache: KVCache, mesh, rules) -> KVCache:
+  if isinstance(cache.k, tuple):  # per-layer: one device, nothing to constrain
+    return cache
   kv_names = ("layers", "activation_batch", None, "activation_kv_heads", None)
   return KVCache(
       k=constrain(cache.k, kv_names, mesh, rules),
@@ -111,8 +129,11 @@ def start_decode(
   # Per-row arrays split over the batch axes, as `decode` returns them: the state `decode`
   # gets from here and from itself then has the same shardings (one compilation, not two).
   row = lambda x: constrain(x, ("activation_batch",) + (None,) * (x.ndim - 1), mesh, rules)
+  cache = KVCache(k, v, positions, valid)
+  if _per_layer(mesh):
+    cache = split_cache(cache)
   return DecodeState(
-      cache=_shard_cache(KVCache(k, v, positions, valid), mesh, rules),
+      cache=_shard_cache(cache, mesh, rules),
       hidden=row(hidden),
       tokens=row(jnp.zeros((rows, new_slots), jnp.int32)),
       logprobs=row(jnp.zeros((rows, new_slots), jnp.float32)),
@@ -144,7 +165,9 @@ def decode(
   """
   model = Transformer(config, mesh, rules)
   new_slots = state.tokens.shape[1]
-  prompt_slots = state.cache.k.shape[2] - new_slots
+  per_layer = isinstance(state.cache.k, tuple)
+  slots = state.cache.k[0].shape[1] if per_layer else state.cache.k.shape[2]
+  prompt_slots = slots - new_slots
 
   def cond(s: DecodeState):
     return (s.step < step_limit) & jnp.any(s.finish == RUNNING)
@@ -176,14 +199,24 @@ def decode(
             jnp.where(running & (generated >= settings.max_new_tokens), FINISH_LENGTH, s.finish),
         ),
     )
-    hidden, cache = model.apply(
-        {"params": params},
-        token[:, None],
-        s.next_position[:, None],
-        jnp.ones_like(token[:, None], bool),
-        cache=s.cache,
-        cache_index=prompt_slots + s.step,
-    )
+    if per_layer:
+      hidden, cache = decode_step(
+          params,
+          token[:, None],
+          s.next_position[:, None],
+          s.cache,
+          prompt_slots + s.step,
+          config,
+      )
+    else:
+      hidden, cache = model.apply(
+          {"params": params},
+          token[:, None],
+          s.next_position[:, None],
+          jnp.ones_like(token[:, None], bool),
+          cache=s.cache,
+          cache_index=prompt_slots + s.step,
+      )
     return DecodeState(
         cache=_shard_cache(cache, mesh, rules),
         hidden=constrain(hidden[:, 0], ("activation_batch", None), mesh, rules),
