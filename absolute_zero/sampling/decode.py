@@ -29,7 +29,6 @@ from absolute_zero.models.transformer import (
     compute_logits,
     decode_step,
     init_cache,
-    split_cache,
 )
 from absolute_zero.sharding import constrain
 from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
@@ -119,9 +118,21 @@ def start_decode(
   cache: P-slot prefill cache of Bp prompts; last_hidden [Bp, d]; row_prompt [B] int32
   (which prompt each decode row samples); prompt_lengths [B]; row_is_real [B] bool.
   """
-  pad = ((0, 0), (0, 0), (0, new_slots), (0, 0), (0, 0))
-  k = jnp.pad(jnp.take(cache.k, row_prompt, axis=1), pad)  # [L, B, P + N, kv, hd]
-  v = jnp.pad(jnp.take(cache.v, row_prompt, axis=1), pad)
+  if _per_layer(mesh):  # one [B * kv, P + N, hd] array per layer, built layer by layer
+
+    def rows_of(stacked: Array) -> tuple[Array, ...]:
+      out = []
+      for layer in range(stacked.shape[0]):
+        x = jnp.take(stacked[layer], row_prompt, axis=0)  # [B, P, kv, hd]
+        x = x.transpose(0, 2, 1, 3).reshape(-1, x.shape[1], x.shape[3])  # [B * kv, P, hd]
+        out.append(jnp.pad(x, ((0, 0), (0, new_slots), (0, 0))))
+      return tuple(out)
+
+    k, v = rows_of(cache.k), rows_of(cache.v)
+  else:
+    pad = ((0, 0), (0, 0), (0, new_slots), (0, 0), (0, 0))
+    k = jnp.pad(jnp.take(cache.k, row_prompt, axis=1), pad)  # [L, B, P + N, kv, hd]
+    v = jnp.pad(jnp.take(cache.v, row_prompt, axis=1), pad)
   positions = jnp.pad(jnp.take(cache.positions, row_prompt, axis=0), ((0, 0), (0, new_slots)))
   valid = jnp.pad(jnp.take(cache.valid, row_prompt, axis=0), ((0, 0), (0, new_slots)))
   rows = row_prompt.shape[0]
@@ -130,8 +141,6 @@ def start_decode(
   # gets from here and from itself then has the same shardings (one compilation, not two).
   row = lambda x: constrain(x, ("activation_batch",) + (None,) * (x.ndim - 1), mesh, rules)
   cache = KVCache(k, v, positions, valid)
-  if _per_layer(mesh):
-    cache = split_cache(cache)
   return DecodeState(
       cache=_shard_cache(cache, mesh, rules),
       hidden=row(hidden),
