@@ -18,7 +18,11 @@ import numpy as np
 
 from absolute_zero.models.config import ModelConfig, RopeScaling
 from absolute_zero.models.hf_import import check_config_matches
-from absolute_zero.models.hf_layout import ModelFileError, params_from_hf_tensors
+from absolute_zero.models.hf_layout import (
+    ModelFileError,
+    aligned_empty,
+    params_from_hf_tensors,
+)
 
 _ARCH_FAMILY = {"gemma3": "gemma3", "qwen2": "qwen2", "llama": "llama"}
 
@@ -155,12 +159,13 @@ def _dequantize_rows(quants, data: np.ndarray, tensor_type) -> np.ndarray:
   `gguf.quants.dequantize` builds several float temporaries the size of its input; on
   Gemma 3's 262k x 640 embedding that set the loader's peak memory (3.6 GiB for a 1.1 GiB
   model). Rows (the leading axis of the raw data) dequantise independently, so chunks of
-  `_DEQUANT_ROWS` cap those temporaries; the result is identical.
+  `_DEQUANT_ROWS` cap those temporaries; the result is identical. A chunked result is
+  allocated with `aligned_empty`, so the embedding becomes a parameter without a copy.
   """
   if data.ndim < 2 or data.shape[0] <= _DEQUANT_ROWS:
     return np.asarray(quants.dequantize(data, tensor_type), dtype=np.float32)
   first = np.asarray(quants.dequantize(data[:_DEQUANT_ROWS], tensor_type), dtype=np.float32)
-  out = np.empty((data.shape[0],) + first.shape[1:], np.float32)
+  out = aligned_empty((data.shape[0],) + first.shape[1:], np.float32)
   out[:_DEQUANT_ROWS] = first
   for start in range(_DEQUANT_ROWS, data.shape[0], _DEQUANT_ROWS):
     out[start : start + _DEQUANT_ROWS] = quants.dequantize(
