@@ -60,8 +60,14 @@ def _counted(name: str, fn):
 
 _STATIC = ("config", "mesh", "rules")
 _prefill_jit = jax.jit(_counted("prefill", dec.prefill), static_argnames=_STATIC)
-_start_jit = jax.jit(
-    _counted("start_decode", dec.start_decode), static_argnames=("new_slots", "mesh", "rules")
+_replicate_jit = jax.jit(
+    _counted("replicate_slots", dec.replicate_slots),
+    static_argnames=("new_slots", "mesh", "rules"),
+)
+_start_jit = jax.jit(  # k and v (replicated already) become the state's cache in place
+    _counted("start_decode", dec.start_decode),
+    donate_argnums=(0, 1),
+    static_argnames=("new_slots", "mesh", "rules"),
 )
 _decode_jit = jax.jit(
     _counted("decode", dec.decode),
@@ -359,10 +365,28 @@ class Sampler:
     row_prompt = np.zeros((decode_rows,), np.int32)
     row_prompt[:real] = np.repeat(np.arange(len(prompts)), n)
     row_is_real = np.arange(decode_rows) < real
+    row_prompt_device = jnp.asarray(row_prompt)
+
+    def replicate(kv: jax.Array):
+      out = _replicate_jit(
+          kv, row_prompt_device, new_slots=new_slots, mesh=self.mesh, rules=self.rules
+      )
+      return jax.block_until_ready(out)
+
+    # Keys, then values, replicated to the decode rows: each prefill array is freed (last
+    # reference dropped, its copy waited for) before the next copy is allocated, so the
+    # prefill cache and the decode cache never exist whole side by side (Gemma 3 270M at
+    # 32 rows x (320 + 256) slots: 180 MiB off the peak). start_decode takes k and v
+    # donated: they become the decode state's cache without another copy.
+    k, cache = replicate(cache.k), cache._replace(k=None)
+    v, cache = replicate(cache.v), cache._replace(v=None)
     state = _start_jit(
-        cache,
+        k,
+        v,
+        cache.positions,
+        cache.valid,
         last_hidden,
-        jnp.asarray(row_prompt),
+        row_prompt_device,
         jnp.asarray(lengths[row_prompt]),
         jnp.asarray(row_is_real),
         rng,
@@ -370,7 +394,7 @@ class Sampler:
         mesh=self.mesh,
         rules=self.rules,
     )
-    del cache, last_hidden
+    del cache, last_hidden, k, v
 
     stop_cut: dict[int, int] = {}  # row -> number of tokens through the stop string's end
     if not stop:

@@ -6,9 +6,10 @@ wrapper (`absolute_zero.sampler`) jits them and pads shapes into buckets.
 
 Cache layout: `[layers, batch, slots, kv_heads, head_dim]` with `slots = P + N` (P the
 prompt bucket, N the new-token bucket). Prefill fills a P-slot cache for the distinct
-prompts; `start_decode` gathers it to the `n` sample rows of each prompt and pads the slot
-axis to P + N (the prompt is computed once, however many samples are drawn); the decode
-loop then writes slot P + step in place (the state is donated). On one device the decode
+prompts; `replicate_slots` gathers its keys, then its values, to the `n` sample rows of each
+prompt and pads the slot axis to P + N (the prompt is computed once, however many samples
+are drawn), and `start_decode` builds the rest of the decode state; the decode loop then
+writes slot P + step in place (the state is donated). On one device the decode
 state holds the cache split per layer instead (`transformer.split_cache`: one
 `[batch * kv_heads, slots, head_dim]` array per layer) and the loop runs
 `transformer.decode_step`, which XLA:CPU updates and reads in place; on a mesh of several
@@ -101,8 +102,34 @@ def prefill(
   return hidden[:, -1], _shard_cache(cache, mesh, rules)  # [Bp, d]
 
 
+def replicate_slots(
+    kv: Array, row_prompt: Array, *, new_slots: int, mesh, rules: tuple = ()
+) -> Array | tuple[Array, ...]:
+  """One prefill cache array (keys or values) for the decode rows, with N empty slots.
+
+  kv [L, Bp, P, kv, hd] -> decode row r holds prompt row_prompt[r]'s P slots, then N zero
+  slots: on one device one [B * kv, P + N, hd] array per layer (built layer by layer), else
+  stacked [L, B, P + N, kv, hd]. Keys and values go through separately so the caller can
+  free each prefill array before the next copy exists (the prefill cache and the decode
+  cache are never whole side by side).
+  """
+  if _per_layer(mesh):
+    out = []
+    for layer in range(kv.shape[0]):
+      x = jnp.take(kv[layer], row_prompt, axis=0)  # [B, P, kv, hd]
+      x = x.transpose(0, 2, 1, 3).reshape(-1, x.shape[1], x.shape[3])  # [B * kv, P, hd]
+      out.append(jnp.pad(x, ((0, 0), (0, new_slots), (0, 0))))
+    return tuple(out)
+  pad = ((0, 0), (0, 0), (0, new_slots), (0, 0), (0, 0))
+  kv_names = ("layers", "activation_batch", None, "activation_kv_heads", None)
+  return constrain(jnp.pad(jnp.take(kv, row_prompt, axis=1), pad), kv_names, mesh, rules)
+
+
 def start_decode(
-    cache: KVCache,
+    k: Array | tuple[Array, ...],
+    v: Array | tuple[Array, ...],
+    prompt_positions: Array,
+    prompt_valid: Array,
     last_hidden: Array,
     row_prompt: Array,
     prompt_lengths: Array,
@@ -113,28 +140,17 @@ def start_decode(
     mesh,
     rules: tuple = (),
 ) -> DecodeState:
-  """Replicates each prompt's cache to its sample rows and pads slots for N new tokens.
+  """The decode state for N new tokens after a prefill.
 
-  cache: P-slot prefill cache of Bp prompts; last_hidden [Bp, d]; row_prompt [B] int32
-  (which prompt each decode row samples); prompt_lengths [B]; row_is_real [B] bool.
+  k, v: the prefill cache's keys and values already replicated to the B decode rows with
+  P + N slots (`replicate_slots`); they become the state's cache as they are (a caller
+  that donates them gets no copy). prompt_positions/prompt_valid [Bp, P]: the prefill
+  cache's; last_hidden [Bp, d]; row_prompt [B] int32 (which prompt each decode row
+  samples); prompt_lengths [B]; row_is_real [B] bool.
   """
-  if _per_layer(mesh):  # one [B * kv, P + N, hd] array per layer, built layer by layer
-
-    def rows_of(stacked: Array) -> tuple[Array, ...]:
-      out = []
-      for layer in range(stacked.shape[0]):
-        x = jnp.take(stacked[layer], row_prompt, axis=0)  # [B, P, kv, hd]
-        x = x.transpose(0, 2, 1, 3).reshape(-1, x.shape[1], x.shape[3])  # [B * kv, P, hd]
-        out.append(jnp.pad(x, ((0, 0), (0, new_slots), (0, 0))))
-      return tuple(out)
-
-    k, v = rows_of(cache.k), rows_of(cache.v)
-  else:
-    pad = ((0, 0), (0, 0), (0, new_slots), (0, 0), (0, 0))
-    k = jnp.pad(jnp.take(cache.k, row_prompt, axis=1), pad)  # [L, B, P + N, kv, hd]
-    v = jnp.pad(jnp.take(cache.v, row_prompt, axis=1), pad)
-  positions = jnp.pad(jnp.take(cache.positions, row_prompt, axis=0), ((0, 0), (0, new_slots)))
-  valid = jnp.pad(jnp.take(cache.valid, row_prompt, axis=0), ((0, 0), (0, new_slots)))
+  slot_pad = ((0, 0), (0, new_slots))
+  positions = jnp.pad(jnp.take(prompt_positions, row_prompt, axis=0), slot_pad)  # [B, P + N]
+  valid = jnp.pad(jnp.take(prompt_valid, row_prompt, axis=0), slot_pad)
   rows = row_prompt.shape[0]
   hidden = jnp.take(last_hidden, row_prompt, axis=0)  # [B, d]
   # Per-row arrays split over the batch axes, as `decode` returns them: the state `decode`
