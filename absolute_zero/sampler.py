@@ -58,6 +58,35 @@ def _counted(name: str, fn):
   return traced
 
 
+def _load_malloc_trim():
+  """glibc's `malloc_trim`, or None (another C library, or no ctypes)."""
+  try:
+    import ctypes
+
+    trim = ctypes.CDLL("libc.so.6").malloc_trim
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+  except (OSError, AttributeError, ImportError):
+    return None
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def _release_freed_host_memory() -> None:
+  """Hands the memory a generate call freed back to the OS (glibc `malloc_trim(0)`).
+
+  On CPU the device buffers are host memory, and the one-device decode cache is one
+  array per layer (18 MiB each for Gemma 3 270M at batch 32 x 576 slots): below glibc's
+  mmap threshold (32 MiB), so once freed they stay in glibc's heap instead of going back
+  to the OS. Measured with the bench_sampler shapes: 1,057 MiB sat free in glibc after the
+  compile call; trimming after it took the resident size from 2,486 to 1,498 MiB and the
+  next call's peak to 2,562 MiB. A no-op where glibc is absent.
+  """
+  if _MALLOC_TRIM is not None and jax.default_backend() == "cpu":
+    _MALLOC_TRIM(0)
+
+
 _STATIC = ("config", "mesh", "rules")
 _prefill_jit = jax.jit(_counted("prefill", dec.prefill), static_argnames=_STATIC)
 _replicate_jit = jax.jit(
@@ -438,6 +467,8 @@ class Sampler:
     out_tokens, out_logprobs, generated, finish = distributed.to_host(
         (state.tokens, state.logprobs, state.num_generated, state.finish)
     )
+    del state
+    _release_freed_host_memory()
     eos_set = {int(i) for i in np.asarray(settings.eos_ids) if i >= 0}
     stop_id_set = {int(i) for i in np.asarray(settings.stop_ids) if i >= 0}
     completions = []
