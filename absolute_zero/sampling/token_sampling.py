@@ -137,26 +137,17 @@ def _draw_from_blocks(blocks: Array, m: Array, scale: Array, block_mass: Array, 
   return blk * bs + within
 
 
-def _two_level(x, m, scale, key, block_size):
-  """Exact draw from softmax(y); returns (tokens [b] int32, log sum exp(y) [b])."""
+def sample_two_level(x: Array, m: Array, scale: Array, key: Array, block_size: int):
+  """Exact draw from softmax(y) per row, y = (x - m) * scale.
+
+  x [b, V] float32 logits (entries may be -inf), m [b] their row max, scale > 0 (an inverse
+  temperature). Returns (token ids [b] int32, log sum exp(y) [b] float32).
+  """
   blocks = _blocks(x, block_size)  # [b, nb, bs]
   block_mass = _block_mass(blocks, m, scale)  # [b, nb]
   u = jax.random.uniform(key, (x.shape[0], 1, 2), jnp.float32)  # [b, 1, 2]
   tokens = _draw_from_blocks(blocks, m, scale, block_mass, u)[:, 0]
   return tokens, jnp.log(jnp.sum(block_mass, axis=-1))
-
-
-def sample_two_level(
-    x: Array, key: Array, block_size: int, scale: Array | float = 1.0
-) -> tuple[Array, Array]:
-  """Exact draw from softmax(scale * x) per row; x [b, V] float32 (entries may be -inf).
-
-  scale > 0 (an inverse temperature). Returns (token ids [b] int32, logsumexp(scale * x)
-  [b] float32 as a by-product).
-  """
-  m = jnp.max(x, axis=-1)  # [b]
-  tokens, log_z = _two_level(x, m, scale, key, block_size)
-  return tokens, m * scale + log_z
 
 
 def _greedy(x, m, block_max, block_size):
@@ -200,8 +191,25 @@ def _mass_above(x: Array, m: Array, scale: Array, yt: Array, total: Array, block
   return total - at_or_below
 
 
-def _top_p(x, m, block_max, scale, key, top_p, block_size, draws, check_rows):
-  """`sample_top_p` on y; block_max [b, nb] of x. Returns (tokens [b], log sum exp(y) [b])."""
+def sample_top_p(
+    x: Array,
+    m: Array,
+    block_max: Array,
+    scale: Array,
+    key: Array,
+    top_p: Array,
+    block_size: int,
+    draws: int = 8,
+    check_rows: int = 8,
+) -> tuple[Array, Array]:
+  """Exact top-p sampling from softmax(y), y = (x - m) * scale, by rejection; no sort.
+
+  x [b, V] float32 logits, m [b] their row max, block_max [b, nb] the max of each block of
+  x, scale > 0; top_p [] float32 in (0, 1]. `draws`: tokens drawn per row before the exact
+  fallback; `check_rows`: rows whose membership pass runs gathered (when more need one,
+  one pass over every row). See the module docstring. Returns (tokens [b] int32,
+  log sum exp(y) [b] float32).
+  """
   rows = x.shape[0]
   blocks = _blocks(x, block_size)  # [b, nb, bs]
   block_max = _shifted(block_max, m[:, None], scale)  # [b, nb] of y
@@ -273,34 +281,11 @@ def _top_p(x, m, block_max, scale, key, top_p, block_size, draws, check_rows):
     threshold = nucleus_threshold(y, log_z, top_p)  # [b]
     masked = jnp.where(_sortable_int(y) >= threshold[:, None], y, _NEG_INF)
     return jnp.where(
-        done, token, _two_level(masked, jnp.zeros_like(m), 1.0, k_fallback, block_size)[0]
+        done, token, sample_two_level(masked, jnp.zeros_like(m), 1.0, k_fallback, block_size)[0]
     )
 
   token = jax.lax.cond(jnp.all(done), lambda _: token, fallback, None)
   return token.astype(jnp.int32), log_z
-
-
-def sample_top_p(
-    x: Array,
-    key: Array,
-    top_p: Array,
-    block_size: int,
-    *,
-    scale: Array | float = 1.0,
-    draws: int = 8,
-    check_rows: int = 8,
-) -> tuple[Array, Array]:
-  """Exact top-p sampling from softmax(scale * x) by rejection (see the module docstring).
-
-  x [b, V] float32 logits; top_p [] float32 in (0, 1]; scale > 0. `draws`: tokens drawn
-  per row before the exact fallback; `check_rows`: rows whose membership pass runs
-  gathered (when more need one, one pass over every row). No sort. Returns (tokens [b]
-  int32, logsumexp(scale * x) [b] float32).
-  """
-  block_max = jnp.max(_blocks(x, block_size), axis=-1)  # [b, nb]
-  m = jnp.max(block_max, axis=-1)
-  tokens, log_z = _top_p(x, m, block_max, scale, key, top_p, block_size, draws, check_rows)
-  return tokens, m * scale + log_z
 
 
 def _sortable_int(x: Array) -> Array:
@@ -334,27 +319,20 @@ def nucleus_threshold(x: Array, lse: Array, top_p: Array) -> Array:
   return lo
 
 
-def truncated_weights_from_candidates(
-    cand: Array, lse: Array, top_k: Array, top_p: Array
-) -> tuple[Array, Array]:
-  """Weights of the kept candidates and whether the candidates were enough.
+def top_k_weights(cand: Array, log_z: Array, top_k: Array, top_p: Array) -> Array:
+  """Unnormalised weights [b, C] >= 0 of the kept candidates: the `top_k` first, then the
+  smallest prefix of their renormalised law whose mass reaches `top_p`.
 
-  cand [b, C] tempered logits sorted in decreasing order; lse [b] the full logsumexp.
-  Returns (weights [b, C] >= 0, unnormalised; covered [b] bool).
+  cand [b, C] tempered logits sorted in decreasing order, log_z [b] the full logsumexp;
+  top_k in [1, C].
   """
-  c = cand.shape[-1]
-  rank = jnp.arange(c)[None, :]  # [1, C]
-  probs = jnp.exp(cand - lse[:, None])  # [b, C], normalised over the full vocabulary
-  use_k = top_k > 0
-  keep_k = jnp.where(use_k, rank < top_k, True)  # [b, C]
+  rank = jnp.arange(cand.shape[-1])[None, :]  # [1, C]
+  probs = jnp.exp(cand - log_z[:, None])  # [b, C], normalised over the full vocabulary
+  keep_k = rank < top_k  # [1, C]
   kept = jnp.where(keep_k, probs, 0.0)
-  # Renormalise over the top-k set when top-k is on; over the full vocabulary otherwise.
-  total = jnp.where(use_k, jnp.sum(kept, axis=-1, keepdims=True), 1.0)  # [b, 1]
-  renorm = kept / total
+  renorm = kept / jnp.sum(kept, axis=-1, keepdims=True)
   before = jnp.cumsum(renorm, axis=-1) - renorm  # mass strictly before each candidate
-  keep = keep_k & (before < top_p)
-  covered = use_k | (jnp.sum(probs, axis=-1) >= top_p)  # [b]
-  return jnp.where(keep, probs, 0.0), covered
+  return jnp.where(keep_k & (before < top_p), probs, 0.0)
 
 
 def sample_tokens(
@@ -389,10 +367,10 @@ def sample_tokens(
     return _greedy(x, m, block_max, block_size)
 
   def full_branch(key):
-    return _two_level(x, m, scale, key, block_size)
+    return sample_two_level(x, m, scale, key, block_size)
 
   def top_p_branch(key):
-    return _top_p(
+    return sample_top_p(
         x, m, block_max, scale, key, knobs.top_p, block_size, top_p_draws, top_p_check_rows
     )
 
@@ -400,7 +378,7 @@ def sample_tokens(
     y = _shifted(x, m[:, None], scale)  # [b, V]
     log_z = jnp.log(jnp.sum(_block_mass(_blocks(x, block_size), m, scale), axis=-1))
     cand, cand_idx = jax.lax.top_k(y, num_candidates)  # [b, C] each, decreasing
-    weights, _ = truncated_weights_from_candidates(cand, log_z, knobs.top_k, knobs.top_p)
+    weights = top_k_weights(cand, log_z, knobs.top_k, knobs.top_p)
     u = jax.random.uniform(key, (x.shape[0],), jnp.float32)
     j = _pick_from_cdf(weights, u)  # [b]
     return jnp.take_along_axis(cand_idx, j[:, None], axis=-1)[:, 0].astype(jnp.int32), log_z
