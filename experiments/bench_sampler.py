@@ -118,16 +118,16 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       decode_step,
       init_cache,
       split_cache,
+      split_layer_params,
   )
   from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
 
   params = jax.device_put(params)
-  layers = params["layers"]
   # Each layer's weights as separate arrays, split once outside the timed programs (the
-  # decode loop's static slices are hoisted out of it the same way): a scan over the stacked
+  # decode loop splits them once per call, before the loop): a scan over the stacked
   # weights would copy every layer's slice at every call.
-  layer_weights = [jax.tree.map(lambda a, i=i: a[i], layers) for i in range(config.num_layers)]
-  layer_weights = jax.block_until_ready(jax.device_put(layer_weights))
+  split_params = jax.block_until_ready(split_layer_params(params, config))
+  layer_weights = split_params["layers"]
   d, vocab = config.embed_dim, config.vocab_size
   rng = np.random.default_rng(0)
   hidden = jnp.asarray(rng.standard_normal((batch, d)).astype(np.float32))
@@ -141,8 +141,6 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
   cache = split_cache(cache)  # per layer, as the single-device decode loop holds it
   tokens = jnp.zeros((batch, 1), jnp.int32)
   positions = jnp.full((batch, 1), slots - 1, jnp.int32)
-
-  split_params = dict(params, layers=layer_weights)
 
   def trunk(params, cache):  # the decode loop's own step function
     return decode_step(params, tokens, positions, cache, slots - 1, config)

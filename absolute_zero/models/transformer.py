@@ -96,6 +96,31 @@ def apply_rope(x: Array, sin: Array, cos: Array) -> Array:
   return out.astype(x.dtype)
 
 
+def embed_tokens(embedding: Array, tokens: Array, config: ModelConfig) -> Array:
+  """Token embeddings [b, t, d] in the compute dtype (times sqrt(d) for Gemma)."""
+  dtype = jnp.dtype(config.dtype)
+  x = jnp.take(embedding, tokens, axis=0).astype(dtype)  # [b, t, d]
+  if config.embed_scale:
+    x = x * jnp.asarray(math.sqrt(config.embed_dim), dtype)
+  return x
+
+
+def rope_pair(positions: Array, config: ModelConfig) -> tuple[tuple[Array, Array], ...]:
+  """(global, local) (sin, cos) RoPE tables for `positions` [b, t] (see `rope_tables`)."""
+  c = config
+  rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base, c.rope_scaling))
+  rope_local = rope_tables(
+      positions, rope_inv_freq(c.head_dim, c.rope_base_local or c.rope_base, None)
+  )
+  return rope_global, rope_local
+
+
+def merge_kv_heads(x: Array) -> Array:
+  """[b, t, kv, hd] -> [b * kv, t, hd] (kv-major): the per-layer decode cache's layout."""
+  b, t, k, hd = x.shape
+  return x.transpose(0, 2, 1, 3).reshape(b * k, t, hd)
+
+
 def _decode_attention(
     q: Array, key: Array, val: Array, mask: Array, scale: float, dtype, softcap: float | None = None
 ) -> Array:
@@ -229,10 +254,9 @@ class Attention(nn.Module):
       if t != 1:
         raise ValueError("a per-layer cache takes one token per call")
       start = (0, cache_index, 0)
-      merged = lambda x: x.transpose(0, 2, 1, 3).reshape(b * k, 1, hd)  # [b*kv, 1, hd]
       cache = cache._replace(
-          k=jax.lax.dynamic_update_slice(cache.k, merged(key).astype(cache.k.dtype), start),
-          v=jax.lax.dynamic_update_slice(cache.v, merged(val).astype(cache.v.dtype), start),
+          k=jax.lax.dynamic_update_slice(cache.k, merge_kv_heads(key).astype(cache.k.dtype), start),
+          v=jax.lax.dynamic_update_slice(cache.v, merge_kv_heads(val).astype(cache.v.dtype), start),
       )
       window = attention_lib.effective_window(c.sliding_window, is_local)
       mask = attention_lib.visible(q_pos, k_pos, k_valid, window)[:, 0]  # [b, slots]
@@ -244,45 +268,38 @@ class Attention(nn.Module):
           c.query_scale,
           dtype,
           c.attn_logit_softcap,
-      )  # [b * kv, g, hd]
-      out = constrain(
-          out.reshape(b, t, h, hd),
-          ("activation_batch", "activation_length", "activation_heads", None),
-          self.mesh,
-          self.rules,
-      )
-      return project(out, wo.astype(dtype), contract=2), cache  # [b, t, d]
-    if cache is not None:
-      # Write this call's keys/values into the layer's slots [cache_index, +t).
-      start = (layer, 0, cache_index, 0, 0)
-      cache_k = jax.lax.dynamic_update_slice(cache.k, key[None].astype(cache.k.dtype), start)
-      cache_v = jax.lax.dynamic_update_slice(cache.v, val[None].astype(cache.v.dtype), start)
-      cache = cache._replace(k=cache_k, v=cache_v)
-      key = cache_k[layer].astype(dtype)  # [b, slots, kv, hd]
-      val = cache_v[layer].astype(dtype)
-
-    q = q.reshape(b, t, k, groups, hd)
-    if t == 1:
-      window = attention_lib.effective_window(c.sliding_window, is_local)
-      mask = attention_lib.visible(q_pos, k_pos, k_valid, window)  # [b, 1, slots]
-      out = _decode_attention(
-          q[:, 0], key, val, mask[:, 0], c.query_scale, dtype, c.attn_logit_softcap
-      )
+      )  # [b * kv, g, hd]: kv-major heads, as below
     else:
-      out = attention_lib.attention(
-          q,
-          key,
-          val,
-          q_pos,
-          k_pos,
-          k_valid,
-          scale=c.query_scale,
-          window=c.sliding_window,
-          local=is_local,
-          softcap=c.attn_logit_softcap,
-          impl=c.attention,
-          block_size=c.attention_block_size,
-      )  # [b, t, kv, g, hd]
+      if cache is not None:
+        # Write this call's keys/values into the layer's slots [cache_index, +t).
+        start = (layer, 0, cache_index, 0, 0)
+        cache_k = jax.lax.dynamic_update_slice(cache.k, key[None].astype(cache.k.dtype), start)
+        cache_v = jax.lax.dynamic_update_slice(cache.v, val[None].astype(cache.v.dtype), start)
+        cache = cache._replace(k=cache_k, v=cache_v)
+        key = cache_k[layer].astype(dtype)  # [b, slots, kv, hd]
+        val = cache_v[layer].astype(dtype)
+      q = q.reshape(b, t, k, groups, hd)
+      if t == 1:
+        window = attention_lib.effective_window(c.sliding_window, is_local)
+        mask = attention_lib.visible(q_pos, k_pos, k_valid, window)  # [b, 1, slots]
+        out = _decode_attention(
+            q[:, 0], key, val, mask[:, 0], c.query_scale, dtype, c.attn_logit_softcap
+        )  # [b, kv, g, hd]
+      else:
+        out = attention_lib.attention(
+            q,
+            key,
+            val,
+            q_pos,
+            k_pos,
+            k_valid,
+            scale=c.query_scale,
+            window=c.sliding_window,
+            local=is_local,
+            softcap=c.attn_logit_softcap,
+            impl=c.attention,
+            block_size=c.attention_block_size,
+        )  # [b, t, kv, g, hd]
     out = out.reshape(b, t, h, hd)
     out = constrain(
         out,
@@ -385,9 +402,7 @@ class Transformer(nn.Module):
         (c.vocab_size, c.embed_dim),
         jnp.dtype(c.param_dtype),
     )
-    x = jnp.take(embedding, tokens, axis=0).astype(dtype)  # [b, t, d]
-    if c.embed_scale:
-      x = x * jnp.asarray(math.sqrt(c.embed_dim), dtype)
+    x = embed_tokens(embedding, tokens, c)  # [b, t, d]
     x = constrain(
         x, ("activation_batch", "activation_length", "activation_embed"), self.mesh, self.rules
     )
@@ -401,10 +416,7 @@ class Transformer(nn.Module):
       k_valid = jax.lax.dynamic_update_slice(cache.valid, valid, (0, cache_index))
       cache = cache._replace(positions=k_pos, valid=k_valid)
     attn_pos = (positions.astype(jnp.int32), k_pos.astype(jnp.int32), k_valid)
-    rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base, c.rope_scaling))
-    rope_local = rope_tables(
-        positions, rope_inv_freq(c.head_dim, c.rope_base_local or c.rope_base, None)
-    )
+    rope_global, rope_local = rope_pair(positions, c)
 
     block = Block
     if c.remat_policy != "none":
@@ -463,14 +475,21 @@ def compute_logits(params: dict, hidden: Array, config: ModelConfig) -> Array:
 
 def split_cache(cache: KVCache) -> KVCache:
   """The stacked cache as `decode_step` takes it: k/v become tuples of one
-  `[batch * kv_heads, slots, head_dim]` array per layer (kv-major, batch and kv merged)."""
+  `[batch * kv_heads, slots, head_dim]` array per layer (`merge_kv_heads`)."""
 
   def per_layer(stacked: Array) -> tuple[Array, ...]:
-    layers, b, slots, k, hd = stacked.shape
-    merged = stacked.transpose(0, 1, 3, 2, 4).reshape(layers, b * k, slots, hd)
-    return tuple(merged[i] for i in range(layers))
+    return tuple(merge_kv_heads(stacked[i]) for i in range(stacked.shape[0]))
 
   return cache._replace(k=per_layer(cache.k), v=per_layer(cache.v))
+
+
+def split_layer_params(params: dict, config: ModelConfig) -> dict:
+  """`params` with the stacked `layers` replaced by a list of per-layer parameter dicts
+  (copies: one per call of the caller, e.g. once per decode call, not per step)."""
+  layers = params["layers"]
+  return dict(
+      params, layers=[jax.tree.map(lambda a, i=i: a[i], layers) for i in range(config.num_layers)]
+  )
 
 
 def decode_step(
@@ -481,7 +500,8 @@ def decode_step(
     cache_index: Array,
     config: ModelConfig,
 ) -> tuple[Array, KVCache]:
-  """One decode step on one device with a per-layer cache (`split_cache`).
+  """One decode step on one device with a per-layer cache (`split_cache`) and per-layer
+  weights (`split_layer_params`).
 
   tokens/positions [b, 1] int (every row's token real); the token's keys/values go to slot
   `cache_index`. Returns (hidden [b, 1, d], the updated cache): the same values as
@@ -491,17 +511,13 @@ def decode_step(
   slice of the stacked [layers, b, slots, kv, hd] cache, which XLA:CPU copies out before the
   attention products: the whole cache read and written once more per step (with its
   weights' slices, a third of the trunk's time). Here the layers are unrolled over separate
-  per-layer caches that are updated and read in place; the weights are static slices of the
-  stacked parameters, which XLA hoists out of the decode loop (one copy of the layers'
-  weights per generate call, not per step); `params["layers"]` may also be a list of
-  per-layer parameter dicts. Unrolled, so it compiles longer than the scan: the sampler
-  uses it on one device, where this copying was measured.
+  per-layer caches that are updated and read in place. The weights come split too: static
+  slices of the stacked weights inside a decode loop stay in its body, and XLA copies
+  them at every step (400 MB for Gemma 3 270M in float32). Unrolled, so it compiles longer
+  than the scan: the sampler uses it on one device, where this copying was measured.
   """
   c = config
-  dtype = jnp.dtype(c.dtype)
-  x = jnp.take(params["embedding"], tokens, axis=0).astype(dtype)  # [b, 1, d]
-  if c.embed_scale:
-    x = x * jnp.asarray(math.sqrt(c.embed_dim), dtype)
+  x = embed_tokens(params["embedding"], tokens, c)  # [b, 1, d]
   k_pos = jax.lax.dynamic_update_slice(
       cache.positions, positions.astype(jnp.int32), (0, cache_index)
   )
@@ -509,17 +525,10 @@ def decode_step(
       cache.valid, jnp.ones(tokens.shape, bool), (0, cache_index)
   )
   attn_pos = (positions.astype(jnp.int32), k_pos, k_valid)
-  rope_global = rope_tables(positions, rope_inv_freq(c.head_dim, c.rope_base, c.rope_scaling))
-  rope_local = rope_tables(
-      positions, rope_inv_freq(c.head_dim, c.rope_base_local or c.rope_base, None)
-  )
+  rope_global, rope_local = rope_pair(positions, c)
   block = Block(c)
   new_k, new_v = [], []
-  for layer in range(c.num_layers):
-    if isinstance(params["layers"], (list, tuple)):  # already split per layer
-      layer_params = params["layers"][layer]
-    else:
-      layer_params = jax.tree.map(lambda a, i=layer: a[i], params["layers"])
+  for layer, layer_params in enumerate(params["layers"]):
     (x, layer_cache, _), _ = block.apply(
         {"params": layer_params},
         (x, KVCache(cache.k[layer], cache.v[layer], k_pos, k_valid), jnp.int32(layer)),
@@ -534,7 +543,7 @@ def decode_step(
   x = RMSNorm(
       eps=c.rms_norm_eps,
       offset=c.norm_offset,
-      dtype=dtype,
+      dtype=jnp.dtype(c.dtype),
       param_dtype=jnp.dtype(c.param_dtype),
   ).apply({"params": params["final_norm"]}, x)
   return x, KVCache(tuple(new_k), tuple(new_v), k_pos, k_valid)

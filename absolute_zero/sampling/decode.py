@@ -30,6 +30,8 @@ from absolute_zero.models.transformer import (
     compute_logits,
     decode_step,
     init_cache,
+    merge_kv_heads,
+    split_layer_params,
 )
 from absolute_zero.sharding import constrain
 from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
@@ -116,8 +118,7 @@ def replicate_slots(
   if _per_layer(mesh):
     out = []
     for layer in range(kv.shape[0]):
-      x = jnp.take(kv[layer], row_prompt, axis=0)  # [B, P, kv, hd]
-      x = x.transpose(0, 2, 1, 3).reshape(-1, x.shape[1], x.shape[3])  # [B * kv, P, hd]
+      x = merge_kv_heads(jnp.take(kv[layer], row_prompt, axis=0))  # [B * kv, P, hd]
       out.append(jnp.pad(x, ((0, 0), (0, new_slots), (0, 0))))
     return tuple(out)
   pad = ((0, 0), (0, 0), (0, new_slots), (0, 0), (0, 0))
@@ -198,12 +199,7 @@ def decode(
     # Each layer's weights as separate arrays, sliced once per call before the loop: slices
     # of the stacked weights inside the loop body are copied at every step (400 MB per step
     # for Gemma 3 270M in float32); out here they cost one copy per call.
-    step_params = dict(
-        params,
-        layers=[
-            jax.tree.map(lambda a, i=i: a[i], params["layers"]) for i in range(config.num_layers)
-        ],
-    )
+    step_params = split_layer_params(params, config)
 
   def cond(s: DecodeState):
     return (s.step < step_limit) & jnp.any(s.finish == RUNNING)

@@ -14,6 +14,7 @@ from absolute_zero.models.transformer import (
     decode_step,
     init_cache,
     split_cache,
+    split_layer_params,
 )
 
 
@@ -36,6 +37,7 @@ def test_decode_step_matches_the_stacked_trunk(name):
   per_layer = split_cache(stacked)
   assert per_layer.k[0].shape == (batch * config.num_kv_heads, slots, config.head_dim)
   step = jax.jit(lambda p, t, pos, c, i: decode_step(p, t, pos, c, i, config))
+  split_params = split_layer_params(params, config)
   ref_step = jax.jit(
       lambda p, t, pos, c, i: model.apply(
           {"params": p}, t, pos, jnp.ones_like(t, bool), cache=c, cache_index=i
@@ -45,7 +47,7 @@ def test_decode_step_matches_the_stacked_trunk(name):
   for i in range(prompt, slots):
     token = jnp.asarray(rng.integers(3, config.vocab_size, (batch, 1)), jnp.int32)
     ref_hidden, stacked = ref_step(params, token, position, stacked, jnp.int32(i))
-    hidden, per_layer = step(params, token, position, per_layer, jnp.int32(i))
+    hidden, per_layer = step(split_params, token, position, per_layer, jnp.int32(i))
     np.testing.assert_allclose(np.asarray(hidden), np.asarray(ref_hidden), atol=2e-5, rtol=2e-5)
     position = position + 1
   again = split_cache(stacked)
