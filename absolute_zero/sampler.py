@@ -26,7 +26,7 @@ import collections
 import dataclasses
 import functools
 import time
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -292,6 +292,7 @@ class Sampler:
       eos_token_ids: Sequence[int] | None = None,
       seed: int | None = None,
       rng: jax.Array | None = None,
+      on_finished: Callable[[list[Completion]], None] | None = None,
   ) -> list[Completion]:
     """Samples `n` completions per prompt; returns them prompt-major (prompt 0's n first).
 
@@ -299,6 +300,13 @@ class Sampler:
     the decoded text), `stop_token_ids` end a sample with reason "stop"; `eos_token_ids`
     (default: the tokenizer's stop ids, e.g. EOS and end-of-turn) end it with "eos".
     Randomness: `rng` (a JAX key), else `seed`, else an internal key advanced every call.
+
+    `on_finished(completions)`: called on this thread with the completions that became
+    final, as soon as the host learns it (with stop strings: at the segment boundary where
+    they finished, while later segments decode; the rest at the end of their group), each
+    completion exactly once and before `generate` returns. The returned list holds the same
+    objects, so a caller can start host work on early finishers (e.g. sandbox work) while
+    the device decodes the others. It changes nothing in what is generated.
     """
     if max_new_tokens < 1:
       raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -356,6 +364,7 @@ class Sampler:
           settings,
           tuple(stop),
           group_rng,
+          on_finished,
       ):
         results[(c.prompt_index, c.sample_index)] = c
     return [results[(i, j)] for i in range(len(encoded)) for j in range(n)]
@@ -369,6 +378,7 @@ class Sampler:
       settings: dec.DecodeSettings,
       stop: tuple[str, ...],
       rng: jax.Array,
+      on_finished: Callable[[list[Completion]], None] | None = None,
   ) -> list[Completion]:
     prompt_len = length_bucket(max(len(p) for p in prompts), self.options.min_length_bucket)
     new_slots = self._new_token_bucket(max_new_tokens)
@@ -426,6 +436,42 @@ class Sampler:
     del cache, last_hidden, k, v
 
     stop_cut: dict[int, int] = {}  # row -> number of tokens through the stop string's end
+    real_rows = np.arange(decode_rows) < real
+    reported = np.zeros((decode_rows,), bool)  # rows already passed to on_finished
+    eos_set = {int(i) for i in np.asarray(settings.eos_ids) if i >= 0}
+    stop_id_set = {int(i) for i in np.asarray(settings.stop_ids) if i >= 0}
+
+    def completion(r: int, tokens, logprobs, generated, finish) -> Completion:
+      p = r // n
+      count = int(generated[r])
+      code = int(finish[r])
+      if code == dec.RUNNING:  # cannot happen after the loop; be explicit if it does
+        raise RuntimeError(f"decode row {r} did not finish")
+      ids = tokens[r, :count]
+      text_ids = ids
+      if r in stop_cut:
+        ids = ids[: stop_cut[r]]
+        text_ids = ids
+      elif (
+          code in (dec.FINISH_EOS, dec.FINISH_STOP)
+          and count
+          and (int(ids[-1]) in eos_set or int(ids[-1]) in stop_id_set)
+      ):
+        text_ids = ids[:-1]
+      text = self._decode_text(text_ids) if self.tokenizer is not None else ""
+      if r in stop_cut:
+        text = _cut_at_stop(text, stop)
+      return Completion(
+          prompt_index=indices[p],
+          sample_index=r % n,
+          prompt_token_ids=tuple(prompts[p]),
+          token_ids=ids.astype(np.int32).copy(),
+          logprobs=logprobs[r, : len(ids)].astype(np.float32).copy(),
+          text=text,
+          finish_reason=_FINISH_NAMES[code],
+      )
+
+    early: dict[int, Completion] = {}  # row -> completion reported between segments
     if not stop:
       state = _decode_jit(
           self.params, state, settings, jnp.int32(max_new_tokens), **self._decode_static
@@ -453,6 +499,14 @@ class Sampler:
           state = state._replace(finish=distributed.put_global(finish, state.finish.sharding))
         if not np.any(finish == dec.RUNNING):
           break
+        # Rows final now (finished, stop strings checked), reported while the rest decode.
+        done = np.nonzero(real_rows & ~reported & (finish != dec.RUNNING))[0]
+        if on_finished is not None and done.size:
+          logprobs = distributed.to_host(state.logprobs)
+          batch = [completion(int(r), tokens, logprobs, generated, finish) for r in done]
+          early.update(zip(map(int, done), batch))
+          reported[done] = True
+          on_finished(batch)
 
     decode_steps = int(distributed.to_host(state.step))  # waits for the decode
     self.last_stats = dict(
@@ -469,40 +523,14 @@ class Sampler:
     )
     del state
     _release_freed_host_memory()
-    eos_set = {int(i) for i in np.asarray(settings.eos_ids) if i >= 0}
-    stop_id_set = {int(i) for i in np.asarray(settings.stop_ids) if i >= 0}
-    completions = []
-    for r in range(real):
-      p = r // n
-      count = int(generated[r])
-      code = int(finish[r])
-      if code == dec.RUNNING:  # cannot happen after the loop; be explicit if it does
-        raise RuntimeError(f"decode row {r} did not finish")
-      ids = out_tokens[r, :count]
-      text_ids = ids
-      if r in stop_cut:
-        ids = ids[: stop_cut[r]]
-        text_ids = ids
-      elif (
-          code in (dec.FINISH_EOS, dec.FINISH_STOP)
-          and count
-          and (int(ids[-1]) in eos_set or int(ids[-1]) in stop_id_set)
-      ):
-        text_ids = ids[:-1]
-      text = self._decode_text(text_ids) if self.tokenizer is not None else ""
-      if r in stop_cut:
-        text = _cut_at_stop(text, stop)
-      completions.append(
-          Completion(
-              prompt_index=indices[p],
-              sample_index=r % n,
-              prompt_token_ids=tuple(prompts[p]),
-              token_ids=ids.astype(np.int32).copy(),
-              logprobs=out_logprobs[r, : len(ids)].astype(np.float32).copy(),
-              text=text,
-              finish_reason=_FINISH_NAMES[code],
-          )
-      )
+    completions = [
+        early[r] if r in early else completion(r, out_tokens, out_logprobs, generated, finish)
+        for r in range(real)
+    ]
+    if on_finished is not None:
+      rest = [c for r, c in enumerate(completions) if r not in early]
+      if rest:
+        on_finished(rest)
     return completions
 
   def _match_stop_strings(

@@ -469,8 +469,9 @@ KNOBS: tuple[Knob, ...] = (
         "selfplay",
         "overlap_sandbox",
         G_SANDBOX,
-        "Grade solver answers in the sandbox while the device generates the next batch "
-        "(same results as false, the serial order; false: for timing comparisons).",
+        "Validate proposals and grade answers in the sandbox on a background thread as "
+        "their rows finish, while the device goes on generating (same results as false, "
+        "the serial order; false: for timing comparisons).",
     ),
     _k(
         "sandbox_memory_mb",

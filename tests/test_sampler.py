@@ -294,6 +294,40 @@ def test_stop_strings_cut_text_and_tokens(gemma):
     sampler.generate([PROMPTS[2]], max_new_tokens=4, stop=[""])
 
 
+def test_on_finished_reports_each_completion_once_as_soon_as_it_is_final(gemma):
+  """Rows that finish in an early segment are handed over while later segments still
+  decode; every completion exactly once, the returned objects themselves, and nothing
+  generated differs from a call without the callback."""
+  config, params, sampler = gemma
+  ref = reference_greedy(config, params, PROMPTS[1], MAX_NEW)
+  stop_at = next(i for i in range(2, MAX_NEW) if ref[i] not in ref[:i])
+  kwargs = dict(  # greedy: prompt 1's rows stop at ref[stop_at], the others run to the end
+      max_new_tokens=MAX_NEW,
+      temperature=0.0,
+      n=2,
+      eos_token_ids=(),
+      stop_token_ids=[ref[stop_at]],
+      stop=["zzzzz"],  # stop strings: the decode runs in segments of 4 steps
+  )
+  calls = []
+  out = sampler.generate(PROMPTS, on_finished=calls.append, **kwargs)
+  plain = sampler.generate(PROMPTS, **kwargs)
+  assert [(c.token_ids.tolist(), c.logprobs.tolist(), c.text, c.finish_reason) for c in out] == [
+      (c.token_ids.tolist(), c.logprobs.tolist(), c.text, c.finish_reason) for c in plain
+  ]
+  reported = [c for call in calls for c in call]
+  assert sorted(map(id, reported)) == sorted(map(id, out))  # each one once, same objects
+  # Prompt 1's two rows come first, alone, after the segment they stopped in; the other
+  # four at the end.
+  assert stop_at + 1 <= 4 < MAX_NEW
+  assert [
+      [(c.prompt_index, c.finish_reason, len(c.token_ids)) for c in call] for call in calls
+  ] == [
+      [(1, "stop", stop_at + 1)] * 2,
+      [(0, "length", MAX_NEW)] * 2 + [(2, "length", MAX_NEW)] * 2,
+  ]
+
+
 def test_repeated_calls_do_not_recompile():
   config = get_config("tiny-llama", max_position=4096)  # a config no other test compiles
   sampler = Sampler(config, varied_params(config))

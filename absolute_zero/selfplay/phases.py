@@ -5,10 +5,14 @@ parsing, validation and grading in the sandbox pool, rewards. Nothing here touch
 learner; a phase returns `Rollout`s (prompt ids, sampled ids, their log-probs, reward),
 which the run turns into a training batch.
 
-Sandbox work goes through `PhaseContext.lane` (`overlap.SandboxLane`). `start_solve` and
-`start_score_proposals` return as soon as their generation is done, with the grading
-submitted to the lane (`Pending`); with overlap on, it runs while the caller generates the
-next phase. Generation is the same call for call in both modes, so the results are too.
+Sandbox work goes through `PhaseContext.lane` (`overlap.SandboxLane`). Every phase hands
+each batch of responses to the lane as soon as the sampler reports it finished
+(`Sampler.generate`'s `on_finished`), so with overlap on, proposals are validated and answers
+graded while the rest of their batch decodes. `start_solve` and `start_score_proposals`
+return as soon as their generation is done, with the grading still pending (`Pending`): it
+runs on while the caller generates the next phase. Generation is the same call for call in
+both modes, and each response's sandbox result depends on that response alone, so the
+results are the same too.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ def _generate_sets(
     key: jax.Array,
     stops: Sequence[tuple[str, ...]] | None = None,
     weights: Sequence[float] | None = None,
+    on_finished: Callable[[list[int], list], None] | None = None,
 ) -> Iterator[tuple[list[int], list]]:
   """Completions per stop set: yields (prompt indices, their completions, prompt-major).
 
@@ -103,12 +108,24 @@ def _generate_sets(
   the sandbox work prompt i's answers will need; the sets are generated heaviest first, so
   that their grading can overlap the generation of the rest. The order of the calls does
   not change their results (each has its own key).
+
+  `on_finished(rows, completions)`: every completion once, with its row `i * n + s`
+  (prompt i, sample s), as soon as the sampler reports it final (`Sampler.generate`'s
+  `on_finished`: while the rest of its batch decodes); completions a sampler returns
+  without reporting them are passed when its call returns.
   """
   if not prompts:
     return
 
   def sample(idx: list[int], stop: tuple[str, ...], rng: jax.Array) -> list:
-    return ctx.sampler.generate(
+    reported: set[int] = set()
+
+    def report(completions: list) -> None:
+      reported.update(map(id, completions))
+      rows = [idx[c.prompt_index] * n + c.sample_index for c in completions]
+      on_finished(rows, completions)
+
+    out = ctx.sampler.generate(
         [prompts[i] for i in idx],
         max_new_tokens=max_new_tokens,
         temperature=ctx.config.temperature,
@@ -116,7 +133,13 @@ def _generate_sets(
         n=n,
         stop=stop,
         rng=rng,
+        **({"on_finished": report} if on_finished is not None else {}),
     )
+    if on_finished is not None:
+      rest = [j for j, c in enumerate(out) if id(c) not in reported]
+      if rest:
+        on_finished([idx[j // n] * n + j % n for j in rest], [out[j] for j in rest])
+    return out
 
   stops = [(ANSWER_CLOSE,)] * len(prompts) if stops is None else list(stops)
   sets = sorted(set(stops))
@@ -137,10 +160,12 @@ def _generate(
     n: int,
     key: jax.Array,
     stops: Sequence[tuple[str, ...]] | None = None,
+    on_finished: Callable[[list[int], list], None] | None = None,
 ):
   """Completions of every prompt, `n` each, prompt-major (`_generate_sets`, merged)."""
   out: list = [None] * (len(prompts) * n)
-  for idx, completions in _generate_sets(ctx, prompts, max_new_tokens, n, key, stops):
+  sets = _generate_sets(ctx, prompts, max_new_tokens, n, key, stops, on_finished=on_finished)
+  for idx, completions in sets:
     for j, i in enumerate(idx):
       out[i * n : (i + 1) * n] = completions[j * n : (j + 1) * n]
   return out
@@ -215,19 +240,48 @@ def propose(
     rng: np.random.Generator,
     key: jax.Array,
 ) -> ProposeOutcome:
-  """`batch_size` proposals per task type, validated in the sandbox (one batch per kind)."""
+  """`batch_size` proposals per task type, validated in the sandbox: each batch of
+  proposals the sampler reports finished is parsed and submitted to `ctx.lane` while the
+  rest decode (one sandbox batch per kind and batch); returns once all are validated."""
   plan = []  # (task_type, prompt, induction program)
   for task_type in task_types:
     for _ in range(batch_size):
       prompt, program = proposer_prompt(ctx, task_type, buffers, rng)
       plan.append((task_type, prompt, program))
-  completions = _generate(ctx, [p for _, p, _ in plan], ctx.config.max_proposer_tokens, 1, key)
-  rollouts = [_rollout(ctx, t, Role.PROPOSE, c) for (t, _, _), c in zip(plan, completions)]
-  parsed = [parse_response(r.task_type, Role.PROPOSE, r.text, ctx.parse_config) for r in rollouts]
+  n = len(plan)
+  rollouts: list = [None] * n
+  parsed: list = [None] * n
+  chunks = []  # (rows, future of their validation results)
+  lane = ctx.sandbox
 
-  tasks: list = [None] * len(rollouts)
-  # Nothing can overlap validation: the solver's tasks come from the buffers it updates.
-  results = ctx.sandbox.run(_validate, ctx, rollouts, parsed, [p for _, _, p in plan])
+  def validate_finished(rows: list[int], completions: list) -> None:
+    # Proposals are validated as they finish, on the lane, while the rest decode. The
+    # solver's tasks come from the buffers validation fills, so nothing else can overlap it.
+    for r, c in zip(rows, completions):
+      rollouts[r] = _rollout(ctx, plan[r][0], Role.PROPOSE, c)
+      parsed[r] = parse_response(plan[r][0], Role.PROPOSE, rollouts[r].text, ctx.parse_config)
+    job = (
+        _validate,
+        ctx,
+        [rollouts[r] for r in rows],
+        [parsed[r] for r in rows],
+        [plan[r][2] for r in rows],
+    )
+    chunks.append((rows, lane.submit(*job)))
+
+  _generate(
+      ctx,
+      [p for _, p, _ in plan],
+      ctx.config.max_proposer_tokens,
+      1,
+      key,
+      on_finished=validate_finished,
+  )
+  results: dict[int, Any] = {}
+  for (rows, _), out in zip(chunks, lane.wait([f for _, f in chunks])):
+    results.update({rows[j]: res for j, res in out.items()})
+
+  tasks: list = [None] * n
   accepted: dict[TaskType, list] = {t: [] for t in task_types}
   for i, rollout in enumerate(rollouts):
     res = results[i]
@@ -311,8 +365,9 @@ def start_solve(
     n: int,
     key: jax.Array,
 ) -> Pending:
-  """`solve`, returning once generation is done; each stop set's answers are graded on
-  `ctx.lane` while the next set generates (heaviest grading first)."""
+  """`solve`, returning once generation is done; answers are graded on `ctx.lane` as the
+  sampler reports them finished, while the rest of their batch and the next stop set
+  (heaviest grading first) decode."""
   lane = ctx.sandbox
   if not items:
     return Pending([], [], lane)
@@ -321,16 +376,26 @@ def start_solve(
   weights = [_sandbox_weight(t, task) for t, task in items]
   rollouts: list = [None] * (len(items) * n)
   futures = []
-  for idx, completions in _generate_sets(
-      ctx, prompts, ctx.config.max_solver_tokens, n, key, stops, weights
-  ):
+
+  def grade_finished(rows: list[int], completions: list) -> None:
     part = []
-    for j, i in enumerate(idx):
-      task_type, task = items[i]
-      for s in range(n):
-        rollouts[i * n + s] = _rollout(ctx, task_type, Role.SOLVE, completions[j * n + s])
-        part.append((rollouts[i * n + s], task))
+    for row, completion in zip(rows, completions):
+      task_type, task = items[row // n]
+      rollouts[row] = _rollout(ctx, task_type, Role.SOLVE, completion)
+      part.append((rollouts[row], task))
     futures.append(lane.submit(_grade, ctx, part))
+
+  for _ in _generate_sets(
+      ctx,
+      prompts,
+      ctx.config.max_solver_tokens,
+      n,
+      key,
+      stops,
+      weights,
+      on_finished=grade_finished,
+  ):
+    pass
   return Pending(rollouts, futures, lane)
 
 

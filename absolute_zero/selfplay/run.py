@@ -311,9 +311,10 @@ class SelfPlayRun:
   def _rollouts(self, step, rng, k_propose, k_solve, k_score):
     """The step's proposals, solver rollouts and estimation rollouts, all graded.
 
-    Order of the device work: proposals; (validation: everything after depends on it);
-    solver answers to buffer tasks; estimation samples of the valid proposals. With
-    overlap, each batch of answers is graded on the lane while the next one generates."""
+    Order of the device work: proposals (each validated as it finishes, while the rest
+    decode; everything after depends on validation); solver answers to buffer tasks;
+    estimation samples of the valid proposals. With overlap, answers are graded on the lane
+    as they finish, while the rest and the next batch generate."""
     cfg = self.config
     self.log(f"step {step}: proposing {cfg.batch_size} task(s) per type ...")
     proposals = propose(self.ctx, cfg.task_types, cfg.batch_size, self.buffers, rng, k_propose)

@@ -52,8 +52,9 @@ class SelfPlayConfig:
   seed: int = 0
   # Wall-clock seconds per sandboxed job; also the limit the proposer prompt states.
   sandbox_timeout_s: float = 10.0
-  # Grade solver answers in the sandbox on a background thread while the device generates
-  # the next batch (selfplay/overlap.py). Scheduling only: results equal the serial order.
+  # Validate proposals and grade answers in the sandbox on a background thread as their
+  # rows finish, while the device goes on generating (selfplay/overlap.py, phases.py).
+  # Scheduling only: results equal the serial order.
   overlap_sandbox: bool = True
   # What the prompts say, how responses are parsed, how proposals are validated and
   # rewarded. Values used in two places are defined once above and copied in by

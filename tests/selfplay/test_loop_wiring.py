@@ -56,6 +56,8 @@ class _Completion:
   token_ids: np.ndarray
   logprobs: np.ndarray
   prompt_token_ids: tuple = (1, 2, 3)
+  prompt_index: int = -1  # set by ScriptedSampler.generate
+  sample_index: int = -1
 
 
 def _triplet_task(constant: int, input_literal: str) -> dict:
@@ -167,6 +169,7 @@ class ScriptedSampler:
       n=1,
       stop=(),
       rng=None,
+      on_finished=None,
       **unexpected,
   ):
     assert not unexpected, unexpected
@@ -193,6 +196,15 @@ class ScriptedSampler:
           right = self.tasks[task_type][marker]["est"]
           outcomes = [RIGHT] * right + [WRONG] * (n - right)
         out.extend(self._answer(task_type, marker, o, kind) for o in outcomes)
+    for j, c in enumerate(out):
+      c.prompt_index, c.sample_index = j // n, j % n
+    if on_finished is not None:
+      # As a streaming sampler may: out of order, in uneven batches, some left unreported
+      # (the phases take those from the returned list).
+      order = out[::-1][: len(out) * 2 // 3]
+      for start, size in ((0, 1), (1, 3), (4, len(order))):
+        if order[start : start + size]:
+          on_finished(order[start : start + size])
     return out
 
   def _propose(self, prompt: str) -> _Completion:
