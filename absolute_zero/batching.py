@@ -40,7 +40,9 @@ class TrainBatch(NamedTuple):
   """
 
   tokens: np.ndarray  # [B, T] int32: prompt + completion, right-padded with pad_id
-  positions: np.ndarray  # [B, T] int32: 0, 1, 2, ... (padding keeps counting; it is masked)
+  # [B, T] int32: 0, 1, 2, ... (padding keeps counting; it is masked). The learner relies on
+  # this slot order (`forward(..., causal_slots=True)`).
+  positions: np.ndarray
   valid: np.ndarray  # [B, T] bool: real (non-padding) input tokens, t < P + C
   targets: np.ndarray  # [B, T] int32: tokens shifted left by one (0 where nothing follows)
   loss_mask: np.ndarray  # [B, T] bool: targets[t] is a completion token

@@ -221,8 +221,9 @@ def token_logprobs(
   autodiff head (`logprob_heads.token_logprobs`), `logprob_vocab_chunk_size` columns at a
   time; the entropy too with `return_entropy`.
   """
+  # Rows from `batching`: positions 0, 1, 2, ... in every slot (causal in slot order).
   hidden = forward(
-      params, batch.tokens, batch.positions, batch.valid, model_config, mesh, rules
+      params, batch.tokens, batch.positions, batch.valid, model_config, mesh, rules, True
   )  # [b, T, D]
   return logprob_heads.token_logprobs(
       hidden,
@@ -260,8 +261,9 @@ def _at_completions(mb: TrainBatch, hidden):
 
 def _fused_micro_batch_sums(params, mb: TrainBatch, model_config, lc: LearnerConfig, mesh, rules):
   """`_micro_batch_sums` with the head gradient fused into the forward (no entropy)."""
+  # Rows from `batching`: positions 0, 1, 2, ... in every slot (causal in slot order).
   hidden = forward(
-      params, mb.tokens, mb.positions, mb.valid, model_config, mesh, rules
+      params, mb.tokens, mb.positions, mb.valid, model_config, mesh, rules, True
   )  # [b, T, D]
   use_kl = lc.kl_coef > 0
   if mb.completion_index is not None:

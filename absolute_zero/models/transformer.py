@@ -201,6 +201,7 @@ class Attention(nn.Module):
   config: ModelConfig
   mesh: Any = None
   rules: tuple = ()
+  causal_slots: bool = False  # see Transformer
 
   @nn.compact
   def __call__(self, x, sin, cos, attn_pos, is_local, layer, cache, cache_index):
@@ -276,8 +277,15 @@ class Attention(nn.Module):
         cache_k = jax.lax.dynamic_update_slice(cache.k, key[None].astype(cache.k.dtype), start)
         cache_v = jax.lax.dynamic_update_slice(cache.v, val[None].astype(cache.v.dtype), start)
         cache = cache._replace(k=cache_k, v=cache_v)
-        key = cache_k[layer].astype(dtype)  # [b, slots, kv, hd]
-        val = cache_v[layer].astype(dtype)
+        if isinstance(cache_index, int) and cache_index == 0 and t == cache.k.shape[2]:
+          # A prefill writes every slot: attend over the values just written (the same
+          # numbers) instead of reading the stacked cache back, a read after the write that
+          # made XLA:CPU copy the whole stacked cache (keys and values) at every layer.
+          key = key.astype(cache.k.dtype).astype(dtype)
+          val = val.astype(cache.v.dtype).astype(dtype)
+        else:
+          key = cache_k[layer].astype(dtype)  # [b, slots, kv, hd]
+          val = cache_v[layer].astype(dtype)
       q = q.reshape(b, t, k, groups, hd)
       if t == 1:
         window = attention_lib.effective_window(c.sliding_window, is_local)
@@ -299,6 +307,7 @@ class Attention(nn.Module):
             softcap=c.attn_logit_softcap,
             impl=c.attention,
             block_size=c.attention_block_size,
+            causal_slots=self.causal_slots,
         )  # [b, t, kv, g, hd]
     out = out.reshape(b, t, h, hd)
     out = constrain(
@@ -340,6 +349,7 @@ class Block(nn.Module):
   config: ModelConfig
   mesh: Any = None
   rules: tuple = ()
+  causal_slots: bool = False  # see Transformer
 
   @nn.compact
   def __call__(self, carry, is_local, rope_global, rope_local, attn_pos, cache_index):
@@ -355,7 +365,7 @@ class Block(nn.Module):
     cos = jnp.where(is_local, rope_local[1], rope_global[1])
 
     h = RMSNorm(name="pre_attn_norm", **norm)(x)
-    h, cache = Attention(c, self.mesh, self.rules, name="attn")(
+    h, cache = Attention(c, self.mesh, self.rules, self.causal_slots, name="attn")(
         h, sin, cos, attn_pos, is_local, layer, cache, cache_index
     )
     if c.post_norms:
@@ -378,6 +388,12 @@ class Transformer(nn.Module):
   config: ModelConfig
   mesh: Any = None  # a jax.sharding.Mesh for sharding constraints; None: one device
   rules: tuple = ()  # logical-axis rules used with `mesh`
+  # The caller guarantees that a token never sees one in a later slot of its row (positions
+  # increase along each row's valid slots, as in left- or right-padded rows): self-attention
+  # over several tokens then skips the score blocks above the diagonal
+  # (`attention.causal_dense_attention`). Not checked; leave False for other rows (packed
+  # sequences with restarting positions, arbitrary positions).
+  causal_slots: bool = False
 
   @nn.compact
   def __call__(
@@ -428,7 +444,7 @@ class Transformer(nn.Module):
         in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
         length=c.num_layers,
         metadata_params={nn.PARTITION_NAME: "layers"},
-    )(c, self.mesh, self.rules, name="layers")
+    )(c, self.mesh, self.rules, self.causal_slots, name="layers")
     is_local = jnp.asarray(c.is_local_layer)
     (x, cache, _), _ = layers(
         (x, cache, jnp.int32(0)), is_local, rope_global, rope_local, attn_pos, cache_index
@@ -573,7 +589,13 @@ def forward(
     config: ModelConfig,
     mesh=None,
     rules: tuple = (),
+    causal_slots: bool = False,
 ) -> Array:
-  """Full forward without cache: hidden states [b, t, d]."""
-  hidden, _ = Transformer(config, mesh, rules).apply({"params": params}, tokens, positions, valid)
+  """Full forward without cache: hidden states [b, t, d].
+
+  causal_slots: the rows' positions increase along their valid slots (`Transformer`), so
+  attention may skip the blocks above the diagonal; not checked.
+  """
+  model = Transformer(config, mesh, rules, causal_slots)
+  hidden, _ = model.apply({"params": params}, tokens, positions, valid)
   return hidden

@@ -93,12 +93,14 @@ def prefill(
 ) -> tuple[Array, KVCache]:
   """Runs the prompts once: (last-position hidden [Bp, d], cache with P slots).
 
-  tokens/positions/valid [Bp, P], left-padded so the last position is real in every row;
-  logits are not computed here (the decode loop takes them from the returned hidden).
+  tokens/positions/valid [Bp, P], left-padded so the last position is real in every row,
+  positions increasing along each row's valid slots (`padding.left_pad`: attention skips
+  the blocks above the diagonal, `Transformer.causal_slots`); logits are not computed here
+  (the decode loop takes them from the returned hidden).
   """
   batch, length = tokens.shape
   cache = _shard_cache(init_cache(config, batch, length), mesh, rules)
-  hidden, cache = Transformer(config, mesh, rules).apply(
+  hidden, cache = Transformer(config, mesh, rules, causal_slots=True).apply(
       {"params": params}, tokens, positions, valid, cache=cache, cache_index=0
   )
   return hidden[:, -1], _shard_cache(cache, mesh, rules)  # [Bp, d]
