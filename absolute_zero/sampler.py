@@ -35,6 +35,7 @@ import numpy as np
 from absolute_zero import distributed, sharding
 from absolute_zero.models.config import ModelConfig
 from absolute_zero.buckets import batch_bucket, length_bucket
+from absolute_zero.models.transformer import ring_slots
 from absolute_zero.sampling import decode as dec
 from absolute_zero.sampling.padding import left_pad
 from absolute_zero.sampling.token_sampling import SamplingKnobs
@@ -91,7 +92,7 @@ _STATIC = ("config", "mesh", "rules")
 _prefill_jit = jax.jit(_counted("prefill", dec.prefill), static_argnames=_STATIC)
 _replicate_jit = jax.jit(
     _counted("replicate_slots", dec.replicate_slots),
-    static_argnames=("new_slots", "mesh", "rules"),
+    static_argnames=("new_slots", "mesh", "rules", "layer_slots"),
 )
 _start_jit = jax.jit(  # k and v (replicated already) become the state's cache in place
     _counted("start_decode", dec.start_decode),
@@ -408,7 +409,12 @@ class Sampler:
 
     def replicate(kv: jax.Array):
       out = _replicate_jit(
-          kv, row_prompt_device, new_slots=new_slots, mesh=self.mesh, rules=self.rules
+          kv,
+          row_prompt_device,
+          new_slots=new_slots,
+          mesh=self.mesh,
+          rules=self.rules,
+          layer_slots=ring_slots(self.config, prompt_len + new_slots),
       )
       return jax.block_until_ready(out)
 

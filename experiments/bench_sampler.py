@@ -117,6 +117,8 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       compute_logits,
       decode_step,
       init_cache,
+      ring_cache,
+      ring_slots,
       split_cache,
       split_layer_params,
   )
@@ -139,6 +141,11 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       positions=jnp.broadcast_to(jnp.arange(slots), cache.positions.shape),
   )
   cache = split_cache(cache)  # per layer, as the single-device decode loop holds it
+  sizes = ring_slots(config, slots)  # local layers: a ring of their window's last slots
+  cut = lambda xs: tuple(
+      ring_cache(x, slots - 1, n) if n < slots else x for x, n in zip(xs, sizes, strict=True)
+  )
+  cache = cache._replace(k=cut(cache.k), v=cut(cache.v))
   tokens = jnp.zeros((batch, 1), jnp.int32)
   positions = jnp.full((batch, 1), slots - 1, jnp.int32)
 
@@ -180,11 +187,12 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
     return compute_logits(params, h, config)
 
   @jax.jit
-  def attention_only(q, ks, vs):  # q [L, b * kv, g, hd]; ks/vs per layer [b * kv, S, hd]
-    mask = jnp.ones((q.shape[1], slots), bool)
+  def attention_only(q, ks, vs):  # q [L, b * kv, g, hd]; ks/vs per layer [b * kv, S_l, hd]
     # The model's own per-layer decode attention (same einsum layout), layer by layer.
     return [
-        _decode_attention_merged(q[i], k, v, mask, config.query_scale, jnp.float32)
+        _decode_attention_merged(
+            q[i], k, v, jnp.ones(k.shape[:2], bool), config.query_scale, jnp.float32
+        )
         for i, (k, v) in enumerate(zip(ks, vs))
     ]
 

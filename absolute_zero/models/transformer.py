@@ -499,6 +499,45 @@ def split_cache(cache: KVCache) -> KVCache:
   return cache._replace(k=per_layer(cache.k), v=per_layer(cache.v))
 
 
+def ring_slots(config: ModelConfig, slots: int) -> tuple[int, ...]:
+  """Slots of each layer's per-layer decode cache: a local layer whose window is shorter
+  than `slots` keeps a ring of `sliding_window` slots (`ring_cache`), the others `slots`."""
+  window = config.sliding_window
+  return tuple(
+      window if local and window is not None and window < slots else slots
+      for local in config.is_local_layer
+  )
+
+
+def ring_view(k_pos: Array, k_valid: Array, index: Array, size: int) -> tuple[Array, Array, Array]:
+  """The ring of `size` slots as seen when slot `index` of the full row was just written.
+
+  Ring slot j holds full slot g(j) = index - ((index - j) mod size), the latest slot <=
+  index congruent to j (none yet when g(j) < 0). k_pos/k_valid [b, slots] of the full row.
+  Returns (positions [b, size], valid [b, size], the ring slot of `index`).
+  """
+  j = jnp.arange(size, dtype=jnp.int32)
+  g = index - jnp.mod(index - j, size)  # [size]
+  safe = jnp.maximum(g, 0)
+  return (
+      jnp.take(k_pos, safe, axis=1),
+      jnp.take(k_valid, safe, axis=1) & (g >= 0)[None, :],
+      jnp.mod(index, size),
+  )
+
+
+def ring_cache(kv: Array, last: int, size: int) -> Array:
+  """A per-layer cache [b, slots, hd] (slots `[0, last]` written) as a ring of `size`
+  slots: ring slot j holds full slot `ring_view`'s g(j) for index `last` (zeros where that
+  slot does not exist). Keys within a window of `size` positions of every later query are
+  all kept, since the ring holds the last `size` slots.
+  """
+  j = np.arange(size)
+  g = last - np.mod(last - j, size)  # [size], static
+  out = jnp.take(kv, np.maximum(g, 0), axis=1)  # [b, size, hd]
+  return jnp.where(jnp.asarray(g >= 0)[None, :, None], out, jnp.zeros((), kv.dtype))
+
+
 def split_layer_params(params: dict, config: ModelConfig) -> dict:
   """`params` with the stacked `layers` replaced by a list of per-layer parameter dicts
   (copies: one per call of the caller, e.g. once per decode call, not per step)."""
@@ -520,8 +559,10 @@ def decode_step(
   weights (`split_layer_params`).
 
   tokens/positions [b, 1] int (every row's token real); the token's keys/values go to slot
-  `cache_index`. Returns (hidden [b, 1, d], the updated cache): the same values as
-  `Transformer.apply` with the stacked cache.
+  `cache_index` (cache.positions/valid [b, slots] describe the full row), in a local layer
+  whose cache is a ring shorter than the row (`ring_slots`, `ring_cache`) to ring slot
+  `cache_index mod size`: such a layer reads only its window. Returns (hidden [b, 1, d],
+  the updated cache): the same values as `Transformer.apply` with the stacked cache.
 
   Why not the scanned trunk: inside `nn.scan` each layer's keys and values are a dynamic
   slice of the stacked [layers, b, slots, kv, hd] cache, which XLA:CPU copies out before the
@@ -540,19 +581,29 @@ def decode_step(
   k_valid = jax.lax.dynamic_update_slice(
       cache.valid, jnp.ones(tokens.shape, bool), (0, cache_index)
   )
-  attn_pos = (positions.astype(jnp.int32), k_pos, k_valid)
+  q_pos = positions.astype(jnp.int32)
+  slots = k_pos.shape[1]
+  views = {}  # ring size -> (attn_pos, write index) of the layers with a ring cache
   rope_global, rope_local = rope_pair(positions, c)
   block = Block(c)
   new_k, new_v = [], []
   for layer, layer_params in enumerate(params["layers"]):
+    size = cache.k[layer].shape[1]
+    if size == slots:
+      attn_pos, index = (q_pos, k_pos, k_valid), cache_index
+    else:  # a local layer's ring of its window's last slots (`ring_cache`)
+      if size not in views:
+        ring_pos, ring_valid, index = ring_view(k_pos, k_valid, cache_index, size)
+        views[size] = ((q_pos, ring_pos, ring_valid), index)
+      attn_pos, index = views[size]
     (x, layer_cache, _), _ = block.apply(
         {"params": layer_params},
-        (x, KVCache(cache.k[layer], cache.v[layer], k_pos, k_valid), jnp.int32(layer)),
+        (x, KVCache(cache.k[layer], cache.v[layer], attn_pos[1], attn_pos[2]), jnp.int32(layer)),
         jnp.asarray(c.is_local_layer[layer]),
         rope_global,
         rope_local,
         attn_pos,
-        cache_index,
+        index,
     )
     new_k.append(layer_cache.k)
     new_v.append(layer_cache.v)

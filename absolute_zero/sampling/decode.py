@@ -11,9 +11,10 @@ prompt and pads the slot axis to P + N (the prompt is computed once, however man
 are drawn), and `start_decode` builds the rest of the decode state; the decode loop then
 writes slot P + step in place (the state is donated). On one device the decode
 state holds the cache split per layer instead (`transformer.split_cache`: one
-`[batch * kv_heads, slots, head_dim]` array per layer) and the loop runs
-`transformer.decode_step`, which XLA:CPU updates and reads in place; on a mesh of several
-devices it keeps the stacked cache and the scanned trunk.
+`[batch * kv_heads, slots, head_dim]` array per layer; a local layer whose window is
+shorter than the row keeps a ring of `sliding_window` slots, so it reads and holds only
+its window) and the loop runs `transformer.decode_step`, which XLA:CPU updates and reads
+in place; on a mesh of several devices it keeps the stacked cache and the scanned trunk.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from absolute_zero.models.transformer import (
     decode_step,
     init_cache,
     merge_kv_heads,
+    ring_cache,
     split_layer_params,
 )
 from absolute_zero.sharding import constrain
@@ -107,21 +109,34 @@ def prefill(
 
 
 def replicate_slots(
-    kv: Array, row_prompt: Array, *, new_slots: int, mesh, rules: tuple = ()
+    kv: Array,
+    row_prompt: Array,
+    *,
+    new_slots: int,
+    mesh,
+    rules: tuple = (),
+    layer_slots: tuple[int, ...] = (),
 ) -> Array | tuple[Array, ...]:
   """One prefill cache array (keys or values) for the decode rows, with N empty slots.
 
   kv [L, Bp, P, kv, hd] -> decode row r holds prompt row_prompt[r]'s P slots, then N zero
   slots: on one device one [B * kv, P + N, hd] array per layer (built layer by layer), else
-  stacked [L, B, P + N, kv, hd]. Keys and values go through separately so the caller can
-  free each prefill array before the next copy exists (the prefill cache and the decode
-  cache are never whole side by side).
+  stacked [L, B, P + N, kv, hd]. On one device `layer_slots` (`transformer.ring_slots`;
+  empty: P + N for all) gives each layer's size: a layer of fewer slots gets a ring of its
+  window's last slots (`transformer.ring_cache`). Keys and values go through separately so
+  the caller can free each prefill array before the next copy exists (the prefill cache and
+  the decode cache are never whole side by side).
   """
   if _per_layer(mesh):
+    prompt_slots = kv.shape[2]
     out = []
     for layer in range(kv.shape[0]):
       x = merge_kv_heads(jnp.take(kv[layer], row_prompt, axis=0))  # [B * kv, P, hd]
-      out.append(jnp.pad(x, ((0, 0), (0, new_slots), (0, 0))))
+      size = layer_slots[layer] if layer_slots else prompt_slots + new_slots
+      if size < prompt_slots + new_slots:  # a ring: the next write goes to slot P mod size
+        out.append(ring_cache(x, prompt_slots - 1, size))
+      else:
+        out.append(jnp.pad(x, ((0, 0), (0, new_slots), (0, 0))))
     return tuple(out)
   pad = ((0, 0), (0, 0), (0, new_slots), (0, 0), (0, 0))
   kv_names = ("layers", "activation_batch", None, "activation_kv_heads", None)
@@ -194,7 +209,7 @@ def decode(
   model = Transformer(config, mesh, rules)
   new_slots = state.tokens.shape[1]
   per_layer = isinstance(state.cache.k, tuple)
-  slots = state.cache.k[0].shape[1] if per_layer else state.cache.k.shape[2]
+  slots = state.cache.positions.shape[1]  # the full row (ring layers hold fewer)
   prompt_slots = slots - new_slots
 
   if per_layer:
