@@ -126,7 +126,8 @@ class _GGUFParser:
     version = self._unpack("<I")
     if version not in (2, 3):
       raise ValueError(
-          f"unsupported GGUF version {version} (expected 2 or 3; big-endian files are not supported)"
+          f"unsupported GGUF version {version} (expected 2 or 3; big-endian files are "
+          "not supported)"
       )
     return self._unpack("<Q"), self._unpack("<Q")
 
