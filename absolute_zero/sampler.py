@@ -263,7 +263,8 @@ class Sampler:
     self.params = jax.tree.map(distributed.put_global, params, self._param_shardings)
     # What the decode loop takes: on one device, each layer's weights as separate arrays.
     # Where the stacked weights are host buffers the device adopted, these are views of
-    # them (no copy); else `None` and the decode program slices a copy once per call.
+    # them (no copy); else the stacked weights, which the decode program slices (a copy)
+    # once per call.
     self._decode_params = self.params
     if dec._per_layer(self.mesh):
       layers = _adopted_layer_views(params["layers"], self.params["layers"])
