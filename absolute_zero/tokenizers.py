@@ -24,16 +24,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import mmap
 import os
 import re
-import struct
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from absolute_zero.embedded_models import EMBEDDED_MODELS, embedded_gguf_path
+from absolute_zero.gguf_file import GGUF_MAGIC, read_gguf_metadata
 
 Message = Mapping[str, str]  # {"role": "user" | "assistant" | "system", "content": str}
 
@@ -49,135 +48,6 @@ TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNUSED, TO
 
 # Texts that end a turn in the chat formats we know (stop ids = eos + these, where present).
 _END_OF_TURN_TEXTS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|endoftext|>")
-
-
-# --------------------------------------------------------------------------------------
-# GGUF metadata
-# --------------------------------------------------------------------------------------
-
-_GGUF_MAGIC = b"GGUF"
-_GGUF_SCALARS = {  # GGUF value type -> struct format (little endian)
-    0: "<B",
-    1: "<b",
-    2: "<H",
-    3: "<h",
-    4: "<I",
-    5: "<i",
-    6: "<f",
-    7: "<?",
-    10: "<Q",
-    11: "<q",
-    12: "<d",
-}
-_GGUF_NUMPY = {
-    0: np.uint8,
-    1: np.int8,
-    2: np.uint16,
-    3: np.int16,
-    4: np.uint32,
-    5: np.int32,
-    6: np.float32,
-    7: np.bool_,
-    10: np.uint64,
-    11: np.int64,
-    12: np.float64,
-}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-
-
-class _GGUFMetadataParser:
-  """Reads the key/value section of a GGUF file (not the tensors) from a buffer.
-
-  Written by hand because `gguf.GGUFReader` builds one numpy view per token string and
-  needs 10–30 s for Gemma's 262k-entry vocabulary; this takes well under a second.
-  Numeric arrays come back as numpy arrays, string arrays as lists of str.
-  """
-
-  def __init__(self, buf: Any):
-    self.buf = buf
-    self.pos = 0
-
-  def _unpack(self, fmt: str) -> Any:
-    (value,) = struct.unpack_from(fmt, self.buf, self.pos)
-    self.pos += struct.calcsize(fmt)
-    return value
-
-  def _string(self) -> str:
-    n = self._unpack("<Q")
-    if self.pos + n > len(self.buf):
-      raise struct.error("string runs past the end of the file")
-    raw = self.buf[self.pos : self.pos + n]
-    self.pos += n
-    return raw.decode("utf-8")
-
-  def _string_array(self, count: int) -> list[str]:
-    buf, pos, end = self.buf, self.pos, len(self.buf)
-    read_len = struct.Struct("<Q").unpack_from
-    out = []
-    append = out.append
-    for _ in range(count):
-      (n,) = read_len(buf, pos)
-      pos += 8
-      if pos + n > end:
-        raise struct.error("string runs past the end of the file")
-      append(buf[pos : pos + n].decode("utf-8"))
-      pos += n
-    self.pos = pos
-    return out
-
-  def _value(self, vtype: int) -> Any:
-    if vtype in _GGUF_SCALARS:
-      return self._unpack(_GGUF_SCALARS[vtype])
-    if vtype == _GGUF_STRING:
-      return self._string()
-    if vtype == _GGUF_ARRAY:
-      item_type = self._unpack("<I")
-      count = self._unpack("<Q")
-      if item_type in _GGUF_NUMPY:
-        dtype = np.dtype(_GGUF_NUMPY[item_type]).newbyteorder("<")
-        nbytes = count * dtype.itemsize
-        if self.pos + nbytes > len(self.buf):
-          raise struct.error("array runs past the end of the file")
-        arr = np.frombuffer(self.buf, dtype=dtype, count=count, offset=self.pos).copy()
-        self.pos += nbytes
-        return arr
-      if item_type == _GGUF_STRING:
-        return self._string_array(count)
-      return [self._value(item_type) for _ in range(count)]
-    raise ValueError(f"unknown GGUF value type {vtype}")
-
-  def parse(self) -> dict[str, Any]:
-    if bytes(self.buf[:4]) != _GGUF_MAGIC:
-      raise ValueError("not a GGUF file (magic bytes are not 'GGUF')")
-    self.pos = 4
-    version = self._unpack("<I")
-    if version not in (2, 3):
-      raise ValueError(
-          f"unsupported GGUF version {version} (expected 2 or 3; big-endian files are not supported)"
-      )
-    self._unpack("<Q")  # tensor count
-    n_kv = self._unpack("<Q")
-    fields = {}
-    for _ in range(n_kv):
-      key = self._string()
-      vtype = self._unpack("<I")
-      fields[key] = self._value(vtype)
-    return fields
-
-
-def read_gguf_metadata(path: str | os.PathLike) -> dict[str, Any]:
-  """All key/value metadata of a GGUF file (tokenizer.*, general.*, architecture fields)."""
-  path = Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"GGUF file not found: {path}")
-  with open(path, "rb") as f:
-    if os.fstat(f.fileno()).st_size == 0:
-      raise ValueError(f"{path}: empty file, not a GGUF file")
-    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-      try:
-        return _GGUFMetadataParser(buf).parse()
-      except (struct.error, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: truncated or corrupt GGUF metadata ({e})") from e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -932,7 +802,7 @@ def resolve_tokenizer_source(source: str | os.PathLike) -> tuple[str, Path]:
     )
   with open(path, "rb") as f:
     magic = f.read(4)
-  if magic == _GGUF_MAGIC:
+  if magic == GGUF_MAGIC:
     return "gguf", path
   if path.suffix == ".json":
     return "tokenizer.json", path

@@ -23,7 +23,8 @@ ALLOWED = {
     "sandbox": (),
     "tasks": ("sandbox",),
     "evaluation": ("tasks", "sandbox"),
-    "models": ("tokenizers", "tokenizer_export"),  # hf_export writes the tokenizer too
+    # hf_export writes the tokenizer too; GGUF files are read by one parser (gguf_file)
+    "models": ("tokenizers", "tokenizer_export", "gguf_file"),
     "sampling": ("models", "sharding"),
 }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from absolute_zero.gguf_file import GGUFFile
 from absolute_zero.models.config import ModelConfig, RopeScaling
 from absolute_zero.models.hf_import import check_config_matches
 from absolute_zero.models.hf_layout import (
@@ -58,27 +59,23 @@ def _name_map(family: str) -> list[tuple[re.Pattern, str]]:
   return [(re.compile(re.escape(k).replace(r"\{i\}", r"(\d+)") + "$"), v) for k, v in table.items()]
 
 
-def open_gguf(path: str | os.PathLike):
-  """A `gguf.GGUFReader`, with a clear error for a missing, truncated or corrupt file."""
-  import gguf  # on use: GGUF paths only
-
+def open_gguf(path: str | os.PathLike) -> GGUFFile:
+  """The file's metadata (without the vocabulary's strings) and memory-mapped tensors, with
+  a clear error for a missing, truncated or corrupt file. Close it when done."""
   path = Path(path)
   if not path.exists():
     raise FileNotFoundError(f"GGUF file not found: {path}")
   try:
-    return gguf.GGUFReader(str(path))
-  except Exception as e:  # truncated files fail inside numpy memmap / struct parsing
+    return GGUFFile(path, vocabulary=False)
+  except ValueError as e:
     raise ModelFileError(
         f"{path}: cannot read GGUF file ({type(e).__name__}: {e}); the file is "
         "truncated or not a GGUF file"
     ) from e
 
 
-def _field(reader, key, default=None):
-  field = reader.fields.get(key)
-  if field is None:
-    return default
-  return field.contents()
+def _field(reader: GGUFFile, key, default=None):
+  return reader.metadata.get(key, default)
 
 
 def config_from_gguf(reader, name: str = "gguf") -> ModelConfig:
@@ -210,15 +207,18 @@ def _iter_hf_tensors(reader, config: ModelConfig):
 def load_gguf(
     path: str | os.PathLike, config: ModelConfig | None = None, param_dtype: str | None = None
 ) -> tuple[ModelConfig, dict]:
-  """(config, params) from a GGUF file. A given `config` must match the file's shapes."""
-  reader = open_gguf(path)
-  file_config = config_from_gguf(reader, name=Path(path).stem)
-  if config is not None:
-    check_config_matches(config, file_config, str(path))
-    file_config = config
-  if param_dtype:
-    file_config = file_config.replace(param_dtype=param_dtype)
-  # Tensors are dequantised as they are converted, so the float32 HF-layout copy of the
-  # whole model never exists beside our params (it set the loader's peak memory).
-  tensors = _iter_hf_tensors(reader, file_config)
-  return file_config, params_from_hf_tensors(tensors, file_config, source=str(path))
+  """(config, params) from a GGUF file. A given `config` must match the file's shapes.
+
+  The file is mapped only while loading; no leaf of the result refers to it.
+  """
+  with open_gguf(path) as reader:
+    file_config = config_from_gguf(reader, name=Path(path).stem)
+    if config is not None:
+      check_config_matches(config, file_config, str(path))
+      file_config = config
+    if param_dtype:
+      file_config = file_config.replace(param_dtype=param_dtype)
+    # Tensors are dequantised as they are converted, so the float32 HF-layout copy of the
+    # whole model never exists beside our params (it set the loader's peak memory).
+    tensors = _iter_hf_tensors(reader, file_config)
+    return file_config, params_from_hf_tensors(tensors, file_config, source=str(path))

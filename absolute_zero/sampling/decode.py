@@ -204,7 +204,9 @@ def decode(
 
   Each step: logits from the carried hidden state (one `[B, d] x [V, d]` product, the only
   logits ever built), sample, record, then feed the token through the trunk, writing its
-  keys/values to slot P + step.
+  keys/values to slot P + step. With a per-layer cache (one device) `params["layers"]` may
+  be the stacked layers or a list of per-layer dicts (`split_layer_params`' layout); the
+  stacked cache (several devices) takes the stacked layers only.
   """
   model = Transformer(config, mesh, rules)
   new_slots = state.tokens.shape[1]
@@ -213,10 +215,12 @@ def decode(
   prompt_slots = slots - new_slots
 
   if per_layer:
-    # Each layer's weights as separate arrays, sliced once per call before the loop: slices
-    # of the stacked weights inside the loop body are copied at every step (400 MB per step
-    # for Gemma 3 270M in float32); out here they cost one copy per call.
-    step_params = split_layer_params(params, config)
+    # Each layer's weights as separate arrays: slices of the stacked weights inside the loop
+    # body are copied at every step (400 MB per step for Gemma 3 270M in float32). A caller
+    # may pass them split already (`layers` a list, e.g. views of the stacked host buffer:
+    # no copy at all); else they are sliced here once per call, before the loop.
+    split = isinstance(params["layers"], (list, tuple))
+    step_params = params if split else split_layer_params(params, config)
 
   def cond(s: DecodeState):
     return (s.step < step_limit) & jnp.any(s.finish == RUNNING)
