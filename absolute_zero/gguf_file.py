@@ -139,10 +139,35 @@ class _GGUFParser:
       fields[key] = self._value(vtype)
     return fields
 
+  def tensor_infos(self, n_tensors: int) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """(name, dims innermost first, ggml type, offset from the data start) per tensor."""
+    infos = []
+    for _ in range(n_tensors):
+      name = self._string()
+      n_dims = self._unpack("<I")
+      dims = tuple(self._unpack("<Q") for _ in range(n_dims))
+      infos.append((name, dims, self._unpack("<I"), self._unpack("<Q")))
+    return infos
+
   def parse(self) -> dict[str, Any]:
     """The key/value metadata only."""
     _, n_kv = self.header()
     return self.metadata(n_kv)
+
+
+def _map_read_only(path: Path) -> mmap.mmap:
+  """The whole file mapped read-only (the mapping outlives the closed descriptor).
+
+  Raises:
+    FileNotFoundError: no file at `path`.
+    ValueError: an empty file.
+  """
+  if not path.is_file():
+    raise FileNotFoundError(f"GGUF file not found: {path}")
+  with open(path, "rb") as f:
+    if os.fstat(f.fileno()).st_size == 0:
+      raise ValueError(f"{path}: empty file, not a GGUF file")
+    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def read_gguf_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -153,16 +178,11 @@ def read_gguf_metadata(path: str | os.PathLike) -> dict[str, Any]:
     ValueError: an empty, truncated or corrupt file, or not a GGUF file.
   """
   path = Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"GGUF file not found: {path}")
-  with open(path, "rb") as f:
-    if os.fstat(f.fileno()).st_size == 0:
-      raise ValueError(f"{path}: empty file, not a GGUF file")
-    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-      try:
-        return _GGUFParser(buf).parse()
-      except (struct.error, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: truncated or corrupt GGUF metadata ({e})") from e
+  with _map_read_only(path) as buf:
+    try:
+      return _GGUFParser(buf).parse()
+    except (struct.error, ValueError, UnicodeDecodeError) as e:
+      raise ValueError(f"{path}: truncated or corrupt GGUF metadata ({e})") from e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,22 +229,12 @@ class GGUFFile:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType  # on use: GGUF paths only
 
     path = Path(path)
-    if not path.is_file():
-      raise FileNotFoundError(f"GGUF file not found: {path}")
-    with open(path, "rb") as f:
-      if os.fstat(f.fileno()).st_size == 0:
-        raise ValueError(f"{path}: empty file, not a GGUF file")
-      self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    self._mmap = _map_read_only(path)
     try:
       parser = _GGUFParser(self._mmap, skip_string_arrays=not vocabulary)
       n_tensors, n_kv = parser.header()
       self.metadata = parser.metadata(n_kv)
-      infos = []
-      for _ in range(n_tensors):
-        name = parser._string()
-        n_dims = parser._unpack("<I")
-        dims = tuple(parser._unpack("<Q") for _ in range(n_dims))
-        infos.append((name, dims, parser._unpack("<I"), parser._unpack("<Q")))
+      infos = parser.tensor_infos(n_tensors)
       alignment = int(self.metadata.get("general.alignment", _DEFAULT_ALIGNMENT))
       start = -(-parser.pos // alignment) * alignment
       tensors, names = [], set()

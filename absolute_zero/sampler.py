@@ -492,7 +492,6 @@ class Sampler:
 
     stop_cut: dict[int, int] = {}  # row -> number of tokens through the stop string's end
     real_rows = np.arange(decode_rows) < real
-    reported = np.zeros((decode_rows,), bool)  # rows already passed to on_finished
     eos_set = {int(i) for i in np.asarray(settings.eos_ids) if i >= 0}
     stop_id_set = {int(i) for i in np.asarray(settings.stop_ids) if i >= 0}
 
@@ -557,12 +556,12 @@ class Sampler:
         if not np.any(finish == dec.RUNNING):
           break
         # Rows final now (finished, stop strings checked), reported while the rest decode.
-        done = np.nonzero(real_rows & ~reported & (finish != dec.RUNNING))[0]
-        if on_finished is not None and done.size:
+        final = np.nonzero(real_rows & (finish != dec.RUNNING))[0]
+        done = [int(r) for r in final if int(r) not in early]
+        if on_finished is not None and done:
           logprobs = distributed.to_host(state.logprobs)
-          batch = [completion(int(r), tokens, logprobs, generated, finish) for r in done]
-          early.update(zip(map(int, done), batch))
-          reported[done] = True
+          batch = [completion(r, tokens, logprobs, generated, finish) for r in done]
+          early.update(zip(done, batch))
           on_finished(batch)
 
     decode_steps = int(distributed.to_host(state.step))  # waits for the decode

@@ -250,7 +250,6 @@ def propose(
       plan.append((task_type, prompt, program))
   n = len(plan)
   rollouts: list = [None] * n
-  parsed: list = [None] * n
   chunks = []  # (rows, future of their validation results)
   lane = ctx.sandbox
 
@@ -259,15 +258,10 @@ def propose(
     # solver's tasks come from the buffers validation fills, so nothing else can overlap it.
     for r, c in zip(rows, completions):
       rollouts[r] = _rollout(ctx, plan[r][0], Role.PROPOSE, c)
-      parsed[r] = parse_response(plan[r][0], Role.PROPOSE, rollouts[r].text, ctx.parse_config)
-    job = (
-        _validate,
-        ctx,
-        [rollouts[r] for r in rows],
-        [parsed[r] for r in rows],
-        [plan[r][2] for r in rows],
-    )
-    chunks.append((rows, lane.submit(*job)))
+    finished = [rollouts[r] for r in rows]
+    parsed = [parse_response(x.task_type, Role.PROPOSE, x.text, ctx.parse_config) for x in finished]
+    programs = [plan[r][2] for r in rows]
+    chunks.append((rows, lane.submit(_validate, ctx, finished, parsed, programs)))
 
   _generate(
       ctx,
