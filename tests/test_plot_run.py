@@ -65,10 +65,12 @@ def _scripted_proposer(run, tok):
   # phases.propose asks for batch_size proposals per task type, in the run's order.
   kinds = [t for t in config.task_types for _ in range(config.batch_size)]
 
-  def scripted(prompts, *, max_new_tokens, **kwargs):
-    out = generate(prompts, max_new_tokens=max_new_tokens, **kwargs)
+  def scripted(prompts, *, max_new_tokens, on_finished=None, **kwargs):
     if max_new_tokens != config.max_proposer_tokens:
-      return out
+      return generate(prompts, max_new_tokens=max_new_tokens, on_finished=on_finished, **kwargs)
+    # The proposals are replaced after generation, so the sampler must not report its own
+    # early: the phases take the returned (scripted) ones.
+    out = generate(prompts, max_new_tokens=max_new_tokens, **kwargs)
     assert len(prompts) == len(kinds)
     for k, c in enumerate(out):
       kind = kinds[c.prompt_index]

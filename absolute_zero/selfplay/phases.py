@@ -118,12 +118,12 @@ def _generate_sets(
     return
 
   def sample(idx: list[int], stop: tuple[str, ...], rng: jax.Array) -> list:
-    reported: set[int] = set()
+    reported: dict[int, Any] = {}  # position in this call's output -> reported completion
 
     def report(completions: list) -> None:
-      reported.update(map(id, completions))
-      rows = [idx[c.prompt_index] * n + c.sample_index for c in completions]
-      on_finished(rows, completions)
+      for c in completions:
+        reported[c.prompt_index * n + c.sample_index] = c
+      on_finished([idx[c.prompt_index] * n + c.sample_index for c in completions], completions)
 
     out = ctx.sampler.generate(
         [prompts[i] for i in idx],
@@ -136,7 +136,13 @@ def _generate_sets(
         **({"on_finished": report} if on_finished is not None else {}),
     )
     if on_finished is not None:
-      rest = [j for j, c in enumerate(out) if id(c) not in reported]
+      swapped = [j for j, c in reported.items() if out[j] is not c]
+      if swapped:
+        raise RuntimeError(
+            f"the sampler reported completions {swapped[:5]} finished, then returned others "
+            "in their place (on_finished must get the returned objects)"
+        )
+      rest = [j for j in range(len(out)) if j not in reported]
       if rest:
         on_finished([idx[j // n] * n + j % n for j in rest], [out[j] for j in rest])
     return out

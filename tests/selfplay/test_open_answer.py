@@ -152,3 +152,29 @@ def test_single_line_answers_do_nothing_without_the_opened_block():
     for role in Role:
       assert config.stop_strings(task_type, role) == ("</answer>",)
       assert config.response_prefix(task_type, role) == ""
+
+
+@dataclasses.dataclass
+class _Indexed(_Completion):
+  prompt_index: int = 0
+  sample_index: int = 0
+
+
+class _SwappingSampler:
+  """Reports prompt 0's completion finished, then returns a different object for it."""
+
+  def generate(self, prompts, n=1, stop=(), on_finished=None, **kwargs):
+    reported = [_Indexed("[3, 4]\n", "stop", prompt_index=i) for i in range(len(prompts))]
+    on_finished(reported[:1])
+    return [dataclasses.replace(c, text="[3, 5]\n") for c in reported]
+
+
+def test_a_sampler_that_reports_one_completion_and_returns_another_is_refused():
+  """`on_finished` must get the returned objects: otherwise the phases would grade a
+  completion the sampler then threw away."""
+  with SandboxPool(1, SandboxLimits(timeout_s=5, cpu_s=5)) as pool:
+    ctx = PhaseContext(
+        sampler=_SwappingSampler(), tokenizer=_Chars(), pool=pool, config=SelfPlayConfig()
+    )
+    with pytest.raises(RuntimeError, match=r"reported completions \[0\] finished"):
+      solve(ctx, [(TaskType.DEDUCTION, TRIPLET)] * 2, 1, key=None)
