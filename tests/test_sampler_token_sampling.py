@@ -248,3 +248,45 @@ def test_default_block_size():
   assert default_block_size(262_144) == 512
   assert default_block_size(512) == 32
   assert default_block_size(151_936) == 512
+
+
+@pytest.mark.parametrize("n", [1, 5, 32, 100, 512, 1000])
+def test_pick_from_cdf_is_the_inverse_cdf(n):
+  """The two-stage pick equals searchsorted on the full prefix sums (integer weights, so
+  every sum is exact), including zero weights, a ragged last chunk, u near 0 and 1."""
+  from absolute_zero.sampling.token_sampling import _pick_from_cdf
+
+  rng = np.random.default_rng(n)
+  weights = rng.integers(0, 4, size=(6, n)).astype(np.float32)
+  weights[:, rng.random(n) < 0.3] = 0.0  # runs of zeros, whole zero chunks
+  weights[:, -1] = 0.0  # a zero tail: the rounding guard must never pick it
+  weights[:, 0] = np.where(weights.sum(-1) == 0, 1.0, weights[:, 0])
+  u = rng.random((6, 40)).astype(np.float32)
+  u[:, :3] = [0.0, np.nextafter(np.float32(1), np.float32(0)), 0.5]
+  got = np.asarray(jax.jit(_pick_from_cdf)(jnp.asarray(weights), jnp.asarray(u)))
+  cdf = np.cumsum(weights, axis=-1)
+  target = u * cdf[:, -1:]
+  want = np.stack([np.searchsorted(c, t, side="right") for c, t in zip(cdf, target)])
+  assert np.array_equal(got, want)
+  assert np.all(np.take_along_axis(weights, got, axis=-1) > 0)
+
+
+def test_pick_from_cdf_never_lands_on_a_zero_weight_under_rounding():
+  """Float weights over eight decades, u up to the largest float below 1: rounding makes
+  the residual reach past a chunk's own prefix sums, and the pick must still stay on a
+  positive weight."""
+  from absolute_zero.sampling.token_sampling import _pick_from_cdf
+
+  rng = np.random.default_rng(7)
+  n = 512
+  weights = (10.0 ** rng.uniform(-8, 0, size=(64, n))).astype(np.float32)
+  weights[:, 16::32] = 0.0  # a zero after the middle of every chunk ...
+  weights[:, 31::32] = 0.0  # ... and at every chunk's end
+  top = np.nextafter(np.float32(1), np.float32(0))
+  u = np.concatenate(
+      [rng.uniform(0.999, 1.0, size=(64, 200)), np.full((64, 8), top)], axis=-1
+  ).astype(np.float32)
+  u = np.minimum(u, top)
+  got = np.asarray(jax.jit(_pick_from_cdf)(jnp.asarray(weights), jnp.asarray(u)))
+  assert got.min() >= 0 and got.max() < n
+  assert np.all(np.take_along_axis(weights, got, axis=-1) > 0)
