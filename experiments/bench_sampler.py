@@ -106,6 +106,64 @@ def _time_fn(fn, *args, repeats: int = 5) -> float:
   return float(np.median(times))
 
 
+def sampling_costs(logits, repeats: int = 5, keys: int = 20) -> dict[str, float]:
+  """Milliseconds of one `sample_tokens` call per regime on these logits [b, V].
+
+  Each figure is the median over `repeats` interleaved rounds of the mean over `keys`
+  random keys (a top-p call's cost depends on how many of its draws need a membership
+  pass, which depends on the key); `*_spread` gives the min and max round.
+  """
+  import jax
+  import numpy as np
+
+  from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
+
+  sample = jax.jit(sample_tokens)
+  regimes = {
+      "greedy": SamplingKnobs.make(0.0),
+      "t1": SamplingKnobs.make(1.0),
+      "top_p_0.95": SamplingKnobs.make(1.0, 0.95),
+      "top_k_50": SamplingKnobs.make(1.0, 1.0, 50),
+  }
+  key_list = [jax.random.key(i) for i in range(keys)]
+  for knobs in regimes.values():
+    jax.block_until_ready(sample(logits, knobs, key_list[0]))
+  rounds = {name: [] for name in regimes}
+  for _ in range(repeats):
+    for name, knobs in regimes.items():
+      start = time.perf_counter()
+      for key in key_list:
+        jax.block_until_ready(sample(logits, knobs, key))
+      rounds[name].append(1000 * (time.perf_counter() - start) / keys)
+  out = {}
+  for name, ms in rounds.items():
+    out[f"sample_{name}_ms"] = float(np.median(ms))
+    out[f"sample_{name}_spread"] = (float(min(ms)), float(max(ms)))
+  ratios = np.array(rounds["top_p_0.95"]) / np.array(rounds["t1"])  # same round
+  out["top_p_over_t1"] = float(np.median(ratios))
+  out["top_p_over_t1_spread"] = (float(ratios.min()), float(ratios.max()))
+  return out
+
+
+def model_logits(config, params, prompts) -> "jax.Array":
+  """The model's next-token logits [b, V] after each prompt (its last position)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from absolute_zero.models.transformer import compute_logits, forward
+
+  tokens = jnp.asarray(np.asarray(prompts, np.int32))  # [b, t]
+  positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+
+  @jax.jit
+  def last_logits(params, tokens, positions):
+    hidden = forward(params, tokens, positions, None, config, causal_slots=True)
+    return compute_logits(params, hidden[:, -1], config).astype(jnp.float32)
+
+  return last_logits(jax.device_put(params), tokens, positions)
+
+
 def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
   """Milliseconds of each part of one decode step at this batch and cache size."""
   import jax
@@ -122,7 +180,6 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       split_cache,
       split_layer_params,
   )
-  from absolute_zero.sampling.token_sampling import SamplingKnobs, sample_tokens
 
   params = jax.device_put(params)
   # Each layer's weights as separate arrays, split once outside the timed programs (the
@@ -203,25 +260,18 @@ def step_breakdown(config, params, batch: int, slots: int) -> dict[str, float]:
       ).astype(np.float32)
   )
   logits = lm_head(params, hidden)
-  sample = jax.jit(sample_tokens)
   out = {
       "trunk_with_cache_ms": trunk_seconds(),
       "trunk_matmul_ceiling_ms": _time_fn(matmul_trunk, layer_weights, hidden),
       "lm_head_ms": _time_fn(lm_head, params, hidden),
       "attention_ms": _time_fn(attention_only, q, cache.k, cache.v),
-      "sample_greedy_ms": _time_fn(sample, logits, SamplingKnobs.make(0.0), jax.random.key(0)),
-      "sample_t1_ms": _time_fn(sample, logits, SamplingKnobs.make(1.0), jax.random.key(0)),
-      "sample_top_p_0.95_ms": _time_fn(
-          sample, logits, SamplingKnobs.make(1.0, 0.95), jax.random.key(0)
-      ),
-      "sample_top_k_50_ms": _time_fn(
-          sample, logits, SamplingKnobs.make(1.0, 1.0, 50), jax.random.key(0)
-      ),
       "categorical_reference_ms": _time_fn(
           jax.jit(jax.random.categorical), jax.random.key(0), logits
       ),
   }
-  return {k: v * 1000 for k, v in out.items()}
+  return {k: v * 1000 for k, v in out.items()} | {
+      f"{k} (random hidden)": v for k, v in sampling_costs(logits).items()
+  }
 
 
 def prefill_ceiling(config, params, tokens: int) -> dict[str, float]:
@@ -314,6 +364,12 @@ def run_jax(args: dict) -> dict:
   if args["breakdown"]:
     slots = sampler.last_stats["prompt_bucket"] + sampler.last_stats["new_token_bucket"]
     result["breakdown"] = step_breakdown(config, params, len(prompts), slots)
+    # Random hidden states give nearly flat logits (the worst case for top-p's membership
+    # passes); the model's own next-token logits after the prompts are what decode sees.
+    result["breakdown"] |= {
+        f"{k} (model logits)": v
+        for k, v in sampling_costs(model_logits(config, params, prompts)).items()
+    }
     result["prefill_ceiling"] = prefill_ceiling(
         config, params, len(prompts) * stats["prompt_bucket"]
     )
@@ -456,7 +512,12 @@ def _report(results: dict) -> None:
         f"= {ceiling:.1f} ms, i.e. {1000 * FLAGS.batch / ceiling:.0f} tok/s):"
     )
     for k, v in b.items():
-      print(f"  {k:28s} {v:8.1f}")
+      if isinstance(v, (tuple, list)):
+        print(f"  {k:44s} {v[0]:8.2f} .. {v[1]:.2f}")
+      elif k.startswith("top_p_over_t1"):
+        print(f"  {k:44s} {v:8.2f}x")
+      else:
+        print(f"  {k:44s} {v:8.1f}")
     for mode in FLAGS.modes:
       s = results["jax"][mode]["step_ms"]
       print(f"  full step ({mode}) {s:8.1f} ms = {s / ceiling:.2f}x the ceiling")
