@@ -290,3 +290,33 @@ def test_pick_from_cdf_never_lands_on_a_zero_weight_under_rounding():
   got = np.asarray(jax.jit(_pick_from_cdf)(jnp.asarray(weights), jnp.asarray(u)))
   assert got.min() >= 0 and got.max() < n
   assert np.all(np.take_along_axis(weights, got, axis=-1) > 0)
+
+
+@pytest.mark.parametrize(
+    "vocab,num,block_size",
+    [
+        (262144, 256, 512),
+        (1000, 64, 32),
+        (5000, 40, 64),
+        (300, 64, 32),
+        (200, 64, 32),
+        (4096, 8, 64),
+    ],
+)
+def test_top_candidates_equal_a_full_top_k(vocab, num, block_size):
+  """The block-cut candidates are the full row's lax.top_k (distinct values), including
+  rows whose largest entries crowd into one block, -inf entries and a ragged last block."""
+  from absolute_zero.sampling.token_sampling import top_candidates
+
+  rng = np.random.default_rng(vocab)
+  x = rng.standard_normal((4, vocab)).astype(np.float32)
+  x[1, :num] += 50.0  # the whole top in the first few blocks
+  x[2, -num:] += 50.0  # ... in the last (ragged) ones
+  x[3, rng.random(vocab) < 0.5] = -np.inf
+  x = jnp.asarray(x)
+  m = jnp.max(x, axis=-1)
+  scale = jnp.float32(1.0 / 0.7)
+  values, ids = jax.jit(top_candidates, static_argnums=(3, 4))(x, m, scale, num, block_size)
+  want_values, want_ids = jax.lax.top_k((x - m[:, None]) * scale, num)
+  np.testing.assert_array_equal(np.asarray(ids), np.asarray(want_ids))
+  np.testing.assert_array_equal(np.asarray(values), np.asarray(want_values))

@@ -18,8 +18,10 @@ after temperature, top-k before top-p): sort the tempered probabilities in decre
 keep the `k` largest, renormalise, then keep the smallest prefix whose mass reaches `top_p`
 (a token is kept when the mass strictly before it is `< top_p`).
 
-Top-k (alone or with top-p) is computed on the `num_candidates` largest entries from
-`lax.top_k`: exact, since `top_k <= num_candidates` (the sampler checks it).
+Top-k (alone or with top-p) is computed on the `num_candidates` largest entries: exact,
+since `top_k <= num_candidates` (the sampler checks it). They are found without a
+`lax.top_k` over the whole vocabulary (`top_candidates`): the C largest entries lie in the
+C fine blocks with the largest maxima, so `lax.top_k` runs over those blocks only.
 
 Top-p alone needs no sort and no candidate set: `sample_top_p` draws by rejection. The
 nucleus is N = {i : mass(x_j > x_i) < top_p}, the sorted-prefix set with every token tied at
@@ -348,6 +350,32 @@ def nucleus_threshold(x: Array, lse: Array, top_p: Array) -> Array:
   return lo
 
 
+def top_candidates(x: Array, m: Array, scale: Array, num: int, block_size: int):
+  """The `num` largest y = (x - m) * scale per row, decreasing, and their token ids.
+
+  x [b, V] float32, m [b], scale > 0. Returns (values [b, num] float32, ids [b, num] int32),
+  the same as `lax.top_k(y, num)` up to the order of equal values. `lax.top_k` over a
+  262k vocabulary costs ~40 ms at batch 32 on XLA:CPU; instead it runs over the fine blocks
+  (block_size / 8 entries) with the `num` largest maxima: if t is the num-th largest block
+  max, those blocks hold num entries >= t, so every entry of the top `num` is >= t and lies
+  in a block whose max is >= t (one of the chosen ones, up to ties at t).
+  """
+  b, v = x.shape
+  fine = max(1, block_size // 8)
+  blocks = _blocks(x, fine)  # [b, nf, fine]
+  nf = blocks.shape[1]
+  if num * 2 > nf:  # too few blocks for the cut to pay off
+    y = _shifted(x, m[:, None], scale)
+    values, ids = jax.lax.top_k(y, num)
+    return values, ids.astype(jnp.int32)
+  _, chosen = jax.lax.top_k(jnp.max(blocks, axis=-1), num)  # [b, num] fine block ids
+  inner = jnp.take_along_axis(blocks, chosen[:, :, None], axis=1)  # [b, num, fine]
+  y = _shifted(inner.reshape(b, num * fine), m[:, None], scale)  # padding stays -inf
+  values, at = jax.lax.top_k(y, num)  # [b, num] positions among the chosen entries
+  ids = jnp.take_along_axis(chosen, at // fine, axis=-1) * fine + at % fine
+  return values, ids.astype(jnp.int32)
+
+
 def top_k_weights(cand: Array, log_z: Array, top_k: Array, top_p: Array) -> Array:
   """Unnormalised weights [b, C] >= 0 of the kept candidates: the `top_k` first, then the
   smallest prefix of their renormalised law whose mass reaches `top_p`.
@@ -405,9 +433,8 @@ def sample_tokens(
     )
 
   def top_k_branch(key):  # top-k, perhaps with top-p: exact within the candidates
-    y = _shifted(x, m[:, None], scale)  # [b, V]
     log_z = jnp.log(jnp.sum(_block_mass(_blocks(x, block_size), m, scale), axis=-1))
-    cand, cand_idx = jax.lax.top_k(y, num_candidates)  # [b, C] each, decreasing
+    cand, cand_idx = top_candidates(x, m, scale, num_candidates, block_size)  # [b, C] each
     weights = top_k_weights(cand, log_z, knobs.top_k, knobs.top_p)
     u = jax.random.uniform(key, (x.shape[0], 1), jnp.float32)
     j = _pick_from_cdf(weights, u)[:, 0]  # [b]
