@@ -181,6 +181,16 @@ def sample_two_level(x: Array, m: Array, scale: Array, key: Array, block_size: i
   return tokens, jnp.log(jnp.sum(block_mass, axis=-1))
 
 
+def _block_and_row_max(x: Array, block_size: int) -> tuple[Array, Array]:
+  """x [b, V] -> (the max of each block [b, nb], the row max [b]) in one pass over x.
+
+  The block maxima sit behind a barrier: otherwise XLA:CPU reads x a second time for the
+  row max (1.8 ms at [32, 262144]).
+  """
+  block_max = jax.lax.optimization_barrier(jnp.max(_blocks(x, block_size), axis=-1))
+  return block_max, jnp.max(block_max, axis=-1)
+
+
 def _greedy(x, m, block_max, block_size):
   blocks = _blocks(x, block_size)  # [b, nb, bs]
   blk = jnp.argmax(block_max, axis=-1)  # [b] first block holding the max
@@ -198,8 +208,7 @@ def greedy_tokens(x: Array, block_size: int) -> tuple[Array, Array]:
   blocks. (`jnp.argmax` over a 262k vocabulary is a variadic reduce that costs about two
   exp passes on XLA:CPU.) Returns (tokens [b] int32, lse [b] float32).
   """
-  block_max = jax.lax.optimization_barrier(jnp.max(_blocks(x, block_size), axis=-1))  # [b, nb]
-  m = jnp.max(block_max, axis=-1)
+  block_max, m = _block_and_row_max(x, block_size)  # [b, nb], [b]
   tokens, log_z = _greedy(x, m, block_max, block_size)
   return tokens, m + log_z
 
@@ -360,7 +369,7 @@ def top_candidates(x: Array, m: Array, scale: Array, num: int, block_size: int):
   max, those blocks hold num entries >= t, so every entry of the top `num` is >= t and lies
   in a block whose max is >= t (one of the chosen ones, up to ties at t).
   """
-  b, v = x.shape
+  b = x.shape[0]
   fine = max(1, block_size // 8)
   blocks = _blocks(x, fine)  # [b, nf, fine]
   nf = blocks.shape[1]
@@ -415,9 +424,8 @@ def sample_tokens(
   x = logits.astype(jnp.float32)
   greedy = knobs.temperature <= 0
   scale = jnp.where(greedy, 1.0, 1.0 / jnp.where(greedy, 1.0, knobs.temperature))
-  # Behind a barrier: XLA would otherwise read x a second time for m.
-  block_max = jax.lax.optimization_barrier(jnp.max(_blocks(x, block_size), axis=-1))  # [b, nb]
-  m = jnp.max(block_max, axis=-1)  # [b]; every branch works on y = (x - m) * scale (max 0)
+  block_max, m = _block_and_row_max(x, block_size)  # [b, nb], [b]
+  # Every branch works on y = (x - m) * scale (row max 0).
 
   # Each branch returns (tokens [b], log sum exp(y) [b]).
   def greedy_branch(key):
